@@ -1,0 +1,76 @@
+"""``costline audit``: every analysis on a workspace, one result, one HTML report.
+
+A workspace is a directory with a job history (``jobs.jsonl``, ``jobs.parquet`` or
+``jobs.csv``; several ``jobs*.…`` files are read together) and, optionally, a table catalogue
+``catalog.json``. Later analyses (lint, advise, merge, capacity) add their sections here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from costline.core.errors import CostlineError
+from costline.core.prices import PriceCatalogue
+from costline.warehouse.catalog import load_catalog
+from costline.warehouse.drivers import Driver, cost_drivers
+from costline.warehouse.jobs import read_history
+from costline.warehouse.profile import Profile, profile_history
+
+HISTORY_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
+
+
+class AuditResult(BaseModel):
+    """Everything the audit found, as rendered by the text summary and the HTML report."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workspace: str
+    profile: Profile
+    drivers: tuple[Driver, ...]
+    report_path: str | None = None
+
+
+def workspace_history(directory: Path) -> list[Path]:
+    """The job-history files of a workspace directory."""
+    if not directory.is_dir():
+        raise CostlineError(f"{directory}: no such workspace directory")
+    files = sorted(
+        p for p in directory.glob("jobs*") if p.is_file() and p.suffix.lower() in HISTORY_SUFFIXES
+    )
+    if not files:
+        raise CostlineError(
+            f"{directory}: no job history found (expected jobs.jsonl, jobs.parquet or jobs.csv); "
+            "`costline demo init DIR` builds an example workspace"
+        )
+    return files
+
+
+def run_audit(
+    directory: Path,
+    prices: PriceCatalogue,
+    *,
+    output: Path | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> AuditResult:
+    """Profile the workspace's history, find its cost drivers, and write the report."""
+    from costline.report.html import render_audit_html
+
+    catalog_path = directory / "catalog.json"
+    catalog = load_catalog(catalog_path) if catalog_path.is_file() else None
+    history = read_history(workspace_history(directory))
+    profile = profile_history(history, prices, catalog=catalog, progress=progress)
+    result = AuditResult(
+        workspace=str(directory),
+        profile=profile,
+        drivers=tuple(cost_drivers(profile, catalog)),
+        report_path=str(output) if output else None,
+    )
+    if output is not None:
+        try:
+            output.write_text(render_audit_html(result), encoding="utf-8")
+        except OSError as exc:
+            raise CostlineError(f"cannot write {output}: {exc.strerror}") from None
+    return result

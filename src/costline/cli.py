@@ -1,0 +1,276 @@
+"""The ``costline`` command line: thin wrappers that parse input, call the public functions a
+Python user would call, and format their results. No traceback ever reaches the user: a
+:class:`CostlineError` is printed as a message (exit 2), anything else as an internal error
+(exit 70) unless ``COSTLINE_DEBUG=1`` asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from costline.core.errors import CostlineError
+from costline.core.prices import Edition, PriceCatalogue, default_prices_text, load_prices
+from costline.warehouse.catalog import Catalog, load_catalog
+
+app = typer.Typer(
+    name="costline",
+    help="Cloud cost as an architectural property: profile, diagnose and guard warehouse spend.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+demo_app = typer.Typer(help="The embedded demo workspace.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    """Output formats of analysis commands."""
+
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+PricesOption = Annotated[
+    Path | None,
+    typer.Option("--prices", help="Price catalogue (TOML/JSON) merged over the packaged one."),
+]
+CatalogOption = Annotated[
+    Path | None,
+    typer.Option("--catalog", help="Table catalogue (JSON) with partitioning and sizes."),
+]
+
+
+@contextmanager
+def _progress(enabled: bool = True) -> Iterator[Callable[[str, float], None]]:
+    """A progress bar on stderr for long steps; silent when stderr is not a terminal."""
+    if not enabled or not err.is_terminal:
+        yield lambda _name, _done: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=1.0)
+
+        def update(name: str, done: float) -> None:
+            bar.update(task, description=name, completed=done)
+
+        yield update
+
+
+def _prices(path: Path | None) -> PriceCatalogue:
+    return load_prices(path)
+
+
+def _catalog(path: Path | None) -> Catalog | None:
+    return load_catalog(path) if path else None
+
+
+def _write_or_print(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CostlineError(f"cannot write {output}: {exc.strerror}") from None
+    err.print(f"wrote {output}")
+
+
+def _report_rejections(rejected: int, read: int, shown: list[str], strict: bool) -> None:
+    if not rejected:
+        return
+    err.print(
+        f"[yellow]{rejected:,} of {read:,} rows rejected[/] (the rest were analysed):",
+        highlight=False,
+    )
+    for line in shown[:20]:
+        err.print(f"  {line}", highlight=False, markup=False)
+    if rejected > 20:
+        err.print(f"  ... and {rejected - 20:,} more (all are listed in the JSON output)")
+    if strict:
+        raise CostlineError(f"{rejected:,} rows rejected and --strict is set")
+
+
+@app.command()
+def profile(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Job-history files (INFORMATION_SCHEMA.JOBS as .jsonl/.csv/.parquet)."),
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    prices: PricesOption = None,
+    catalog: CatalogOption = None,
+    edition: Annotated[
+        str, typer.Option(help="Edition of reservation jobs whose history does not say.")
+    ] = "enterprise",
+    team_label: Annotated[str, typer.Option(help="Label key that names the owning team.")] = "team",
+    strict: Annotated[bool, typer.Option(help="Exit non-zero if any row is rejected.")] = False,
+    top: Annotated[int, typer.Option(help="Patterns shown in the text output.")] = 15,
+    bigquery: Annotated[
+        str | None, typer.Option("--bigquery", help="Read live from this BigQuery project.")
+    ] = None,
+    region: Annotated[str, typer.Option(help="BigQuery region of the jobs view.")] = "us",
+    days: Annotated[int, typer.Option(help="Live read: how many days back.")] = 90,
+) -> None:
+    """Profile a job history: cost per query pattern, attribution, Pareto, table access."""
+    from costline.report.html import render_profile_html
+    from costline.warehouse.jobs import read_bigquery, read_history
+    from costline.warehouse.profile import profile_history
+
+    catalogue = _prices(prices)
+    tables = _catalog(catalog)
+    default_edition = Edition.parse(edition)
+    if bigquery:
+        end = dt.datetime.now(dt.UTC)
+        history = read_bigquery(bigquery, region=region, start=end - dt.timedelta(days=days), end=end)
+    elif paths:
+        history = read_history(paths)
+    else:
+        raise CostlineError("give job-history files, or --bigquery PROJECT to read live")
+    with _progress() as step:
+        result = profile_history(
+            history,
+            catalogue,
+            catalog=tables,
+            default_edition=default_edition,
+            team_label=team_label,
+            progress=step,
+        )
+    _report_rejections(
+        result.rejected_count, result.read, [_rejected_line(r) for r in result.rejected], strict
+    )
+    if fmt is OutputFormat.json:
+        _write_or_print(result.model_dump_json(indent=2), output)
+    elif fmt is OutputFormat.html:
+        _write_or_print(render_profile_html(result), output or Path("profile.html"))
+    else:
+        from costline.report.text import print_profile
+
+        print_profile(out, result, top=top)
+
+
+def _rejected_line(r: object) -> str:
+    from costline.warehouse.profile import Rejected
+
+    assert isinstance(r, Rejected)
+    where = ":".join(str(p) for p in (r.path, r.line) if p is not None)
+    what = f"{r.field}: {r.error}" if r.field else r.error
+    return f"{where}: {what}"
+
+
+@demo_app.command("init")
+def demo_init(
+    directory: Annotated[Path, typer.Argument(help="Where to build the workspace.")],
+    jobs: Annotated[int, typer.Option(help="Jobs in the 90-day history.", min=100)] = 200_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same workspace).")] = 7,
+    scale: Annotated[
+        float, typer.Option(help="Scale of the local table copies.", min=0.001, max=1.0)
+    ] = 1.0,
+) -> None:
+    """Build the demo workspace: tables, catalogue, job history and ground truth."""
+    from costline.demo import build_workspace
+
+    with _progress() as step:
+        ws = build_workspace(directory, jobs=jobs, seed=seed, scale=scale, progress=step)
+    out.print(f"demo workspace ready in [bold]{ws.root}[/]")
+    out.print(f"  job history   {ws.jobs}")
+    out.print(f"  catalogue     {ws.catalog}")
+    out.print(f"  ground truth  {ws.ground_truth}")
+
+
+def default_workspace_dir() -> Path:
+    """Where ``costline audit`` keeps the demo workspace it builds (XDG cache directory)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "costline" / "demo"
+
+
+@app.command()
+def audit(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="A workspace (catalog.json + jobs.*); default: the demo workspace."),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML report.")] = Path(
+        "report.html"
+    ),
+    prices: PricesOption = None,
+    top: Annotated[int, typer.Option(help="Cost drivers shown.")] = 10,
+) -> None:
+    """Run every analysis on a workspace and write one self-contained HTML report."""
+    from costline.audit import run_audit
+    from costline.report.text import print_audit
+
+    if directory is None:
+        directory = default_workspace_dir()
+        from costline.demo import Workspace, build_workspace
+
+        if not (directory / "workspace.json").is_file():
+            err.print(f"building the demo workspace in {directory} (once) ...")
+            with _progress() as step:
+                build_workspace(directory, progress=step)
+        else:
+            Workspace.open(directory)
+    with _progress() as step:
+        result = run_audit(directory, _prices(prices), output=output, progress=step)
+    print_audit(out, result, top=top)
+    out.print(f"\nreport: [bold]{output}[/]")
+
+
+@app.command("prices")
+def show_prices() -> None:
+    """Print the packaged price catalogue (every entry with its source and date)."""
+    sys.stdout.write(default_prices_text())
+
+
+def main() -> None:
+    """Entry point: run the app, turning every error into a message and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except CostlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(2) from None
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        raise SystemExit(130) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:  # the last line of defence: never a traceback for a user
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        if os.environ.get("COSTLINE_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "This is a bug in costline; rerun with COSTLINE_DEBUG=1 for the traceback.",
+            highlight=False,
+        )
+        raise SystemExit(70) from None
+
+
+if __name__ == "__main__":
+    main()

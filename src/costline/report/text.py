@@ -1,0 +1,130 @@
+"""Terminal rendering of profiles and audits (rich). Renders values; computes nothing."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from costline.audit import AuditResult
+from costline.warehouse.profile import Profile
+
+
+def usd(value: float) -> str:
+    """``$1,234.56`` (cents below $100, whole dollars above)."""
+    return f"${value:,.2f}" if abs(value) < 100 else f"${value:,.0f}"
+
+
+def size(n: float | None) -> str:
+    """Bytes in binary units: ``1.5 TiB``."""
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def one_line(sql: str | None, width: int = 70) -> str:
+    """A query squeezed onto one line for a table cell."""
+    if not sql:
+        return "-"
+    text = " ".join(sql.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _summary(console: Console, p: Profile) -> None:
+    period = (
+        f"{p.period.start:%Y-%m-%d} → {p.period.end:%Y-%m-%d} ({p.period.days} days)"
+        if p.period.start and p.period.end
+        else "empty"
+    )
+    console.print(
+        f"[bold]{p.jobs:,}[/] jobs ({p.rejected_count:,} rejected) over {period}: "
+        f"[bold]{usd(p.total_cost_usd)}[/] "
+        f"(on-demand {usd(p.on_demand_cost_usd)}, capacity {usd(p.capacity_cost_usd)}), "
+        f"{size(p.total_bytes_billed)} billed",
+        highlight=False,
+    )
+    console.print(
+        f"{p.pareto.fingerprints_for_80pct:,} of {p.pareto.fingerprints:,} query patterns "
+        f"({p.pareto.share_of_fingerprints_for_80pct:.1%}) make 80% of the cost",
+        highlight=False,
+    )
+
+
+def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
+    """The profile as terminal tables: summary, top patterns, teams, tables."""
+    _summary(console, p)
+    t = Table(title="Top query patterns by cost", title_justify="left")
+    for col, kw in (
+        ("#", {"justify": "right"}),
+        ("fingerprint", {}),
+        ("type", {}),
+        ("jobs", {"justify": "right"}),
+        ("billed", {"justify": "right"}),
+        ("cost", {"justify": "right"}),
+        ("share", {"justify": "right"}),
+        ("query", {"overflow": "ellipsis", "no_wrap": True}),
+    ):
+        t.add_column(col, **kw)  # type: ignore[arg-type]
+    for i, fp in enumerate(p.fingerprints[:top], 1):
+        t.add_row(
+            str(i),
+            fp.id,
+            fp.statement_type,
+            f"{fp.jobs:,}",
+            size(fp.bytes_billed),
+            usd(fp.cost_usd),
+            f"{fp.share:.1%}",
+            one_line(fp.example_query),
+        )
+    console.print(t)
+    teams = p.attribution.label.get(p.team_label, {})
+    if teams:
+        tt = Table(title=f"Cost by {p.team_label}", title_justify="left")
+        tt.add_column(p.team_label)
+        tt.add_column("cost", justify="right")
+        tt.add_column("share", justify="right")
+        for team, cost in teams.items():
+            share = cost / p.total_cost_usd if p.total_cost_usd else 0.0
+            tt.add_row(team, usd(cost), f"{share:.1%}")
+        console.print(tt)
+    tb = Table(title="Top tables by attributed cost", title_justify="left")
+    for col in ("table", "partitioning", "clustering", "jobs", "cost", "most filtered on"):
+        tb.add_column(col)
+    for table in p.tables[:top]:
+        filters = [a.column for a in table.access if a.role == "filter"][:3]
+        tb.add_row(
+            table.name,
+            table.partitioning,
+            ", ".join(table.clustering) or "-",
+            f"{table.jobs:,}",
+            usd(table.cost_usd),
+            ", ".join(filters) or "-",
+        )
+    console.print(tb)
+
+
+def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None:
+    """The audit's headline: summary and the top cost drivers with their evidence."""
+    _summary(console, result.profile)
+    t = Table(title="Top cost drivers", title_justify="left", show_lines=True)
+    t.add_column("#", justify="right")
+    t.add_column("pattern")
+    t.add_column("cost", justify="right")
+    t.add_column("share", justify="right")
+    t.add_column("runs/day", justify="right")
+    t.add_column("billed/run", justify="right")
+    t.add_column("why it costs this much")
+    for d in result.drivers[:top]:
+        t.add_row(
+            str(d.rank),
+            f"{d.statement_type} {d.fingerprint}\n{one_line(d.example_query, 60)}",
+            usd(d.cost_usd),
+            f"{d.share:.1%}",
+            f"{d.runs_per_day:.1f}",
+            size(d.bytes_billed_per_run),
+            "\n".join(d.reasons) or "-",
+        )
+    console.print(t)

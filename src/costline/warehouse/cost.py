@@ -1,0 +1,93 @@
+"""What a BigQuery job cost: the pricing rules, in one place.
+
+:func:`job_cost` is the definition, written for one job and readable as a specification;
+:func:`cost_sql` is the same rules as a DuckDB expression, which is how a history of millions
+of jobs is priced. A property test holds the two equal.
+
+The rules (prices from the catalogue):
+
+1. A cache hit costs nothing.
+2. A SCRIPT parent whose child jobs are in the history costs nothing itself: its bytes and slots
+   are the sum of its children's, which are priced (and attributed) one by one. A parent whose
+   children are absent is priced like any job.
+3. A job that ran in the ``default-pipeline`` reservation (BigQuery's free shared pool for
+   load and extract jobs) costs nothing.
+4. A job with a ``reservation_id`` is capacity-priced: ``total_slot_ms / 3,600,000`` times the
+   pay-as-you-go slot-hour price of its ``edition`` (the configured default edition — Enterprise
+   unless set — when the history does not say).
+5. Any other job is on-demand: ``total_bytes_billed`` times the price per TiB. When the export
+   has no ``total_bytes_billed``, it is derived from ``total_bytes_processed`` with BigQuery's
+   billing rules: rounded up to 1 MiB, at least 10 MiB per query and per table referenced.
+6. A failed job costs what it billed (BigQuery bills the bytes a failed query processed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from costline.core.prices import MS_PER_HOUR, TIB, Edition, PriceCatalogue
+
+FREE_RESERVATION = "default-pipeline"
+
+
+@dataclass(frozen=True)
+class BillableJob:
+    """The fields of a job that decide its price."""
+
+    cache_hit: bool = False
+    total_bytes_billed: int | None = 0
+    total_bytes_processed: int = 0
+    total_slot_ms: int = 0
+    reservation_id: str | None = None
+    edition: str | None = None
+    referenced_tables: int = 0
+    is_script_parent_with_children: bool = False
+
+
+def billed_bytes(processed: int, tables: int, prices: PriceCatalogue) -> int:
+    """On-demand bytes billed for ``processed`` bytes over ``tables`` referenced tables."""
+    if processed <= 0:
+        return 0
+    od = prices.bigquery.on_demand
+    rounded = -(-processed // od.rounding_bytes) * od.rounding_bytes
+    return max(rounded, od.min_bytes_per_query, od.min_bytes_per_table * tables)
+
+
+def job_cost(
+    job: BillableJob, prices: PriceCatalogue, default_edition: Edition = Edition.ENTERPRISE
+) -> float:
+    """USD cost of one job under the rules in this module's docstring."""
+    if job.cache_hit or job.is_script_parent_with_children:
+        return 0.0
+    if job.reservation_id is not None:
+        if job.reservation_id == FREE_RESERVATION:
+            return 0.0
+        edition = Edition.parse(job.edition) if job.edition else default_edition
+        return job.total_slot_ms / MS_PER_HOUR * prices.bigquery.slot_hour(edition)
+    billed = job.total_bytes_billed
+    if billed is None:
+        billed = billed_bytes(job.total_bytes_processed, job.referenced_tables, prices)
+    return billed / TIB * prices.bigquery.on_demand.usd_per_tib
+
+
+def cost_sql(prices: PriceCatalogue, default_edition: Edition = Edition.ENTERPRISE) -> str:
+    """:func:`job_cost` as a DuckDB expression over the normalised ``jobs`` columns plus a
+    boolean ``is_script_parent`` (the job has children in the history)."""
+    bq = prices.bigquery
+    od = bq.on_demand
+    edition_price = " ".join(
+        f"WHEN '{e.value.upper()}' THEN {bq.slot_hour(e)!r}" for e in bq.editions
+    )
+    derived_billed = (
+        "CASE WHEN total_bytes_processed <= 0 THEN 0 ELSE greatest("
+        f"ceil(total_bytes_processed / {od.rounding_bytes}) * {od.rounding_bytes}, "
+        f"{od.min_bytes_per_query}, {od.min_bytes_per_table} * len(referenced_tables)) END"
+    )
+    return f"""(CASE
+        WHEN cache_hit OR is_script_parent THEN 0.0
+        WHEN reservation_id = '{FREE_RESERVATION}' THEN 0.0
+        WHEN reservation_id IS NOT NULL THEN total_slot_ms / {float(MS_PER_HOUR)!r}
+            * (CASE coalesce(replace(upper(edition), ' ', '_'), '{default_edition.value.upper()}')
+               {edition_price} ELSE {bq.slot_hour(default_edition)!r} END)
+        ELSE coalesce(total_bytes_billed, {derived_billed}) / {float(TIB)!r} * {od.usd_per_tib!r}
+    END)"""

@@ -1,0 +1,570 @@
+"""The job-history profile: why the bill is what it is.
+
+Pipeline: normalised jobs (``warehouse.jobs``) → priced (``warehouse.cost``) → grouped by a cheap
+vectorised *shape key*, so that each distinct shape — not each job — is fingerprinted once in
+Python (``warehouse.fingerprint``) → aggregated in DuckDB by fingerprint, label, user, project,
+dataset, table and day → a :class:`Profile`, a plain typed value that renderers print and
+never recompute.
+
+Attribution to tables splits a job's cost equally over the tables it references, so that
+table and dataset attributions add up to the total; jobs that reference no table are
+attributed to ``(none)``. Attribution by label key puts jobs without that key under
+``(unlabelled)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from costline.core.errors import Problem
+from costline.core.prices import Edition, PriceCatalogue
+from costline.warehouse.access import column_uses
+from costline.warehouse.catalog import Catalog, TableMeta
+from costline.warehouse.cost import cost_sql
+from costline.warehouse.fingerprint import fingerprint_many, shape_key_sql
+from costline.warehouse.jobs import JobHistory
+
+SCHEMA_VERSION = 1
+UNLABELLED = "(unlabelled)"
+NO_TABLE = "(none)"
+PARETO_SHARE = 0.8
+
+Progress = Callable[[str, float], None]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DailyCost(_Model):
+    """Cost of one day (UTC)."""
+
+    date: dt.date
+    cost_usd: float
+    jobs: int
+
+
+class FingerprintStats(_Model):
+    """One recurring query pattern and what it cost."""
+
+    id: str
+    example_query: str | None = Field(description="the text of the pattern's costliest job")
+    normalized: str | None
+    statement_type: str
+    parsed: bool
+    jobs: int
+    cache_hits: int
+    failed: int
+    bytes_processed: int
+    bytes_billed: int
+    slot_ms: int
+    cost_usd: float
+    share: float = Field(description="share of the history's total cost, 0..1")
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    trend: float | None = Field(
+        description="relative change of mean daily cost, last third of the period vs the "
+        "first third (0.25 = +25%); null when the pattern is not seen in the first third"
+    )
+    users: int
+    tables: tuple[str, ...]
+    labels: dict[str, str] = Field(description="most frequent value per label key")
+    daily: tuple[DailyCost, ...]
+
+
+class ColumnAccess(_Model):
+    """How much of the workload's cost filters, joins or groups on one column."""
+
+    column: str
+    role: Literal["filter", "join", "group"]
+    cost_usd: float
+    jobs: int
+    fingerprints: int
+
+
+class TableProfile(_Model):
+    """A table: what the workload spends on it, its layout and its access pattern."""
+
+    name: str
+    jobs: int
+    cost_usd: float
+    bytes_billed: int
+    fingerprints: int
+    partitioning: str = Field(
+        description="'column (GRANULARITY)', 'ingestion time (DAY)', 'unpartitioned', 'unknown'"
+    )
+    clustering: tuple[str, ...]
+    require_partition_filter: bool | None
+    logical_bytes: int | None
+    access: tuple[ColumnAccess, ...]
+
+
+class Pareto(_Model):
+    """How concentrated the spend is."""
+
+    fingerprints: int
+    fingerprints_for_80pct: int
+    share_of_fingerprints_for_80pct: float
+    cumulative_share: tuple[float, ...] = Field(description="cost share of the top 1..N patterns")
+
+
+class Attribution(_Model):
+    """Cost in USD by dimension. ``label`` is keyed by label key, then value."""
+
+    label: dict[str, dict[str, float]]
+    user: dict[str, float]
+    project: dict[str, float]
+    dataset: dict[str, float]
+    table: dict[str, float]
+    reservation: dict[str, float]
+
+
+class Rejected(_Model):
+    """An input row that was not analysed, and why."""
+
+    path: str | None
+    line: int | None
+    field: str | None
+    error: str
+
+
+class Period(_Model):
+    """The span of the history analysed."""
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+    days: int
+
+
+class Profile(_Model):
+    """The whole profile; its JSON is the documented, stable output of ``costline profile``."""
+
+    schema_version: int = SCHEMA_VERSION
+    sources: tuple[str, ...]
+    read: int
+    jobs: int
+    rejected_count: int
+    rejected: tuple[Rejected, ...]
+    period: Period
+    total_cost_usd: float
+    total_bytes_billed: int
+    total_slot_ms: int
+    on_demand_cost_usd: float
+    capacity_cost_usd: float
+    fingerprints: tuple[FingerprintStats, ...]
+    pareto: Pareto
+    attribution: Attribution
+    tables: tuple[TableProfile, ...]
+    daily: tuple[DailyCost, ...]
+    daily_by_team: dict[str, tuple[DailyCost, ...]] = Field(
+        description="daily cost per value of the team label (see team_label)"
+    )
+    team_label: str
+
+
+def _rows(con: Any, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    return list(con.execute(sql, list(params)).fetchall())
+
+
+def profile_history(
+    history: JobHistory,
+    prices: PriceCatalogue,
+    *,
+    catalog: Catalog | None = None,
+    default_edition: Edition = Edition.ENTERPRISE,
+    team_label: str = "team",
+    progress: Progress | None = None,
+) -> Profile:
+    """Profile a normalised job history; see the module docstring for the method."""
+    con = history.con
+    step = progress or (lambda _name, _done: None)
+
+    step("pricing jobs", 0.0)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE priced AS
+        SELECT *, {cost_sql(prices, default_edition)} AS cost_usd,
+               CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
+                    WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
+                    ELSE 'k:' || {shape_key_sql("query")}
+               END AS shape
+        FROM (
+            SELECT *, job_id IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
+                      AS is_script_parent
+            FROM jobs
+        )
+        """
+    )
+
+    step("fingerprinting shapes", 0.25)
+    shapes = _rows(
+        con,
+        "SELECT shape, arg_max(query, cost_usd), any_value(job_type) FROM priced GROUP BY shape",
+    )
+    texts = [q for _, q, _ in shapes if q is not None]
+    prints = iter(fingerprint_many(texts))
+    shape_rows: dict[str, list[Any]] = {
+        k: [] for k in ("shape", "fp", "normalized", "statement_type", "parsed")
+    }
+    fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]] = {}
+    fp_example: dict[str, str] = {}
+    for shape, query, job_type in shapes:
+        if query is None:
+            fp_id, normalized, stype, parsed, tables = (
+                f"job_{(job_type or 'unknown').lower()}",
+                None,
+                job_type or "UNKNOWN",
+                False,
+                (),
+            )
+        else:
+            fp = next(prints)
+            fp_id, normalized, stype, parsed, tables = (
+                fp.id,
+                fp.normalized,
+                fp.statement_type,
+                fp.parsed,
+                fp.tables,
+            )
+            fp_example.setdefault(fp_id, query)
+        fp_info.setdefault(fp_id, (normalized, stype, parsed, tables))
+        for key, value in zip(
+            shape_rows, (shape, fp_id, normalized, stype, parsed), strict=True
+        ):
+            shape_rows[key].append(value)
+    con.register("shape_map", pa.table(shape_rows))
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE priced_fp AS
+        SELECT p.*, m.fp, date_trunc('day', p.creation_time)::DATE AS day
+        FROM priced p JOIN shape_map m USING (shape)
+        """
+    )
+    con.unregister("shape_map")
+    con.execute("DROP TABLE priced")
+
+    step("aggregating", 0.5)
+    totals = _rows(
+        con,
+        """
+        SELECT count(*), coalesce(sum(cost_usd), 0),
+               coalesce(sum(total_bytes_billed) FILTER (WHERE NOT is_script_parent), 0),
+               coalesce(sum(total_slot_ms) FILTER (WHERE NOT is_script_parent), 0),
+               coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NULL), 0),
+               coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NOT NULL), 0),
+               min(creation_time), max(creation_time)
+        FROM priced_fp
+        """,
+    )[0]
+    n_jobs, total_cost, total_billed, total_slot, od_cost, cap_cost, t0, t1 = totals
+    total_cost = float(total_cost)
+    days = (t1.date() - t0.date()).days + 1 if t0 else 0
+
+    fingerprints = _fingerprint_stats(con, fp_info, total_cost, t0, t1)
+    step("attributing", 0.7)
+    attribution = _attribution(con)
+    step("tables and access patterns", 0.85)
+    tables = _tables(con, fingerprints, fp_example, catalog)
+    daily = tuple(
+        DailyCost(date=d, cost_usd=float(c), jobs=int(n))
+        for d, c, n in _rows(
+            con, "SELECT day, sum(cost_usd), count(*) FROM priced_fp GROUP BY day ORDER BY day"
+        )
+    )
+    by_team: dict[str, list[DailyCost]] = defaultdict(list)
+    for team, d, c, n in _rows(
+        con,
+        f"""
+        SELECT coalesce(list_filter(labels, lambda l: l.key = ?)[1].value, '{UNLABELLED}') AS t,
+               day, sum(cost_usd), count(*)
+        FROM priced_fp GROUP BY t, day ORDER BY t, day
+        """,
+        [team_label],
+    ):
+        by_team[team].append(DailyCost(date=d, cost_usd=float(c), jobs=int(n)))
+
+    step("done", 1.0)
+    rejected = tuple(
+        Rejected(path=p.path, line=p.line, field=p.field, error=p.message)
+        for p in history.problems
+    )
+    return Profile(
+        sources=tuple(r.source for r in history.reports),
+        read=history.read,
+        jobs=int(n_jobs),
+        rejected_count=history.rejected,
+        rejected=rejected,
+        period=Period(start=t0, end=t1, days=days),
+        total_cost_usd=total_cost,
+        total_bytes_billed=int(total_billed),
+        total_slot_ms=int(total_slot),
+        on_demand_cost_usd=float(od_cost),
+        capacity_cost_usd=float(cap_cost),
+        fingerprints=fingerprints,
+        pareto=_pareto(fingerprints, total_cost),
+        attribution=attribution,
+        tables=tables,
+        daily=daily,
+        daily_by_team={k: tuple(v) for k, v in by_team.items()},
+        team_label=team_label,
+    )
+
+
+def _fingerprint_stats(
+    con: Any,
+    fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]],
+    total_cost: float,
+    t0: dt.datetime | None,
+    t1: dt.datetime | None,
+) -> tuple[FingerprintStats, ...]:
+    daily: dict[str, list[DailyCost]] = defaultdict(list)
+    for fp, d, c, n in _rows(
+        con,
+        "SELECT fp, day, sum(cost_usd), count(*) FROM priced_fp GROUP BY fp, day ORDER BY fp, day",
+    ):
+        daily[fp].append(DailyCost(date=d, cost_usd=float(c), jobs=int(n)))
+    labels: dict[str, dict[str, str]] = defaultdict(dict)
+    for fp, key, value in _rows(
+        con,
+        """
+        SELECT fp, l.key, mode(l.value)
+        FROM (SELECT fp, unnest(labels) AS l FROM priced_fp) GROUP BY fp, l.key
+        """,
+    ):
+        labels[fp][key] = value
+    third = (t1 - t0) / 3 if t0 and t1 and t1 > t0 else None
+    rows = _rows(
+        con,
+        """
+        SELECT fp, arg_max(query, cost_usd), count(*), count(*) FILTER (WHERE cache_hit),
+               count(*) FILTER (WHERE error_reason IS NOT NULL),
+               sum(total_bytes_processed) FILTER (WHERE NOT is_script_parent),
+               coalesce(sum(total_bytes_billed) FILTER (WHERE NOT is_script_parent), 0),
+               sum(total_slot_ms) FILTER (WHERE NOT is_script_parent),
+               sum(cost_usd), min(creation_time), max(creation_time),
+               count(DISTINCT user_email),
+               sum(cost_usd) FILTER (WHERE creation_time < ?::TIMESTAMPTZ),
+               sum(cost_usd) FILTER (WHERE creation_time >= ?::TIMESTAMPTZ),
+               min(creation_time) < ?::TIMESTAMPTZ
+        FROM priced_fp GROUP BY fp
+        ORDER BY sum(cost_usd) DESC, count(*) DESC, fp
+        """,
+        [
+            (t0 + third) if third else t0,
+            (t1 - third) if third else t1,
+            (t0 + third) if third else t0,
+        ],
+    )
+    out = []
+    for (
+        fp,
+        example,
+        jobs,
+        hits,
+        failed,
+        processed,
+        billed,
+        slot,
+        cost,
+        first,
+        last,
+        users,
+        early,
+        late,
+        seen_early,
+    ) in rows:
+        normalized, stype, parsed, tables = fp_info[fp]
+        trend = None
+        if third and seen_early and early:
+            trend = float(late or 0.0) / float(early) - 1.0
+        out.append(
+            FingerprintStats(
+                id=fp,
+                example_query=example,
+                normalized=normalized,
+                statement_type=stype,
+                parsed=parsed,
+                jobs=int(jobs),
+                cache_hits=int(hits),
+                failed=int(failed),
+                bytes_processed=int(processed or 0),
+                bytes_billed=int(billed or 0),
+                slot_ms=int(slot or 0),
+                cost_usd=float(cost),
+                share=float(cost) / total_cost if total_cost else 0.0,
+                first_seen=first,
+                last_seen=last,
+                trend=trend,
+                users=int(users),
+                tables=tables,
+                labels=labels.get(fp, {}),
+                daily=tuple(daily[fp]),
+            )
+        )
+    return tuple(out)
+
+
+def _by(con: Any, sql: str) -> dict[str, float]:
+    return {str(k): float(v) for k, v in _rows(con, sql)}
+
+
+def _attribution(con: Any) -> Attribution:
+    label: dict[str, dict[str, float]] = defaultdict(dict)
+    for key, value, cost in _rows(
+        con,
+        f"""
+        WITH keys AS (SELECT DISTINCT l.key FROM (SELECT unnest(labels) AS l FROM priced_fp))
+        SELECT k.key,
+               coalesce(list_filter(p.labels, lambda l: l.key = k.key)[1].value,
+                        '{UNLABELLED}') AS v,
+               sum(p.cost_usd) AS c
+        FROM priced_fp p CROSS JOIN keys k
+        GROUP BY k.key, v ORDER BY k.key, c DESC
+        """,
+    ):
+        label[key][value] = float(cost)
+    table_split = f"""
+        SELECT coalesce(t, '{NO_TABLE}') AS t, cost_usd / greatest(len(referenced_tables), 1) AS c
+        FROM (SELECT unnest(CASE WHEN len(referenced_tables) = 0 THEN [NULL]
+                                 ELSE referenced_tables END) AS t,
+                     referenced_tables, cost_usd FROM priced_fp)
+    """
+    return Attribution(
+        label=dict(label),
+        user=_by(
+            con,
+            f"SELECT coalesce(user_email, '{UNLABELLED}') u, sum(cost_usd) c FROM priced_fp "
+            "GROUP BY u ORDER BY c DESC",
+        ),
+        project=_by(
+            con,
+            f"SELECT coalesce(project_id, '{UNLABELLED}') p, sum(cost_usd) c FROM priced_fp "
+            "GROUP BY p ORDER BY c DESC",
+        ),
+        dataset=_by(
+            con,
+            f"""SELECT CASE WHEN t = '{NO_TABLE}' THEN t
+                            ELSE regexp_replace(t, '\\.[^.]*$', '') END AS d, sum(c) AS s
+                FROM ({table_split}) GROUP BY d ORDER BY s DESC""",
+        ),
+        table=_by(con, f"SELECT t, sum(c) AS s FROM ({table_split}) GROUP BY t ORDER BY s DESC"),
+        reservation=_by(
+            con,
+            "SELECT coalesce(reservation_id, 'on-demand') r, sum(cost_usd) c FROM priced_fp "
+            "GROUP BY r ORDER BY c DESC",
+        ),
+    )
+
+
+def _pareto(fingerprints: tuple[FingerprintStats, ...], total: float) -> Pareto:
+    cumulative: list[float] = []
+    running = 0.0
+    for fp in fingerprints:
+        running += fp.cost_usd
+        cumulative.append(running / total if total else 0.0)
+    n80 = next((i + 1 for i, s in enumerate(cumulative) if s >= PARETO_SHARE - 1e-12), 0)
+    return Pareto(
+        fingerprints=len(fingerprints),
+        fingerprints_for_80pct=n80,
+        share_of_fingerprints_for_80pct=n80 / len(fingerprints) if fingerprints else 0.0,
+        cumulative_share=tuple(cumulative),
+    )
+
+
+def _layout(meta: TableMeta | None) -> tuple[str, tuple[str, ...], bool | None, int | None]:
+    if meta is None:
+        return "unknown", (), None, None
+    part = meta.partitioning
+    if part is None:
+        text = "unpartitioned"
+    elif part.column is None:
+        text = f"ingestion time ({part.granularity.value})"
+    else:
+        text = f"{part.column} ({part.granularity.value})"
+    return (
+        text,
+        meta.clustering,
+        part.require_partition_filter if part else False,
+        meta.logical_bytes,
+    )
+
+
+def _resolve_table(written: str, project: str | None, catalog: Catalog | None) -> str:
+    if catalog is not None and (meta := catalog.get(written)) is not None:
+        return meta.name
+    if written.count(".") == 1 and project:
+        return f"{project}.{written}"
+    return written
+
+
+def _tables(
+    con: Any,
+    fingerprints: tuple[FingerprintStats, ...],
+    fp_example: dict[str, str],
+    catalog: Catalog | None,
+) -> tuple[TableProfile, ...]:
+    rows = _rows(
+        con,
+        """
+        SELECT t, count(*), sum(cost_usd / len(referenced_tables)),
+               sum(coalesce(total_bytes_billed, 0) // len(referenced_tables)),
+               count(DISTINCT fp)
+        FROM (SELECT unnest(referenced_tables) AS t, referenced_tables, cost_usd,
+                     total_bytes_billed, fp
+              FROM priced_fp WHERE NOT is_script_parent)
+        GROUP BY t ORDER BY 3 DESC
+        """,
+    )
+    projects = dict(_rows(con, "SELECT fp, mode(project_id) FROM priced_fp GROUP BY fp"))
+    schema = catalog.schema() if catalog else None
+    access: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)
+    for fp in fingerprints:
+        example = fp_example.get(fp.id)
+        if example is None or fp.cost_usd <= 0:
+            continue
+        seen: set[tuple[str, str, str]] = set()
+        for use in column_uses(example, schema=schema):
+            table = _resolve_table(use.table, projects.get(fp.id), catalog)
+            key = (table, use.column, use.role)
+            if key in seen:
+                continue
+            seen.add(key)
+            acc = access[table].setdefault((use.column, use.role), [0.0, 0.0, 0.0])
+            acc[0] += fp.cost_usd
+            acc[1] += fp.jobs
+            acc[2] += 1
+    out = []
+    for name, jobs, cost, billed, n_fp in rows:
+        meta = catalog.get(name) if catalog else None
+        part, clustering, rpf, size = _layout(meta)
+        uses = sorted(access.get(name, {}).items(), key=lambda kv: (-kv[1][0], kv[0]))
+        out.append(
+            TableProfile(
+                name=name,
+                jobs=int(jobs),
+                cost_usd=float(cost),
+                bytes_billed=int(billed),
+                fingerprints=int(n_fp),
+                partitioning=part,
+                clustering=clustering,
+                require_partition_filter=rpf,
+                logical_bytes=size,
+                access=tuple(
+                    ColumnAccess(
+                        column=col,
+                        role=role,  # type: ignore[arg-type]
+                        cost_usd=acc[0],
+                        jobs=int(acc[1]),
+                        fingerprints=int(acc[2]),
+                    )
+                    for (col, role), acc in uses
+                ),
+            )
+        )
+    return tuple(out)
