@@ -1,0 +1,173 @@
+"""The LLM provider protocol, the values it exchanges, and its errors.
+
+A provider turns chat messages into a :class:`Completion` whose :class:`Usage` is what the
+provider reported (the cost guardian prices it). Errors say whether retrying can help:
+rate limits, server errors, timeouts and dropped connections can; a rejected request or a
+malformed answer cannot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from costline.core.errors import CostlineError
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ChatMessage(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str
+
+
+class Usage(BaseModel):
+    """Tokens a call consumed. ``estimated`` is true when the provider did not report them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+class Completion(BaseModel):
+    """A provider's answer: the text, the model that produced it, and the usage it reported."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    model: str
+    usage: Usage
+    provider: str
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class LLMProvider(Protocol):
+    """A chat-completions backend.
+
+    ``name`` is the provider as OpenTelemetry's ``gen_ai.provider.name`` spells it
+    (``openai``, ``ollama``...); ``endpoint`` identifies the server (a base URL) so circuit
+    breakers can be kept per endpoint and model.
+    """
+
+    name: str
+    endpoint: str
+
+    async def complete(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float | None = None,
+    ) -> Completion:
+        """Answer ``messages`` with ``model``, producing at most ``max_tokens`` tokens."""
+        ...
+
+    def count_tokens(self, messages: Sequence[ChatMessage], model: str) -> int:
+        """Input tokens ``messages`` will use (exact if a tokenizer is at hand, else an upper
+        estimate): the guardian reserves budget from it before the call."""
+        ...
+
+
+class LLMError(CostlineError):
+    """A failed LLM call. ``retryable`` says whether trying again may succeed."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+    @property
+    def error_type(self) -> str:
+        """A low-cardinality identifier for ``error.type``: the HTTP status if there was one."""
+        return str(self.status) if self.status is not None else type(self).__name__
+
+
+class RateLimited(LLMError):
+    """HTTP 429: retry, after ``retry_after_s`` if the server said so."""
+
+    retryable = True
+
+
+class ProviderUnavailable(LLMError):
+    """HTTP 5xx (or 408): a server-side failure worth retrying."""
+
+    retryable = True
+
+
+class ProviderTimeout(LLMError):
+    """No answer in time."""
+
+    retryable = True
+
+    @property
+    def error_type(self) -> str:
+        """``timeout``, as OpenTelemetry's well-known value spells it."""
+        return "timeout"
+
+
+class ConnectionFailed(LLMError):
+    """The connection could not be made or was dropped mid-call."""
+
+    retryable = True
+
+
+class RequestRejected(LLMError):
+    """HTTP 4xx other than 408/429: the request itself is wrong; retrying will not help."""
+
+
+class MalformedResponse(LLMError):
+    """The server answered 2xx with something that is not a chat completion."""
+
+
+# Token estimate used where no tokenizer is available (the offline provider, and reservations
+# for HTTP providers, which then settle on the usage the server reports). OpenAI's published
+# rules of thumb for English are ~4 characters per token and ~3/4 of a word per token; the
+# estimate takes the larger of the two, so punctuation- or digit-heavy text (where the
+# character rule undercounts) and long-word text (where the word rule does) both stay close.
+# Chat formatting adds a few tokens per message and for priming the reply, as OpenAI's cookbook
+# documents for its chat models. Both rules are cheap (str methods in C): the estimate runs on
+# every guarded call.
+CHARS_PER_TOKEN = 4
+TOKENS_PER_WORD = 4 / 3
+TOKENS_PER_MESSAGE = 3
+TOKENS_REPLY_PRIMING = 3
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Estimated tokens of ``text`` (documented above; exact counts come from the provider)."""
+    if not text:
+        return 0
+    by_chars = -(-len(text) // CHARS_PER_TOKEN)
+    by_words = math.ceil(len(text.split()) * TOKENS_PER_WORD)
+    return max(by_chars, by_words)
+
+
+def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
+    """Estimated input tokens of a chat, formatting overhead included."""
+    return TOKENS_REPLY_PRIMING + sum(
+        TOKENS_PER_MESSAGE + estimate_text_tokens(m.content) for m in messages
+    )

@@ -1,0 +1,228 @@
+"""An OpenAI-compatible chat-completions client over httpx.
+
+Speaks ``POST {base_url}/chat/completions`` as OpenAI, vLLM, Ollama (``/v1``), LiteLLM and
+most proxies do. Usage comes from the response's ``usage`` object; a server that omits it gets
+the documented estimate, flagged ``estimated``. Failures map onto the error types of
+:mod:`costline.agents.llm.base`, with ``Retry-After`` (or OpenAI's ``retry-after-ms``) carried
+on rate limits and server errors so the retry layer can honour it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from costline.agents.llm.base import (
+    ChatMessage,
+    Completion,
+    ConnectionFailed,
+    LLMError,
+    MalformedResponse,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    RequestRejected,
+    Usage,
+    estimate_text_tokens,
+    estimate_tokens,
+)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Longest piece of an error body quoted in an exception message.
+_ERROR_EXCERPT = 200
+
+
+class _WireMessage(BaseModel):
+    content: str | None = None
+
+
+class _WireChoice(BaseModel):
+    message: _WireMessage
+    finish_reason: str | None = None
+
+
+class _WireUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class _WireResponse(BaseModel):
+    model: str | None = None
+    choices: list[_WireChoice]
+    usage: _WireUsage | None = None
+
+
+def parse_retry_after(headers: httpx.Headers, now: dt.datetime | None = None) -> float | None:
+    """Seconds the server asked to wait: ``retry-after-ms``, else ``Retry-After`` (seconds or
+    an HTTP date); ``None`` if absent or unreadable."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+
+
+def _error_excerpt(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return str(body["error"].get("message", ""))[:_ERROR_EXCERPT]
+    except ValueError:
+        pass
+    return response.text[:_ERROR_EXCERPT]
+
+
+class OpenAIChat:
+    """A client for one OpenAI-compatible endpoint.
+
+    >>> llm = OpenAIChat("http://localhost:11434/v1", provider_name="ollama")  # doctest: +SKIP
+
+    ``max_tokens_field`` is ``max_tokens`` for most servers; OpenAI's newest models want
+    ``max_completion_tokens``. The client owns its connection pool: close it with
+    :meth:`aclose` or use it as an async context manager.
+    """
+
+    def __init__(
+        self,
+        base_url: str = OPENAI_BASE_URL,
+        api_key: str | None = None,
+        *,
+        provider_name: str = "openai",
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        max_tokens_field: str = "max_tokens",
+        headers: Mapping[str, str] | None = None,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Talk to ``base_url`` (ending in ``/v1`` for most servers)."""
+        self.name = provider_name
+        self.endpoint = base_url.rstrip("/")
+        self._max_tokens_field = max_tokens_field
+        all_headers = dict(headers or {})
+        if api_key:
+            all_headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.AsyncClient(
+            base_url=self.endpoint,
+            headers=all_headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=max_connections),
+            transport=transport,
+        )
+
+    def count_tokens(self, messages: Sequence[ChatMessage], model: str) -> int:
+        """Estimated input tokens (the server's count settles the cost afterwards)."""
+        return estimate_tokens(messages)
+
+    async def complete(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float | None = None,
+    ) -> Completion:
+        """One chat completion; raises an :class:`~costline.agents.llm.base.LLMError`."""
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            self._max_tokens_field: max_tokens,
+        }
+        if temperature is not None:
+            payload["temperature"] = temperature
+        try:
+            response = await self._client.post("/chat/completions", json=payload)
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(
+                f"{self.endpoint}: no answer in time ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"{self.endpoint}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            raise self._http_error(response)
+        return self._parse(response, model, messages)
+
+    def _http_error(self, response: httpx.Response) -> LLMError:
+        status = response.status_code
+        message = f"{self.endpoint}: HTTP {status}: {_error_excerpt(response)}"
+        retry_after = parse_retry_after(response.headers)
+        if status == 429:
+            return RateLimited(message, status=status, retry_after_s=retry_after)
+        if status == 408 or status >= 500:
+            return ProviderUnavailable(message, status=status, retry_after_s=retry_after)
+        return RequestRejected(message, status=status)
+
+    def _parse(
+        self, response: httpx.Response, model: str, messages: Sequence[ChatMessage]
+    ) -> Completion:
+        try:
+            wire = _WireResponse.model_validate(json.loads(response.content))
+        except ValueError as exc:
+            # json.JSONDecodeError and pydantic's ValidationError are both ValueErrors.
+            if isinstance(exc, ValidationError):
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                detail = f"field {where}: {err['msg']}"
+            else:
+                detail = f"not JSON ({exc})"
+            raise MalformedResponse(
+                f"{self.endpoint}: not a chat completion: {detail}", status=response.status_code
+            ) from None
+        if not wire.choices:
+            raise MalformedResponse(f"{self.endpoint}: chat completion without choices")
+        choice = wire.choices[0]
+        text = choice.message.content or ""
+        if wire.usage is not None:
+            usage = Usage(
+                input_tokens=max(0, wire.usage.prompt_tokens),
+                output_tokens=max(0, wire.usage.completion_tokens),
+            )
+        else:
+            usage = Usage(
+                input_tokens=estimate_tokens(messages),
+                output_tokens=estimate_text_tokens(text),
+                estimated=True,
+            )
+        return Completion(
+            text=text,
+            model=wire.model or model,
+            usage=usage,
+            provider=self.name,
+            finish_reason=choice.finish_reason,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> OpenAIChat:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
