@@ -121,12 +121,19 @@ class BudgetKey(BaseModel):
 class BudgetLine:
     """What one reservation is checked against: an account, its limit and its expiry.
 
-    ``limit_usd`` of ``None`` tracks spend on the account without limiting it.
+    ``limit_usd`` of ``None`` tracks spend on the account without limiting it. ``period_end``
+    is when the account's period ends; the account is kept until ``expires_at`` (a grace period
+    later) for late settles and reports.
     """
 
     key: BudgetKey
     limit_usd: float | None
-    expires_at: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        """When the account may be dropped."""
+        return self.period_end + PERIOD_GRACE if self.period_end is not None else None
 
 
 class Reservation(BaseModel):
@@ -247,11 +254,10 @@ def _line(
     limit: BudgetLimit | None,
     at: dt.datetime,
 ) -> BudgetLine:
-    end = period.end(at)
     return BudgetLine(
         key=BudgetKey(scope=scope, subject=subject, period=period.label(at)),
         limit_usd=limit.limit_usd if limit else None,
-        expires_at=end + PERIOD_GRACE if end else None,
+        period_end=period.end(at),
     )
 
 
@@ -337,14 +343,10 @@ class InMemoryBudgetStore:
         account = self._accounts.get(line.key)
         if account is None:
             # New keys are rare (one per tenant per period): a good moment to drop dead ones.
-            dead = [
-                k for k, a in self._accounts.items() if a.expires_at and a.expires_at <= now
-            ]
+            dead = [k for k, a in self._accounts.items() if a.expires_at and a.expires_at <= now]
             for k in dead:
                 del self._accounts[k]
-            account = _Account(
-                expires_at=line.expires_at.timestamp() if line.expires_at else None
-            )
+            account = _Account(expires_at=line.expires_at.timestamp() if line.expires_at else None)
             self._accounts[line.key] = account
         return account
 
@@ -570,9 +572,7 @@ class RedisBudgetStore:
             args.append(int(line.expires_at.timestamp() * 1000) if line.expires_at else 0)
         result = await self._reserve(keys=keys, args=args)
         if int(result[0]) == 0:
-            return Reservation(
-                id=rid, amount_usd=amount_usd, keys=tuple(ln.key for ln in lines)
-            )
+            return Reservation(id=rid, amount_usd=amount_usd, keys=tuple(ln.key for ln in lines))
         line = lines[int(result[0]) - 1]
         assert line.limit_usd is not None  # only limited lines can refuse
         return BudgetRefusal(

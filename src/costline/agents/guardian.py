@@ -1,0 +1,564 @@
+"""The cost guardian: picks the model tier of every LLM call and enforces budgets around it.
+
+Per call:
+
+1. **Tier** from the request's business value (default: value > 10,000 → premium, < 100 →
+   small local model, otherwise mid tier; thresholds and model names are configuration).
+2. **Reserve** the worst-case cost before the call — input tokens counted, output tokens
+   bounded by ``max_tokens``, prices from the catalogue — against the request's budget and,
+   atomically, the tenant's and the global budget in the :class:`~costline.core.budgets.
+   BudgetStore`. If it does not fit, try the next cheaper tier when policy allows; otherwise
+   refuse with :class:`~costline.core.budgets.BudgetExceeded`, which names the scope, limit,
+   spent and requested amounts.
+3. **Call** the provider with retries for retryable errors, behind a circuit breaker per
+   endpoint and model; a tier whose breaker is open is skipped for a cheaper one.
+4. **Settle** the actual cost from the usage the provider reported, emit a
+   :class:`~costline.core.events.CostEvent` into the ledger, record the ``chat`` span and the
+   token, duration and cost metrics.
+
+Because reservations are upper bounds and are granted atomically, concurrent calls can never
+spend more than a budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from costline.agents import tracing as t
+from costline.agents.llm.base import (
+    ChatMessage,
+    Completion,
+    LLMError,
+    LLMProvider,
+    RequestRejected,
+)
+from costline.agents.resilience import (
+    BreakerConfig,
+    BreakerRegistry,
+    BreakerState,
+    CircuitBreaker,
+    CircuitOpen,
+    RetryPolicy,
+    call_with_retries,
+)
+from costline.core.budgets import (
+    DEFAULT_LEASE_S,
+    BudgetExceeded,
+    BudgetLine,
+    BudgetPolicy,
+    BudgetRefusal,
+    BudgetStore,
+    InMemoryBudgetStore,
+    RequestBudget,
+    Reservation,
+)
+from costline.core.errors import CostlineError
+from costline.core.events import CostEvent, CostEventSink, CostSource
+from costline.core.prices import ModelPrice, PriceCatalogue, load_prices
+from costline.core.telemetry import Telemetry
+
+log = logging.getLogger("costline.agents")
+
+CURRENCY = "USD"
+
+
+class Tier(StrEnum):
+    """Model tiers, from the most to the least expensive."""
+
+    PREMIUM = "premium"
+    MID = "mid"
+    SMALL = "small"
+
+
+_CHEAPER: dict[Tier, tuple[Tier, ...]] = {
+    Tier.PREMIUM: (Tier.MID, Tier.SMALL),
+    Tier.MID: (Tier.SMALL,),
+    Tier.SMALL: (),
+}
+
+
+class TierPolicy(BaseModel):
+    """Which model serves a call, by the business value of the request (USD).
+
+    Defaults follow the routing of the source article: above 10,000 the premium model, below
+    100 a small local model, the mid tier in between. Model names must be in the price
+    catalogue.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    premium_above: float = Field(default=10_000.0, ge=0)
+    small_below: float = Field(default=100.0, ge=0)
+    models: dict[Tier, str] = Field(
+        default_factory=lambda: {
+            Tier.PREMIUM: "gpt-4.1",
+            Tier.MID: "gpt-4.1-mini",
+            Tier.SMALL: "llama3.2:3b",
+        }
+    )
+    allow_downgrade: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TierPolicy:
+        if self.small_below > self.premium_above:
+            raise ValueError("small_below must not exceed premium_above")
+        missing = [tier.value for tier in Tier if tier not in self.models]
+        if missing:
+            raise ValueError(f"no model configured for tier(s): {', '.join(missing)}")
+        return self
+
+    def tier_for(self, value: float) -> Tier:
+        """The tier a request of business value ``value`` gets."""
+        if value > self.premium_above:
+            return Tier.PREMIUM
+        if value < self.small_below:
+            return Tier.SMALL
+        return Tier.MID
+
+    def candidates(self, tier: Tier) -> tuple[Tier, ...]:
+        """``tier`` followed by the cheaper tiers it may be downgraded to."""
+        return (tier, *_CHEAPER[tier]) if self.allow_downgrade else (tier,)
+
+
+class GuardianConfig(BaseModel):
+    """Everything the guardian enforces; load it from TOML/JSON with ``model_validate``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tiers: TierPolicy = Field(default_factory=TierPolicy)
+    budgets: BudgetPolicy = Field(default_factory=BudgetPolicy)
+    default_max_tokens: int = Field(default=512, ge=1)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0)
+    # Skip a tier whose endpoint's breaker is open and use the next cheaper one.
+    downgrade_when_unavailable: bool = True
+
+
+class CallScope(Protocol):
+    """Who a call is for and what budget it draws on (the runtime's agent context is one)."""
+
+    tenant: str
+    request_id: str
+    agent: str
+    value: float
+    budget: RequestBudget
+
+
+@dataclass(slots=True)
+class Scope:
+    """A :class:`CallScope` for calls made outside a supervisor."""
+
+    tenant: str
+    request_id: str
+    agent: str
+    value: float
+    budget: RequestBudget
+
+
+class GuardedCompletion(BaseModel):
+    """A completion with what it cost and how its model was chosen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    completion: Completion
+    tier: Tier
+    model: str
+    cost_usd: float
+    estimated_cost_usd: float
+    downgraded_from: Tier | None = None
+    retries: int = 0
+
+    @property
+    def text(self) -> str:
+        """The completion's text."""
+        return self.completion.text
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    tier: Tier
+    model: str
+    price: ModelPrice
+    provider: LLMProvider
+    breaker: CircuitBreaker
+    span_name: str
+
+
+def _messages(prompt: str | Sequence[ChatMessage], system: str | None) -> list[ChatMessage]:
+    if isinstance(prompt, str):
+        messages = [ChatMessage(role="user", content=prompt)]
+    else:
+        messages = list(prompt)
+    if system is not None:
+        messages.insert(0, ChatMessage(role="system", content=system))
+    return messages
+
+
+class CostGuardian:
+    """Chooses the model tier of each call and keeps every budget.
+
+    ``providers`` is one provider for every model, or a mapping from a model name or a
+    catalogue provider name (``"openai"``, ``"ollama"``) to a provider, with ``"*"`` as the
+    default.
+    """
+
+    def __init__(
+        self,
+        config: GuardianConfig | None = None,
+        *,
+        providers: LLMProvider | Mapping[str, LLMProvider],
+        prices: PriceCatalogue | None = None,
+        store: BudgetStore | None = None,
+        sink: CostEventSink | None = None,
+        telemetry: Telemetry | None = None,
+        breakers: BreakerRegistry | None = None,
+    ) -> None:
+        """Validate the configuration against the catalogue and the providers at once."""
+        self.config = config or GuardianConfig()
+        self.prices = prices or load_prices()
+        self.store: BudgetStore = store if store is not None else InMemoryBudgetStore()
+        self.sink = sink
+        self.telemetry = telemetry or Telemetry.disabled()
+        self.breakers = breakers or BreakerRegistry(self.config.breaker)
+        self._providers = providers
+        self._tracer = self.telemetry.tracer
+        self._instruments = t.instruments(self.telemetry.meter) if self.telemetry.meter else None
+        self._plans = {tier: self._plan(tier) for tier in Tier}
+        self._lines: dict[str, tuple[list[BudgetLine], float]] = {}
+
+    def _provider_for(self, model: str, price: ModelPrice) -> LLMProvider:
+        providers = self._providers
+        if not isinstance(providers, Mapping):
+            return providers
+        for key in (model, price.provider, "*"):
+            if key in providers:
+                return providers[key]
+        raise CostlineError(
+            f"no LLM provider for model {model!r} (provider {price.provider!r}); "
+            f"configured: {', '.join(sorted(providers))}"
+        )
+
+    def _plan(self, tier: Tier) -> _Plan:
+        model = self.config.tiers.models[tier]
+        price = self.prices.llm.model(model)
+        provider = self._provider_for(model, price)
+        return _Plan(
+            tier=tier,
+            model=model,
+            price=price,
+            provider=provider,
+            breaker=self.breakers.get(f"{provider.endpoint}#{model}"),
+            span_name=f"{t.OP_CHAT} {model}",
+        )
+
+    def tier_for(self, value: float) -> Tier:
+        """The tier a request of business value ``value`` gets."""
+        return self.config.tiers.tier_for(value)
+
+    def request_budget(self, request_id: str) -> RequestBudget:
+        """A fresh per-request budget under this guardian's policy."""
+        return RequestBudget(request_id, self.config.budgets.per_request_usd)
+
+    def scope(self, *, tenant: str, request_id: str, agent: str, value: float = 0.0) -> Scope:
+        """A scope for calls made directly, outside a supervisor."""
+        return Scope(
+            tenant=tenant,
+            request_id=request_id,
+            agent=agent,
+            value=value,
+            budget=self.request_budget(request_id),
+        )
+
+    def _budget_lines(self, tenant: str) -> list[BudgetLine]:
+        # Lines change only when a period rolls over: reuse them until the earliest period end.
+        now = time.time()
+        cached = self._lines.get(tenant)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        lines = self.config.budgets.lines(tenant, dt.datetime.fromtimestamp(now, dt.UTC))
+        ends = [ln.period_end.timestamp() for ln in lines if ln.period_end is not None]
+        self._lines[tenant] = (lines, min(ends, default=math.inf))
+        return lines
+
+    async def complete(
+        self,
+        scope: CallScope,
+        prompt: str | Sequence[ChatMessage],
+        *,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        tier: Tier | None = None,
+        temperature: float | None = None,
+    ) -> GuardedCompletion:
+        """One guarded LLM call for ``scope``.
+
+        ``tier`` forces a tier instead of deriving it from the request's value (downgrades
+        still apply). Raises :class:`~costline.core.budgets.BudgetExceeded` when no allowed tier
+        fits the budgets, :class:`~costline.agents.resilience.CircuitOpen` when the endpoint is
+        known to be down, or the provider's :class:`~costline.agents.llm.base.LLMError`.
+        """
+        messages = _messages(prompt, system)
+        limit = max_tokens if max_tokens is not None else self.config.default_max_tokens
+        chosen = tier if tier is not None else self.config.tiers.tier_for(scope.value)
+        candidates = self.config.tiers.candidates(chosen)
+        lines = self._budget_lines(scope.tenant)
+
+        refusal: BudgetRefusal | None = None
+        reservation: Reservation | None = None
+        plan = self._plans[chosen]
+        estimate = 0.0
+        last = len(candidates) - 1
+        for i, candidate in enumerate(candidates):
+            plan = self._plans[candidate]
+            if (
+                i < last
+                and self.config.downgrade_when_unavailable
+                and plan.breaker.state is BreakerState.OPEN
+            ):
+                continue
+            input_tokens = plan.provider.count_tokens(messages, plan.model)
+            estimate = plan.price.cost(input_tokens, limit)
+            refused = scope.budget.reserve(estimate)
+            if refused is not None:
+                refusal = refused
+                continue
+            granted = await self.store.reserve(lines, estimate, lease_s=self.config.lease_s)
+            if isinstance(granted, BudgetRefusal):
+                scope.budget.release(estimate)
+                refusal = granted
+                continue
+            reservation = granted
+            break
+        if reservation is None:
+            assert refusal is not None  # the last candidate is never skipped for its breaker
+            if self._instruments is not None:
+                self._instruments.budget_refusals.add(
+                    1, {t.AGENT_NAME: scope.agent, t.BUDGET_SCOPE: refusal.scope.value}
+                )
+            raise BudgetExceeded(refusal)
+
+        downgraded_from = chosen if plan.tier is not chosen else None
+        if self._tracer is None:
+            return await self._call(
+                scope,
+                plan,
+                messages,
+                limit,
+                temperature,
+                reservation,
+                estimate,
+                downgraded_from,
+                None,
+            )
+        with self._tracer.start_as_current_span(
+            plan.span_name,
+            kind=SpanKind.CLIENT,
+            attributes={
+                t.OPERATION_NAME: t.OP_CHAT,
+                t.PROVIDER_NAME: plan.provider.name,
+                t.REQUEST_MODEL: plan.model,
+                t.REQUEST_MAX_TOKENS: limit,
+                t.AGENT_NAME: scope.agent,
+                t.TIER: plan.tier.value,
+                t.ESTIMATED_COST: estimate,
+                t.SERVER_ADDRESS: plan.provider.endpoint,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            if downgraded_from is not None:
+                span.set_attribute(t.DOWNGRADED_FROM, downgraded_from.value)
+            if self.telemetry.capture_content:
+                span.set_attribute(t.INPUT_MESSAGES, json.dumps([m.model_dump() for m in messages]))
+            return await self._call(
+                scope,
+                plan,
+                messages,
+                limit,
+                temperature,
+                reservation,
+                estimate,
+                downgraded_from,
+                span,
+            )
+
+    async def _call(
+        self,
+        scope: CallScope,
+        plan: _Plan,
+        messages: list[ChatMessage],
+        max_tokens: int,
+        temperature: float | None,
+        reservation: Reservation,
+        estimate: float,
+        downgraded_from: Tier | None,
+        span: Span | None,
+    ) -> GuardedCompletion:
+        provider = plan.provider
+        breaker = plan.breaker
+        retries = 0
+
+        async def attempt() -> Completion:
+            breaker.check()
+            try:
+                completion = await provider.complete(
+                    plan.model, messages, max_tokens=max_tokens, temperature=temperature
+                )
+            except LLMError as exc:
+                # A rejected request proves the endpoint is up; anything else counts against it.
+                if exc.retryable or not isinstance(exc, RequestRejected):
+                    breaker.record_failure()
+                else:
+                    breaker.record_success()
+                raise
+            except asyncio.CancelledError:
+                breaker.record_ignored()
+                raise
+            except Exception:
+                breaker.record_failure()
+                raise
+            breaker.record_success()
+            return completion
+
+        def on_retry(number: int, exc: BaseException, delay_s: float) -> None:
+            nonlocal retries
+            retries = number
+            if span is not None:
+                span.add_event(
+                    "retry",
+                    {
+                        "costline.retry.number": number,
+                        "costline.retry.delay_s": delay_s,
+                        t.ERROR_TYPE: _error_type(exc),
+                    },
+                )
+
+        started = time.perf_counter()
+        try:
+            completion = await call_with_retries(attempt, self.config.retry, on_retry=on_retry)
+        except BaseException as exc:
+            # Nothing billable is known to have happened: give the reservation back. Shielded,
+            # because a cancelled request must not leak its reservation (a lease would expire
+            # it eventually, but only after lease_s).
+            scope.budget.release(estimate)
+            await asyncio.shield(self._release(reservation))
+            self._record_failure(plan, scope, exc, time.perf_counter() - started, span, retries)
+            raise
+        duration = time.perf_counter() - started
+
+        usage = completion.usage
+        cost = plan.price.cost(usage.input_tokens, usage.output_tokens)
+        scope.budget.settle(estimate, cost)
+        if self.sink is not None:
+            self.sink.emit(
+                CostEvent(
+                    source=CostSource.LLM,
+                    tenant=scope.tenant,
+                    agent=scope.agent,
+                    model=plan.model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=cost,
+                    request_id=scope.request_id,
+                    labels={"tier": plan.tier.value, "provider": provider.name},
+                )
+            )
+        try:
+            await self.store.settle(reservation, cost)
+        except Exception:
+            # The answer is paid for and in the ledger; failing the caller now would waste it.
+            # The lease expires on its own, so the store heals after lease_s.
+            log.exception("could not settle reservation %s of $%.6f", reservation.id, cost)
+
+        if span is not None:
+            span.set_attribute(t.RESPONSE_MODEL, completion.model)
+            span.set_attribute(t.USAGE_INPUT_TOKENS, usage.input_tokens)
+            span.set_attribute(t.USAGE_OUTPUT_TOKENS, usage.output_tokens)
+            span.set_attribute(t.USAGE_COST_AMOUNT, cost)
+            span.set_attribute(t.USAGE_COST_CURRENCY, CURRENCY)
+            span.set_attribute(t.LATENCY_MS, duration * 1000)
+            if retries:
+                span.set_attribute(t.RETRIES, retries)
+            if completion.finish_reason:
+                span.set_attribute(t.RESPONSE_FINISH_REASONS, [completion.finish_reason])
+            if self.telemetry.capture_content:
+                span.set_attribute(
+                    t.OUTPUT_MESSAGES,
+                    json.dumps([{"role": "assistant", "content": completion.text}]),
+                )
+        if self._instruments is not None:
+            attrs = {
+                t.OPERATION_NAME: t.OP_CHAT,
+                t.PROVIDER_NAME: provider.name,
+                t.REQUEST_MODEL: plan.model,
+                t.RESPONSE_MODEL: completion.model,
+            }
+            ins = self._instruments
+            ins.operation_duration.record(duration, attrs)
+            ins.token_usage.record(usage.input_tokens, {**attrs, t.TOKEN_TYPE: "input"})
+            ins.token_usage.record(usage.output_tokens, {**attrs, t.TOKEN_TYPE: "output"})
+            ins.agent_cost.record(cost, {t.AGENT_NAME: scope.agent, t.REQUEST_MODEL: plan.model})
+        return GuardedCompletion(
+            completion=completion,
+            tier=plan.tier,
+            model=plan.model,
+            cost_usd=cost,
+            estimated_cost_usd=estimate,
+            downgraded_from=downgraded_from,
+            retries=retries,
+        )
+
+    async def _release(self, reservation: Reservation) -> None:
+        try:
+            await self.store.release(reservation)
+        except Exception:
+            log.exception("could not release reservation %s", reservation.id)
+
+    def _record_failure(
+        self,
+        plan: _Plan,
+        scope: CallScope,
+        exc: BaseException,
+        duration: float,
+        span: Span | None,
+        retries: int,
+    ) -> None:
+        error_type = _error_type(exc)
+        if span is not None:
+            span.set_attribute(t.ERROR_TYPE, error_type)
+            span.set_attribute(t.LATENCY_MS, duration * 1000)
+            if retries:
+                span.set_attribute(t.RETRIES, retries)
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        if self._instruments is not None:
+            self._instruments.operation_duration.record(
+                duration,
+                {
+                    t.OPERATION_NAME: t.OP_CHAT,
+                    t.PROVIDER_NAME: plan.provider.name,
+                    t.REQUEST_MODEL: plan.model,
+                    t.ERROR_TYPE: error_type,
+                },
+            )
+
+
+def _error_type(exc: BaseException) -> str:
+    """A low-cardinality ``error.type`` for ``exc``."""
+    if isinstance(exc, LLMError | CircuitOpen):
+        return exc.error_type
+    if isinstance(exc, TimeoutError | asyncio.CancelledError):
+        return "timeout" if isinstance(exc, TimeoutError) else "cancelled"
+    return type(exc).__qualname__

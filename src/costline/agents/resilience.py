@@ -1,0 +1,320 @@
+"""Resilience primitives: circuit breakers, retries with backoff, the last-good-result cache.
+
+The supervisor and the cost guardian compose these; they are usable on their own too.
+
+* :class:`CircuitBreaker` — closed / open / half-open, per agent and per model endpoint. A
+  small one of our own: it is a few integers and a clock, is called twice per agent call on the
+  hot path, and needs no locking under asyncio.
+* :func:`call_with_retries` — retries only errors marked retryable (429, 5xx, timeouts,
+  dropped connections) with jittered exponential backoff, honouring ``Retry-After``. The retry
+  loop is stamina's; the first attempt runs outside it because entering stamina costs tens of
+  microseconds, which the success path (nearly every call) should not pay.
+* :class:`LastGoodCache` — the last validated result per agent and key, the end of every
+  fallback chain, reported with its age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Generic, NamedTuple, TypeVar
+
+import stamina
+from pydantic import BaseModel, ConfigDict, Field
+
+from costline.core.errors import CostlineError
+
+T = TypeVar("T")
+V = TypeVar("V")
+
+
+class BreakerState(StrEnum):
+    """The three states of a circuit breaker."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class BreakerConfig(BaseModel):
+    """When a breaker opens and how it probes for recovery.
+
+    It opens after ``failure_threshold`` consecutive failures, stays open ``reset_timeout_s``,
+    then lets ``half_open_max_calls`` probe calls through: a success closes it, a failure opens
+    it again.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_timeout_s: float = Field(default=30.0, gt=0)
+    half_open_max_calls: int = Field(default=1, ge=1)
+
+
+class CircuitOpen(CostlineError):
+    """A call was not attempted because the breaker of ``name`` is open."""
+
+    def __init__(self, name: str, retry_in_s: float) -> None:
+        super().__init__(f"circuit {name!r} is open (next probe in {retry_in_s:.1f}s)")
+        self.name = name
+        self.retry_in_s = retry_in_s
+
+    @property
+    def error_type(self) -> str:
+        """Identifier for ``error.type``."""
+        return "circuit_open"
+
+
+class CircuitBreaker:
+    """A consecutive-failure circuit breaker.
+
+    Every :meth:`allow` that returns true must be followed by exactly one of
+    :meth:`record_success`, :meth:`record_failure` or :meth:`record_ignored` (for a call that
+    ended for reasons that say nothing about the callee, such as a cancelled request).
+    """
+
+    __slots__ = ("_clock", "_failures", "_opened_at", "_probes", "config", "name", "transitions")
+
+    def __init__(
+        self,
+        name: str,
+        config: BreakerConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """A closed breaker for ``name``."""
+        self.name = name
+        self.config = config or BreakerConfig()
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probes = 0
+        self.transitions: list[tuple[BreakerState, BreakerState]] = []
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state (an open breaker becomes half-open once its timeout passed)."""
+        if self._opened_at is None:
+            return BreakerState.CLOSED
+        if self._clock() - self._opened_at >= self.config.reset_timeout_s:
+            return BreakerState.HALF_OPEN
+        return BreakerState.OPEN
+
+    def retry_in_s(self) -> float:
+        """Seconds until an open breaker lets a probe through (0 if it would now)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self.config.reset_timeout_s - (self._clock() - self._opened_at))
+
+    def allow(self) -> bool:
+        """Whether a call may proceed now."""
+        if self._opened_at is None:
+            return True
+        if self._clock() - self._opened_at < self.config.reset_timeout_s:
+            return False
+        if self._probes >= self.config.half_open_max_calls:
+            return False
+        if self._probes == 0:
+            self.transitions.append((BreakerState.OPEN, BreakerState.HALF_OPEN))
+        self._probes += 1
+        return True
+
+    def check(self) -> None:
+        """:meth:`allow`, raising :class:`CircuitOpen` when it is refused."""
+        if not self.allow():
+            raise CircuitOpen(self.name, self.retry_in_s())
+
+    def record_success(self) -> None:
+        """The call succeeded: a half-open breaker closes."""
+        self._failures = 0
+        # Only a probe's outcome decides; a call let through before the breaker opened and
+        # finishing late says nothing about recovery.
+        if self._opened_at is not None and self._probes > 0:
+            self._opened_at = None
+            self._probes = 0
+            self.transitions.append((BreakerState.HALF_OPEN, BreakerState.CLOSED))
+
+    def record_failure(self) -> None:
+        """The call failed: count it, and open (or re-open) the breaker at the threshold."""
+        if self._opened_at is not None:
+            if self._probes > 0:
+                # A failed probe: open again for a full timeout.
+                self._probes -= 1
+                self._opened_at = self._clock()
+                self.transitions.append((BreakerState.HALF_OPEN, BreakerState.OPEN))
+            return
+        self._failures += 1
+        if self._failures >= self.config.failure_threshold:
+            self._opened_at = self._clock()
+            self._probes = 0
+            self.transitions.append((BreakerState.CLOSED, BreakerState.OPEN))
+
+    def record_ignored(self) -> None:
+        """The call ended without telling anything about the callee's health."""
+        if self._opened_at is not None:
+            self._probes = max(0, self._probes - 1)
+
+
+class BreakerRegistry:
+    """Breakers by name, created on first use with a default (or per-name) configuration."""
+
+    def __init__(
+        self,
+        default: BreakerConfig | None = None,
+        *,
+        overrides: dict[str, BreakerConfig] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Breakers configured by ``default``, except names listed in ``overrides``."""
+        self.default = default or BreakerConfig()
+        self.overrides = dict(overrides or {})
+        self._clock = clock
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get(self, name: str) -> CircuitBreaker:
+        """The breaker of ``name``."""
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            config = self.overrides.get(name, self.default)
+            breaker = self._breakers[name] = CircuitBreaker(name, config, clock=self._clock)
+        return breaker
+
+    def states(self) -> dict[str, BreakerState]:
+        """Every breaker's current state."""
+        return {name: b.state for name, b in self._breakers.items()}
+
+
+class RetryPolicy(BaseModel):
+    """How retryable errors are retried.
+
+    Backoff before retry *n* is ``wait_initial_s * 2**(n-1)`` capped at ``wait_max_s``, plus
+    up to ``wait_jitter_s`` of random jitter; a server's ``Retry-After`` replaces it, unless it
+    asks for more than ``max_retry_after_s`` (then the error is returned at once: waiting that
+    long would not fit any request's latency budget).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    attempts: int = Field(default=3, ge=1)
+    wait_initial_s: float = Field(default=0.1, ge=0)
+    wait_max_s: float = Field(default=2.0, ge=0)
+    wait_jitter_s: float = Field(default=0.1, ge=0)
+    max_retry_after_s: float = Field(default=10.0, ge=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+    def backoff_s(self, retry: int, retry_after_s: float | None = None) -> float | None:
+        """Seconds to wait before retry number ``retry`` (1-based); ``None``: do not retry."""
+        if retry_after_s is not None:
+            return retry_after_s if retry_after_s <= self.max_retry_after_s else None
+        base = min(self.wait_max_s, self.wait_initial_s * 2.0 ** (retry - 1))
+        return base + random.uniform(0, self.wait_jitter_s)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` is worth retrying: it says so (``retryable``), or it is a timeout."""
+    return bool(getattr(exc, "retryable", False)) or isinstance(exc, TimeoutError)
+
+
+OnRetry = Callable[[int, BaseException, float], None]
+
+
+async def call_with_retries(
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    retryable: Callable[[BaseException], bool] = is_retryable,
+    on_retry: OnRetry | None = None,
+) -> T:
+    """Await ``fn()``, retrying retryable errors under ``policy``.
+
+    ``on_retry(retry_number, error, delay_s)`` is called before each wait (tracing records it
+    as a span event). Non-retryable errors, and the last error when attempts run out, are
+    raised unchanged.
+    """
+    try:
+        return await fn()
+    except Exception as first:
+        if policy.attempts <= 1 or not retryable(first):
+            raise
+        delay = policy.backoff_s(1, getattr(first, "retry_after_s", None))
+        if delay is None:
+            raise
+        if on_retry is not None:
+            on_retry(1, first, delay)
+        if not stamina.is_testing():
+            await asyncio.sleep(delay)
+
+    retry = 1
+
+    def backoff(exc: Exception) -> bool | float:
+        # stamina calls this after each failed attempt: a float is the wait before the next.
+        nonlocal retry
+        if not retryable(exc):
+            return False
+        retry += 1
+        wait = policy.backoff_s(retry, getattr(exc, "retry_after_s", None))
+        if wait is None:
+            return False
+        if on_retry is not None:
+            on_retry(retry, exc, wait)
+        return wait
+
+    async for attempt in stamina.retry_context(
+        on=backoff, attempts=policy.attempts - 1, timeout=policy.timeout_s
+    ):
+        with attempt:
+            return await fn()
+    raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+
+class CachedResult(NamedTuple, Generic[V]):
+    """A cached value and its age in seconds."""
+
+    value: V
+    age_s: float
+
+
+class LastGoodCache(Generic[V]):
+    """The last good value per (agent, key): a bounded LRU with an optional maximum age."""
+
+    def __init__(
+        self,
+        maxsize: int = 10_000,
+        *,
+        max_age_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Keep at most ``maxsize`` entries; older than ``max_age_s`` counts as absent."""
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, str], tuple[V, float]] = OrderedDict()
+
+    def put(self, agent: str, key: str, value: V) -> None:
+        """Remember ``value`` as the last good one for ``agent`` and ``key``."""
+        entries = self._entries
+        k = (agent, key)
+        entries[k] = (value, self._clock())
+        entries.move_to_end(k)
+        if len(entries) > self.maxsize:
+            entries.popitem(last=False)
+
+    def get(self, agent: str, key: str) -> CachedResult[V] | None:
+        """The last good value and its age, or ``None``."""
+        hit = self._entries.get((agent, key))
+        if hit is None:
+            return None
+        age = self._clock() - hit[1]
+        if self.max_age_s is not None and age > self.max_age_s:
+            return None
+        return CachedResult(hit[0], age)
+
+    def __len__(self) -> int:
+        """Number of entries."""
+        return len(self._entries)

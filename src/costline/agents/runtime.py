@@ -1,0 +1,678 @@
+"""The agent protocol and the supervisor.
+
+An agent is an async callable ``agent(request, ctx) -> result``: it takes the typed request and
+an :class:`AgentContext` (through which it makes guarded LLM calls) and returns an
+:class:`~costline.agents.messages.AgentResult` subclass.
+
+The :class:`Supervisor` is deterministic and makes no LLM call. Per request it validates the
+input, asks its classifier which specialists are needed, runs them concurrently, each under its
+own timeout, and aggregates their validated results into a
+:class:`~costline.agents.messages.SupervisorResponse`. Each specialist's part is resolved along
+its fallback chain — the specialist, its alternatives (at most ``max_fallback_depth``), then its
+cached last good result for the same key — and the part records every failed attempt and why.
+Nothing an agent does (raise, hang, return garbage or a low-confidence answer, exhaust a
+budget) escapes its part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from opentelemetry.trace import Span, Status, StatusCode
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from costline.agents import tracing as t
+from costline.agents.guardian import CostGuardian, GuardedCompletion, Tier
+from costline.agents.llm.base import ChatMessage
+from costline.agents.messages import (
+    AgentRequest,
+    AgentResult,
+    Degradation,
+    DegradationKind,
+    Part,
+    PartStatus,
+    SupervisorResponse,
+    validate_request,
+)
+from costline.agents.resilience import (
+    BreakerConfig,
+    BreakerRegistry,
+    CircuitBreaker,
+    CircuitOpen,
+    LastGoodCache,
+)
+from costline.core.budgets import BudgetExceeded, RequestBudget
+from costline.core.errors import CostlineError
+from costline.core.telemetry import Telemetry
+
+Req = TypeVar("Req", bound=AgentRequest)
+
+#: An agent: ``async def agent(request, ctx) -> AgentResult``.
+Agent = Callable[[Any, "AgentContext"], Awaitable[Any]]
+#: A classifier: the names of the specialists a request needs.
+Classifier = Callable[[Any], Iterable[str]]
+
+# Longest error message kept in a degradation record.
+_DETAIL_CHARS = 300
+
+
+class AgentContext:
+    """What an agent gets besides its request: its identity and guarded LLM calls.
+
+    Every :meth:`complete` goes through the cost guardian (tier, budgets, ledger, spans) and is
+    charged to this agent, the request and its tenant.
+    """
+
+    __slots__ = ("_guardian", "agent", "budget", "cost_usd", "llm_calls", "request_id", "tenant",
+                 "value")  # fmt: skip
+
+    def __init__(
+        self,
+        agent: str,
+        request: AgentRequest,
+        budget: RequestBudget,
+        guardian: CostGuardian | None,
+    ) -> None:
+        """A context for one call of ``agent`` on ``request``."""
+        self.agent = agent
+        self.tenant = request.tenant
+        self.request_id = request.request_id
+        self.value = request.value
+        self.budget = budget
+        self._guardian = guardian
+        self.cost_usd = 0.0
+        self.llm_calls = 0
+
+    async def complete(
+        self,
+        prompt: str | Sequence[ChatMessage],
+        *,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        tier: Tier | None = None,
+        temperature: float | None = None,
+    ) -> GuardedCompletion:
+        """A guarded LLM call (see :meth:`CostGuardian.complete`)."""
+        if self._guardian is None:
+            raise CostlineError(f"agent {self.agent!r} made an LLM call, but no guardian is set")
+        result = await self._guardian.complete(
+            self,
+            prompt,
+            system=system,
+            max_tokens=max_tokens,
+            tier=tier,
+            temperature=temperature,
+        )
+        self.cost_usd += result.cost_usd
+        self.llm_calls += 1
+        return result
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """An alternative agent for a specialist, with its own name and (optional) limits.
+
+    Unset limits are inherited from the specialist.
+    """
+
+    name: str
+    agent: Agent
+    timeout_s: float | None = None
+    min_confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class Specialist:
+    """A named agent the supervisor can route to, with its validation and resilience policy.
+
+    * ``result_type`` — results are validated as this model (garbage is rejected).
+    * ``timeout_s`` — per attempt; ``deadline_s`` bounds the whole fallback chain.
+    * ``min_confidence`` — results below it are retried, then replaced by a fallback.
+    * ``retries`` — extra attempts after an invalid or low-confidence result (not after an
+      error or a timeout: retrying an agent that is down only adds latency).
+    * ``fallbacks`` — alternatives tried in order; ``use_cache`` — finally, the last good
+      result for the same key (``cache_key``, by default the request's own
+      :meth:`~costline.agents.messages.AgentRequest.cache_key`).
+    """
+
+    name: str
+    agent: Agent
+    result_type: type[AgentResult] = AgentResult
+    timeout_s: float = 2.0
+    deadline_s: float | None = None
+    min_confidence: float = 0.8
+    retries: int = 1
+    fallbacks: tuple[Fallback, ...] = ()
+    use_cache: bool = True
+    cache_key: Callable[[Any], str] | None = None
+    breaker: BreakerConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"specialist {self.name!r}: timeout_s must be > 0")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"specialist {self.name!r}: min_confidence must be within [0, 1]")
+        if self.retries < 0:
+            raise ValueError(f"specialist {self.name!r}: retries must be >= 0")
+
+
+class RoutingRule(BaseModel):
+    """Route to ``agents`` when the request's ``field`` is one of ``any_of``.
+
+    A list-valued field matches if any element is in ``any_of``; without ``any_of`` the rule
+    matches when the field is truthy.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str
+    any_of: frozenset[Any] | None = None
+    agents: tuple[str, ...]
+
+    def matches(self, request: Any) -> bool:
+        """Whether the rule applies to ``request``."""
+        value = getattr(request, self.field, None)
+        if self.any_of is None:
+            return bool(value)
+        if isinstance(value, list | tuple | set | frozenset):
+            return any(v in self.any_of for v in value)
+        try:
+            return value in self.any_of
+        except TypeError:  # an unhashable value matches nothing
+            return False
+
+
+class RuleClassifier:
+    """A classifier from rules (configuration): the union of every matching rule's agents, in
+    rule order, or ``default`` when none matches."""
+
+    def __init__(self, rules: Sequence[RoutingRule], default: Sequence[str] = ()) -> None:
+        """Route by ``rules``; ``default`` when none matches."""
+        self.rules = tuple(rules)
+        self.default = tuple(default)
+
+    @property
+    def agent_names(self) -> set[str]:
+        """Every agent name the rules can produce (checked against the specialists)."""
+        return {name for rule in self.rules for name in rule.agents} | set(self.default)
+
+    def __call__(self, request: Any) -> list[str]:
+        """The specialists ``request`` needs."""
+        names: list[str] = []
+        for rule in self.rules:
+            if rule.matches(request):
+                names.extend(n for n in rule.agents if n not in names)
+        return names or list(self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """One step of a fallback chain, with its limits resolved."""
+
+    name: str
+    agent: Agent
+    timeout_s: float
+    min_confidence: float
+    breaker: CircuitBreaker
+    span_name: str
+    is_primary: bool
+
+
+@dataclass(slots=True)
+class _Slot:
+    spec: Specialist
+    chain: tuple[_Link, ...]
+    span_name: str
+    ok_attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Trial:
+    reasons: list[Degradation] = field(default_factory=list)
+    attempts: int = 0
+    cost_usd: float = 0.0
+
+
+def _detail(exc: BaseException) -> str:
+    return str(exc)[:_DETAIL_CHARS]
+
+
+def _error_type(exc: BaseException) -> str:
+    error_type = getattr(exc, "error_type", None)
+    return error_type if isinstance(error_type, str) else type(exc).__qualname__
+
+
+class Supervisor(Generic[Req]):
+    """Routes each request to its specialists, runs them concurrently, aggregates their parts.
+
+    >>> supervisor = Supervisor([Specialist("echo", echo)], request_type=Ask)  # doctest: +SKIP
+    >>> response = await supervisor.handle({"tenant": "acme", "q": "..."})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        specialists: Sequence[Specialist],
+        *,
+        request_type: type[Req] = AgentRequest,  # type: ignore[assignment]
+        classifier: Classifier | None = None,
+        guardian: CostGuardian | None = None,
+        telemetry: Telemetry | None = None,
+        cache: LastGoodCache[AgentResult] | None = None,
+        breaker: BreakerConfig | None = None,
+        max_fallback_depth: int = 3,
+        name: str = "supervisor",
+    ) -> None:
+        """Check the configuration (names, fallback depth, classifier targets) up front."""
+        names = [s.name for s in specialists]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate specialist names: {', '.join(duplicates)}")
+        if max_fallback_depth < 0:
+            raise ValueError("max_fallback_depth must be >= 0")
+        for spec in specialists:
+            if len(spec.fallbacks) > max_fallback_depth:
+                raise ValueError(
+                    f"specialist {spec.name!r} has {len(spec.fallbacks)} fallbacks, more than "
+                    f"max_fallback_depth={max_fallback_depth}"
+                )
+        known = getattr(classifier, "agent_names", None)
+        if isinstance(known, set) and (unknown := known - set(names)):
+            raise ValueError(f"classifier routes to unknown specialists: {sorted(unknown)}")
+        self.name = name
+        self.request_type: type[Req] = request_type
+        self.classifier = classifier
+        self.guardian = guardian
+        self.telemetry = telemetry or Telemetry.disabled()
+        self.cache: LastGoodCache[AgentResult] = cache if cache is not None else LastGoodCache()
+        self.breakers = BreakerRegistry(
+            breaker,
+            overrides={s.name: s.breaker for s in specialists if s.breaker is not None},
+        )
+        self.max_fallback_depth = max_fallback_depth
+        self._tracer = self.telemetry.tracer
+        self._instruments = t.instruments(self.telemetry.meter) if self.telemetry.meter else None
+        self._slots = {s.name: self._slot(s) for s in specialists}
+        self._all = tuple(self._slots)
+        self._request_span = f"{t.OP_INVOKE_AGENT} {name}"
+
+    def _slot(self, spec: Specialist) -> _Slot:
+        links = [
+            _Link(
+                name=spec.name,
+                agent=spec.agent,
+                timeout_s=spec.timeout_s,
+                min_confidence=spec.min_confidence,
+                breaker=self.breakers.get(spec.name),
+                span_name=f"{t.OP_INVOKE_AGENT} {spec.name}",
+                is_primary=True,
+            )
+        ]
+        for fb in spec.fallbacks[: self.max_fallback_depth]:
+            links.append(
+                _Link(
+                    name=fb.name,
+                    agent=fb.agent,
+                    timeout_s=fb.timeout_s if fb.timeout_s is not None else spec.timeout_s,
+                    min_confidence=(
+                        fb.min_confidence if fb.min_confidence is not None else spec.min_confidence
+                    ),
+                    breaker=self.breakers.get(f"{spec.name}/{fb.name}"),
+                    span_name=f"{t.OP_INVOKE_AGENT} {fb.name}",
+                    is_primary=False,
+                )
+            )
+        return _Slot(
+            spec=spec,
+            chain=tuple(links),
+            span_name=f"{t.OP_INVOKE_AGENT} {spec.name}",
+            ok_attrs={t.AGENT_NAME: spec.name, t.OUTCOME: PartStatus.OK.value},
+        )
+
+    @property
+    def specialists(self) -> list[str]:
+        """Names of the specialists, in registration order."""
+        return list(self._all)
+
+    def route(self, request: Req) -> list[str]:
+        """The specialists ``request`` needs (all of them without a classifier)."""
+        if self.classifier is None:
+            return list(self._all)
+        names: list[str] = []
+        for name in self.classifier(request):
+            if name not in names:
+                names.append(name)
+        return names
+
+    async def handle(self, request: Req | dict[str, Any]) -> SupervisorResponse:
+        """Answer ``request`` (a model or a mapping validated into ``request_type``).
+
+        Raises :class:`~costline.agents.messages.InvalidRequest` naming each bad field; every
+        other failure is contained in the response's parts.
+        """
+        req: Req = validate_request(self.request_type, request)
+        started = time.perf_counter()
+        if self._tracer is None:
+            route, parts = await self._fan_out(req)
+        else:
+            with self._tracer.start_as_current_span(
+                self._request_span,
+                attributes={
+                    t.OPERATION_NAME: t.OP_INVOKE_AGENT,
+                    t.AGENT_NAME: self.name,
+                    t.TENANT: req.tenant,
+                    t.REQUEST_ID: req.request_id,
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                route, parts = await self._fan_out(req)
+                degraded = [p.name for p in parts if p.status is not PartStatus.OK]
+                span.set_attribute(t.ROUTE, route)
+                span.set_attribute(t.DEGRADED, bool(degraded))
+                span.set_attribute(t.DEGRADED_PARTS, degraded)
+                span.set_attribute(t.LATENCY_MS, (time.perf_counter() - started) * 1000)
+        return SupervisorResponse.model_construct(
+            request_id=req.request_id,
+            tenant=req.tenant,
+            route=route,
+            parts={p.name: p for p in parts},
+            cost_usd=sum(p.cost_usd for p in parts),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def _fan_out(self, req: Req) -> tuple[list[str], list[Part]]:
+        route = self.route(req)
+        budget = (
+            self.guardian.request_budget(req.request_id)
+            if self.guardian is not None
+            else RequestBudget(req.request_id, None)
+        )
+        default_key: str | None = None
+        jobs: list[Awaitable[Part]] = []
+        unknown: list[Part] = []
+        for name in route:
+            slot = self._slots.get(name)
+            if slot is None:
+                unknown.append(_unknown_part(name))
+                continue
+            key: str | None = None
+            if slot.spec.use_cache:
+                if slot.spec.cache_key is not None:
+                    key = slot.spec.cache_key(req)
+                else:
+                    if default_key is None:
+                        default_key = req.cache_key()
+                    key = default_key
+            jobs.append(self._run_slot(slot, req, budget, key))
+        # One specialist needs no task of its own.
+        parts = [await jobs[0]] if len(jobs) == 1 else list(await asyncio.gather(*jobs))
+        return route, parts + unknown
+
+    async def _run_slot(
+        self, slot: _Slot, req: Req, budget: RequestBudget, key: str | None
+    ) -> Part:
+        started = time.perf_counter()
+        if self._tracer is None:
+            part = await self._resolve(slot, req, budget, key, started, None)
+        else:
+            with self._tracer.start_as_current_span(
+                slot.span_name,
+                attributes={t.OPERATION_NAME: t.OP_INVOKE_AGENT, t.AGENT_NAME: slot.spec.name},
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                part = await self._resolve(slot, req, budget, key, started, span)
+                _annotate(span, part, (time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        part.latency_ms = elapsed * 1000
+        if self._instruments is not None:
+            attrs = (
+                slot.ok_attrs
+                if part.status is PartStatus.OK
+                else {t.AGENT_NAME: slot.spec.name, t.OUTCOME: part.status.value}
+            )
+            self._instruments.agent_duration.record(elapsed, attrs)
+        return part
+
+    async def _resolve(
+        self,
+        slot: _Slot,
+        req: Req,
+        budget: RequestBudget,
+        key: str | None,
+        started: float,
+        span: Span | None,
+    ) -> Part:
+        spec = slot.spec
+        trial = _Trial()
+        deadline = started + spec.deadline_s if spec.deadline_s is not None else None
+        for link in slot.chain:
+            if deadline is not None and time.perf_counter() >= deadline:
+                trial.reasons.append(
+                    Degradation(
+                        agent=link.name,
+                        kind=DegradationKind.DEADLINE,
+                        error_type="deadline",
+                        detail=f"{spec.name}: deadline of {spec.deadline_s}s passed",
+                    )
+                )
+                break
+            if link.is_primary or self._tracer is None:
+                result = await self._try(link, spec, req, budget, trial, deadline, span)
+            else:
+                with self._tracer.start_as_current_span(
+                    link.span_name,
+                    attributes={
+                        t.OPERATION_NAME: t.OP_INVOKE_AGENT,
+                        t.AGENT_NAME: link.name,
+                        t.FALLBACK: True,
+                    },
+                    record_exception=False,
+                    set_status_on_exception=False,
+                ) as fb_span:
+                    before = len(trial.reasons)
+                    result = await self._try(link, spec, req, budget, trial, deadline, fb_span)
+                    if result is None and len(trial.reasons) > before:
+                        error_type = trial.reasons[-1].error_type
+                        fb_span.set_attribute(t.ERROR_TYPE, error_type)
+                        fb_span.set_status(Status(StatusCode.ERROR, error_type))
+            if result is not None:
+                if link.is_primary:
+                    if key is not None:
+                        self.cache.put(spec.name, key, result)
+                    status = PartStatus.OK
+                else:
+                    status = PartStatus.FALLBACK
+                return Part.model_construct(
+                    name=spec.name,
+                    status=status,
+                    source=link.name,
+                    result=result,
+                    reasons=trial.reasons,
+                    cache_age_s=None,
+                    attempts=trial.attempts,
+                    latency_ms=0.0,
+                    cost_usd=trial.cost_usd,
+                )
+        hit = self.cache.get(spec.name, key) if key is not None else None
+        return Part.model_construct(
+            name=spec.name,
+            status=PartStatus.CACHED if hit is not None else PartStatus.FAILED,
+            source="cache" if hit is not None else None,
+            result=hit.value if hit is not None else None,
+            reasons=trial.reasons,
+            cache_age_s=hit.age_s if hit is not None else None,
+            attempts=trial.attempts,
+            latency_ms=0.0,
+            cost_usd=trial.cost_usd,
+        )
+
+    async def _try(
+        self,
+        link: _Link,
+        spec: Specialist,
+        req: Req,
+        budget: RequestBudget,
+        trial: _Trial,
+        deadline: float | None,
+        span: Span | None,
+    ) -> AgentResult | None:
+        """Up to ``1 + retries`` calls of one agent; its validated result, or ``None``."""
+        breaker = link.breaker
+        reasons = trial.reasons
+        for _ in range(spec.retries + 1):
+            if not breaker.allow():
+                reasons.append(
+                    Degradation(
+                        agent=link.name,
+                        kind=DegradationKind.CIRCUIT_OPEN,
+                        error_type="circuit_open",
+                        detail=f"circuit open, next probe in {breaker.retry_in_s():.1f}s",
+                    )
+                )
+                return None
+            timeout = link.timeout_s
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - time.perf_counter()))
+            ctx = AgentContext(link.name, req, budget, self.guardian)
+            trial.attempts += 1
+            timer = asyncio.timeout(timeout)
+            try:
+                async with timer:
+                    raw = await link.agent(req, ctx)
+            except TimeoutError as exc:
+                trial.cost_usd += ctx.cost_usd
+                if timer.expired():
+                    breaker.record_failure()
+                    reasons.append(
+                        Degradation(
+                            agent=link.name,
+                            kind=DegradationKind.TIMEOUT,
+                            error_type="timeout",
+                            detail=f"no result within {timeout:.3f}s",
+                        )
+                    )
+                else:
+                    breaker.record_failure()
+                    reasons.append(_error(link.name, exc))
+                return None
+            except BudgetExceeded as exc:
+                # The agent is healthy; it just may not spend more. A fallback may not need to.
+                trial.cost_usd += ctx.cost_usd
+                breaker.record_ignored()
+                reasons.append(
+                    Degradation(
+                        agent=link.name,
+                        kind=DegradationKind.BUDGET,
+                        error_type="budget_exceeded",
+                        detail=_detail(exc),
+                        refusal=exc.refusal,
+                    )
+                )
+                return None
+            except CircuitOpen as exc:
+                # A model endpoint is down, not this agent.
+                trial.cost_usd += ctx.cost_usd
+                breaker.record_ignored()
+                reasons.append(
+                    Degradation(
+                        agent=link.name,
+                        kind=DegradationKind.CIRCUIT_OPEN,
+                        error_type=exc.error_type,
+                        detail=_detail(exc),
+                    )
+                )
+                return None
+            except asyncio.CancelledError:
+                breaker.record_ignored()
+                raise
+            except Exception as exc:
+                trial.cost_usd += ctx.cost_usd
+                breaker.record_failure()
+                reasons.append(_error(link.name, exc))
+                return None
+            trial.cost_usd += ctx.cost_usd
+            try:
+                result = spec.result_type.model_validate(raw)
+            except ValidationError as exc:
+                breaker.record_failure()
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "result"
+                reasons.append(
+                    Degradation(
+                        agent=link.name,
+                        kind=DegradationKind.INVALID,
+                        error_type="invalid_result",
+                        detail=f"{where}: {err['msg']} ({exc.error_count()} error(s))",
+                    )
+                )
+                continue
+            breaker.record_success()
+            if result.confidence < link.min_confidence:
+                reasons.append(
+                    Degradation(
+                        agent=link.name,
+                        kind=DegradationKind.LOW_CONFIDENCE,
+                        error_type="low_confidence",
+                        detail=(
+                            f"confidence {result.confidence:.3f} below {link.min_confidence:.3f}"
+                        ),
+                    )
+                )
+                continue
+            return result
+        return None
+
+
+def _error(agent: str, exc: BaseException) -> Degradation:
+    return Degradation(
+        agent=agent,
+        kind=DegradationKind.ERROR,
+        error_type=_error_type(exc),
+        detail=_detail(exc),
+    )
+
+
+def _unknown_part(name: str) -> Part:
+    return Part(
+        name=name,
+        status=PartStatus.FAILED,
+        reasons=[
+            Degradation(
+                agent=name,
+                kind=DegradationKind.UNKNOWN_AGENT,
+                error_type="unknown_agent",
+                detail=f"the classifier routed to {name!r}, which is not a specialist",
+            )
+        ],
+    )
+
+
+def _annotate(span: Span, part: Part, latency_ms: float) -> None:
+    span.set_attribute(t.OUTCOME, part.status.value)
+    span.set_attribute(t.DEGRADED, part.status is not PartStatus.OK)
+    span.set_attribute(t.ATTEMPTS, part.attempts)
+    span.set_attribute(t.LATENCY_MS, latency_ms)
+    if part.source is not None:
+        span.set_attribute(t.SOURCE, part.source)
+    if part.status in (PartStatus.FALLBACK, PartStatus.CACHED):
+        span.set_attribute(t.FALLBACK, True)
+    if part.cache_age_s is not None:
+        span.set_attribute(t.CACHE_AGE, part.cache_age_s)
+    for reason in part.reasons:
+        span.add_event(
+            "costline.agent.attempt_failed",
+            {
+                t.AGENT_NAME: reason.agent,
+                "costline.degradation.kind": reason.kind.value,
+                t.ERROR_TYPE: reason.error_type,
+            },
+        )
+    if part.status is PartStatus.FAILED:
+        error_type = part.reasons[-1].error_type if part.reasons else "failed"
+        span.set_attribute(t.ERROR_TYPE, error_type)
+        span.set_status(Status(StatusCode.ERROR, error_type))

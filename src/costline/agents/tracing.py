@@ -1,0 +1,121 @@
+"""OpenTelemetry names and instruments of the agent runtime (GenAI semantic conventions).
+
+Spans: ``invoke_agent {gen_ai.agent.name}`` for the request (the supervisor) and for every
+specialist and fallback call; ``chat {gen_ai.request.model}`` for every model call. Cost sits on
+``chat`` spans only (``gen_ai.usage.cost.amount`` + ``.currency``), so summing costs over a
+trace never counts a call twice.
+
+Metrics: ``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration`` as the
+conventions define them, plus costline's own ``costline.agent.duration`` (outcome per agent:
+latency percentiles and error rate), ``costline.agent.cost`` (USD per model call, by agent) and
+``costline.budget.refusals``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from opentelemetry.metrics import Counter, Histogram, Meter
+
+# GenAI semantic-convention attribute names.
+OPERATION_NAME = "gen_ai.operation.name"
+PROVIDER_NAME = "gen_ai.provider.name"
+AGENT_NAME = "gen_ai.agent.name"
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
+USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
+TOKEN_TYPE = "gen_ai.token.type"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+ERROR_TYPE = "error.type"
+SERVER_ADDRESS = "server.address"
+
+OP_CHAT = "chat"
+OP_INVOKE_AGENT = "invoke_agent"
+
+# costline's own attributes.
+TENANT = "costline.tenant"
+REQUEST_ID = "costline.request.id"
+TIER = "costline.llm.tier"
+DOWNGRADED_FROM = "costline.llm.downgraded_from"
+ESTIMATED_COST = "costline.llm.estimated_cost"
+RETRIES = "costline.llm.retries"
+OUTCOME = "costline.agent.outcome"
+DEGRADED = "costline.agent.degraded"
+FALLBACK = "costline.agent.fallback"
+SOURCE = "costline.agent.source"
+ATTEMPTS = "costline.agent.attempts"
+CACHE_AGE = "costline.agent.cache_age_s"
+LATENCY_MS = "costline.latency_ms"
+DEGRADED_PARTS = "costline.request.degraded_parts"
+ROUTE = "costline.request.route"
+BUDGET_SCOPE = "costline.budget.scope"
+
+# Bucket boundaries the GenAI conventions recommend for these two histograms.
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304]
+DURATION_BUCKETS = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92
+]  # fmt: skip
+COST_BUCKETS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
+AGENT_DURATION_BUCKETS = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Instruments:
+    """The metric instruments of the runtime, created once per meter."""
+
+    token_usage: Histogram
+    operation_duration: Histogram
+    agent_duration: Histogram
+    agent_cost: Histogram
+    budget_refusals: Counter
+
+
+_BY_METER: weakref.WeakKeyDictionary[Meter, Instruments] = weakref.WeakKeyDictionary()
+
+
+def instruments(meter: Meter) -> Instruments:
+    """The runtime's instruments on ``meter`` (the same objects for every caller)."""
+    found = _BY_METER.get(meter)
+    if found is None:
+        found = Instruments(
+            token_usage=meter.create_histogram(
+                "gen_ai.client.token.usage",
+                unit="{token}",
+                description="Number of input and output tokens used.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            ),
+            operation_duration=meter.create_histogram(
+                "gen_ai.client.operation.duration",
+                unit="s",
+                description="GenAI operation duration.",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            ),
+            agent_duration=meter.create_histogram(
+                "costline.agent.duration",
+                unit="s",
+                description="Time to obtain each specialist's part, by outcome.",
+                explicit_bucket_boundaries_advisory=AGENT_DURATION_BUCKETS,
+            ),
+            agent_cost=meter.create_histogram(
+                "costline.agent.cost",
+                unit="USD",
+                description="Cost of each model call, by agent and model.",
+                explicit_bucket_boundaries_advisory=COST_BUCKETS,
+            ),
+            budget_refusals=meter.create_counter(
+                "costline.budget.refusals",
+                unit="{call}",
+                description="Model calls refused because a budget would be exceeded.",
+            ),
+        )
+        _BY_METER[meter] = found
+    return found
