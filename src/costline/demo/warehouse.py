@@ -538,7 +538,7 @@ def _local_exprs(spec: TableSpec, seed: int, local_rows: int) -> dict[str, str]:
         )
         exprs["mid"] = f"round(0.8 + CAST({h(seed, 71)} % 100000 AS DOUBLE) / 100000.0, 5)"
     if spec.table == "ledger_entries":
-        exprs["entry_date"] = f"DATE '{DEFAULT_END}' - CAST(i % 730 AS INTEGER)"
+        exprs["entry_date"] = "entry_date_"
         exprs["posting_ts"] = "CAST(entry_date_ AS TIMESTAMP) + to_seconds(CAST(i % 86400 AS BIGINT))"
         exprs["debit_credit"] = "CASE WHEN i % 2 = 0 THEN 'D' ELSE 'C' END"
     if "currency" in {c.name for c in spec.columns} and "currency" not in exprs:
@@ -559,7 +559,7 @@ def _select_sql(spec: TableSpec, seed: int, local_rows: int, end: dt.date) -> st
     # pdate spreads rows evenly over the partitions; j numbers the rows within one partition.
     base = (
         f"SELECT i, DATE '{end}' - CAST(i % {parts} AS INTEGER) AS pdate, i // {parts} AS j,"
-        f" DATE '{DEFAULT_END}' - CAST(i % 730 AS INTEGER) AS entry_date_"
+        f" DATE '{end}' - CAST(i % 730 AS INTEGER) AS entry_date_"
         f" FROM range({local_rows}) t(i)"
     )
     order = [k for k in (spec.partition_key, *spec.clustering) if k]

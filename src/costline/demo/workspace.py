@@ -1,0 +1,175 @@
+"""A demo workspace on disk: tables, catalogue, job history and ground truth.
+
+Layout::
+
+    workspace.json      what was generated (seed, jobs, period, scale) and where
+    catalog.json        costline.warehouse.catalog.Catalog at production sizes
+    jobs.jsonl          the job history, INFORMATION_SCHEMA.JOBS as newline-delimited JSON
+    ground_truth.json   the planted anti-patterns and the costs, for tests and demos
+    tables/<dataset>/<table>/...   hive-partitioned Parquet, clustered within partitions
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from costline.core.errors import CostlineError
+from costline.demo.bank import generate_bank, write_bank
+from costline.demo.history import generate_history
+from costline.demo.truth import GroundTruth
+from costline.demo.warehouse import (
+    DEFAULT_END,
+    DEFAULT_POSITIONS_ROWS,
+    demo_catalog,
+    write_generic_tables,
+)
+from costline.warehouse.catalog import Catalog, load_catalog, save_catalog
+
+WORKSPACE_FILE = "workspace.json"
+_FILES = {"catalog": "catalog.json", "jobs": "jobs.jsonl", "ground_truth": "ground_truth.json",
+          "tables_dir": "tables"}
+
+Progress = Callable[[str, float], None]
+
+
+class Workspace(BaseModel):
+    """Where a generated workspace's files are, and what it was generated from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: Path
+    catalog: Path
+    jobs: Path
+    ground_truth: Path
+    tables_dir: Path
+    seed: int
+    job_count: int
+    start: dt.date
+    end: dt.date
+    days: int
+    scale: float
+    positions_rows: int
+
+    @classmethod
+    def open(cls, directory: Path) -> Workspace:
+        """Re-open the workspace generated in ``directory`` (reads ``workspace.json``)."""
+        root = Path(directory).resolve()
+        path = root / WORKSPACE_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError:
+            raise CostlineError(
+                f"{root} is not a demo workspace (no {WORKSPACE_FILE}); "
+                "create one with `costline demo init`"
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise CostlineError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        try:
+            files = {key: root / data["files"][key] for key in _FILES}
+            return cls(root=root, **files, **{k: v for k, v in data.items() if k != "files"})
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise CostlineError(f"{path}: not a valid workspace description ({exc})") from None
+
+    def load_catalog(self) -> Catalog:
+        """The workspace's catalogue."""
+        return load_catalog(self.catalog)
+
+    def load_ground_truth(self) -> GroundTruth:
+        """The workspace's ground truth."""
+        return GroundTruth.load(self.ground_truth)
+
+    def table_path(self, name: str) -> Path:
+        """Directory of the local copy of table ``name`` (full or ``dataset.table``)."""
+        meta = self.load_catalog().get(name)
+        if meta is None or meta.local_path is None:
+            raise CostlineError(f"no local copy of table {name} in {self.root}")
+        return self.root / meta.local_path
+
+    def _save(self) -> None:
+        data = self.model_dump(mode="json", exclude=set(_FILES) | {"root"})
+        data["files"] = dict(_FILES)
+        (self.root / WORKSPACE_FILE).write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+
+
+def build_workspace(
+    directory: Path,
+    *,
+    jobs: int = 200_000,
+    seed: int = 7,
+    days: int = 90,
+    end: dt.date = DEFAULT_END,
+    scale: float = 1.0,
+    with_query_hashes: bool = True,
+    progress: Progress | None = None,
+    positions_rows: int = DEFAULT_POSITIONS_ROWS,
+) -> Workspace:
+    """Generate a complete demo workspace in ``directory`` and return it.
+
+    ``scale`` multiplies the local tables' row counts (production sizes in the catalogue do not
+    change); ``positions_rows`` is the local row count of ``risk.positions`` at scale 1. The job
+    history and ground truth depend on ``jobs``, ``seed``, ``days`` and ``end`` only, so the same
+    arguments give the same ``jobs.jsonl`` byte for byte. ``progress(step, fraction)`` is called
+    as the steps advance (from worker threads, one call at a time).
+    """
+    if not 0 < scale <= 1.0:
+        raise CostlineError(f"scale must be in (0, 1] (got {scale})")
+    root = Path(directory).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    tables = root / _FILES["tables_dir"]
+    if tables.exists():
+        shutil.rmtree(tables)
+    lock = threading.Lock()
+
+    def report(step: str, fraction: float) -> None:
+        if progress is not None:
+            with lock:
+                progress(step, fraction)
+
+    def warehouse() -> dict[str, int]:
+        return write_generic_tables(
+            tables, seed=seed, scale=scale, end=end, positions_rows=positions_rows,
+            progress=lambda f: report("tables", f),
+        )
+
+    def bank_and_history() -> tuple[dict[str, int], GroundTruth]:
+        report("bank", 0.0)
+        counts = write_bank(tables, generate_bank(seed=seed, scale=scale, end=end))
+        report("bank", 1.0)
+        report("history", 0.0)
+        # Jobs bill against production sizes, which the local row counts do not change.
+        truth = generate_history(root / _FILES["jobs"], jobs=jobs, seed=seed, days=days, end=end,
+                                 catalog=demo_catalog(), with_query_hashes=with_query_hashes)
+        report("history", 1.0)
+        return counts, truth
+
+    # Table writing is DuckDB-bound and history generation mostly numpy: run them side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        generic = pool.submit(warehouse)
+        other = pool.submit(bank_and_history)
+        counts = generic.result()
+        bank_counts, truth = other.result()
+    catalog = demo_catalog({**counts, **bank_counts})
+    save_catalog(catalog, root / _FILES["catalog"])
+    truth.save(root / _FILES["ground_truth"])
+    workspace = Workspace(
+        root=root,
+        **{key: root / name for key, name in _FILES.items()},
+        seed=seed,
+        job_count=jobs,
+        start=truth.period.start,
+        end=truth.period.end,
+        days=days,
+        scale=scale,
+        positions_rows=positions_rows,
+    )
+    workspace._save()
+    report("done", 1.0)
+    return workspace
