@@ -461,6 +461,7 @@ def history_from_arrow(
     return history
 
 
+LIVE_DEADLINE_S = 300.0
 _LIVE_COLUMNS = ", ".join(f.name for f in _FIELDS)
 
 
@@ -510,10 +511,14 @@ def read_bigquery(
             bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
         ]
     )
+    # Bounded retries: a flapping endpoint ends in an error message, not an endless wait.
+    retry = bigquery.DEFAULT_RETRY.with_deadline(LIVE_DEADLINE_S)
     try:
-        rows = client.query_and_wait(live_jobs_sql(region, view), job_config=config)
+        rows = client.query_and_wait(
+            live_jobs_sql(region, view), job_config=config, retry=retry, api_timeout=60
+        )
         table = rows.to_arrow(create_bqstorage_client=False)
-    except gexc.GoogleAPIError as exc:
+    except (gexc.GoogleAPIError, gexc.RetryError) as exc:
         raise CostlineError(f"BigQuery refused the jobs query: {_first_line(exc)}") from None
     source = f"bigquery:{project}/region-{region}.INFORMATION_SCHEMA.{view}"
     return history_from_arrow(table, source=source)

@@ -1,0 +1,367 @@
+"""Reading INFORMATION_SCHEMA.JOBS exports: formats, timestamps, and every bad-input path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from costline.core.errors import CostlineError
+from costline.warehouse.jobs import MAX_REPORTED_PROBLEMS, connect, read_bigquery, read_history
+from tests.conftest import MIB, job, labels, tables
+
+UTC = dt.UTC
+
+
+def _jobs(history: Any, columns: str = "*") -> list[tuple[Any, ...]]:
+    return list(history.con.execute(f"SELECT {columns} FROM jobs ORDER BY line").fetchall())
+
+
+def test_jsonl_export_loads_with_types_and_nested_fields(write_jsonl: Callable[..., Path]) -> None:
+    path = write_jsonl(
+        [
+            job(
+                "a",
+                total_bytes_billed=20 * MIB,
+                labels=labels(team="risk", pipeline="positions"),
+                referenced_tables=tables("acme.risk.positions", "acme.ref.instruments"),
+                destination_table={"project_id": "acme", "dataset_id": "risk", "table_id": "t"},
+                query_info={"query_hashes": {"normalized_literals": "abc123"}},
+                error_result={"reason": "invalidQuery", "location": "q", "message": "boom"},
+            ),
+            job("b", total_bytes_billed=7, cache_hit=True),
+        ]
+    )
+    history = read_history(path)
+    assert (history.read, history.jobs, history.rejected) == (2, 2, 0)
+    row = _jobs(
+        history,
+        "job_id, total_bytes_billed, labels, referenced_tables, destination_table, "
+        "query_hash, error_reason, cache_hit",
+    )
+    assert row[0] == (
+        "a",
+        20 * MIB,
+        [{"key": "team", "value": "risk"}, {"key": "pipeline", "value": "positions"}],
+        ["acme.risk.positions", "acme.ref.instruments"],
+        "acme.risk.t",
+        "abc123",
+        "invalidQuery",
+        False,
+    )
+    assert row[1][0:2] == ("b", 7) and row[1][-1] is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-10-01T08:00:00Z",
+        "2026-10-01T08:00:00.000000Z",
+        "2026-10-01 08:00:00 UTC",
+        "2026-10-01 08:00:00.000000 UTC",
+        "2026-10-01T10:00:00+02:00",
+    ],
+)
+def test_both_timestamp_shapes_load(write_jsonl: Callable[..., Path], text: str) -> None:
+    history = read_history(write_jsonl([job("a", creation_time=text)]))
+    assert _jobs(history, "creation_time") == [(dt.datetime(2026, 10, 1, 8, tzinfo=UTC),)]
+
+
+def test_int64_as_numbers_or_strings(write_jsonl: Callable[..., Path]) -> None:
+    rows = [job("a", total_bytes_billed="123"), job("b")]
+    rows[1]["total_bytes_billed"] = 456
+    assert _jobs(read_history(write_jsonl(rows)), "total_bytes_billed") == [(123,), (456,)]
+
+
+def test_bad_rows_are_reported_with_line_and_field_and_the_rest_is_analysed(
+    write_jsonl: Callable[..., Path],
+) -> None:
+    no_id = job("x")
+    del no_id["job_id"]
+    path = write_jsonl(
+        [
+            job("ok1"),
+            "{not json",
+            "[1, 2]",
+            job("bad-bytes", total_bytes_billed="lots"),
+            job("bad-time", creation_time="yesterday"),
+            job("bad-labels", labels={"team": "risk"}),
+            job("bad-bool", cache_hit="perhaps"),
+            no_id,
+            job("ok1"),
+            job("neg", total_slot_ms=-5),
+            job("ed", edition="PLATINUM", reservation_id="r"),
+            "",
+            job("ok2"),
+        ]
+    )
+    history = read_history(path)
+    report = history.reports[0]
+    assert (report.read, report.valid, report.rejected) == (12, 2, 10)
+    assert report.read == report.valid + report.rejected
+    got = [(p.line, p.field, p.message.split(",")[0]) for p in report.problems]
+    assert got == [
+        (2, None, "not valid JSON"),
+        (3, None, "expected a JSON object"),
+        (4, "total_bytes_billed", "expected an integer"),
+        (5, "creation_time", "expected a timestamp (ISO-8601 or 'YYYY-MM-DD HH:MM:SS[.ffffff] UTC')"),
+        (6, "labels", "expected an array of {key"),
+        (7, "cache_hit", "expected a boolean"),
+        (8, "job_id", "missing"),
+        (9, "job_id", "duplicate of the job on line 1"),
+        (10, None, "byte and slot counts must not be negative"),
+        (11, "edition", "expected one of STANDARD"),
+    ]
+    assert str(report.problems[2]) == f"{path}:4: total_bytes_billed: expected an integer, got lots"
+    assert [r[0] for r in _jobs(history, "job_id")] == ["ok1", "ok2"]
+
+
+def test_a_large_history_with_ten_bad_rows_keeps_every_good_one(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.jsonl"
+    con = connect()
+    con.execute(
+        f"""
+        COPY (SELECT 'j' || i AS job_id, '2026-10-01T00:00:00Z' AS creation_time,
+                     CAST(i AS VARCHAR) AS total_bytes_billed
+              FROM range(200000) t(i)) TO '{path}' (FORMAT JSON)
+        """
+    )
+    lines = path.read_text().splitlines()
+    bad_lines = [7, 1000, 5000, 42000, 99999, 120000, 150000, 170001, 190000, 199999]
+    for n in bad_lines:
+        lines[n - 1] = lines[n - 1].replace('"total_bytes_billed":"', '"total_bytes_billed":"x')
+    path.write_text("\n".join(lines) + "\n")
+    history = read_history(path)
+    assert (history.read, history.jobs, history.rejected) == (200_000, 199_990, 10)
+    assert [p.line for p in history.problems] == bad_lines
+    assert {p.field for p in history.problems} == {"total_bytes_billed"}
+
+
+def test_problem_list_is_bounded_but_counts_are_exact(write_jsonl: Callable[..., Path]) -> None:
+    history = read_history(write_jsonl(["garbage"] * (MAX_REPORTED_PROBLEMS + 5)))
+    report = history.reports[0]
+    assert report.rejected == MAX_REPORTED_PROBLEMS + 5
+    assert len(report.problems) == MAX_REPORTED_PROBLEMS and report.problems_truncated
+
+
+def test_duplicates_across_files_are_rejected(write_jsonl: Callable[..., Path]) -> None:
+    first = write_jsonl([job("a"), job("b")], "jobs-1.jsonl")
+    second = write_jsonl([job("b"), job("c")], "jobs-2.jsonl")
+    history = read_history([first, second])
+    assert history.jobs == 3
+    assert [str(p) for p in history.problems] == [
+        f"{second}:1: job_id: duplicate of a job already read from {first}"
+    ]
+
+
+def test_csv_export_with_nested_json_cells_and_multiline_queries(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "job_id,creation_time,query,total_bytes_billed,labels,referenced_tables\n"
+        'a,2026-10-01 08:00:00 UTC,"SELECT 1\nFROM t",10485760,'
+        '"[{""key"":""team"",""value"":""risk""}]",'
+        '"[{""project_id"":""p"",""dataset_id"":""d"",""table_id"":""t""}]"\n'
+        "b,2026-10-01T08:00:00Z,SELECT 2,oops,,\n"
+    )
+    history = read_history(path)
+    assert history.jobs == 1
+    assert _jobs(history, "query, labels, referenced_tables") == [
+        ("SELECT 1\nFROM t", [{"key": "team", "value": "risk"}], ["p.d.t"])
+    ]
+    assert [(p.line, p.field) for p in history.problems] == [(2, "total_bytes_billed")]
+
+
+def test_parquet_with_native_nested_types(tmp_path: Path) -> None:
+    label = pa.struct([("key", pa.string()), ("value", pa.string())])
+    ref = pa.struct([("project_id", pa.string()), ("dataset_id", pa.string()), ("table_id", pa.string())])
+    table = pa.table(
+        {
+            "job_id": ["a", "b"],
+            "creation_time": pa.array(
+                [dt.datetime(2026, 10, 1, tzinfo=UTC), dt.datetime(2026, 10, 2, tzinfo=UTC)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "total_bytes_billed": pa.array([MIB * 10, None], pa.int64()),
+            "labels": pa.array([[{"key": "team", "value": "fin"}], []], pa.list_(label)),
+            "referenced_tables": pa.array(
+                [[{"project_id": "p", "dataset_id": "d", "table_id": "t"}], []], pa.list_(ref)
+            ),
+        }
+    )
+    path = tmp_path / "jobs.parquet"
+    pq.write_table(table, path)
+    history = read_history(path)
+    assert _jobs(history, "job_id, total_bytes_billed, labels, referenced_tables") == [
+        ("a", MIB * 10, [{"key": "team", "value": "fin"}], ["p.d.t"]),
+        ("b", None, [], []),
+    ]
+
+
+def test_unreadable_inputs_raise_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CostlineError, match="no such job-history file"):
+        read_history(tmp_path / "missing.jsonl")
+    odd = tmp_path / "jobs.txt"
+    odd.write_text("x")
+    with pytest.raises(CostlineError, match="cannot tell the job-history format"):
+        read_history(odd)
+    fake = tmp_path / "jobs.parquet"
+    fake.write_text("not parquet")
+    with pytest.raises(CostlineError, match="cannot read as Parquet"):
+        read_history(fake)
+
+
+def test_empty_file_is_an_empty_history(write_jsonl: Callable[..., Path]) -> None:
+    history = read_history(write_jsonl([]))
+    assert (history.read, history.jobs, history.rejected) == (0, 0, 0)
+
+
+# --- live read: BigQuery's REST API mocked at the HTTP boundary, in its real wire format ---
+
+_SCHEMA = {
+    "fields": [
+        {"name": "job_id", "type": "STRING", "mode": "NULLABLE"},
+        {"name": "creation_time", "type": "TIMESTAMP", "mode": "NULLABLE"},
+        {"name": "total_bytes_billed", "type": "INTEGER", "mode": "NULLABLE"},
+        {"name": "cache_hit", "type": "BOOLEAN", "mode": "NULLABLE"},
+        {
+            "name": "labels",
+            "type": "RECORD",
+            "mode": "REPEATED",
+            "fields": [{"name": "key", "type": "STRING"}, {"name": "value", "type": "STRING"}],
+        },
+        {
+            "name": "referenced_tables",
+            "type": "RECORD",
+            "mode": "REPEATED",
+            "fields": [
+                {"name": "project_id", "type": "STRING"},
+                {"name": "dataset_id", "type": "STRING"},
+                {"name": "table_id", "type": "STRING"},
+            ],
+        },
+    ]
+}
+
+
+def _row(job_id: str, micros: int, billed: int, team: str) -> dict[str, Any]:
+    return {
+        "f": [
+            {"v": job_id},
+            {"v": str(micros)},
+            {"v": str(billed)},
+            {"v": "false"},
+            {"v": [{"v": {"f": [{"v": "team"}, {"v": team}]}}]},
+            {"v": [{"v": {"f": [{"v": "p"}, {"v": "d"}, {"v": "t"}]}}]},
+        ]
+    }
+
+
+def _client(server: HTTPServer) -> bigquery.Client:
+    return bigquery.Client(
+        project="acme",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": server.url_for("").rstrip("/")},
+    )
+
+
+def test_live_read_through_bigquery_rest(httpserver: HTTPServer) -> None:
+    t0 = 1_790_000_000_000_000
+    first_page = {
+        "kind": "bigquery#queryResponse",
+        "schema": _SCHEMA,
+        "jobReference": {"projectId": "acme", "jobId": "job_1", "location": "US"},
+        "totalRows": "3",
+        "pageToken": "page-2",
+        "rows": [_row("a", t0, 10 * MIB, "risk"), _row("b", t0 + 1, 20 * MIB, "fin")],
+        "jobComplete": True,
+    }
+    second_page = {
+        "kind": "bigquery#getQueryResultsResponse",
+        "schema": _SCHEMA,
+        "jobReference": {"projectId": "acme", "jobId": "job_1", "location": "US"},
+        "totalRows": "3",
+        "rows": [_row("c", t0 + 2, 30 * MIB, "risk")],
+        "jobComplete": True,
+    }
+    httpserver.expect_request("/bigquery/v2/projects/acme/queries", method="POST").respond_with_json(
+        first_page
+    )
+    # More than one page: the client reads the job, then pages through getQueryResults.
+    httpserver.expect_request("/bigquery/v2/projects/acme/jobs/job_1", method="GET").respond_with_json(
+        {
+            "kind": "bigquery#job",
+            "id": "acme:US.job_1",
+            "jobReference": {"projectId": "acme", "jobId": "job_1", "location": "US"},
+            "configuration": {
+                "jobType": "QUERY",
+                "query": {
+                    "query": "SELECT ...",
+                    "destinationTable": {
+                        "projectId": "acme",
+                        "datasetId": "_anon",
+                        "tableId": "anon_1",
+                    },
+                },
+            },
+            "status": {"state": "DONE"},
+        }
+    )
+    httpserver.expect_request(
+        "/bigquery/v2/projects/acme/queries/job_1",
+        method="GET",
+        query_string={
+            "pageToken": "page-2",
+            "fields": "jobReference,totalRows,pageToken,rows",
+            "location": "US",
+            "formatOptions.useInt64Timestamp": "True",
+            "prettyPrint": "false",
+        },
+    ).respond_with_json(second_page)
+    start = dt.datetime(2026, 8, 1, tzinfo=UTC)
+    end = dt.datetime(2026, 11, 1, tzinfo=UTC)
+    history = read_bigquery("acme", region="eu", start=start, end=end, client=_client(httpserver))
+
+    request: Request = httpserver.log[0][0]
+    body = request.get_json()
+    assert "FROM `region-eu`.INFORMATION_SCHEMA.JOBS_BY_PROJECT" in body["query"]
+    assert "creation_time >= @start AND creation_time < @end" in body["query"]
+    params = {p["name"]: p["parameterValue"]["value"] for p in body["queryParameters"]}
+    assert params == {"start": "2026-08-01 00:00:00+00:00", "end": "2026-11-01 00:00:00+00:00"}
+    assert history.jobs == 3
+    assert _jobs(history, "job_id, total_bytes_billed, labels, referenced_tables")[2] == (
+        "c",
+        30 * MIB,
+        [{"key": "team", "value": "risk"}],
+        ["p.d.t"],
+    )
+
+
+def test_live_read_reports_bigquery_errors(httpserver: HTTPServer) -> None:
+    error = {
+        "error": {
+            "code": 403,
+            "message": "Access Denied: Project acme: User does not have bigquery.jobs.listAll",
+            "errors": [{"reason": "accessDenied", "message": "Access Denied"}],
+            "status": "PERMISSION_DENIED",
+        }
+    }
+    httpserver.expect_request("/bigquery/v2/projects/acme/queries", method="POST").respond_with_response(
+        Response(json.dumps(error), status=403, content_type="application/json")
+    )
+    with pytest.raises(CostlineError, match="BigQuery refused the jobs query: .*Access Denied"):
+        read_bigquery(
+            "acme",
+            start=dt.datetime(2026, 8, 1, tzinfo=UTC),
+            end=dt.datetime(2026, 9, 1, tzinfo=UTC),
+            client=_client(httpserver),
+        )
