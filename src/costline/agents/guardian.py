@@ -168,10 +168,9 @@ class Scope:
     budget: RequestBudget
 
 
-class GuardedCompletion(BaseModel):
+@dataclass(frozen=True, slots=True)
+class GuardedCompletion:
     """A completion with what it cost and how its model was chosen."""
-
-    model_config = ConfigDict(frozen=True)
 
     completion: Completion
     tier: Tier
@@ -408,30 +407,7 @@ class CostGuardian:
         span: Span | None,
     ) -> GuardedCompletion:
         provider = plan.provider
-        breaker = plan.breaker
         retries = 0
-
-        async def attempt() -> Completion:
-            breaker.check()
-            try:
-                completion = await provider.complete(
-                    plan.model, messages, max_tokens=max_tokens, temperature=temperature
-                )
-            except LLMError as exc:
-                # A rejected request proves the endpoint is up; anything else counts against it.
-                if exc.retryable or not isinstance(exc, RequestRejected):
-                    breaker.record_failure()
-                else:
-                    breaker.record_success()
-                raise
-            except asyncio.CancelledError:
-                breaker.record_ignored()
-                raise
-            except Exception:
-                breaker.record_failure()
-                raise
-            breaker.record_success()
-            return completion
 
         def on_retry(number: int, exc: BaseException, delay_s: float) -> None:
             nonlocal retries
@@ -448,14 +424,22 @@ class CostGuardian:
 
         started = time.perf_counter()
         try:
-            completion = await call_with_retries(attempt, self.config.retry, on_retry=on_retry)
+            try:
+                completion = await self._attempt(plan, messages, max_tokens, temperature)
+            except Exception as first:
+                completion = await call_with_retries(
+                    lambda: self._attempt(plan, messages, max_tokens, temperature),
+                    self.config.retry,
+                    on_retry=on_retry,
+                    first_error=first,
+                )
         except BaseException as exc:
             # Nothing billable is known to have happened: give the reservation back. Shielded,
             # because a cancelled request must not leak its reservation (a lease would expire
             # it eventually, but only after lease_s).
             scope.budget.release(estimate)
             await asyncio.shield(self._release(reservation))
-            self._record_failure(plan, scope, exc, time.perf_counter() - started, span, retries)
+            self._record_failure(plan, exc, time.perf_counter() - started, span, retries)
             raise
         duration = time.perf_counter() - started
 
@@ -521,6 +505,35 @@ class CostGuardian:
             retries=retries,
         )
 
+    async def _attempt(
+        self,
+        plan: _Plan,
+        messages: list[ChatMessage],
+        max_tokens: int,
+        temperature: float | None,
+    ) -> Completion:
+        breaker = plan.breaker
+        breaker.check()
+        try:
+            completion = await plan.provider.complete(
+                plan.model, messages, max_tokens=max_tokens, temperature=temperature
+            )
+        except LLMError as exc:
+            # A rejected request proves the endpoint is up; anything else counts against it.
+            if exc.retryable or not isinstance(exc, RequestRejected):
+                breaker.record_failure()
+            else:
+                breaker.record_success()
+            raise
+        except asyncio.CancelledError:
+            breaker.record_ignored()
+            raise
+        except Exception:
+            breaker.record_failure()
+            raise
+        breaker.record_success()
+        return completion
+
     async def _release(self, reservation: Reservation) -> None:
         try:
             await self.store.release(reservation)
@@ -530,7 +543,6 @@ class CostGuardian:
     def _record_failure(
         self,
         plan: _Plan,
-        scope: CallScope,
         exc: BaseException,
         duration: float,
         span: Span | None,

@@ -50,11 +50,13 @@ class AgentRequest(BaseModel):
 class AgentResult(BaseModel):
     """The base of every agent result: a typed payload plus the agent's confidence in it.
 
-    Instances are re-validated whenever the runtime checks them, so a result built with
-    ``model_construct`` or mutated after construction cannot slip through unvalidated.
+    An instance was validated when it was built, and assignments are validated too, so the
+    runtime accepts instances of the expected type as they are and validates anything else
+    (a mapping, another model) against it. Only ``model_construct``, which exists to skip
+    validation, can bypass this.
     """
 
-    model_config = ConfigDict(revalidate_instances="always")
+    model_config = ConfigDict(validate_assignment=True)
 
     confidence: float = Field(ge=0.0, le=1.0)
 

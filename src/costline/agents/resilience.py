@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Generic, NamedTuple, TypeVar
@@ -43,14 +43,18 @@ class BreakerState(StrEnum):
 class BreakerConfig(BaseModel):
     """When a breaker opens and how it probes for recovery.
 
-    It opens after ``failure_threshold`` consecutive failures, stays open ``reset_timeout_s``,
-    then lets ``half_open_max_calls`` probe calls through: a success closes it, a failure opens
-    it again.
+    It opens when, over the last ``window`` calls (and at least ``min_calls``), the share of
+    failures reaches ``failure_rate``; it stays open ``reset_timeout_s``, then lets
+    ``half_open_max_calls`` probe calls through: a success closes it, a failure opens it again.
+    A failure *rate* rather than a run of consecutive failures: under concurrency, failures of
+    an agent that is only sometimes slow arrive in bursts, and should not cut it off.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    failure_threshold: int = Field(default=5, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    window: int = Field(default=20, ge=1)
+    min_calls: int = Field(default=10, ge=1)
     reset_timeout_s: float = Field(default=30.0, gt=0)
     half_open_max_calls: int = Field(default=1, ge=1)
 
@@ -70,14 +74,23 @@ class CircuitOpen(CostlineError):
 
 
 class CircuitBreaker:
-    """A consecutive-failure circuit breaker.
+    """A failure-rate circuit breaker over a sliding window of recent calls.
 
     Every :meth:`allow` that returns true must be followed by exactly one of
     :meth:`record_success`, :meth:`record_failure` or :meth:`record_ignored` (for a call that
     ended for reasons that say nothing about the callee, such as a cancelled request).
     """
 
-    __slots__ = ("_clock", "_failures", "_opened_at", "_probes", "config", "name", "transitions")
+    __slots__ = (
+        "_clock",
+        "_failures",
+        "_opened_at",
+        "_outcomes",
+        "_probes",
+        "config",
+        "name",
+        "transitions",
+    )
 
     def __init__(
         self,
@@ -90,6 +103,7 @@ class CircuitBreaker:
         self.name = name
         self.config = config or BreakerConfig()
         self._clock = clock
+        self._outcomes: deque[bool] = deque()  # True = failure, newest last
         self._failures = 0
         self._opened_at: float | None = None
         self._probes = 0
@@ -128,18 +142,28 @@ class CircuitBreaker:
         if not self.allow():
             raise CircuitOpen(self.name, self.retry_in_s())
 
+    def _record(self, failed: bool) -> None:
+        outcomes = self._outcomes
+        outcomes.append(failed)
+        self._failures += failed
+        if len(outcomes) > self.config.window:
+            self._failures -= outcomes.popleft()
+
     def record_success(self) -> None:
         """The call succeeded: a half-open breaker closes."""
-        self._failures = 0
-        # Only a probe's outcome decides; a call let through before the breaker opened and
-        # finishing late says nothing about recovery.
-        if self._opened_at is not None and self._probes > 0:
+        if self._opened_at is None:
+            self._record(False)
+        elif self._probes > 0:
+            # Only a probe's outcome decides; a call let through before the breaker opened and
+            # finishing late says nothing about recovery.
             self._opened_at = None
             self._probes = 0
+            self._outcomes.clear()
+            self._failures = 0
             self.transitions.append((BreakerState.HALF_OPEN, BreakerState.CLOSED))
 
     def record_failure(self) -> None:
-        """The call failed: count it, and open (or re-open) the breaker at the threshold."""
+        """The call failed: open the breaker once the failure rate reaches the threshold."""
         if self._opened_at is not None:
             if self._probes > 0:
                 # A failed probe: open again for a full timeout.
@@ -147,8 +171,9 @@ class CircuitBreaker:
                 self._opened_at = self._clock()
                 self.transitions.append((BreakerState.HALF_OPEN, BreakerState.OPEN))
             return
-        self._failures += 1
-        if self._failures >= self.config.failure_threshold:
+        self._record(True)
+        calls = len(self._outcomes)
+        if calls >= self.config.min_calls and self._failures >= self.config.failure_rate * calls:
             self._opened_at = self._clock()
             self._probes = 0
             self.transitions.append((BreakerState.CLOSED, BreakerState.OPEN))
@@ -228,25 +253,29 @@ async def call_with_retries(
     *,
     retryable: Callable[[BaseException], bool] = is_retryable,
     on_retry: OnRetry | None = None,
+    first_error: Exception | None = None,
 ) -> T:
     """Await ``fn()``, retrying retryable errors under ``policy``.
 
     ``on_retry(retry_number, error, delay_s)`` is called before each wait (tracing records it
     as a span event). Non-retryable errors, and the last error when attempts run out, are
-    raised unchanged.
+    raised unchanged. A caller that already made the first attempt itself (to keep the success
+    path free of any retry machinery) passes its error as ``first_error``.
     """
-    try:
-        return await fn()
-    except Exception as first:
-        if policy.attempts <= 1 or not retryable(first):
-            raise
-        delay = policy.backoff_s(1, getattr(first, "retry_after_s", None))
-        if delay is None:
-            raise
-        if on_retry is not None:
-            on_retry(1, first, delay)
-        if not stamina.is_testing():
-            await asyncio.sleep(delay)
+    if first_error is None:
+        try:
+            return await fn()
+        except Exception as exc:
+            first_error = exc
+    if policy.attempts <= 1 or not retryable(first_error):
+        raise first_error
+    delay = policy.backoff_s(1, getattr(first_error, "retry_after_s", None))
+    if delay is None:
+        raise first_error
+    if on_retry is not None:
+        on_retry(1, first_error, delay)
+    if not stamina.is_testing():
+        await asyncio.sleep(delay)
 
     retry = 1
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import itertools
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -129,6 +130,12 @@ class BudgetLine:
     key: BudgetKey
     limit_usd: float | None
     period_end: dt.datetime | None = None
+    # The account's name in the stores (``str(key)``), computed once: hashing the pydantic key
+    # on every reservation would cost more than the reservation itself.
+    account: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "account", str(self.key))
 
     @property
     def expires_at(self) -> dt.datetime | None:
@@ -136,14 +143,16 @@ class BudgetLine:
         return self.period_end + PERIOD_GRACE if self.period_end is not None else None
 
 
-class Reservation(BaseModel):
-    """A granted reservation; hand it back to :meth:`BudgetStore.settle` or ``release``."""
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A granted reservation; hand it back to :meth:`BudgetStore.settle` or ``release``.
 
-    model_config = ConfigDict(frozen=True)
+    ``accounts`` names the budget accounts it holds an amount on (``str`` of their keys).
+    """
 
     id: str
     amount_usd: float
-    keys: tuple[BudgetKey, ...]
+    accounts: tuple[str, ...]
 
 
 class BudgetRefusal(BaseModel):
@@ -337,17 +346,18 @@ class InMemoryBudgetStore:
         """``clock`` returns epoch seconds; tests pass a fake one to expire leases."""
         self._clock = clock
         self._lock = threading.Lock()
-        self._accounts: dict[BudgetKey, _Account] = {}
+        self._accounts: dict[str, _Account] = {}
+        self._ids = itertools.count(1)
 
     def _account(self, line: BudgetLine, now: float) -> _Account:
-        account = self._accounts.get(line.key)
+        account = self._accounts.get(line.account)
         if account is None:
             # New keys are rare (one per tenant per period): a good moment to drop dead ones.
             dead = [k for k, a in self._accounts.items() if a.expires_at and a.expires_at <= now]
             for k in dead:
                 del self._accounts[k]
             account = _Account(expires_at=line.expires_at.timestamp() if line.expires_at else None)
-            self._accounts[line.key] = account
+            self._accounts[line.account] = account
         return account
 
     @staticmethod
@@ -378,7 +388,7 @@ class InMemoryBudgetStore:
     ) -> Reservation | BudgetRefusal:
         """Synchronous :meth:`reserve` (for threads and property tests)."""
         amount = _check_amount(amount_usd)
-        rid = uuid.uuid4().hex
+        rid = str(next(self._ids))
         with self._lock:
             now = self._clock()
             accounts = []
@@ -404,7 +414,7 @@ class InMemoryBudgetStore:
                 account.reserved += amount
                 account.leases[rid] = amount
                 heapq.heappush(account.expiry_heap, (expiry, rid))
-        return Reservation(id=rid, amount_usd=amount_usd, keys=tuple(ln.key for ln in lines))
+        return Reservation(rid, amount_usd, tuple(ln.account for ln in lines))
 
     async def settle(self, reservation: Reservation, actual_usd: float) -> None:
         """Replace the reservation by the actual spend."""
@@ -424,10 +434,10 @@ class InMemoryBudgetStore:
 
     def _finish(self, reservation: Reservation, actual: int) -> None:
         with self._lock:
-            for key in reservation.keys:
-                account = self._accounts.get(key)
+            for name in reservation.accounts:
+                account = self._accounts.get(name)
                 if account is None:
-                    account = self._accounts[key] = _Account()
+                    account = self._accounts[name] = _Account()
                 amount = account.leases.pop(reservation.id, None)
                 # An expired lease was already returned to the budget; the spend still counts.
                 if amount is not None:
@@ -441,7 +451,7 @@ class InMemoryBudgetStore:
     def usage_now(self, key: BudgetKey) -> BudgetUsage:
         """Synchronous :meth:`usage`."""
         with self._lock:
-            account = self._accounts.get(key)
+            account = self._accounts.get(str(key))
             if account is not None:
                 self._reclaim(account, self._clock())
                 return BudgetUsage(
@@ -549,8 +559,8 @@ class RedisBudgetStore:
         )
         return cls(redis.asyncio.Redis(connection_pool=pool), prefix=prefix)
 
-    def _keys(self, key: BudgetKey) -> tuple[str, str, str]:
-        base = f"{self.prefix}:{key}"
+    def _keys(self, account: str) -> tuple[str, str, str]:
+        base = f"{self.prefix}:{account}"
         return base, f"{base}:leases", f"{base}:amounts"
 
     async def reserve(
@@ -562,17 +572,17 @@ class RedisBudgetStore:
     ) -> Reservation | BudgetRefusal:
         """Reserve ``amount_usd`` on every line, or on none if any limit would be exceeded."""
         amount = _check_amount(amount_usd)
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()
         now_ms = int(time.time() * 1000)
         keys: list[str] = []
         args: list[Any] = [rid, amount, now_ms, now_ms + int(lease_s * 1000)]
         for line in lines:
-            keys.extend(self._keys(line.key))
+            keys.extend(self._keys(line.account))
             args.append(-1 if line.limit_usd is None else to_nano(line.limit_usd))
             args.append(int(line.expires_at.timestamp() * 1000) if line.expires_at else 0)
         result = await self._reserve(keys=keys, args=args)
         if int(result[0]) == 0:
-            return Reservation(id=rid, amount_usd=amount_usd, keys=tuple(ln.key for ln in lines))
+            return Reservation(rid, amount_usd, tuple(ln.account for ln in lines))
         line = lines[int(result[0]) - 1]
         assert line.limit_usd is not None  # only limited lines can refuse
         return BudgetRefusal(
@@ -586,7 +596,7 @@ class RedisBudgetStore:
         )
 
     async def _run_finish(self, reservation: Reservation, actual: int) -> None:
-        keys = [k for key in reservation.keys for k in self._keys(key)]
+        keys = [k for name in reservation.accounts for k in self._keys(name)]
         await self._finish(keys=keys, args=[reservation.id, actual])
 
     async def settle(self, reservation: Reservation, actual_usd: float) -> None:
@@ -600,7 +610,9 @@ class RedisBudgetStore:
     async def usage(self, key: BudgetKey) -> BudgetUsage:
         """Spent and reserved amounts of one account (expired leases not yet reclaimed count
         as reserved until the next reservation on the account)."""
-        spent, reserved = await self._client.hmget(self._keys(key)[0], ["spent", "reserved"])
+        spent, reserved = await self._client.hmget(
+            self._keys(str(key))[0], ["spent", "reserved"]
+        )
         return BudgetUsage(
             key=key,
             spent_usd=from_nano(int(spent or 0)),

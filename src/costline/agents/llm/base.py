@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from costline.core.errors import CostlineError
 
@@ -28,14 +29,21 @@ class ChatMessage(BaseModel):
     content: str
 
 
-class Usage(BaseModel):
-    """Tokens a call consumed. ``estimated`` is true when the provider did not report them."""
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a call consumed. ``estimated`` is true when the provider did not report them.
 
-    model_config = ConfigDict(frozen=True)
+    A plain dataclass, like the other values made on every call: validation of numbers the
+    runtime computed itself would only add latency.
+    """
 
-    input_tokens: int = Field(ge=0)
-    output_tokens: int = Field(ge=0)
+    input_tokens: int
+    output_tokens: int
     estimated: bool = False
+
+    def __post_init__(self) -> None:
+        if self.input_tokens < 0 or self.output_tokens < 0:
+            raise ValueError(f"token counts must be >= 0, got {self}")
 
     @property
     def total_tokens(self) -> int:
@@ -43,10 +51,9 @@ class Usage(BaseModel):
         return self.input_tokens + self.output_tokens
 
 
-class Completion(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Completion:
     """A provider's answer: the text, the model that produced it, and the usage it reported."""
-
-    model_config = ConfigDict(frozen=True)
 
     text: str
     model: str
