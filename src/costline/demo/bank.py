@@ -193,10 +193,49 @@ def _customers(rng: np.random.Generator, n: int, end: dt.date) -> pa.Table:
     home = np.array([t.country for t in TENANTS])[tenant]
     expat = rng.random(n) < 0.08
     country = np.where(expat, rng.choice(np.array(["IE", "NL", "ES", "IT", "US"]), size=n), home)
-    first = np.array(["Alex", "Sam", "Maria", "Jonas", "Lea", "Tom", "Nina", "Omar", "Ava", "Luca",
-                      "Chloe", "Ben", "Sofia", "Noah", "Emma", "Yusuf", "Ines", "Hugo", "Mia"])
-    last = np.array(["Smith", "Muller", "Rossi", "Dubois", "Meier", "Jones", "Schmidt", "Martin",
-                     "Keller", "Brown", "Weber", "Bernard", "Taylor", "Fischer", "Moreau", "Novak"])
+    first = np.array(
+        [
+            "Alex",
+            "Sam",
+            "Maria",
+            "Jonas",
+            "Lea",
+            "Tom",
+            "Nina",
+            "Omar",
+            "Ava",
+            "Luca",
+            "Chloe",
+            "Ben",
+            "Sofia",
+            "Noah",
+            "Emma",
+            "Yusuf",
+            "Ines",
+            "Hugo",
+            "Mia",
+        ]
+    )
+    last = np.array(
+        [
+            "Smith",
+            "Muller",
+            "Rossi",
+            "Dubois",
+            "Meier",
+            "Jones",
+            "Schmidt",
+            "Martin",
+            "Keller",
+            "Brown",
+            "Weber",
+            "Bernard",
+            "Taylor",
+            "Fischer",
+            "Moreau",
+            "Novak",
+        ]
+    )
     names = np.char.add(np.char.add(rng.choice(first, n), " "), rng.choice(last, n))
     birth = rng.integers(1945, 2006, size=n)
     age = end.year - birth
@@ -241,18 +280,33 @@ def _accounts(rng: np.random.Generator, customers: pa.Table, end: dt.date) -> pa
     has_savings = rng.random(n) < 0.55
     has_card = rng.random(n) < 0.45
     has_invest = rng.random(n) < 0.15
-    owner = np.concatenate([np.arange(n), np.flatnonzero(has_savings), np.flatnonzero(has_card),
-                            np.flatnonzero(has_invest)])
-    kind = np.concatenate([np.zeros(n, np.int8), np.full(has_savings.sum(), 1, np.int8),
-                           np.full(has_card.sum(), 2, np.int8), np.full(has_invest.sum(), 3, np.int8)])
+    owner = np.concatenate(
+        [
+            np.arange(n),
+            np.flatnonzero(has_savings),
+            np.flatnonzero(has_card),
+            np.flatnonzero(has_invest),
+        ]
+    )
+    kind = np.concatenate(
+        [
+            np.zeros(n, np.int8),
+            np.full(has_savings.sum(), 1, np.int8),
+            np.full(has_card.sum(), 2, np.int8),
+            np.full(has_invest.sum(), 3, np.int8),
+        ]
+    )
     order = np.lexsort((kind, owner))
     owner, kind = owner[order], kind[order]
     m = len(owner)
     by_tenant = {t.tenant_id: t for t in TENANTS}
     account_id = np.arange(1, m + 1) * 13 + 50_000_000
     numbers = [
-        _iban(by_tenant[str(tenant_ids[o])].country, by_tenant[str(tenant_ids[o])].bank_code,
-              int(a) * 7 + 12345)
+        _iban(
+            by_tenant[str(tenant_ids[o])].country,
+            by_tenant[str(tenant_ids[o])].bank_code,
+            int(a) * 7 + 12345,
+        )
         for o, a in zip(owner, account_id, strict=True)
     ]
     ccy = np.array([by_tenant[str(t)].currency for t in tenant_ids])[owner]
@@ -263,7 +317,9 @@ def _accounts(rng: np.random.Generator, customers: pa.Table, end: dt.date) -> pa
     )
     overdraft = np.where(kind == 0, rng.choice(np.array([0, 500, 1000, 2500]), m), 0)
     opened = np.datetime64(end) - rng.integers(30, 7000, size=m).astype("timedelta64[D]")
-    status = np.where(rng.random(m) < 0.97, "open", np.where(rng.random(m) < 0.5, "frozen", "closed"))
+    status = np.where(
+        rng.random(m) < 0.97, "open", np.where(rng.random(m) < 0.5, "frozen", "closed")
+    )
     return pa.table(
         {
             "account_id": pa.array(account_id, pa.int64()),
@@ -302,8 +358,18 @@ class _Txns:
         return _Txns(*(np.concatenate([getattr(p, f) for p in parts]) for f in _TXN_FIELDS))
 
 
-_TXN_FIELDS = ("account", "ts", "amount", "category", "merchant", "country", "channel", "payee",
-               "new_payee", "pattern")
+_TXN_FIELDS = (
+    "account",
+    "ts",
+    "amount",
+    "category",
+    "merchant",
+    "country",
+    "channel",
+    "payee",
+    "new_payee",
+    "pattern",
+)
 _DAY = 86_400
 
 
@@ -316,12 +382,19 @@ def _time_of_day(rng: np.random.Generator, n: int) -> NDArray[np.int64]:
     return (hours * 3600).astype(np.int64)
 
 
-def _legit(rng: np.random.Generator, accounts: pa.Table, home: NDArray[np.str_],
-           active: NDArray[np.bool_], per_year: float) -> _Txns:
+def _legit(
+    rng: np.random.Generator,
+    accounts: pa.Table,
+    home: NDArray[np.str_],
+    active: NDArray[np.bool_],
+    per_year: float,
+) -> _Txns:
     kinds = accounts["account_type"].to_numpy(zero_copy_only=False)
     spend = np.flatnonzero(np.isin(kinds, ("current", "credit_card")) & active)
-    rate = per_year * rng.lognormal(0.0, 0.45, size=len(spend)) * np.where(
-        kinds[spend] == "current", 0.75, 0.45
+    rate = (
+        per_year
+        * rng.lognormal(0.0, 0.45, size=len(spend))
+        * np.where(kinds[spend] == "current", 0.75, 0.45)
     )
     counts = rng.poisson(rate)
     acct = np.repeat(spend, counts)
@@ -346,12 +419,27 @@ def _legit(rng: np.random.Generator, accounts: pa.Table, home: NDArray[np.str_],
     payee = np.where(is_transfer, acct * 8 + rng.integers(0, 5, n), -1)
     new_payee = is_transfer & (rng.random(n) < 0.04)
     payee = np.where(new_payee, acct * 8 + 5 + rng.integers(0, 3, n), payee)
-    return _Txns(acct, day * _DAY + tod, -amount, cat, merchant, country, channel,
-                 payee, new_payee, np.full(n, -1))
+    return _Txns(
+        acct,
+        day * _DAY + tod,
+        -amount,
+        cat,
+        merchant,
+        country,
+        channel,
+        payee,
+        new_payee,
+        np.full(n, -1),
+    )
 
 
-def _income(rng: np.random.Generator, accounts: pa.Table, income: NDArray[np.float64],
-            active: NDArray[np.bool_], start: dt.date) -> _Txns:
+def _income(
+    rng: np.random.Generator,
+    accounts: pa.Table,
+    income: NDArray[np.float64],
+    active: NDArray[np.bool_],
+    start: dt.date,
+) -> _Txns:
     kinds = accounts["account_type"].to_numpy(zero_copy_only=False)
     current = np.flatnonzero((kinds == "current") & active)
     months = TRANSACTION_DAYS // 30
@@ -361,13 +449,27 @@ def _income(rng: np.random.Generator, accounts: pa.Table, income: NDArray[np.flo
     pay = np.round(income[acct] / 12 * rng.uniform(0.97, 1.03, len(acct)), 2)
     n = len(acct)
     cat = np.full(n, -1)  # no MCC: a salary credit
-    return _Txns(acct, day * _DAY + 8 * 3600 + rng.integers(0, 3600, n), pay, cat,
-                 np.full(n, -1), np.full(n, "", dtype="<U2"), np.full(n, "sepa_credit"),
-                 np.full(n, -1), np.zeros(n, bool), np.full(n, -1))
+    return _Txns(
+        acct,
+        day * _DAY + 8 * 3600 + rng.integers(0, 3600, n),
+        pay,
+        cat,
+        np.full(n, -1),
+        np.full(n, "", dtype="<U2"),
+        np.full(n, "sepa_credit"),
+        np.full(n, -1),
+        np.zeros(n, bool),
+        np.full(n, -1),
+    )
 
 
-def _fraud(rng: np.random.Generator, accounts: pa.Table, home: NDArray[np.str_],
-           active: NDArray[np.bool_], legit_rows: int) -> _Txns:
+def _fraud(
+    rng: np.random.Generator,
+    accounts: pa.Table,
+    home: NDArray[np.str_],
+    active: NDArray[np.bool_],
+    legit_rows: int,
+) -> _Txns:
     kinds = accounts["account_type"].to_numpy(zero_copy_only=False)
     cards = np.flatnonzero(np.isin(kinds, ("current", "credit_card")) & active)
     current = np.flatnonzero((kinds == "current") & active)
@@ -382,23 +484,44 @@ def _fraud(rng: np.random.Generator, accounts: pa.Table, home: NDArray[np.str_],
     start = np.repeat(rng.integers(0, TRANSACTION_DAYS * _DAY - 3600, events), sizes)
     step = np.concatenate([np.cumsum(rng.integers(5, 50, s)) for s in sizes])
     n = len(acct)
-    merchant = np.repeat(cat_of["online_retail"] * _MERCHANTS_PER_CATEGORY
-                         + rng.integers(0, _MERCHANTS_PER_CATEGORY, events), sizes)
-    parts.append(_Txns(acct, start + step, -np.round(rng.uniform(0.5, 2.99, n), 2),
-                       np.full(n, cat_of["online_retail"]), merchant,
-                       np.where(rng.random(n) < 0.5, rng.choice(np.array(_FOREIGN), n), home[acct]),
-                       np.full(n, "ecommerce"), np.full(n, -1), np.zeros(n, bool), np.full(n, 0)))
+    merchant = np.repeat(
+        cat_of["online_retail"] * _MERCHANTS_PER_CATEGORY
+        + rng.integers(0, _MERCHANTS_PER_CATEGORY, events),
+        sizes,
+    )
+    parts.append(
+        _Txns(
+            acct,
+            start + step,
+            -np.round(rng.uniform(0.5, 2.99, n), 2),
+            np.full(n, cat_of["online_retail"]),
+            merchant,
+            np.where(rng.random(n) < 0.5, rng.choice(np.array(_FOREIGN), n), home[acct]),
+            np.full(n, "ecommerce"),
+            np.full(n, -1),
+            np.zeros(n, bool),
+            np.full(n, 0),
+        )
+    )
 
     # Foreign high value: one large payment abroad, electronics or luxury, no travel around it.
     n = max(1, round(target * _PATTERN_SHARE[1]))
     acct = rng.choice(cards, n)
     cat = rng.choice(np.array([cat_of["electronics"], cat_of["online_retail"]]), n)
-    parts.append(_Txns(acct, rng.integers(0, TRANSACTION_DAYS * _DAY, n),
-                       -np.round(rng.lognormal(np.log(1400), 0.5, n), 2), cat,
-                       cat * _MERCHANTS_PER_CATEGORY + rng.integers(0, _MERCHANTS_PER_CATEGORY, n),
-                       rng.choice(np.array(_FOREIGN[5:]), n),
-                       rng.choice(np.array(["ecommerce", "card_present"]), n),
-                       np.full(n, -1), np.zeros(n, bool), np.full(n, 1)))
+    parts.append(
+        _Txns(
+            acct,
+            rng.integers(0, TRANSACTION_DAYS * _DAY, n),
+            -np.round(rng.lognormal(np.log(1400), 0.5, n), 2),
+            cat,
+            cat * _MERCHANTS_PER_CATEGORY + rng.integers(0, _MERCHANTS_PER_CATEGORY, n),
+            rng.choice(np.array(_FOREIGN[5:]), n),
+            rng.choice(np.array(["ecommerce", "card_present"]), n),
+            np.full(n, -1),
+            np.zeros(n, bool),
+            np.full(n, 1),
+        )
+    )
 
     # New-payee burst: 2-5 transfers to payees never seen before, within half an hour.
     events = max(1, round(target * _PATTERN_SHARE[2] / 3.5))
@@ -408,34 +531,77 @@ def _fraud(rng: np.random.Generator, accounts: pa.Table, home: NDArray[np.str_],
     step = np.concatenate([np.cumsum(rng.integers(60, 600, s)) for s in sizes])
     n = len(acct)
     transfer = cat_of["transfer"]
-    parts.append(_Txns(acct, start + step, -np.round(rng.uniform(400, 2500, n), 2),
-                       np.full(n, transfer), np.full(n, transfer * _MERCHANTS_PER_CATEGORY),
-                       home[acct], np.full(n, "mobile"), 10_000_000 + np.arange(n),
-                       np.ones(n, bool), np.full(n, 2)))
+    parts.append(
+        _Txns(
+            acct,
+            start + step,
+            -np.round(rng.uniform(400, 2500, n), 2),
+            np.full(n, transfer),
+            np.full(n, transfer * _MERCHANTS_PER_CATEGORY),
+            home[acct],
+            np.full(n, "mobile"),
+            10_000_000 + np.arange(n),
+            np.ones(n, bool),
+            np.full(n, 2),
+        )
+    )
 
     # Odd-hour high value: 01:00-04:59, at home, cash or electronics.
     n = max(1, round(target * _PATTERN_SHARE[3]))
     acct = rng.choice(cards, n)
     cat = rng.choice(np.array([cat_of["cash_withdrawal"], cat_of["electronics"]]), n)
     ts = rng.integers(0, TRANSACTION_DAYS, n) * _DAY + rng.integers(3600, 5 * 3600, n)
-    parts.append(_Txns(acct, ts, -np.round(rng.lognormal(np.log(900), 0.45, n), 2), cat,
-                       cat * _MERCHANTS_PER_CATEGORY + rng.integers(0, _MERCHANTS_PER_CATEGORY, n),
-                       home[acct], np.where(cat == cat_of["cash_withdrawal"], "atm", "ecommerce"),
-                       np.full(n, -1), np.zeros(n, bool), np.full(n, 3)))
+    parts.append(
+        _Txns(
+            acct,
+            ts,
+            -np.round(rng.lognormal(np.log(900), 0.45, n), 2),
+            cat,
+            cat * _MERCHANTS_PER_CATEGORY + rng.integers(0, _MERCHANTS_PER_CATEGORY, n),
+            home[acct],
+            np.where(cat == cat_of["cash_withdrawal"], "atm", "ecommerce"),
+            np.full(n, -1),
+            np.zeros(n, bool),
+            np.full(n, 3),
+        )
+    )
     return _Txns.concat(parts)
 
 
 def _merchant_names() -> NDArray[np.str_]:
-    words = ("Corner", "Central", "Nova", "Blue", "Metro", "Prime", "Urban", "Alpine", "Coastal",
-             "Green", "Royal", "Swift", "Atlas", "Orbit", "Maple", "Crown", "Summit", "Harbour",
-             "Lumen", "Vertex")
-    names = [f"{words[m % len(words)]} {c[0].replace('_', ' ').title()} {m // len(words) + 1}"
-             for c in _CATEGORIES for m in range(_MERCHANTS_PER_CATEGORY)]
+    words = (
+        "Corner",
+        "Central",
+        "Nova",
+        "Blue",
+        "Metro",
+        "Prime",
+        "Urban",
+        "Alpine",
+        "Coastal",
+        "Green",
+        "Royal",
+        "Swift",
+        "Atlas",
+        "Orbit",
+        "Maple",
+        "Crown",
+        "Summit",
+        "Harbour",
+        "Lumen",
+        "Vertex",
+    )
+    names = [
+        f"{words[m % len(words)]} {c[0].replace('_', ' ').title()} {m // len(words) + 1}"
+        for c in _CATEGORIES
+        for m in range(_MERCHANTS_PER_CATEGORY)
+    ]
     return np.array(names)
 
 
-def _transactions(rng: np.random.Generator, customers: pa.Table, accounts: pa.Table,
-                  end: dt.date) -> pa.Table:
+def _transactions(
+    rng: np.random.Generator, customers: pa.Table, accounts: pa.Table, end: dt.date
+) -> pa.Table:
     start = end - dt.timedelta(days=TRANSACTION_DAYS - 1)
     cust_row = {int(c): i for i, c in enumerate(customers["customer_id"].to_numpy())}
     owner = np.array([cust_row[int(c)] for c in accounts["customer_id"].to_numpy()])

@@ -92,31 +92,82 @@ _ERRORS: tuple[tuple[str, str | None, str], ...] = (
     ("", None, ""),
     ("invalidQuery", "query", "Unrecognized name: amout; Did you mean amount? at [2:7]"),
     ("stopped", None, "Job execution was cancelled: User requested cancellation"),
-    ("resourcesExceeded", "query", "Resources exceeded during query execution: The query could"
-     " not be executed in the allotted memory. Peak usage: 112% of limit."),
-    ("accessDenied", None, "Access Denied: Table acme-dwh-prod:regulatory.regulatory_reports:"
-     " User does not have permission to query table acme-dwh-prod:regulatory.regulatory_reports"),
-    ("rateLimitExceeded", None, "Exceeded rate limits: too many concurrent queries for this"
-     " project_and_region. For more information, see"
-     " https://cloud.google.com/bigquery/docs/troubleshoot-quotas"),
+    (
+        "resourcesExceeded",
+        "query",
+        "Resources exceeded during query execution: The query could"
+        " not be executed in the allotted memory. Peak usage: 112% of limit.",
+    ),
+    (
+        "accessDenied",
+        None,
+        "Access Denied: Table acme-dwh-prod:regulatory.regulatory_reports:"
+        " User does not have permission to query table acme-dwh-prod:regulatory.regulatory_reports",
+    ),
+    (
+        "rateLimitExceeded",
+        None,
+        "Exceeded rate limits: too many concurrent queries for this"
+        " project_and_region. For more information, see"
+        " https://cloud.google.com/bigquery/docs/troubleshoot-quotas",
+    ),
 )
 # Share of each error among failures, and the fraction of the scan billed before it struck.
 _ERROR_WEIGHTS = (0.0, 0.40, 0.25, 0.15, 0.10, 0.10)
 _ERROR_SCANNED = ((0.0, 0.0), (0.0, 0.0), (0.05, 0.8), (0.5, 1.0), (0.0, 0.0), (0.0, 0.0))
 
 _KEYWORDS = (
-    "select", "from", "where", "and", "or", "group", "by", "order", "limit", "as", "join", "on",
-    "in", "between", "sum", "count", "avg", "max", "min", "distinct", "countif", "abs", "desc",
-    "asc", "having", "timestamp", "create", "replace", "table", "true", "false", "not", "null",
-    "is", "left", "using",
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "group",
+    "by",
+    "order",
+    "limit",
+    "as",
+    "join",
+    "on",
+    "in",
+    "between",
+    "sum",
+    "count",
+    "avg",
+    "max",
+    "min",
+    "distinct",
+    "countif",
+    "abs",
+    "desc",
+    "asc",
+    "having",
+    "timestamp",
+    "create",
+    "replace",
+    "table",
+    "true",
+    "false",
+    "not",
+    "null",
+    "is",
+    "left",
+    "using",
 )
 _KEYWORD_RE = re.compile(r"\b(" + "|".join(_KEYWORDS) + r")\b", re.IGNORECASE)
 _SLOT_RE = re.compile(r"\{(d0|d1|d1c|ts0|id0|id1|amt|s0)\}")
 _COMMENT_RE = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _LITERAL_RE = re.compile(r"'[^']*'|\b\d+(?:\.\d+)?\b")
 
-_COMMENTS = ("quick check", "ticket FIN-", "for the weekly review", "TODO tidy up",
-             "investigating variance ", "numbers for the steering committee", "rerun ")
+_COMMENTS = (
+    "quick check",
+    "ticket FIN-",
+    "for the weekly review",
+    "TODO tidy up",
+    "investigating variance ",
+    "numbers for the steering committee",
+    "rerun ",
+)
 
 
 def normalized_hash(template: str, in_len: int) -> str:
@@ -165,8 +216,16 @@ def _workload(rng: np.random.Generator) -> _Workload:
             text = "\n".join(f"{s.template};" for s in p.shapes)
             reads = tuple(r for s in p.shapes for r in s.reads)
             ids.append(len(shapes))
-            shapes.append(Shape(f"{p.name}.script", text, "SCRIPT", reads,
-                                span=p.shapes[0].span, lag=p.shapes[0].lag))
+            shapes.append(
+                Shape(
+                    f"{p.name}.script",
+                    text,
+                    "SCRIPT",
+                    reads,
+                    span=p.shapes[0].span,
+                    lag=p.shapes[0].lag,
+                )
+            )
         for s in p.shapes:
             ids.append(len(shapes))
             shapes.append(s)
@@ -186,7 +245,12 @@ def _workload(rng: np.random.Generator) -> _Workload:
         for f in np.unique(fam)
     }
     return _Workload(
-        actors, shapes, pipes, p_actor, p_shapes, a_actor,
+        actors,
+        shapes,
+        pipes,
+        p_actor,
+        p_shapes,
+        a_actor,
         [p.families for p in people],
         np.array([p.activity for p in people]),
         np.array([[p.lowercase, p.comments, p.one_line] for p in people]),
@@ -242,10 +306,12 @@ class _Jobs:
     comment_n: NDArray[np.int64]
 
 
-def _schedule(p: Pipeline, start: dt.date, days: int, rng: np.random.Generator) -> NDArray[np.int64]:
+def _schedule(
+    p: Pipeline, start: dt.date, days: int, rng: np.random.Generator
+) -> NDArray[np.int64]:
     s = p.schedule
     day_idx = np.arange(days)
-    weekday = (np.array([(start + dt.timedelta(days=int(d))).weekday() for d in day_idx]))
+    weekday = np.array([(start + dt.timedelta(days=int(d))).weekday() for d in day_idx])
     keep = np.ones(days, bool)
     if s.weekdays_only:
         keep &= weekday < 5
@@ -260,8 +326,9 @@ def _schedule(p: Pipeline, start: dt.date, days: int, rng: np.random.Generator) 
     return start_us + base.astype(np.int64) * 60 * _US_PER_S + jitter
 
 
-def _analyst_times(n: int, start: dt.date, days: int, rng: np.random.Generator
-                   ) -> NDArray[np.int64]:
+def _analyst_times(
+    n: int, start: dt.date, days: int, rng: np.random.Generator
+) -> NDArray[np.int64]:
     day_idx = np.arange(days)
     weekday = np.array([(start + dt.timedelta(days=int(d))).weekday() for d in day_idx])
     weight = np.select([weekday == 5, weekday == 6], [0.10, 0.07], 1.0)
@@ -269,25 +336,32 @@ def _analyst_times(n: int, start: dt.date, days: int, rng: np.random.Generator
     per_day = rng.multinomial(n, weight / weight.sum())
     day = np.repeat(day_idx, per_day)
     mode = rng.random(n)
-    hours = np.where(mode < 0.45, rng.normal(10.5, 1.5, n),
-                     np.where(mode < 0.9, rng.normal(15.0, 1.8, n), rng.uniform(0, 24, n)))
+    hours = np.where(
+        mode < 0.45,
+        rng.normal(10.5, 1.5, n),
+        np.where(mode < 0.9, rng.normal(15.0, 1.8, n), rng.uniform(0, 24, n)),
+    )
     seconds = (np.clip(hours, 0, 23.9999) * 3600 * _US_PER_S).astype(np.int64)
     start_us = (start - _EPOCH).days * _US_PER_DAY
     return start_us + day.astype(np.int64) * _US_PER_DAY + seconds
 
 
-def _generate(w: _Workload, jobs: int, start: dt.date, days: int,
-              rng: np.random.Generator) -> _Jobs:
+def _generate(
+    w: _Workload, jobs: int, start: dt.date, days: int, rng: np.random.Generator
+) -> _Jobs:
     runs = [_schedule(p, start, days, rng) for p in w.pipelines]
     rows_per_run = [len(ids) for ids in w.pipeline_shapes]
     scheduled = sum(len(r) * k for r, k in zip(runs, rows_per_run, strict=True))
-    fixed = sum(len(r) * k for r, k, p in zip(runs, rows_per_run, w.pipelines, strict=True)
-                if p.always)
+    fixed = sum(
+        len(r) * k for r, k, p in zip(runs, rows_per_run, w.pipelines, strict=True) if p.always
+    )
     budget = _MAX_SCHEDULED_SHARE * jobs
     if scheduled > budget:
         keep = max(0.0, (budget - fixed) / max(1, scheduled - fixed))
-        runs = [r if p.always else r[rng.random(len(r)) < keep]
-                for r, p in zip(runs, w.pipelines, strict=True)]
+        runs = [
+            r if p.always else r[rng.random(len(r)) < keep]
+            for r, p in zip(runs, w.pipelines, strict=True)
+        ]
     parts: list[dict[str, NDArray[np.int64]]] = []
     offset = 0
     for p_index, (times, ids) in enumerate(zip(runs, w.pipeline_shapes, strict=True)):
@@ -299,20 +373,23 @@ def _generate(w: _Workload, jobs: int, start: dt.date, days: int,
         if k > 1:
             parent[:, 1:] = run_row[:, None]
             child_n[:, 1:] = np.arange(k - 1)[None, :]
-        parts.append({
-            "creation": np.repeat(times, k),
-            "actor": np.full(n, w.pipeline_actor[p_index], np.int64),
-            "shape": np.tile(np.array(ids, np.int64), len(times)),
-            "parent": parent.ravel(),
-            "child_n": child_n.ravel(),
-        })
+        parts.append(
+            {
+                "creation": np.repeat(times, k),
+                "actor": np.full(n, w.pipeline_actor[p_index], np.int64),
+                "shape": np.tile(np.array(ids, np.int64), len(times)),
+                "parent": parent.ravel(),
+                "child_n": child_n.ravel(),
+            }
+        )
         offset += n
     n_a = jobs - offset
     if n_a < 0:
         raise CostlineError(f"{jobs} jobs are too few for the scheduled pipelines ({offset})")
     times = np.sort(_analyst_times(n_a, start, days, rng))
-    person = rng.choice(len(w.analyst_actor), size=n_a, p=w.analyst_activity
-                        / w.analyst_activity.sum())
+    person = rng.choice(
+        len(w.analyst_actor), size=n_a, p=w.analyst_activity / w.analyst_activity.sum()
+    )
     shape = np.zeros(n_a, np.int64)
     for a_index, fams in enumerate(w.analyst_families):
         mine = np.flatnonzero(person == a_index)
@@ -320,16 +397,18 @@ def _generate(w: _Workload, jobs: int, start: dt.date, days: int,
         chosen = rng.choice(np.array(fams), size=len(mine), p=fam_weight / fam_weight.sum())
         for f in np.unique(chosen):
             sel = mine[chosen == f]
-            ids, prob = w.family_shapes[int(f)]
-            shape[sel] = rng.choice(ids, size=len(sel), p=prob)
+            pool, prob = w.family_shapes[int(f)]
+            shape[sel] = rng.choice(pool, size=len(sel), p=prob)
     habits = w.analyst_habits[person]
-    parts.append({
-        "creation": times,
-        "actor": np.array(w.analyst_actor, np.int64)[person],
-        "shape": shape,
-        "parent": np.full(n_a, -1, np.int64),
-        "child_n": np.full(n_a, -1, np.int64),
-    })
+    parts.append(
+        {
+            "creation": times,
+            "actor": np.array(w.analyst_actor, np.int64)[person],
+            "shape": shape,
+            "parent": np.full(n_a, -1, np.int64),
+            "child_n": np.full(n_a, -1, np.int64),
+        }
+    )
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     total = len(cat["creation"])
     is_analyst = np.zeros(total, bool)
@@ -339,10 +418,20 @@ def _generate(w: _Workload, jobs: int, start: dt.date, days: int,
     comment = np.zeros(total, np.int8)
     comment[offset:] = np.where(rng.random(n_a) < habits[:, 1], rng.integers(1, 3, n_a), 0)
     layout = np.zeros(total, np.int8)
-    layout[offset:] = np.where(rng.random(n_a) < habits[:, 2], 1,
-                               np.where(rng.random(n_a) < 0.1, 2, 0))
-    return _Jobs(cat["creation"], cat["actor"], cat["shape"], cat["parent"], cat["child_n"],
-                 lower, layout, comment, rng.integers(100, 9999, total))
+    layout[offset:] = np.where(
+        rng.random(n_a) < habits[:, 2], 1, np.where(rng.random(n_a) < 0.1, 2, 0)
+    )
+    return _Jobs(
+        cat["creation"],
+        cat["actor"],
+        cat["shape"],
+        cat["parent"],
+        cat["child_n"],
+        lower,
+        layout,
+        comment,
+        rng.integers(100, 9999, total),
+    )
 
 
 @dataclass
@@ -366,8 +455,15 @@ class _Simulated:
     is_parent: NDArray[np.bool_]
 
 
-def _simulate(w: _Workload, j: _Jobs, catalog: Catalog, prices: PriceCatalogue,
-              start: dt.date, days: int, rng: np.random.Generator) -> _Simulated:
+def _simulate(
+    w: _Workload,
+    j: _Jobs,
+    catalog: Catalog,
+    prices: PriceCatalogue,
+    start: dt.date,
+    days: int,
+    rng: np.random.Generator,
+) -> _Simulated:
     n = len(j.creation)
     shapes = w.shapes
     sh = j.shape
@@ -378,15 +474,18 @@ def _simulate(w: _Workload, j: _Jobs, catalog: Catalog, prices: PriceCatalogue,
     span_lo = np.array([s.span[0] for s in shapes])[sh]
     span_hi = np.array([s.span[1] for s in shapes])[sh]
     span = rng.integers(span_lo, span_hi + 1)
-    lag = rng.integers(np.array([s.lag[0] for s in shapes])[sh],
-                       np.array([s.lag[1] for s in shapes])[sh] + 1)
+    lag = rng.integers(
+        np.array([s.lag[0] for s in shapes])[sh], np.array([s.lag[1] for s in shapes])[sh] + 1
+    )
     run_day = j.creation // _US_PER_DAY
     d1 = run_day - lag
     id_max = np.array([s.ids for s in shapes])[sh]
     id0 = rng.integers(1, id_max + 1)
     id1 = rng.integers(1, id_max + 1)
-    amt = rng.integers(np.array([s.amounts[0] for s in shapes])[sh],
-                       np.array([s.amounts[1] for s in shapes])[sh] + 1)
+    amt = rng.integers(
+        np.array([s.amounts[0] for s in shapes])[sh],
+        np.array([s.amounts[1] for s in shapes])[sh] + 1,
+    )
     amt = np.where(amt > 1000, amt // 100 * 100, amt)
     s0 = rng.integers(0, 1 << 30, n)
     in_lo = np.array([s.in_list.lengths[0] if s.in_list else 0 for s in shapes])[sh]
@@ -477,8 +576,25 @@ def _simulate(w: _Workload, j: _Jobs, catalog: Catalog, prices: PriceCatalogue,
         np.maximum.at(last, j.parent[child], end_us[child])
         end_us[is_parent] = last[is_parent] + 150_000
     j.creation = creation
-    return _Simulated(j, start_us, end_us, d0, d1, id0, id1, amt, s0, in_len, in_seed,
-                      processed_i, billed.astype(np.int64), slot_ms, cache_hit, error, is_parent)
+    return _Simulated(
+        j,
+        start_us,
+        end_us,
+        d0,
+        d1,
+        id0,
+        id1,
+        amt,
+        s0,
+        in_len,
+        in_seed,
+        processed_i,
+        billed.astype(np.int64),
+        slot_ms,
+        cache_hit,
+        error,
+        is_parent,
+    )
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -486,46 +602,65 @@ def _simulate(w: _Workload, j: _Jobs, catalog: Catalog, prices: PriceCatalogue,
 
 def _actor_table(actors: list[Actor]) -> pa.Table:
     label = pa.struct([("key", pa.string()), ("value", pa.string())])
-    return pa.table({
-        "actor": pa.array(range(len(actors)), pa.int64()),
-        "user_email": [a.user_email for a in actors],
-        "project_id": [a.project_id for a in actors],
-        "reservation_id": pa.array([a.reservation_id for a in actors], pa.string()),
-        "edition": pa.array([a.edition for a in actors], pa.string()),
-        "priority": [a.priority for a in actors],
-        "labels": pa.array([[{"key": k, "value": v} for k, v in a.labels] for a in actors],
-                           pa.list_(label)),
-        "id_style": pa.array([a.id_style for a in actors], pa.int8()),
-        "id_prefix": [a.id_prefix for a in actors],
-    })
+    return pa.table(
+        {
+            "actor": pa.array(range(len(actors)), pa.int64()),
+            "user_email": [a.user_email for a in actors],
+            "project_id": [a.project_id for a in actors],
+            "reservation_id": pa.array([a.reservation_id for a in actors], pa.string()),
+            "edition": pa.array([a.edition for a in actors], pa.string()),
+            "priority": [a.priority for a in actors],
+            "labels": pa.array(
+                [[{"key": k, "value": v} for k, v in a.labels] for a in actors], pa.list_(label)
+            ),
+            "id_style": pa.array([a.id_style for a in actors], pa.int8()),
+            "id_prefix": [a.id_prefix for a in actors],
+        }
+    )
 
 
 def _shape_table(shapes: list[Shape]) -> pa.Table:
-    ref = pa.struct([("project_id", pa.string()), ("dataset_id", pa.string()),
-                     ("table_id", pa.string())])
+    ref = pa.struct(
+        [("project_id", pa.string()), ("dataset_id", pa.string()), ("table_id", pa.string())]
+    )
 
     def split(name: str) -> dict[str, str]:
         project, dataset, table = name.split(".")
         return {"project_id": project, "dataset_id": dataset, "table_id": table}
 
-    return pa.table({
-        "shape": pa.array(range(len(shapes)), pa.int64()),
-        "job_type": [s.job_type for s in shapes],
-        "statement_type": pa.array([s.statement_type for s in shapes], pa.string()),
-        "referenced_tables": pa.array([[split(t) for t in s.tables] for s in shapes],
-                                      pa.list_(ref)),
-        "destination_table": pa.array(
-            [split(s.destination) if s.destination else None for s in shapes], ref),
-    })
+    return pa.table(
+        {
+            "shape": pa.array(range(len(shapes)), pa.int64()),
+            "job_type": [s.job_type for s in shapes],
+            "statement_type": pa.array([s.statement_type for s in shapes], pa.string()),
+            "referenced_tables": pa.array(
+                [[split(t) for t in s.tables] for s in shapes], pa.list_(ref)
+            ),
+            "destination_table": pa.array(
+                [split(s.destination) if s.destination else None for s in shapes], ref
+            ),
+        }
+    )
 
 
 def _text_table(shapes: list[Shape], sim: _Simulated) -> tuple[pa.Table, NDArray[np.int64]]:
     """One row per (shape, keyword case, IN-list length) in use: template and query hash."""
     key = (sim.jobs.shape * 2 + sim.jobs.lower) * 64 + sim.in_len
     uniq, inverse = np.unique(key, return_inverse=True)
-    rows: dict[str, list[object]] = {k: [] for k in (
-        "tkey", "template", "hash", "choices", "in_kind", "in_size", "in_prefix", "in_width",
-        "in_choices")}
+    rows: dict[str, list[object]] = {
+        k: []
+        for k in (
+            "tkey",
+            "template",
+            "hash",
+            "choices",
+            "in_kind",
+            "in_size",
+            "in_prefix",
+            "in_width",
+            "in_choices",
+        )
+    }
     for tkey, k in enumerate(uniq.tolist()):
         shape = shapes[k // 128]
         lower = bool((k // 64) % 2)
@@ -543,17 +678,19 @@ def _text_table(shapes: list[Shape], sim: _Simulated) -> tuple[pa.Table, NDArray
         rows["in_prefix"].append(il.prefix if il else "")
         rows["in_width"].append(il.width if il else 0)
         rows["in_choices"].append(list(il.choices) if il and il.choices else [""])
-    table = pa.table({
-        "tkey": pa.array(rows["tkey"], pa.int64()),
-        "template": pa.array(rows["template"], pa.string()),
-        "hash": pa.array(rows["hash"], pa.string()),
-        "choices": pa.array(rows["choices"], pa.list_(pa.string())),
-        "in_kind": pa.array(rows["in_kind"], pa.int8()),
-        "in_size": pa.array(rows["in_size"], pa.int64()),
-        "in_prefix": pa.array(rows["in_prefix"], pa.string()),
-        "in_width": pa.array(rows["in_width"], pa.int64()),
-        "in_choices": pa.array(rows["in_choices"], pa.list_(pa.string())),
-    })
+    table = pa.table(
+        {
+            "tkey": pa.array(rows["tkey"], pa.int64()),
+            "template": pa.array(rows["template"], pa.string()),
+            "hash": pa.array(rows["hash"], pa.string()),
+            "choices": pa.array(rows["choices"], pa.list_(pa.string())),
+            "in_kind": pa.array(rows["in_kind"], pa.int8()),
+            "in_size": pa.array(rows["in_size"], pa.int64()),
+            "in_prefix": pa.array(rows["in_prefix"], pa.string()),
+            "in_width": pa.array(rows["in_width"], pa.int64()),
+            "in_choices": pa.array(rows["in_choices"], pa.list_(pa.string())),
+        }
+    )
     return table, inverse.astype(np.int64)
 
 
@@ -565,43 +702,47 @@ def _jobs_table(sim: _Simulated, tkey: NDArray[np.int64]) -> pa.Table:
     def date32(days: NDArray[np.int64]) -> pa.Array:
         return pa.array(days.astype(np.int32), pa.int32()).cast(pa.date32())
 
-    return pa.table({
-        "row": pa.array(np.arange(len(j.creation)), pa.int64()),
-        "creation_us": j.creation,
-        "start_us": sim.start_us,
-        "end_us": sim.end_us,
-        "actor": j.actor,
-        "shape": j.shape,
-        "tkey": tkey,
-        "parent_row": parent,
-        "parent_creation_us": j.creation[safe],
-        "child_n": j.child_n,
-        "layout": j.layout,
-        "comment": j.comment,
-        "comment_n": j.comment_n,
-        "d0": date32(sim.d0),
-        "d1": date32(sim.d1),
-        "id0": sim.id0,
-        "id1": sim.id1,
-        "amt": sim.amt,
-        "s0": sim.s0,
-        "in_len": sim.in_len,
-        "in_seed": sim.in_seed,
-        "processed": sim.processed,
-        "billed": sim.billed,
-        "slot_ms": sim.slot_ms,
-        "cache_hit": sim.cache_hit,
-        "error": sim.error,
-    })
+    return pa.table(
+        {
+            "row": pa.array(np.arange(len(j.creation)), pa.int64()),
+            "creation_us": j.creation,
+            "start_us": sim.start_us,
+            "end_us": sim.end_us,
+            "actor": j.actor,
+            "shape": j.shape,
+            "tkey": tkey,
+            "parent_row": parent,
+            "parent_creation_us": j.creation[safe],
+            "child_n": j.child_n,
+            "layout": j.layout,
+            "comment": j.comment,
+            "comment_n": j.comment_n,
+            "d0": date32(sim.d0),
+            "d1": date32(sim.d1),
+            "id0": sim.id0,
+            "id1": sim.id1,
+            "amt": sim.amt,
+            "s0": sim.s0,
+            "in_len": sim.in_len,
+            "in_seed": sim.in_seed,
+            "processed": sim.processed,
+            "billed": sim.billed,
+            "slot_ms": sim.slot_ms,
+            "cache_hit": sim.cache_hit,
+            "error": sim.error,
+        }
+    )
 
 
 def _errors_table() -> pa.Table:
-    return pa.table({
-        "error": pa.array(range(len(_ERRORS)), pa.int64()),
-        "reason": [e[0] for e in _ERRORS],
-        "location": pa.array([e[1] for e in _ERRORS], pa.string()),
-        "message": [e[2] for e in _ERRORS],
-    })
+    return pa.table(
+        {
+            "error": pa.array(range(len(_ERRORS)), pa.int64()),
+            "reason": [e[0] for e in _ERRORS],
+            "location": pa.array([e[1] for e in _ERRORS], pa.string()),
+            "message": [e[2] for e in _ERRORS],
+        }
+    )
 
 
 def _job_id_sql(seed: int, row: str, creation: str) -> str:
@@ -631,7 +772,8 @@ replace(replace(replace(replace(replace(replace(replace(replace(replace(
     CASE t.in_kind
       WHEN 1 THEN CAST((j.in_seed + i * 7919) % t.in_size + 1 AS VARCHAR)
       WHEN 2 THEN '''' || t.in_prefix
-        || lpad(CAST((j.in_seed + i * 7919) % t.in_size AS VARCHAR), CAST(t.in_width AS INTEGER), '0')
+        || lpad(CAST((j.in_seed + i * 7919) % t.in_size AS VARCHAR),
+                CAST(t.in_width AS INTEGER), '0')
         || ''''
       ELSE '''' || t.in_choices[CAST((j.in_seed + i) % len(t.in_choices) AS INTEGER) + 1] || ''''
     END), ', '))
@@ -650,7 +792,8 @@ CASE j.comment
 def _output_sql(seed: int, *, with_query_hashes: bool, json: bool) -> str:
     comments = "[" + ", ".join(f"'{c}'" for c in _COMMENTS) + "]"
     comment_sql = _COMMENT_SQL.replace("$comments", comments).replace(
-        "$n_comments", str(len(_COMMENTS)))
+        "$n_comments", str(len(_COMMENTS))
+    )
     layout_sql = (
         "CASE j.layout WHEN 1 THEN regexp_replace(q.body, '\\s+', ' ', 'g')"
         " WHEN 2 THEN replace(q.body, chr(10), chr(10) || '    ') || chr(10) ELSE q.body END"
@@ -667,12 +810,15 @@ def _output_sql(seed: int, *, with_query_hashes: bool, json: bool) -> str:
     query_info = (
         ",\n  CASE WHEN t.hash IS NULL THEN NULL ELSE"
         " {'query_hashes': {'normalized_literals': t.hash}} END AS query_info"
-        if with_query_hashes else ""
+        if with_query_hashes
+        else ""
     )
     job_id = _job_id_sql(seed, "j.row", "j.creation_us")
     parent_id = _job_id_sql(seed, "j.parent_row", "j.parent_creation_us")
-    child_id = (f"'script_job_' || md5('{seed}:' || CAST(j.parent_row AS VARCHAR))"
-                " || '_' || CAST(j.child_n AS VARCHAR)")
+    child_id = (
+        f"'script_job_' || md5('{seed}:' || CAST(j.parent_row AS VARCHAR))"
+        " || '_' || CAST(j.child_n AS VARCHAR)"
+    )
     return f"""
 WITH q AS (
   SELECT j.row, {_RENDER_SQL} AS body
@@ -717,18 +863,33 @@ ORDER BY j.creation_us, j.row
 """
 
 
-def _truth(w: _Workload, sim: _Simulated, prices: PriceCatalogue, *, seed: int, jobs: int,
-           start: dt.date, end: dt.date, examples: dict[str, str]) -> GroundTruth:
+def _truth(
+    w: _Workload,
+    sim: _Simulated,
+    prices: PriceCatalogue,
+    *,
+    seed: int,
+    jobs: int,
+    start: dt.date,
+    end: dt.date,
+    examples: dict[str, str],
+) -> GroundTruth:
     actors = w.actors
     j = sim.jobs
     job_type = np.array([s.job_type for s in w.shapes])[j.shape]
     edition_index = {name: i for i, name in enumerate(EDITION_NAMES)}
     actor_edition = np.array(
         [edition_index[a.edition] if a.reservation_id and a.edition else -1 for a in actors],
-        np.int8)
+        np.int8,
+    )
     edition = np.where(job_type == "QUERY", actor_edition[j.actor], -1).astype(np.int8)
-    cost = job_costs(billed=sim.billed, slot_ms=sim.slot_ms, edition=edition,
-                     is_parent=sim.is_parent, prices=prices)
+    cost = job_costs(
+        billed=sim.billed,
+        slot_ms=sim.slot_ms,
+        edition=edition,
+        is_parent=sim.is_parent,
+        prices=prices,
+    )
     teams = [a.team or UNLABELLED for a in actors]
     team_names = sorted(set(teams))
     team_of_actor = np.array([team_names.index(t) for t in teams])
@@ -741,26 +902,29 @@ def _truth(w: _Workload, sim: _Simulated, prices: PriceCatalogue, *, seed: int, 
                 continue
             mine = (j.shape == shape_id) & ~sim.is_parent
             kind, description = PLANTED[shape.planted]
-            planted.append(PlantedPattern(
-                id=shape.planted,
-                kind=kind,
-                description=description,
-                pipeline=p.name,
-                table=shape.tables[0],
-                example_query=examples[shape.planted],
-                jobs=int(mine.sum()),
-                bytes_billed=int(sim.billed[mine].sum()),
-                slot_ms=int(sim.slot_ms[mine].sum()),
-                cost_usd=round(float(cost[mine].sum()), 6),
-            ))
+            planted.append(
+                PlantedPattern(
+                    id=shape.planted,
+                    kind=kind,
+                    description=description,
+                    pipeline=p.name,
+                    table=shape.tables[0],
+                    example_query=examples[shape.planted],
+                    jobs=int(mine.sum()),
+                    bytes_billed=int(sim.billed[mine].sum()),
+                    slot_ms=int(sim.slot_ms[mine].sum()),
+                    cost_usd=round(float(cost[mine].sum()), 6),
+                )
+            )
     planted.sort(key=lambda p: -p.cost_usd)
     return GroundTruth(
         seed=seed,
         jobs=jobs,
         period=Period(start=start, end=end),
         total_cost_usd=round(float(cost.sum()), 6),
-        cost_by_team={name: round(float(v), 6) for name, v in zip(team_names, by_team,
-                                                                   strict=True)},
+        cost_by_team={
+            name: round(float(v), 6) for name, v in zip(team_names, by_team, strict=True)
+        },
         planted=planted,
     )
 
@@ -809,14 +973,19 @@ def generate_history(
         for shape_id, shape in enumerate(workload.shapes):
             if shape.planted is not None:
                 row = con.execute(
-                    "SELECT query FROM out WHERE _shape = ? AND query IS NOT NULL ORDER BY _t, _r LIMIT 1",
+                    "SELECT query FROM out WHERE _shape = ? AND query IS NOT NULL"
+                    " ORDER BY _t, _r LIMIT 1",
                     [shape_id],
                 ).fetchone()
                 examples[shape.planted] = str(row[0]) if row else ""
         path.parent.mkdir(parents=True, exist_ok=True)
         options = "FORMAT JSON" if format == "jsonl" else "FORMAT PARQUET, COMPRESSION ZSTD"
-        con.execute(f"COPY (SELECT * EXCLUDE (_shape, _t, _r) FROM out ORDER BY _t, _r) TO '{path}' ({options})")
+        con.execute(
+            "COPY (SELECT * EXCLUDE (_shape, _t, _r) FROM out ORDER BY _t, _r)"
+            f" TO '{path}' ({options})"
+        )
     finally:
         con.close()
-    return _truth(workload, sim, prices, seed=seed, jobs=jobs, start=start, end=end,
-                  examples=examples)
+    return _truth(
+        workload, sim, prices, seed=seed, jobs=jobs, start=start, end=end, examples=examples
+    )

@@ -126,7 +126,9 @@ class TableSpec:
         return sum(self.column(c).bytes for c in columns)
 
 
-def _c(name: str, type_: str, avg: float = 0.0, distinct: int | None = None, local: str = "") -> ColumnSpec:
+def _c(
+    name: str, type_: str, avg: float = 0.0, distinct: int | None = None, local: str = ""
+) -> ColumnSpec:
     return ColumnSpec(name, type_, avg, distinct, local or None)
 
 
@@ -290,8 +292,13 @@ def _instruments() -> TableSpec:
         _c("is_active", "BOOL"),
     )
     return TableSpec(
-        "finance", "instruments", cols, target_bytes=0.0003 * TB, local_rows=20_000,
-        clustering=("asset_class",), description="instrument reference data",
+        "finance",
+        "instruments",
+        cols,
+        target_bytes=0.0003 * TB,
+        local_rows=20_000,
+        clustering=("asset_class",),
+        description="instrument reference data",
     )
 
 
@@ -361,7 +368,11 @@ def _counterparties() -> TableSpec:
         _c("updated_ts", "TIMESTAMP"),
     )
     return TableSpec(
-        "risk", "counterparties", cols, target_bytes=0.0001 * TB, local_rows=12_000,
+        "risk",
+        "counterparties",
+        cols,
+        target_bytes=0.0001 * TB,
+        local_rows=12_000,
         description="counterparty master data",
     )
 
@@ -539,7 +550,9 @@ def _local_exprs(spec: TableSpec, seed: int, local_rows: int) -> dict[str, str]:
         exprs["mid"] = f"round(0.8 + CAST({h(seed, 71)} % 100000 AS DOUBLE) / 100000.0, 5)"
     if spec.table == "ledger_entries":
         exprs["entry_date"] = "entry_date_"
-        exprs["posting_ts"] = "CAST(entry_date_ AS TIMESTAMP) + to_seconds(CAST(i % 86400 AS BIGINT))"
+        exprs["posting_ts"] = (
+            "CAST(entry_date_ AS TIMESTAMP) + to_seconds(CAST(i % 86400 AS BIGINT))"
+        )
         exprs["debit_credit"] = "CASE WHEN i % 2 = 0 THEN 'D' ELSE 'C' END"
     if "currency" in {c.name for c in spec.columns} and "currency" not in exprs:
         exprs["currency"] = f"{ccy}[CAST({h(seed, 52)} % 10 AS INTEGER) + 1]"
@@ -613,7 +626,9 @@ def write_generic_tables(
         for n, spec in enumerate(specs):
             base = positions_rows if spec.table == "positions" else spec.local_rows
             local_rows = max(spec.partitions or 1, math.ceil(base * scale))
-            counts[spec.name] = write_table(con, spec, _select_sql(spec, seed, local_rows, end), root)
+            counts[spec.name] = write_table(
+                con, spec, _select_sql(spec, seed, local_rows, end), root
+            )
             if progress is not None:
                 progress((n + 1) / len(specs))
     finally:

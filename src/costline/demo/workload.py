@@ -155,8 +155,16 @@ def _sa(name: str, project: str) -> str:
     return f"{name}@{project}.iam.gserviceaccount.com"
 
 
-def _pipeline_actor(name: str, team: str | None, project: str, *, labels: str = "tpe",
-                    style: int = 2, sa: str = "", priority: str = "INTERACTIVE") -> Actor:
+def _pipeline_actor(
+    name: str,
+    team: str | None,
+    project: str,
+    *,
+    labels: str = "tpe",
+    style: int = 2,
+    sa: str = "",
+    priority: str = "INTERACTIVE",
+) -> Actor:
     """Actor of pipeline ``name``; ``labels`` says which of team/pipeline/env it sets."""
     reservation, edition = _PROJECT_BILLING[project]
     pairs: list[tuple[str, str]] = []
@@ -167,8 +175,17 @@ def _pipeline_actor(name: str, team: str | None, project: str, *, labels: str = 
     if "e" in labels:
         pairs.append(("env", "prod"))
     prefix = f"airflow_{name}_" if style == 2 else ""
-    return Actor(name, _sa(sa or f"{team or 'ops'}-pipelines", project), project, reservation,
-                 edition, tuple(pairs), priority, style, prefix)
+    return Actor(
+        name,
+        _sa(sa or f"{team or 'ops'}-pipelines", project),
+        project,
+        reservation,
+        edition,
+        tuple(pairs),
+        priority,
+        style,
+        prefix,
+    )
 
 
 def _hourly(offset: int, **kw: object) -> Schedule:
@@ -193,8 +210,18 @@ _POSITION_SET = (
 _COUNTRIES = ("GB", "DE", "FR", "CH", "US", "NL", "IE", "ES", "IT", "SE", "JP", "SG")
 _CCYS = ("EUR", "USD", "GBP", "CHF", "JPY", "SEK", "NOK", "CAD")
 _CHANNELS = ("card_present", "contactless", "ecommerce", "atm", "online_banking", "mobile")
-_REPORT_CODES = ("COREP_C07", "COREP_C08", "FINREP_F01", "FINREP_F18", "LCR_C72", "NSFR_C80",
-                 "LE_C27", "LE_C28", "AE_F32", "IRRBB_J01")
+_REPORT_CODES = (
+    "COREP_C07",
+    "COREP_C08",
+    "FINREP_F01",
+    "FINREP_F18",
+    "LCR_C72",
+    "NSFR_C80",
+    "LE_C27",
+    "LE_C28",
+    "AE_F32",
+    "IRRBB_J01",
+)
 _ENTITIES = ("ACMEUK", "ACMEDE", "ACMEFR", "ACMECH", "ACMEUS", "ACMESG", "ACMEIE", "ACMENL")
 
 
@@ -245,8 +272,14 @@ def pipelines() -> tuple[Pipeline, ...]:
         "positions_delta_load",
         a("positions_delta_load", "risk", "acme-risk-etl", sa="positions-loader"),
         _daily(1, 5),
-        Shape("positions_delta_load", None, None, destination=f"{DWH}.{delta}", job_type="LOAD",
-              slot_ms_per_gib=0),
+        Shape(
+            "positions_delta_load",
+            None,
+            None,
+            destination=f"{DWH}.{delta}",
+            job_type="LOAD",
+            slot_ms_per_gib=0,
+        ),
     )
     add(
         "positions_eod_snapshot",
@@ -261,8 +294,20 @@ def pipelines() -> tuple[Pipeline, ...]:
             "WHERE FORMAT_DATE('%Y%m%d', as_of_date) = '{d1c}'\n"
             "GROUP BY desk, legal_entity, currency",
             "SELECT",
-            (Read(pos, ("as_of_date", "desk", "legal_entity", "currency", "market_value_base",
-                        "pnl_daily"), "full"),),
+            (
+                Read(
+                    pos,
+                    (
+                        "as_of_date",
+                        "desk",
+                        "legal_entity",
+                        "currency",
+                        "market_value_base",
+                        "pnl_daily",
+                    ),
+                    "full",
+                ),
+            ),
             lag=(1, 1),
             slot_ms_per_gib=48_000,
             planted="non_sargable_format_date",
@@ -292,8 +337,20 @@ def pipelines() -> tuple[Pipeline, ...]:
             "WHERE p.as_of_date = '{d1}'\n"
             "GROUP BY 1, 2, 3, 4, 5",
             "INSERT",
-            (Read(pos, ("as_of_date", "portfolio_id", "instrument_id", "legal_entity", "currency",
-                        "notional")), Read("risk.counterparties", ("counterparty_id",), "full")),
+            (
+                Read(
+                    pos,
+                    (
+                        "as_of_date",
+                        "portfolio_id",
+                        "instrument_id",
+                        "legal_entity",
+                        "currency",
+                        "notional",
+                    ),
+                ),
+                Read("risk.counterparties", ("counterparty_id",), "full"),
+            ),
             destination=f"{DWH}.{exp}",
             lag=(1, 1),
             slot_ms_per_gib=160_000,
@@ -332,8 +389,10 @@ def pipelines() -> tuple[Pipeline, ...]:
             " updated_ts = s.updated_ts\n"
             "WHEN NOT MATCHED THEN INSERT ROW",
             "MERGE",
-            (Read("risk.counterparties", None, "full"),
-             Read(f"{DWH}.risk_staging.counterparties_cdc", fixed_bytes=40e6)),
+            (
+                Read("risk.counterparties", None, "full"),
+                Read(f"{DWH}.risk_staging.counterparties_cdc", fixed_bytes=40e6),
+            ),
             destination=f"{DWH}.risk.counterparties",
         ),
     )
@@ -384,8 +443,23 @@ def pipelines() -> tuple[Pipeline, ...]:
             "WHERE posting_ts >= TIMESTAMP('{ts0}')\n  AND reconciled = FALSE\n"
             "GROUP BY legal_entity, gl_account, cost_centre, currency, debit_credit, source_system",
             "SELECT",
-            (Read(led, ("posting_ts", "reconciled", "legal_entity", "gl_account", "cost_centre",
-                        "currency", "debit_credit", "source_system", "amount", "amount_base")),),
+            (
+                Read(
+                    led,
+                    (
+                        "posting_ts",
+                        "reconciled",
+                        "legal_entity",
+                        "gl_account",
+                        "cost_centre",
+                        "currency",
+                        "debit_credit",
+                        "source_system",
+                        "amount",
+                        "amount_base",
+                    ),
+                ),
+            ),
             slot_ms_per_gib=48_000,
             planted="hourly_full_scan",
         ),
@@ -394,8 +468,14 @@ def pipelines() -> tuple[Pipeline, ...]:
         "card_txn_ingest",
         a("card_txn_ingest", "finance", "acme-etl-prod", sa="card-ingest"),
         Schedule(15, 3, jitter_s=30),
-        Shape("card_txn_ingest", None, None, destination=f"{DWH}.{txn}", job_type="LOAD",
-              slot_ms_per_gib=0),
+        Shape(
+            "card_txn_ingest",
+            None,
+            None,
+            destination=f"{DWH}.{txn}",
+            job_type="LOAD",
+            slot_ms_per_gib=0,
+        ),
     )
     add(
         "transactions_daily_aggregates",
@@ -435,8 +515,20 @@ def pipelines() -> tuple[Pipeline, ...]:
             f"FROM {fq(led)}\nWHERE entry_date = '{{d1}}'\n"
             "GROUP BY entry_date, legal_entity, gl_account, cost_centre, currency",
             "INSERT",
-            (Read(led, ("entry_date", "legal_entity", "gl_account", "cost_centre", "currency",
-                        "debit_credit", "amount")),),
+            (
+                Read(
+                    led,
+                    (
+                        "entry_date",
+                        "legal_entity",
+                        "gl_account",
+                        "cost_centre",
+                        "currency",
+                        "debit_credit",
+                        "amount",
+                    ),
+                ),
+            ),
             destination=f"{DWH}.{gl}",
             lag=(1, 1),
             slot_ms_per_gib=72_000,
@@ -447,8 +539,14 @@ def pipelines() -> tuple[Pipeline, ...]:
         "fx_rates_load",
         a("fx_rates_load", "finance", "acme-etl-prod", sa="market-data"),
         _hourly(2),
-        Shape("fx_rates_load", None, None, destination=f"{DWH}.{fx}", job_type="LOAD",
-              slot_ms_per_gib=0),
+        Shape(
+            "fx_rates_load",
+            None,
+            None,
+            destination=f"{DWH}.{fx}",
+            job_type="LOAD",
+            slot_ms_per_gib=0,
+        ),
     )
     add(
         "fx_rates_daily_close",
@@ -470,15 +568,27 @@ def pipelines() -> tuple[Pipeline, ...]:
         "ledger_ingest",
         a("ledger_ingest", "finance", "acme-etl-prod", sa="ledger-ingest"),
         Schedule(30, 12, jitter_s=45),
-        Shape("ledger_ingest", None, None, destination=f"{DWH}.{led}", job_type="LOAD",
-              slot_ms_per_gib=0),
+        Shape(
+            "ledger_ingest",
+            None,
+            None,
+            destination=f"{DWH}.{led}",
+            job_type="LOAD",
+            slot_ms_per_gib=0,
+        ),
     )
     add(
         "ledger_export_archive",
         a("ledger_export_archive", "finance", "acme-etl-prod", sa="ledger-ingest"),
         _daily(23, 30),
-        Shape("ledger_export_archive", None, None, (Read(led, None, "full"),),
-              job_type="EXTRACT", slot_ms_per_gib=0),
+        Shape(
+            "ledger_export_archive",
+            None,
+            None,
+            (Read(led, None, "full"),),
+            job_type="EXTRACT",
+            slot_ms_per_gib=0,
+        ),
     )
     add(
         "transactions_enrichment",
@@ -490,8 +600,10 @@ def pipelines() -> tuple[Pipeline, ...]:
             "ON t.booking_date = '{d1}'\n  AND t.txn_id = s.txn_id\n"
             "WHEN MATCHED THEN UPDATE SET category = s.category, mcc = s.mcc",
             "MERGE",
-            (Read(txn, None, prune=0.02),
-             Read(f"{DWH}.finance_staging.merchant_enrichment", fixed_bytes=300e6)),
+            (
+                Read(txn, None, prune=0.02),
+                Read(f"{DWH}.finance_staging.merchant_enrichment", fixed_bytes=300e6),
+            ),
             destination=f"{DWH}.{txn}",
             slot_ms_per_gib=240_000,
         ),
@@ -509,8 +621,10 @@ def pipelines() -> tuple[Pipeline, ...]:
             "WHEN MATCHED THEN UPDATE SET rating = s.rating, is_active = s.is_active\n"
             "WHEN NOT MATCHED THEN INSERT ROW",
             "MERGE",
-            (Read("finance.instruments", None, "full"),
-             Read(f"{DWH}.finance_staging.instruments_feed", fixed_bytes=60e6)),
+            (
+                Read("finance.instruments", None, "full"),
+                Read(f"{DWH}.finance_staging.instruments_feed", fixed_bytes=60e6),
+            ),
             destination=f"{DWH}.finance.instruments",
         ),
     )
@@ -519,9 +633,15 @@ def pipelines() -> tuple[Pipeline, ...]:
         "accounts_snapshot",
         a("accounts_snapshot", "core-banking", "acme-etl-prod"),
         _daily(0, 15),
-        Shape("accounts_snapshot", None, None, (Read("core_banking.accounts", None, "full"),),
-              destination=f"{DWH}.core_banking.accounts_snapshot", job_type="COPY",
-              slot_ms_per_gib=0),
+        Shape(
+            "accounts_snapshot",
+            None,
+            None,
+            (Read("core_banking.accounts", None, "full"),),
+            destination=f"{DWH}.core_banking.accounts_snapshot",
+            job_type="COPY",
+            slot_ms_per_gib=0,
+        ),
     )
     for table, minute in (("customers", 45), ("accounts", 50)):
         add(
@@ -537,15 +657,23 @@ def pipelines() -> tuple[Pipeline, ...]:
                 "WHEN MATCHED THEN UPDATE SET t.updated = s.updated\n"
                 "WHEN NOT MATCHED THEN INSERT ROW",
                 "MERGE",
-                (Read(f"core_banking.{table}", None, "full"),
-                 Read(f"{DWH}.core_banking_staging.{table}_cdc", fixed_bytes=80e6)),
+                (
+                    Read(f"core_banking.{table}", None, "full"),
+                    Read(f"{DWH}.core_banking_staging.{table}_cdc", fixed_bytes=80e6),
+                ),
                 destination=f"{DWH}.core_banking.{table}",
             ),
         )
     add(
         "payments_screening",
-        a("payments_screening", "core-banking", "acme-etl-prod", labels="t", style=1,
-          sa="payments-screening"),
+        a(
+            "payments_screening",
+            "core-banking",
+            "acme-etl-prod",
+            labels="t",
+            style=1,
+            sa="payments-screening",
+        ),
         _hourly(30),
         Shape(
             "payments_screening",
@@ -553,8 +681,21 @@ def pipelines() -> tuple[Pipeline, ...]:
             f"FROM {fq(txn)}\nWHERE booking_date = '{{d1}}'\n"
             "  AND txn_ts >= TIMESTAMP('{ts0}')\n  AND ABS(amount) > {amt}",
             "SELECT",
-            (Read(txn, ("txn_id", "account_id", "customer_id", "amount", "country",
-                        "merchant_id", "payee_id", "txn_ts")),),
+            (
+                Read(
+                    txn,
+                    (
+                        "txn_id",
+                        "account_id",
+                        "customer_id",
+                        "amount",
+                        "country",
+                        "merchant_id",
+                        "payee_id",
+                        "txn_ts",
+                    ),
+                ),
+            ),
             amounts=(500, 5_000),
         ),
     )
@@ -571,8 +712,10 @@ def pipelines() -> tuple[Pipeline, ...]:
             f"JOIN {fq('core_banking.accounts')} AS a USING (customer_id)\n"
             "GROUP BY c.tenant_id, c.kyc_status, a.account_type",
             "CREATE_TABLE_AS_SELECT",
-            (Read("core_banking.customers", ("customer_id", "tenant_id", "kyc_status"), "full"),
-             Read("core_banking.accounts", ("customer_id", "account_type", "balance"), "full")),
+            (
+                Read("core_banking.customers", ("customer_id", "tenant_id", "kyc_status"), "full"),
+                Read("core_banking.accounts", ("customer_id", "account_type", "balance"), "full"),
+            ),
             destination=f"{DWH}.core_banking.kyc_summary",
         ),
     )
@@ -590,9 +733,26 @@ def pipelines() -> tuple[Pipeline, ...]:
             "WHERE report_date BETWEEN '{d0}' AND '{d1}'\n  AND report_code = '{s0}'\n"
             "ORDER BY entity_id, report_line, counterparty_id",
             "SELECT",
-            (Read(reg, ("report_code", "entity_id", "report_line", "counterparty_id",
-                        "exposure_class", "country", "currency", "amount", "amount_reporting_ccy",
-                        "risk_weight", "rwa", "row_text"), prune=0.6),),
+            (
+                Read(
+                    reg,
+                    (
+                        "report_code",
+                        "entity_id",
+                        "report_line",
+                        "counterparty_id",
+                        "exposure_class",
+                        "country",
+                        "currency",
+                        "amount",
+                        "amount_reporting_ccy",
+                        "risk_weight",
+                        "rwa",
+                        "row_text",
+                    ),
+                    prune=0.6,
+                ),
+            ),
             span=(90, 90),
             lag=(1, 1),
             choices=_REPORT_CODES,
@@ -621,8 +781,22 @@ def pipelines() -> tuple[Pipeline, ...]:
             "  sector, country, currency, ead_amount, rwa_amount\n"
             f"FROM {fq(exp)}\nWHERE as_of_date = '{{d1}}'",
             "INSERT",
-            (Read(exp, ("as_of_date", "legal_entity", "product_type", "counterparty_id",
-                        "sector", "country", "currency", "ead_amount", "rwa_amount")),),
+            (
+                Read(
+                    exp,
+                    (
+                        "as_of_date",
+                        "legal_entity",
+                        "product_type",
+                        "counterparty_id",
+                        "sector",
+                        "country",
+                        "currency",
+                        "ead_amount",
+                        "rwa_amount",
+                    ),
+                ),
+            ),
             destination=f"{DWH}.{reg}",
             lag=(1, 1),
             slot_ms_per_gib=96_000,
@@ -664,8 +838,14 @@ def pipelines() -> tuple[Pipeline, ...]:
         "regulatory_archive_export",
         a("regulatory_archive_export", "regulatory", "acme-regulatory", sa="reg-reporting"),
         _weekly(6, 2),
-        Shape("regulatory_archive_export", None, None, (Read(reg, None, "full"),),
-              job_type="EXTRACT", slot_ms_per_gib=0),
+        Shape(
+            "regulatory_archive_export",
+            None,
+            None,
+            (Read(reg, None, "full"),),
+            job_type="EXTRACT",
+            slot_ms_per_gib=0,
+        ),
     )
     # --- dashboards --------------------------------------------------------------------------
     add(
@@ -720,8 +900,14 @@ def pipelines() -> tuple[Pipeline, ...]:
     )
     add(
         "customer_360_dashboard",
-        a("customer_360_dashboard", "core-banking", "acme-bi-prod", labels="tp", style=1,
-          sa="looker"),
+        a(
+            "customer_360_dashboard",
+            "core-banking",
+            "acme-bi-prod",
+            labels="tp",
+            style=1,
+            sa="looker",
+        ),
         Schedule(60, 25, hours=(8, 18), weekdays_only=True, jitter_s=20),
         Shape(
             "customer_360_dashboard",
@@ -730,8 +916,10 @@ def pipelines() -> tuple[Pipeline, ...]:
             f"JOIN {fq('core_banking.accounts')} AS a ON a.customer_id = c.customer_id\n"
             "WHERE c.customer_id = {id0}",
             "SELECT",
-            (Read("core_banking.customers", ("customer_id", "risk_profile"), "full"),
-             Read("core_banking.accounts", ("customer_id", "account_type", "balance"), "full")),
+            (
+                Read("core_banking.customers", ("customer_id", "risk_profile"), "full"),
+                Read("core_banking.accounts", ("customer_id", "account_type", "balance"), "full"),
+            ),
             ids=28_000_000,
             cacheable=True,
         ),
@@ -771,9 +959,22 @@ def pipelines() -> tuple[Pipeline, ...]:
             "JOIN `acme-ds-sandbox.fraud.features` AS f USING (customer_id, account_id)\n"
             "WHERE t.booking_date = '{d1}'\n  AND t.txn_ts >= TIMESTAMP('{ts0}')",
             "SELECT",
-            (Read(txn, ("txn_id", "customer_id", "account_id", "amount", "country", "channel",
-                        "is_new_payee", "txn_ts")),
-             Read("acme-ds-sandbox.fraud.features", fixed_bytes=2e9)),
+            (
+                Read(
+                    txn,
+                    (
+                        "txn_id",
+                        "customer_id",
+                        "account_id",
+                        "amount",
+                        "country",
+                        "channel",
+                        "is_new_payee",
+                        "txn_ts",
+                    ),
+                ),
+                Read("acme-ds-sandbox.fraud.features", fixed_bytes=2e9),
+            ),
             slot_ms_per_gib=96_000,
         ),
     )
@@ -792,8 +993,10 @@ def pipelines() -> tuple[Pipeline, ...]:
             "  AND t.booking_date BETWEEN '{d0}' AND '{d1}'\n"
             "GROUP BY c.customer_id, c.segment, c.risk_profile",
             "CREATE_TABLE_AS_SELECT",
-            (Read("core_banking.customers", ("customer_id", "segment", "risk_profile"), "full"),
-             Read(txn, ("customer_id", "txn_id", "amount"))),
+            (
+                Read("core_banking.customers", ("customer_id", "segment", "risk_profile"), "full"),
+                Read(txn, ("customer_id", "txn_id", "amount")),
+            ),
             destination="acme-ds-sandbox.churn.training",
             span=(90, 90),
             lag=(1, 1),
@@ -803,8 +1006,7 @@ def pipelines() -> tuple[Pipeline, ...]:
     # --- unlabelled legacy jobs --------------------------------------------------------------
     add(
         "legacy_negative_balances",
-        a("legacy_negative_balances", None, "acme-analytics", labels="", style=1,
-          sa="ops-batch"),
+        a("legacy_negative_balances", None, "acme-analytics", labels="", style=1, sa="ops-batch"),
         _daily(7, 0),
         Shape(
             "legacy_negative_balances",
@@ -812,8 +1014,13 @@ def pipelines() -> tuple[Pipeline, ...]:
             f"from {fq('core_banking.accounts')}\n"
             "where balance < -overdraft_limit - {amt}",
             "SELECT",
-            (Read("core_banking.accounts", ("account_id", "customer_id", "balance",
-                                            "overdraft_limit"), "full"),),
+            (
+                Read(
+                    "core_banking.accounts",
+                    ("account_id", "customer_id", "balance", "overdraft_limit"),
+                    "full",
+                ),
+            ),
             amounts=(0, 500),
         ),
     )
@@ -865,175 +1072,418 @@ class Family:
 
 def families() -> tuple[Family, ...]:
     """The analyst question families; each yields ``variants`` shapes."""
-    txn_dims = ("category", "channel", "country", "currency", "mcc", "merchant", "tenant_id",
-                "booking_date")
-    pos_dims = ("desk", "legal_entity", "strategy", "currency", "position_type", "book_id",
-                "portfolio_id", "custodian")
+    txn_dims = (
+        "category",
+        "channel",
+        "country",
+        "currency",
+        "mcc",
+        "merchant",
+        "tenant_id",
+        "booking_date",
+    )
+    pos_dims = (
+        "desk",
+        "legal_entity",
+        "strategy",
+        "currency",
+        "position_type",
+        "book_id",
+        "portfolio_id",
+        "custodian",
+    )
     exp_dims = ("country", "sector", "rating", "product_type", "legal_entity", "currency")
-    led_dims = ("legal_entity", "gl_account", "cost_centre", "currency", "source_system",
-                "debit_credit")
+    led_dims = (
+        "legal_entity",
+        "gl_account",
+        "cost_centre",
+        "currency",
+        "source_system",
+        "debit_credit",
+    )
     reg_dims = ("report_code", "entity_id", "exposure_class", "country", "currency")
     return (
         Family(
-            "txn_summary", "finance.transactions", txn_dims,
-            (("SUM(amount)", "amount"), ("COUNT(*)", ""), ("AVG(amount)", "amount"),
-             ("MAX(ABS(amount))", "amount"), ("COUNT(DISTINCT customer_id)", "customer_id"),
-             ("COUNTIF(is_fraud)", "is_fraud")),
-            "booking_date BETWEEN '{d0}' AND '{d1}'", ("booking_date",),
-            (("country IN ({in})", ("country",), 1.0), ("channel = '{s0}'", ("channel",), 1.0),
-             ("ABS(amount) > {amt}", ("amount",), 1.0)),
-            span=(1, 62), teams=("finance", "data-science", "payments", "bi"), weight=3.0,
-            variants=450, choices=_CHANNELS, in_list=InList((2, 6), choices=_COUNTRIES),
+            "txn_summary",
+            "finance.transactions",
+            txn_dims,
+            (
+                ("SUM(amount)", "amount"),
+                ("COUNT(*)", ""),
+                ("AVG(amount)", "amount"),
+                ("MAX(ABS(amount))", "amount"),
+                ("COUNT(DISTINCT customer_id)", "customer_id"),
+                ("COUNTIF(is_fraud)", "is_fraud"),
+            ),
+            "booking_date BETWEEN '{d0}' AND '{d1}'",
+            ("booking_date",),
+            (
+                ("country IN ({in})", ("country",), 1.0),
+                ("channel = '{s0}'", ("channel",), 1.0),
+                ("ABS(amount) > {amt}", ("amount",), 1.0),
+            ),
+            span=(1, 62),
+            teams=("finance", "data-science", "payments", "bi"),
+            weight=3.0,
+            variants=450,
+            choices=_CHANNELS,
+            in_list=InList((2, 6), choices=_COUNTRIES),
         ),
         Family(
-            "txn_customer", "finance.transactions",
-            ("txn_id", "txn_ts", "amount", "merchant", "category", "country", "channel",
-             "payee_id"), (), "booking_date >= '{d0}' AND customer_id = {id0}",
+            "txn_customer",
+            "finance.transactions",
+            (
+                "txn_id",
+                "txn_ts",
+                "amount",
+                "merchant",
+                "category",
+                "country",
+                "channel",
+                "payee_id",
+            ),
+            (),
+            "booking_date >= '{d0}' AND customer_id = {id0}",
             ("booking_date", "customer_id"),
-            (("account_id = {id1}", ("account_id",), 0.5), ("ABS(amount) > {amt}", ("amount",), 1.0)),
-            span=(7, 90), teams=("finance", "core-banking", "payments"), weight=2.5,
-            variants=220, ids=28_000_000, slot_ms_per_gib=48_000,
+            (
+                ("account_id = {id1}", ("account_id",), 0.5),
+                ("ABS(amount) > {amt}", ("amount",), 1.0),
+            ),
+            span=(7, 90),
+            teams=("finance", "core-banking", "payments"),
+            weight=2.5,
+            variants=220,
+            ids=28_000_000,
+            slot_ms_per_gib=48_000,
         ),
         Family(
-            "positions_portfolio", "risk.positions", pos_dims,
-            (("SUM(market_value_base)", "market_value_base"), ("SUM(notional)", "notional"),
-             ("SUM(pnl_daily)", "pnl_daily"), ("SUM(delta)", "delta"),
-             ("SUM(var_contribution)", "var_contribution"), ("COUNT(*)", "")),
-            "as_of_date = '{d1}' AND portfolio_id IN ({in})", ("as_of_date", "portfolio_id"),
+            "positions_portfolio",
+            "risk.positions",
+            pos_dims,
+            (
+                ("SUM(market_value_base)", "market_value_base"),
+                ("SUM(notional)", "notional"),
+                ("SUM(pnl_daily)", "pnl_daily"),
+                ("SUM(delta)", "delta"),
+                ("SUM(var_contribution)", "var_contribution"),
+                ("COUNT(*)", ""),
+            ),
+            "as_of_date = '{d1}' AND portfolio_id IN ({in})",
+            ("as_of_date", "portfolio_id"),
             (("desk = '{s0}'", ("desk",), 1.0), ("currency IN ({in})", ("currency",), 1.0)),
-            teams=("risk", "treasury"), weight=2.5, variants=350, lag=(1, 5),
+            teams=("risk", "treasury"),
+            weight=2.5,
+            variants=350,
+            lag=(1, 5),
             choices=("RATES", "FX", "CREDIT", "EQUITY", "COMMOD", "TREASURY"),
             in_list=InList((1, 12), prefix="PF", width=5, size=48_000),
         ),
         Family(
-            "positions_trend", "risk.positions", ("as_of_date", "desk", "legal_entity", "currency"),
-            (("SUM(market_value_base)", "market_value_base"), ("SUM(unrealised_pnl)",
-                                                               "unrealised_pnl")),
-            "as_of_date BETWEEN '{d0}' AND '{d1}' AND book_id = '{s0}'", ("as_of_date", "book_id"),
-            span=(5, 30), teams=("risk",), weight=1.6, variants=80, lag=(1, 3),
+            "positions_trend",
+            "risk.positions",
+            ("as_of_date", "desk", "legal_entity", "currency"),
+            (
+                ("SUM(market_value_base)", "market_value_base"),
+                ("SUM(unrealised_pnl)", "unrealised_pnl"),
+            ),
+            "as_of_date BETWEEN '{d0}' AND '{d1}' AND book_id = '{s0}'",
+            ("as_of_date", "book_id"),
+            span=(5, 30),
+            teams=("risk",),
+            weight=1.6,
+            variants=80,
+            lag=(1, 3),
             choices=tuple(f"BK{n:04d}" for n in range(1, 40)),
         ),
         Family(
-            "exposures_summary", "risk.exposures", exp_dims,
-            (("SUM(ead_amount)", "ead_amount"), ("SUM(rwa_amount)", "rwa_amount"),
-             ("AVG(pd_1y)", "pd_1y"), ("SUM(expected_loss)", "expected_loss"),
-             ("MAX(limit_utilisation)", "limit_utilisation"), ("SUM(ead_5y)", "ead_5y"),
-             ("SUM(pfe_1y)", "pfe_1y"), ("SUM(cva_10y)", "cva_10y")),
-            "as_of_date = '{d1}'", ("as_of_date",),
-            (("counterparty_id IN ({in})", ("counterparty_id",), 0.05),
-             ("rating = '{s0}'", ("rating",), 1.0)),
-            teams=("risk", "regulatory"), weight=2.0, variants=350, lag=(1, 5),
+            "exposures_summary",
+            "risk.exposures",
+            exp_dims,
+            (
+                ("SUM(ead_amount)", "ead_amount"),
+                ("SUM(rwa_amount)", "rwa_amount"),
+                ("AVG(pd_1y)", "pd_1y"),
+                ("SUM(expected_loss)", "expected_loss"),
+                ("MAX(limit_utilisation)", "limit_utilisation"),
+                ("SUM(ead_5y)", "ead_5y"),
+                ("SUM(pfe_1y)", "pfe_1y"),
+                ("SUM(cva_10y)", "cva_10y"),
+            ),
+            "as_of_date = '{d1}'",
+            ("as_of_date",),
+            (
+                ("counterparty_id IN ({in})", ("counterparty_id",), 0.05),
+                ("rating = '{s0}'", ("rating",), 1.0),
+            ),
+            teams=("risk", "regulatory"),
+            weight=2.0,
+            variants=350,
+            lag=(1, 5),
             choices=("AAA", "AA", "A", "BBB", "BB", "B", "CCC"),
             in_list=InList((1, 15), size=1_200_000),
         ),
         Family(
-            "ledger_analysis", "finance.ledger_entries", led_dims,
+            "ledger_analysis",
+            "finance.ledger_entries",
+            led_dims,
             (("SUM(amount)", "amount"), ("SUM(amount_base)", "amount_base"), ("COUNT(*)", "")),
-            "entry_date BETWEEN '{d0}' AND '{d1}'", ("entry_date",),
-            (("gl_account IN ({in})", ("gl_account",), 1.0),
-             ("legal_entity = '{s0}'", ("legal_entity",), 1.0)),
-            span=(1, 31), teams=("finance", "treasury"), weight=0.7, variants=260,
-            choices=_ENTITIES, in_list=InList((1, 8), prefix="GL", width=6, size=14_000),
+            "entry_date BETWEEN '{d0}' AND '{d1}'",
+            ("entry_date",),
+            (
+                ("gl_account IN ({in})", ("gl_account",), 1.0),
+                ("legal_entity = '{s0}'", ("legal_entity",), 1.0),
+            ),
+            span=(1, 31),
+            teams=("finance", "treasury"),
+            weight=0.7,
+            variants=260,
+            choices=_ENTITIES,
+            in_list=InList((1, 8), prefix="GL", width=6, size=14_000),
         ),
         Family(
-            "regulatory_lines", "regulatory.regulatory_reports", reg_dims,
+            "regulatory_lines",
+            "regulatory.regulatory_reports",
+            reg_dims,
             (("SUM(amount)", "amount"), ("SUM(rwa)", "rwa"), ("COUNT(*)", "")),
-            "report_date = '{d1}' AND report_code = '{s0}'", ("report_date", "report_code"),
+            "report_date = '{d1}' AND report_code = '{s0}'",
+            ("report_date", "report_code"),
             (("entity_id IN ({in})", ("entity_id",), 0.4),),
-            teams=("regulatory",), weight=1.2, variants=180, lag=(1, 10),
-            choices=_REPORT_CODES, in_list=InList((1, 4), choices=_ENTITIES),
+            teams=("regulatory",),
+            weight=1.2,
+            variants=180,
+            lag=(1, 10),
+            choices=_REPORT_CODES,
+            in_list=InList((1, 4), choices=_ENTITIES),
         ),
         Family(
-            "customer_accounts", "core_banking.accounts",
+            "customer_accounts",
+            "core_banking.accounts",
             ("account_type", "currency", "status", "tenant_id"),
-            (("SUM(balance)", "balance"), ("COUNT(*)", ""), ("AVG(balance)", "balance"),
-             ("COUNTIF(balance < 0)", "balance")),
-            "opened_date <= '{d1}'", ("opened_date",),
+            (
+                ("SUM(balance)", "balance"),
+                ("COUNT(*)", ""),
+                ("AVG(balance)", "balance"),
+                ("COUNTIF(balance < 0)", "balance"),
+            ),
+            "opened_date <= '{d1}'",
+            ("opened_date",),
             (("tenant_id = '{s0}'", ("tenant_id",), 1.0),),
-            scope="full", teams=("core-banking", "finance", "bi"), weight=1.5, variants=150,
+            scope="full",
+            teams=("core-banking", "finance", "bi"),
+            weight=1.5,
+            variants=150,
             choices=("acme-retail-uk", "acme-direct-de", "acme-private-ch", "acme-wealth-fr"),
         ),
         Family(
-            "txn_accounts_join", "finance.transactions",
+            "txn_accounts_join",
+            "finance.transactions",
             ("t.category", "t.channel", "a.account_type", "a.currency", "t.country"),
-            (("SUM(t.amount)", "amount"), ("COUNT(*)", ""), ("COUNT(DISTINCT t.account_id)",
-                                                            "account_id")),
-            "t.booking_date BETWEEN '{d0}' AND '{d1}'", ("booking_date", "account_id"),
+            (
+                ("SUM(t.amount)", "amount"),
+                ("COUNT(*)", ""),
+                ("COUNT(DISTINCT t.account_id)", "account_id"),
+            ),
+            "t.booking_date BETWEEN '{d0}' AND '{d1}'",
+            ("booking_date", "account_id"),
             (("a.account_type = '{s0}'", (), 1.0),),
-            span=(1, 14), teams=("finance", "data-science", "bi"), weight=1.0, variants=160,
-            join=("core_banking.accounts", "a.account_id = t.account_id",
-                  ("account_id", "account_type", "currency")),
+            span=(1, 14),
+            teams=("finance", "data-science", "bi"),
+            weight=1.0,
+            variants=160,
+            join=(
+                "core_banking.accounts",
+                "a.account_id = t.account_id",
+                ("account_id", "account_type", "currency"),
+            ),
             choices=("current", "savings", "credit_card"),
         ),
         Family(
-            "positions_instruments", "risk.positions",
+            "positions_instruments",
+            "risk.positions",
             ("i.asset_class", "i.instrument_type", "p.desk", "p.currency", "i.rating"),
-            (("SUM(p.market_value_base)", "market_value_base"), ("SUM(p.notional)", "notional"),
-             ("COUNT(DISTINCT p.instrument_id)", "instrument_id")),
-            "p.as_of_date BETWEEN '{d0}' AND '{d1}'", ("as_of_date", "instrument_id"),
-            (("i.asset_class = '{s0}'", (), 1.0), ("p.portfolio_id IN ({in})", ("portfolio_id",),
-                                                   0.05)),
-            span=(1, 5), teams=("risk",), weight=0.6, variants=150, lag=(1, 3),
-            join=("finance.instruments", "i.instrument_id = p.instrument_id",
-                  ("instrument_id", "asset_class", "instrument_type", "rating")),
+            (
+                ("SUM(p.market_value_base)", "market_value_base"),
+                ("SUM(p.notional)", "notional"),
+                ("COUNT(DISTINCT p.instrument_id)", "instrument_id"),
+            ),
+            "p.as_of_date BETWEEN '{d0}' AND '{d1}'",
+            ("as_of_date", "instrument_id"),
+            (
+                ("i.asset_class = '{s0}'", (), 1.0),
+                ("p.portfolio_id IN ({in})", ("portfolio_id",), 0.05),
+            ),
+            span=(1, 5),
+            teams=("risk",),
+            weight=0.6,
+            variants=150,
+            lag=(1, 3),
+            join=(
+                "finance.instruments",
+                "i.instrument_id = p.instrument_id",
+                ("instrument_id", "asset_class", "instrument_type", "rating"),
+            ),
             choices=("EQUITY", "BOND", "FX", "RATES", "CREDIT"),
             in_list=InList((1, 8), prefix="PF", width=5, size=48_000),
         ),
         Family(
-            "fx_history", "finance.fx_rates", ("currency_pair", "source"),
+            "fx_history",
+            "finance.fx_rates",
+            ("currency_pair", "source"),
             (("AVG(mid)", "mid"), ("MIN(bid)", "bid"), ("MAX(ask)", "ask"), ("COUNT(*)", "")),
-            "_PARTITIONTIME BETWEEN TIMESTAMP('{d0}') AND TIMESTAMP('{d1}')", (),
+            "_PARTITIONTIME BETWEEN TIMESTAMP('{d0}') AND TIMESTAMP('{d1}')",
+            (),
             (("currency_pair IN ({in})", ("currency_pair",), 1.0),),
-            span=(1, 60), teams=("treasury", "finance"), weight=0.8, variants=60,
-            in_list=InList((1, 5), choices=("EURUSD", "GBPUSD", "USDJPY", "USDCHF", "EURGBP",
-                                            "AUDUSD", "USDCAD", "EURCHF")),
+            span=(1, 60),
+            teams=("treasury", "finance"),
+            weight=0.8,
+            variants=60,
+            in_list=InList(
+                (1, 5),
+                choices=(
+                    "EURUSD",
+                    "GBPUSD",
+                    "USDJPY",
+                    "USDCHF",
+                    "EURGBP",
+                    "AUDUSD",
+                    "USDCAD",
+                    "EURCHF",
+                ),
+            ),
         ),
         Family(
-            "gl_balances", "finance.gl_balances", ("entity_id", "gl_account", "cost_centre",
-                                                   "currency"),
-            (("SUM(closing_balance)", "closing_balance"), ("SUM(debits)", "debits"),
-             ("SUM(credits)", "credits")),
-            "balance_date BETWEEN '{d0}' AND '{d1}'", ("balance_date",),
+            "gl_balances",
+            "finance.gl_balances",
+            ("entity_id", "gl_account", "cost_centre", "currency"),
+            (
+                ("SUM(closing_balance)", "closing_balance"),
+                ("SUM(debits)", "debits"),
+                ("SUM(credits)", "credits"),
+            ),
+            "balance_date BETWEEN '{d0}' AND '{d1}'",
+            ("balance_date",),
             (("entity_id IN ({in})", ("entity_id",), 0.3),),
-            span=(1, 31), teams=("finance", "treasury"), weight=1.0, variants=120,
+            span=(1, 31),
+            teams=("finance", "treasury"),
+            weight=1.0,
+            variants=120,
             in_list=InList((1, 4), choices=_ENTITIES),
         ),
         Family(
-            "counterparty_exposure", "risk.exposures",
+            "counterparty_exposure",
+            "risk.exposures",
             ("c.country", "c.sector", "c.rating", "e.product_type"),
-            (("SUM(e.ead_amount)", "ead_amount"), ("SUM(e.collateral_value)", "collateral_value"),
-             ("COUNT(DISTINCT e.counterparty_id)", "counterparty_id")),
-            "e.as_of_date = '{d1}'", ("as_of_date", "counterparty_id"),
+            (
+                ("SUM(e.ead_amount)", "ead_amount"),
+                ("SUM(e.collateral_value)", "collateral_value"),
+                ("COUNT(DISTINCT e.counterparty_id)", "counterparty_id"),
+            ),
+            "e.as_of_date = '{d1}'",
+            ("as_of_date", "counterparty_id"),
             (("c.is_financial = TRUE", (), 1.0),),
-            teams=("risk", "regulatory"), weight=0.8, variants=100, lag=(1, 5),
-            join=("risk.counterparties", "c.counterparty_id = e.counterparty_id",
-                  ("counterparty_id", "country", "sector", "rating", "is_financial")),
+            teams=("risk", "regulatory"),
+            weight=0.8,
+            variants=100,
+            lag=(1, 5),
+            join=(
+                "risk.counterparties",
+                "c.counterparty_id = e.counterparty_id",
+                ("counterparty_id", "country", "sector", "rating", "is_financial"),
+            ),
         ),
         Family(
-            "instrument_lookup", "finance.instruments",
-            ("instrument_id", "isin", "name", "asset_class", "currency", "maturity_date",
-             "coupon_rate", "rating"), (),
-            "asset_class = '{s0}' AND maturity_date > '{d1}'", ("asset_class", "maturity_date"),
+            "instrument_lookup",
+            "finance.instruments",
+            (
+                "instrument_id",
+                "isin",
+                "name",
+                "asset_class",
+                "currency",
+                "maturity_date",
+                "coupon_rate",
+                "rating",
+            ),
+            (),
+            "asset_class = '{s0}' AND maturity_date > '{d1}'",
+            ("asset_class", "maturity_date"),
             (("country IN ({in})", ("country",), 1.0),),
-            scope="full", teams=("risk", "treasury"), weight=0.6, variants=80,
+            scope="full",
+            teams=("risk", "treasury"),
+            weight=0.6,
+            variants=80,
             choices=("EQUITY", "BOND", "FX", "RATES", "CREDIT", "FUND"),
             in_list=InList((1, 5), choices=_COUNTRIES),
         ),
     )
 
 
-TEAMS = ("risk", "finance", "regulatory", "treasury", "data-science", "core-banking", "payments",
-         "bi")
+TEAMS = (
+    "risk",
+    "finance",
+    "regulatory",
+    "treasury",
+    "data-science",
+    "core-banking",
+    "payments",
+    "bi",
+)
 _ANALYST_PROJECT = {
     "data-science": "acme-ds-sandbox",
     "treasury": "acme-treasury",
 }
-_FIRST = ("anna", "ben", "carla", "david", "elena", "felix", "grace", "hamid", "irene", "jonas",
-          "kate", "liam", "mei", "nora", "oscar", "priya", "quentin", "rosa", "sven", "tara",
-          "umar", "vera", "will", "xenia", "yara", "zoe", "marco", "lena", "tobias", "sara",
-          "omar", "julia")
-_LAST = ("meyer", "okafor", "rossi", "chen", "dubois", "novak", "smith", "garcia", "kowalski",
-         "brennan", "haddad", "schmidt", "tanaka", "larsen", "moreau", "patel")
+_FIRST = (
+    "anna",
+    "ben",
+    "carla",
+    "david",
+    "elena",
+    "felix",
+    "grace",
+    "hamid",
+    "irene",
+    "jonas",
+    "kate",
+    "liam",
+    "mei",
+    "nora",
+    "oscar",
+    "priya",
+    "quentin",
+    "rosa",
+    "sven",
+    "tara",
+    "umar",
+    "vera",
+    "will",
+    "xenia",
+    "yara",
+    "zoe",
+    "marco",
+    "lena",
+    "tobias",
+    "sara",
+    "omar",
+    "julia",
+)
+_LAST = (
+    "meyer",
+    "okafor",
+    "rossi",
+    "chen",
+    "dubois",
+    "novak",
+    "smith",
+    "garcia",
+    "kowalski",
+    "brennan",
+    "haddad",
+    "schmidt",
+    "tanaka",
+    "larsen",
+    "moreau",
+    "patel",
+)
 
 
 @dataclass(frozen=True)
@@ -1074,8 +1524,16 @@ def analysts(rng: np.random.Generator, count: int = 64) -> tuple[Analyst, ...]:
         extra = rng.choice(others, size=min(2, len(others)), replace=False).tolist()
         out.append(
             Analyst(
-                Actor(f"analyst:{name}", f"{name}@acme-bank.com", project, reservation, edition,
-                      labels, "INTERACTIVE", 0 if rng.random() < 0.7 else 1),
+                Actor(
+                    f"analyst:{name}",
+                    f"{name}@acme-bank.com",
+                    project,
+                    reservation,
+                    edition,
+                    labels,
+                    "INTERACTIVE",
+                    0 if rng.random() < 0.7 else 1,
+                ),
                 team,
                 tuple(own + [int(e) for e in extra]),
                 float(rng.lognormal(0.0, 0.7)),
@@ -1100,8 +1558,11 @@ def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> Shape:
     alias = {"risk.positions": "p", "finance.transactions": "t", "risk.exposures": "e"}
     a = alias.get(fam.table, "x") if fam.join else ""
     is_lookup = not fam.measures
-    k = int(rng.integers(1, min(4, len(fam.dims)) + 1)) if not is_lookup else int(
-        rng.integers(3, len(fam.dims) + 1))
+    k = (
+        int(rng.integers(1, min(4, len(fam.dims)) + 1))
+        if not is_lookup
+        else int(rng.integers(3, len(fam.dims) + 1))
+    )
     dims = [fam.dims[i] for i in rng.permutation(len(fam.dims))[:k]]
     measures: list[tuple[str, str]] = []
     if not is_lookup:
@@ -1124,8 +1585,9 @@ def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> Shape:
     join_read: Read | None = None
     if fam.join is not None:
         jt, on, jcols = fam.join
-        ja = {"core_banking.accounts": "a", "finance.instruments": "i",
-              "risk.counterparties": "c"}[jt]
+        ja = {"core_banking.accounts": "a", "finance.instruments": "i", "risk.counterparties": "c"}[
+            jt
+        ]
         lines.append(f"JOIN {fq(jt)} AS {ja} ON {on}")
         join_read = Read(jt, jcols, "full")
     where = fam.where

@@ -34,8 +34,12 @@ from costline.demo.warehouse import (
 from costline.warehouse.catalog import Catalog, load_catalog, save_catalog
 
 WORKSPACE_FILE = "workspace.json"
-_FILES = {"catalog": "catalog.json", "jobs": "jobs.jsonl", "ground_truth": "ground_truth.json",
-          "tables_dir": "tables"}
+_FILES = {
+    "catalog": "catalog.json",
+    "jobs": "jobs.jsonl",
+    "ground_truth": "ground_truth.json",
+    "tables_dir": "tables",
+}
 
 Progress = Callable[[str, float], None]
 
@@ -99,6 +103,21 @@ class Workspace(BaseModel):
         (self.root / WORKSPACE_FILE).write_text(json.dumps(data, indent=2) + "\n", "utf-8")
 
 
+def _save_catalog(catalog: Catalog, path: Path) -> None:
+    """:func:`save_catalog`, keeping ``partitioning.column: null`` for ingestion-time tables.
+
+    ``save_catalog`` drops None values, but ``Partitioning.column`` has no default, so an
+    ingestion-time partitioned table would not load back. Put the null back explicitly.
+    """
+    save_catalog(catalog, path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for table in data.get("tables", []):
+        partitioning = table.get("partitioning")
+        if partitioning is not None and "column" not in partitioning:
+            table["partitioning"] = {"column": None, **partitioning}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
 def build_workspace(
     directory: Path,
     *,
@@ -135,7 +154,11 @@ def build_workspace(
 
     def warehouse() -> dict[str, int]:
         return write_generic_tables(
-            tables, seed=seed, scale=scale, end=end, positions_rows=positions_rows,
+            tables,
+            seed=seed,
+            scale=scale,
+            end=end,
+            positions_rows=positions_rows,
             progress=lambda f: report("tables", f),
         )
 
@@ -145,8 +168,15 @@ def build_workspace(
         report("bank", 1.0)
         report("history", 0.0)
         # Jobs bill against production sizes, which the local row counts do not change.
-        truth = generate_history(root / _FILES["jobs"], jobs=jobs, seed=seed, days=days, end=end,
-                                 catalog=demo_catalog(), with_query_hashes=with_query_hashes)
+        truth = generate_history(
+            root / _FILES["jobs"],
+            jobs=jobs,
+            seed=seed,
+            days=days,
+            end=end,
+            catalog=demo_catalog(),
+            with_query_hashes=with_query_hashes,
+        )
         report("history", 1.0)
         return counts, truth
 
@@ -157,7 +187,7 @@ def build_workspace(
         counts = generic.result()
         bank_counts, truth = other.result()
     catalog = demo_catalog({**counts, **bank_counts})
-    save_catalog(catalog, root / _FILES["catalog"])
+    _save_catalog(catalog, root / _FILES["catalog"])
     truth.save(root / _FILES["ground_truth"])
     workspace = Workspace(
         root=root,
