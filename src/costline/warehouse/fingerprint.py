@@ -454,6 +454,9 @@ def _canonical_table(table: exp.Table) -> None:
         return
     names = ".".join(p.name for p in parts).split(".")
     plain = all(_PLAIN_IDENT.fullmatch(n) for n in names)
+    # The parser flags `proj.ds.tbl` written in one pair of backticks so it can print it back
+    # that way; the canonical form prints every path alike.
+    table.meta.pop("quoted_table", None)
     table.set("catalog", None)
     table.set("db", None)
     table.set("this", exp.Identifier(this=".".join(names), quoted=not plain))
@@ -470,6 +473,8 @@ def _normalize_ast(root: exp.Expr, command_tables: set[str]) -> None:
         if isinstance(node, exp.Table):
             _canonical_table(node)
             table_idents.add(id(node.this))
+        elif isinstance(node, exp.Column):
+            node.meta.pop("quoted_column", None)
     # Children come after their parent in a depth-first pre-order list, so walking it backwards
     # rewrites leaves (literals) before the lists that contain them.
     for node in reversed(nodes):
