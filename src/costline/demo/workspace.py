@@ -103,21 +103,6 @@ class Workspace(BaseModel):
         (self.root / WORKSPACE_FILE).write_text(json.dumps(data, indent=2) + "\n", "utf-8")
 
 
-def _save_catalog(catalog: Catalog, path: Path) -> None:
-    """:func:`save_catalog`, keeping ``partitioning.column: null`` for ingestion-time tables.
-
-    ``save_catalog`` drops None values, but ``Partitioning.column`` has no default, so an
-    ingestion-time partitioned table would not load back. Put the null back explicitly.
-    """
-    save_catalog(catalog, path)
-    data = json.loads(path.read_text(encoding="utf-8"))
-    for table in data.get("tables", []):
-        partitioning = table.get("partitioning")
-        if partitioning is not None and "column" not in partitioning:
-            table["partitioning"] = {"column": None, **partitioning}
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
 def build_workspace(
     directory: Path,
     *,
@@ -187,7 +172,7 @@ def build_workspace(
         counts = generic.result()
         bank_counts, truth = other.result()
     catalog = demo_catalog({**counts, **bank_counts})
-    _save_catalog(catalog, root / _FILES["catalog"])
+    save_catalog(catalog, root / _FILES["catalog"])
     truth.save(root / _FILES["ground_truth"])
     workspace = Workspace(
         root=root,

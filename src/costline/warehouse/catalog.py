@@ -49,7 +49,7 @@ class Partitioning(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    column: str | None
+    column: str | None = None
     granularity: PartitionGranularity = PartitionGranularity.DAY
     require_partition_filter: bool = False
     expiration_days: int | None = Field(default=None, gt=0)

@@ -671,7 +671,7 @@ def fingerprint(sql: str, dialect: str = "bigquery") -> Fingerprint:
     tables = set(_tables(stmts))
     for stmt in stmts:
         _normalize_ast(stmt, tables)
-    generator = dialect_obj.generator(comments=False)
+    generator = dialect_obj.generator(comments=False, normalize_functions="upper")
     normalized = ";\n".join(generator.generate(s, copy=False) for s in stmts)
     kinds = [s for s in stmts if not isinstance(s, exp.EndStatement)]
     statement_type = _statement_type(kinds[0]) if len(kinds) == 1 else "SCRIPT"

@@ -1,0 +1,131 @@
+"""Profile a large job history end to end, against a floor measured in the same run.
+
+    python benchmarks/bench_profile.py            # 1,000,000 jobs
+    python benchmarks/bench_profile.py --quick    # 100,000 jobs
+
+For each input (JSONL as BigQuery exports it, the same without ``query_info`` hashes so every
+text goes through costline's own shape keys, and Parquet) it measures, each in a fresh process:
+
+- the *floor*: DuckDB reading the same file and grouping by raw query text;
+- costline: read + validate + price + fingerprint + attribute + table access, the whole profile.
+
+It prints wall time, peak RSS and the ratio to the floor; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+FLOOR_SQL = {
+    "jsonl": "SELECT query, count(*), sum(CAST(total_bytes_billed AS BIGINT)) "
+    "FROM read_json('{path}', format = 'newline_delimited') GROUP BY query",
+    "parquet": "SELECT query, count(*), sum(CAST(total_bytes_billed AS BIGINT)) "
+    "FROM read_parquet('{path}') GROUP BY query",
+}
+
+
+def _floor(path: str, kind: str, queue: Any) -> None:
+    import duckdb
+
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    groups = len(con.execute(FLOOR_SQL[kind].format(path=path)).fetchall())
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"wall_s": wall, "peak_mib": peak, "groups": groups})
+
+
+def _profile(path: str, catalog: str, queue: Any) -> None:
+    from costline.core.prices import load_prices
+    from costline.warehouse.catalog import load_catalog
+    from costline.warehouse.jobs import read_history
+    from costline.warehouse.profile import profile_history
+
+    t0 = time.perf_counter()
+    history = read_history(Path(path))
+    t_read = time.perf_counter() - t0
+    result = profile_history(history, load_prices(), catalog=load_catalog(Path(catalog)))
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(
+        {
+            "wall_s": wall,
+            "read_s": t_read,
+            "peak_mib": peak,
+            "jobs": result.jobs,
+            "fingerprints": len(result.fingerprints),
+            "total_cost_usd": round(result.total_cost_usd, 2),
+        }
+    )
+
+
+def _run(target: Any, *args: Any) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result: dict[str, Any] = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 jobs instead of 1,000,000")
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--dir", type=Path, default=None, help="keep the generated files here")
+    args = parser.parse_args()
+    jobs = args.jobs or (100_000 if args.quick else 1_000_000)
+
+    from costline.demo import build_workspace, generate_history
+    from costline.warehouse.jobs import connect
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.dir or Path(tmp)
+        ws = build_workspace(root / "ws", jobs=1_000, scale=0.01)
+        jsonl = root / "jobs.jsonl"
+        bare = root / "jobs-no-hashes.jsonl"
+        parquet = root / "jobs.parquet"
+        t0 = time.perf_counter()
+        generate_history(jsonl, jobs=jobs, seed=11)
+        generate_history(bare, jobs=jobs, seed=11, with_query_hashes=False)
+        connect().execute(
+            f"COPY (SELECT * FROM read_json('{jsonl}', format = 'newline_delimited')) "
+            f"TO '{parquet}' (FORMAT PARQUET)"
+        )
+        print(f"generated {jobs:,} jobs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
+        figures: dict[str, Any] = {"jobs": jobs}
+        for name, path, kind in (
+            ("jsonl", jsonl, "jsonl"),
+            ("jsonl_no_hashes", bare, "jsonl"),
+            ("parquet", parquet, "parquet"),
+        ):
+            floor = _run(_floor, str(path), kind)
+            ours = _run(_profile, str(path), str(ws.catalog))
+            figures[name] = {
+                "file_mib": round(path.stat().st_size / 2**20, 1),
+                "floor_s": round(floor["wall_s"], 2),
+                "wall_s": round(ours["wall_s"], 2),
+                "read_s": round(ours["read_s"], 2),
+                "ratio_to_floor": round(ours["wall_s"] / floor["wall_s"], 2),
+                "peak_mib": round(ours["peak_mib"]),
+                "floor_peak_mib": round(floor["peak_mib"]),
+                "fingerprints": ours["fingerprints"],
+                "distinct_texts": floor["groups"],
+                "total_cost_usd": ours["total_cost_usd"],
+            }
+            print(f"{name}: {figures[name]}", file=sys.stderr)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
