@@ -123,6 +123,13 @@ async def check_reserve_settle_release(store: BudgetStore) -> None:
     assert refused.scope is BudgetScope.GLOBAL
     assert (await store.usage(tight[0].key)).reserved_usd == 0.0
 
+    # Large amounts stay exact (nano-dollars beyond 2**53 would not survive as floats).
+    big = [tenant_line(50_000_000.0, "bigco")]
+    granted = await store.reserve(big, 12_345_678.123456789)
+    assert isinstance(granted, Reservation)
+    await store.settle(granted, 12_345_678.123456789)
+    assert (await store.usage(big[0].key)).spent_usd == 12_345_678.123456789
+
     with pytest.raises(ValueError, match=">= 0 USD"):
         await store.reserve(lines, -1.0)
     with pytest.raises(ValueError, match=">= 0 USD"):

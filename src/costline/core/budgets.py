@@ -470,18 +470,23 @@ class InMemoryBudgetStore:
 # ARGV: reservation id, amount, now ms, lease expiry ms, then per line: limit (-1 = none) and
 # key expiry ms (0 = none). Returns {0} when granted, else {i, spent, reserved} of the first
 # line that would be exceeded.
+#
+# Amounts go to Redis as the strings they arrived as, never as Lua numbers: Lua would format a
+# large number in exponent notation ("1e+14"), which HINCRBY rejects. Lua numbers are used only
+# to compare.
 _RESERVE_LUA = """
 local rid = ARGV[1]
 local amount = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-local lease_until = tonumber(ARGV[4])
 local n = #KEYS / 3
 for i = 1, n do
   local acct, leases, amounts = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
   local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 256)
   for _, old in ipairs(expired) do
-    local a = tonumber(redis.call('HGET', amounts, old) or '0')
-    redis.call('HINCRBY', acct, 'reserved', -a)
+    local a = redis.call('HGET', amounts, old)
+    if a and a ~= '0' then
+      redis.call('HINCRBY', acct, 'reserved', '-' .. a)
+    end
     redis.call('HDEL', amounts, old)
     redis.call('ZREM', leases, old)
   end
@@ -490,16 +495,18 @@ for i = 1, n do
   local spent = tonumber(state[1] or '0')
   local reserved = tonumber(state[2] or '0')
   if limit >= 0 and spent + reserved + amount > limit then
-    return {i, spent, reserved}
+    return {i, state[1] or '0', state[2] or '0'}
   end
 end
 for i = 1, n do
   local acct, leases, amounts = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
-  redis.call('HINCRBY', acct, 'reserved', amount)
-  redis.call('HSET', amounts, rid, amount)
-  redis.call('ZADD', leases, lease_until, rid)
-  local key_expiry = tonumber(ARGV[4 + 2*i])
-  if key_expiry > 0 then
+  if amount > 0 then
+    redis.call('HINCRBY', acct, 'reserved', ARGV[2])
+  end
+  redis.call('HSET', amounts, rid, ARGV[2])
+  redis.call('ZADD', leases, ARGV[4], rid)
+  local key_expiry = ARGV[4 + 2*i]
+  if key_expiry ~= '0' then
     redis.call('PEXPIREAT', acct, key_expiry)
     redis.call('PEXPIREAT', leases, key_expiry)
     redis.call('PEXPIREAT', amounts, key_expiry)
@@ -511,18 +518,19 @@ return {0}
 # KEYS as for reserve. ARGV: reservation id, actual spend (0 for a release).
 _FINISH_LUA = """
 local rid = ARGV[1]
-local actual = tonumber(ARGV[2])
 local n = #KEYS / 3
 for i = 1, n do
   local acct, leases, amounts = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
   local a = redis.call('HGET', amounts, rid)
   if a then
-    redis.call('HINCRBY', acct, 'reserved', -tonumber(a))
+    if a ~= '0' then
+      redis.call('HINCRBY', acct, 'reserved', '-' .. a)
+    end
     redis.call('HDEL', amounts, rid)
     redis.call('ZREM', leases, rid)
   end
-  if actual > 0 then
-    redis.call('HINCRBY', acct, 'spent', actual)
+  if ARGV[2] ~= '0' then
+    redis.call('HINCRBY', acct, 'spent', ARGV[2])
   end
 end
 return 0
