@@ -34,6 +34,7 @@ SCHEMA_VERSION = 1
 UNLABELLED = "(unlabelled)"
 NO_TABLE = "(none)"
 PARETO_SHARE = 0.8
+PARETO_CURVE_POINTS = 100  # the curve past the head is flat and only bloats the JSON
 
 Progress = Callable[[str, float], None]
 
@@ -111,7 +112,9 @@ class Pareto(_Model):
     fingerprints: int
     fingerprints_for_80pct: int
     share_of_fingerprints_for_80pct: float
-    cumulative_share: tuple[float, ...] = Field(description="cost share of the top 1..N patterns")
+    cumulative_share: tuple[float, ...] = Field(
+        description="cost share of the top 1..N patterns, N at most 100"
+    )
 
 
 class Attribution(_Model):
@@ -473,7 +476,7 @@ def _pareto(fingerprints: tuple[FingerprintStats, ...], total: float) -> Pareto:
         fingerprints=len(fingerprints),
         fingerprints_for_80pct=n80,
         share_of_fingerprints_for_80pct=n80 / len(fingerprints) if fingerprints else 0.0,
-        cumulative_share=tuple(cumulative),
+        cumulative_share=tuple(cumulative[:PARETO_CURVE_POINTS]),
     )
 
 
