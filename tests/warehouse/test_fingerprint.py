@@ -54,9 +54,7 @@ def fid(sql: str) -> str:
 
 def test_same_pipeline_with_new_literals_is_one_pattern() -> None:
     base = fingerprint(pipeline())
-    other = fingerprint(
-        pipeline(run=2, day="2026-10-02", statuses="'X'", segment="corp", limit=5)
-    )
+    other = fingerprint(pipeline(run=2, day="2026-10-02", statuses="'X'", segment="corp", limit=5))
     assert base.id == other.id
     assert base.parsed and base.statement_type == "SELECT"
     assert base.tables == ("acme-dwh-prod.finance.transactions", "finance.accounts")
@@ -68,9 +66,13 @@ def test_same_pipeline_with_new_literals_is_one_pattern() -> None:
 def test_id_is_stable_across_processes() -> None:
     # blake2b of the normalised text: a constant, not Python's per-process hash().
     assert fid("SELECT a FROM ds.t WHERE b = 1") == fid("select A from ds.t where B = 2")
-    assert fid("SELECT a FROM ds.t WHERE b = 1") == "fp_" + fpmod.hashlib.blake2b(
-        fingerprint("SELECT a FROM ds.t WHERE b = 1").normalized.encode(), digest_size=8
-    ).hexdigest()
+    assert (
+        fid("SELECT a FROM ds.t WHERE b = 1")
+        == "fp_"
+        + fpmod.hashlib.blake2b(
+            fingerprint("SELECT a FROM ds.t WHERE b = 1").normalized.encode(), digest_size=8
+        ).hexdigest()
+    )
 
 
 @pytest.mark.parametrize(
@@ -78,7 +80,10 @@ def test_id_is_stable_across_processes() -> None:
     [
         ("SELECT x FROM ds.t WHERE y IN (1, 2, 3)", "SELECT x FROM ds.t WHERE y IN (7)"),
         ("SELECT x FROM ds.t WHERE y = -5", "SELECT x FROM ds.t WHERE y = 5"),
-        ("SELECT x FROM ds.t WHERE y IN UNNEST([1, 2])", "SELECT x FROM ds.t WHERE y IN UNNEST([3])"),
+        (
+            "SELECT x FROM ds.t WHERE y IN UNNEST([1, 2])",
+            "SELECT x FROM ds.t WHERE y IN UNNEST([3])",
+        ),
         ("SELECT x FROM ds.t LIMIT 10 OFFSET 20", "SELECT x FROM ds.t LIMIT 1 OFFSET 0"),
         (
             "SELECT x FROM ds.t WHERE d > TIMESTAMP '2024-01-01 00:00:00'",
@@ -194,8 +199,16 @@ def sep(draw: st.DrawFn) -> str:
     parts = draw(
         st.lists(
             st.sampled_from(
-                [" ", "  ", "\n", "\t", " /* c */ ", " /* it's -- fine */ ", " -- note 'x'\n",
-                 " # hash\n"]
+                [
+                    " ",
+                    "  ",
+                    "\n",
+                    "\t",
+                    " /* c */ ",
+                    " /* it's -- fine */ ",
+                    " -- note 'x'\n",
+                    " # hash\n",
+                ]
             ),
             min_size=1,
             max_size=3,
@@ -231,7 +244,9 @@ def quoted(draw: st.DrawFn, path: str) -> str:
 
 
 @st.composite
-def variant(draw: st.DrawFn, table: str = "acme-dwh-prod.sales.orders", column: str = "amount") -> str:
+def variant(
+    draw: st.DrawFn, table: str = "acme-dwh-prod.sales.orders", column: str = "amount"
+) -> str:
     """One template query with random literals, IN-list length, comments, layout, case."""
     s = lambda: sep(draw)  # noqa: E731
     k = lambda w: kw(draw, w)  # noqa: E731
@@ -265,14 +280,90 @@ def test_property_other_table_or_column_changes_the_fingerprint(a: str, b: str, 
 # comments, digits and dashes in backtick names, raw/byte/triple-quoted strings, escapes, and
 # unterminated constructs.
 NASTY = [
-    "SELECT", "FROM", "WHERE", "IN", "in", "AND", " ", "  ", "\n", "\t", ",", "(", ")", "[", "]",
-    ".", "-", "=", "*", ";", "?", "@p", "1", "23", "-4", "1.5", "1e3", "0x1F", ".5", "x-1",
-    "'a'", "'--'", "'/*'", "'#'", "\"it's\"", "'it\\'s'", "r'\\d+'", "b'\\x00'", "'''a'b'''",
-    '"""q"""', "'", '"', "`", "'''", "-- c\n", "# c\n", "/* c */", "/* 'q */", "/*", "*/",
-    "--", "#", "{#", "#}", "`proj-123.ds.t_2024`", "`a b`", "`a  b`", "`x``y`", "`c\\`d`",
-    "proj-123.ds.t", "proj-124.ds.t", "ds.2024_t", "ds.123", "t_1", "t_2", "col", "COL",
-    "DATE", "INTERVAL", "'5 day'", "DAY", "é", "ab", "r", "b", "IN (1, 2)", "IN ('a', 'b', 'c')",
-    "[1, 2, 3]", "BEGIN", "END", "CALL ds.p(1)", "IF", "\r", "\f",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "IN",
+    "in",
+    "AND",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    ",",
+    "(",
+    ")",
+    "[",
+    "]",
+    ".",
+    "-",
+    "=",
+    "*",
+    ";",
+    "?",
+    "@p",
+    "1",
+    "23",
+    "-4",
+    "1.5",
+    "1e3",
+    "0x1F",
+    ".5",
+    "x-1",
+    "'a'",
+    "'--'",
+    "'/*'",
+    "'#'",
+    '"it\'s"',
+    "'it\\'s'",
+    "r'\\d+'",
+    "b'\\x00'",
+    "'''a'b'''",
+    '"""q"""',
+    "'",
+    '"',
+    "`",
+    "'''",
+    "-- c\n",
+    "# c\n",
+    "/* c */",
+    "/* 'q */",
+    "/*",
+    "*/",
+    "--",
+    "#",
+    "{#",
+    "#}",
+    "`proj-123.ds.t_2024`",
+    "`a b`",
+    "`a  b`",
+    "`x``y`",
+    "`c\\`d`",
+    "proj-123.ds.t",
+    "proj-124.ds.t",
+    "ds.2024_t",
+    "ds.123",
+    "t_1",
+    "t_2",
+    "col",
+    "COL",
+    "DATE",
+    "INTERVAL",
+    "'5 day'",
+    "DAY",
+    "é",
+    "ab",
+    "r",
+    "b",
+    "IN (1, 2)",
+    "IN ('a', 'b', 'c')",
+    "[1, 2, 3]",
+    "BEGIN",
+    "END",
+    "CALL ds.p(1)",
+    "IF",
+    "\r",
+    "\f",
 ]
 
 nasty_text = st.lists(st.sampled_from(NASTY), min_size=1, max_size=25).map("".join)

@@ -109,7 +109,10 @@ class _Resolver:
                 return []
             source = hits[0]
         if isinstance(source, exp.Table):
-            return [(_table_name(source), name)]
+            table = _table_name(source)
+            known = self._schema_columns(table)
+            # A name the catalogue does not list is a script variable or a typo, not a column.
+            return [] if known is not None and name not in known else [(table, name)]
         return self._through(source, name, depth + 1)
 
     def _through(self, scope: Scope, name: str, depth: int) -> list[tuple[str, str]]:
@@ -132,6 +135,21 @@ class _Resolver:
         if any(isinstance(s, exp.Star) for s in expression.selects):
             return self.resolve(scope.sources, "", name, depth)
         return []
+
+
+def _is_implicit_join(predicate: exp.Expr | None) -> bool:
+    """``a.x = b.y`` between two differently qualified columns (script variables and
+    correlated names stay filters)."""
+    if not isinstance(predicate, exp.EQ):
+        return False
+    left, right = predicate.this, predicate.expression
+    return (
+        isinstance(left, exp.Column)
+        and isinstance(right, exp.Column)
+        and bool(left.table)
+        and bool(right.table)
+        and left.table.lower() != right.table.lower()
+    )
 
 
 def _filter_kind(column: exp.Column, stop: exp.Expr) -> tuple[Op, exp.Expr | None]:
@@ -202,12 +220,7 @@ class _Collector:
             if not pairs:
                 continue
             op, predicate = _filter_kind(col, clause)
-            if (
-                op == "eq"
-                and isinstance(predicate, exp.EQ)
-                and isinstance(predicate.this, exp.Column)
-                and isinstance(predicate.expression, exp.Column)
-            ):
+            if op == "eq" and _is_implicit_join(predicate):
                 self._add(pairs, "join")
                 continue
             self._add(pairs, "filter", op)
@@ -318,11 +331,7 @@ class _Collector:
                 pairs = self.resolver.resolve(sources, col.table, col.name.lower())
                 pairs = [p for p in pairs if p[0] in target_name]
                 op, predicate = _filter_kind(col, on)
-                if pairs and not (
-                    isinstance(predicate, exp.EQ)
-                    and isinstance(predicate.this, exp.Column)
-                    and isinstance(predicate.expression, exp.Column)
-                ):
+                if pairs and not _is_implicit_join(predicate):
                     self._add(pairs, "filter", op)
         whens = merge.args.get("whens")
         for when in whens.expressions if whens is not None else []:

@@ -79,18 +79,23 @@ _STRING_MARK = "\x01"
 _NUMBER_MARK = "\x02"
 
 _BACKTICK = r"`(?:[^`\\]|\\(?s:.))*`"
-_STRINGS = (
-    r"'''(?:[^\\]|\\(?s:.))*?'''"
-    r'|"""(?:[^\\]|\\(?s:.))*?"""'
-    r"|'(?:[^'\\]|\\(?s:.))*'"
-    r'|"(?:[^"\\]|\\(?s:.))*"'
-)
+_TRIPLE = r"'''(?:[^\\]|\\(?s:.))*?'''|\"\"\"(?:[^\\]|\\(?s:.))*?\"\"\""
+_SINGLE = r"'(?:[^'\\]|\\(?s:.))*'|\"(?:[^\"\\]|\\(?s:.))*\""
 _COMMENTS = r"--[^\n\r]*|\{#(?s:.)*?#\}|#[^\n\r]*|/\*(?s:.)*?\*/"
+# Where the tokenizer commits to a construct that never ends (`'''` without its closing
+# `'''`, a lone quote, backtick, `/*` or `{#`) it fails, and so does the key: the rest of
+# the text is copied as it is. Without this, `'''a'` would read as `''` + `'a'`.
+_UNTERMINATED_TRIPLE = r"(?:'''|\"\"\")(?s:.)*"
+_UNTERMINATED = r"(?:['\"`]|/\*|\{#)(?s:.)*"
 _WORD = r"(?:[A-Za-z0-9_]|[^\x00-\x7f])+"
 _WS = r"[ \t\n\r\f\v]+"
 
-# Pass 1: strings become a mark; backticks and comments are copied with a mark after them.
-_P1 = rf"({_BACKTICK}|{_COMMENTS})|(?:{_STRINGS})"
+# Pass 1: strings become a mark; backticks, comments and unterminated rests are copied with a
+# mark after them. Alternatives are ordered as the tokenizer decides: `'''` before `'`.
+_P1 = (
+    rf"({_BACKTICK}|{_COMMENTS})|(?:{_TRIPLE})|({_UNTERMINATED_TRIPLE})|(?:{_SINGLE})"
+    rf"|({_UNTERMINATED})"
+)
 # Pass 2: comments (now followed by the mark) become their delimiters only. A block comment
 # keeps both ends so that it stays distinguishable from an unterminated `/*` left in the text.
 _P2 = (
@@ -99,33 +104,34 @@ _P2 = (
     rf"|(/\*)(?s:.)*?(\*/){_STRING_MARK}"
     rf"|(\{{#)(?s:.)*?(#\}}){_STRING_MARK}"
 )
-# Pass 3: numbers become a mark, except digits that belong to a name: words (t_2024, 1a),
-# path parts after a dot (ds.2024_t) and dashed project names (my-proj-123.ds). The character
-# after a number is consumed and copied back because RE2 has no look-ahead.
+# Pass 3: numbers become a mark, except digits that belong to a name: inside words (t_2024,
+# 1a: no word boundary before them), path parts after a dot (ds.123), words led by a non-ASCII
+# letter (é2) and dashed project names (my-proj-123.ds). Words are not matched one by one,
+# which keeps the pass fast. The character after a number is consumed and copied back because
+# RE2 has no look-ahead.
 _P3 = (
-    rf"({_BACKTICK}|{_WORD}(?:-{_WORD})+\.|\.{_WORD}(?:-{_WORD})*)"
-    rf"|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?(?:([^A-Za-z0-9_.`\x80-\x{{10FFFF}}])|$)"
-    rf"|({_WORD})"
+    rf"({_BACKTICK}|{_WORD}(?:-{_WORD})+\.|\.[0-9](?:{_WORD})?|[^\x00-\x7f](?:{_WORD})?)"
+    rf"|\b[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?(?:([^A-Za-z0-9_.`\x80-\x{{10FFFF}}])|$)"
 )
 # Pass 4: IN lists and arrays of literal marks collapse to one element.
 _LIT = rf"(?:-?{_NUMBER_MARK}|{_STRING_MARK})"
 _P4_IN = (
-    rf"(^|[^A-Za-z0-9_\x80-\x{{10FFFF}}])((?i:IN){_NUMBER_MARK}[ \t\n\r\f\v]*\([ \t\n\r\f\v]*)"
+    rf"(^|[^A-Za-z0-9_\x80-\x{{10FFFF}}])((?i:IN)[ \t\n\r\f\v]*\([ \t\n\r\f\v]*)"
     rf"({_LIT})(?:[ \t\n\r\f\v]*,[ \t\n\r\f\v]*{_LIT})+[ \t\n\r\f\v]*\)"
 )
 _P4_ARRAY = rf"\[[ \t\n\r\f\v]*({_LIT})(?:[ \t\n\r\f\v]*,[ \t\n\r\f\v]*{_LIT})+[ \t\n\r\f\v]*\]"
-# Pass 5: whitespace runs become one space, except inside backticks.
-_P5 = rf"({_BACKTICK})|{_WS}"
+# Pass 5: whitespace runs become one space, except inside backticks. Single spaces already
+# are one, so only other runs are matched.
+_P5 = rf"({_BACKTICK})|[ ]*[\t\n\r\f\v](?:{_WS})?|[ ][ ]+"
 
 _PASSES: tuple[tuple[str, str], ...] = (
-    (_P1, r"\1" + _STRING_MARK),
+    (_P1, r"\1\2\3" + _STRING_MARK),
     (_P2, r"\1\2\3\4\5\6"),
-    (_P3, r"\1\3" + _NUMBER_MARK + r"\2"),
+    (_P3, r"\1" + _NUMBER_MARK + r"\2"),
     (_P4_IN, r"\1\2\3)"),
     (_P4_ARRAY, r"[\1]"),
     (_P5, r"\1 "),
 )
-_SENTINELS = "[\x01\x02]"
 
 
 def _py_pattern(pattern: str) -> str:
@@ -138,7 +144,8 @@ def _py_template(template: str) -> str:
     return template
 
 
-_PY_PASSES = tuple((re.compile(_py_pattern(p)), _py_template(t)) for p, t in _PASSES)
+# ASCII: RE2's \b is an ASCII word boundary.
+_PY_PASSES = tuple((re.compile(_py_pattern(p), re.ASCII), _py_template(t)) for p, t in _PASSES)
 
 
 def normalize_lexically(sql: str) -> str:
@@ -189,7 +196,7 @@ def shape_key_sql(column: str) -> str:
     for pattern, template in _PASSES:
         expr = f"regexp_replace({expr}, {_sql_string(pattern)}, {_sql_string(template)}, 'g')"
     return (
-        f"CASE WHEN regexp_matches({column}, {_sql_string(_SENTINELS)}) "
+        f"CASE WHEN contains({column}, chr(1)) OR contains({column}, chr(2)) "
         f"THEN 'r' || {column} ELSE 'k' || trim({expr}, ' ') END"
     )
 
@@ -654,12 +661,8 @@ def fingerprint(sql: str, dialect: str = "bigquery") -> Fingerprint:
             tables=(),
         )
     _blank_literals(tokens)
-    try:
-        with _quiet_parser():
-            stmts = [s for s in dialect_obj.parser().parse(tokens, sql) if s is not None]
-    except SqlglotError:
-        stmts = []
-    if not stmts:
+    pieces = _parse(dialect_obj, tokens, sql)
+    if not any(isinstance(p, exp.Expr) for p in pieces):
         found: set[str] = set()
         text = _normalize_tokens(tokens, found)
         return _make(
@@ -668,14 +671,52 @@ def fingerprint(sql: str, dialect: str = "bigquery") -> Fingerprint:
             statement_type=_statement_type_from_tokens(tokens),
             tables=found,
         )
+    stmts = [p for p in pieces if isinstance(p, exp.Expr)]
     tables = set(_tables(stmts))
-    for stmt in stmts:
-        _normalize_ast(stmt, tables)
-    generator = dialect_obj.generator(comments=False, normalize_functions="upper")
-    normalized = ";\n".join(generator.generate(s, copy=False) for s in stmts)
-    kinds = [s for s in stmts if not isinstance(s, exp.EndStatement)]
-    statement_type = _statement_type(kinds[0]) if len(kinds) == 1 else "SCRIPT"
-    return _make(normalized, parsed=True, statement_type=statement_type, tables=tables)
+    generator = dialect_obj.generator(comments=False)
+    texts: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, exp.Expr):
+            _normalize_ast(piece, tables)
+            texts.append(generator.generate(piece, copy=False))
+        else:
+            # A statement of a script the parser rejected: its token-level form, marked.
+            texts.append(_TOKEN_MARK + _normalize_tokens(piece, tables))
+    kinds = [p for p in pieces if not isinstance(p, exp.EndStatement)]
+    statement_type = (
+        _statement_type(kinds[0])
+        if len(kinds) == 1 and isinstance(kinds[0], exp.Expr)
+        else "SCRIPT"
+    )
+    return _make(";\n".join(texts), parsed=True, statement_type=statement_type, tables=tables)
+
+
+def _parse(
+    dialect_obj: sqlglot.Dialect, tokens: list[Token], sql: str
+) -> list[exp.Expr | list[Token]]:
+    """Statements parsed from ``tokens``; in a script, a statement the parser rejects is kept
+    as its tokens so the rest of the script is still understood."""
+    with _quiet_parser():
+        try:
+            return [s for s in dialect_obj.parser().parse(tokens, sql) if s is not None]
+        except SqlglotError:
+            pass
+        chunks: list[list[Token]] = [[]]
+        for tok in tokens:
+            if tok.token_type is TokenType.SEMICOLON:
+                chunks.append([])
+            else:
+                chunks[-1].append(tok)
+        chunks = [c for c in chunks if c]
+        if len(chunks) < 2:
+            return [tokens]
+        out: list[exp.Expr | list[Token]] = []
+        for chunk in chunks:
+            try:
+                out.extend(s for s in dialect_obj.parser().parse(chunk, sql) if s is not None)
+            except SqlglotError:
+                out.append(chunk)
+        return out
 
 
 # Below this many texts the start-up of worker processes costs more than it saves.
