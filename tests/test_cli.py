@@ -1,4 +1,4 @@
-"""The command line, run as a user runs it: a real process, real files, exit codes, no tracebacks."""
+"""The command line as a user runs it: a real process, real files, exit codes, no tracebacks."""
 
 from __future__ import annotations
 
@@ -35,7 +35,14 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_profile_json(workspace: Path) -> None:
-    result = costline("profile", workspace / "jobs.jsonl", "--format", "json", "--catalog", workspace / "catalog.json")
+    result = costline(
+        "profile",
+        workspace / "jobs.jsonl",
+        "--format",
+        "json",
+        "--catalog",
+        workspace / "catalog.json",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     truth = json.loads((workspace / "ground_truth.json").read_text())
@@ -59,7 +66,13 @@ def test_audit_writes_a_self_contained_report(workspace: Path, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert "Top cost drivers" in result.stdout
     page = report.read_text()
-    for section in ('id="daily-cost"', 'id="pareto"', 'id="drivers"', 'id="findings"', 'id="tables"'):
+    for section in (
+        'id="daily-cost"',
+        'id="pareto"',
+        'id="drivers"',
+        'id="findings"',
+        'id="tables"',
+    ):
         assert section in page
     assert "<script src=" not in page and "cdn" not in page.lower().split("<body>")[1]
 
@@ -72,7 +85,9 @@ def test_bad_rows_are_listed_and_strict_fails(tmp_path: Path) -> None:
     assert json.loads(lenient.stdout)["rejected"] == [
         {"path": str(path), "line": 2, "field": None, "error": "not valid JSON"}
     ]
-    assert "1 of 2 rows rejected" in lenient.stderr and f"{path}:2: not valid JSON" in lenient.stderr
+    assert (
+        "1 of 2 rows rejected" in lenient.stderr and f"{path}:2: not valid JSON" in lenient.stderr
+    )
     strict = costline("profile", path, "--strict")
     assert strict.returncode == 2 and "--strict" in strict.stderr
 

@@ -18,7 +18,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from costline.core.errors import CostlineError
 from costline.core.prices import Edition, PriceCatalogue, default_prices_text, load_prices
@@ -144,7 +143,9 @@ def profile(
     default_edition = Edition.parse(edition)
     if bigquery:
         end = dt.datetime.now(dt.UTC)
-        history = read_bigquery(bigquery, region=region, start=end - dt.timedelta(days=days), end=end)
+        history = read_bigquery(
+            bigquery, region=region, start=end - dt.timedelta(days=days), end=end
+        )
     elif paths:
         history = read_history(paths)
     else:

@@ -32,9 +32,18 @@ TIB = 1 << 40
         (BillableJob(total_bytes_billed=TIB, total_slot_ms=0, reservation_id="r"), 0.0),
         (BillableJob(total_slot_ms=3_600_000, reservation_id="default-pipeline"), 0.0),
         # no total_bytes_billed in the export: derived with BigQuery's minimums
-        (BillableJob(total_bytes_billed=None, total_bytes_processed=1, referenced_tables=1), 10 * MIB / TIB * 6.25),
-        (BillableJob(total_bytes_billed=None, total_bytes_processed=1, referenced_tables=3), 30 * MIB / TIB * 6.25),
-        (BillableJob(total_bytes_billed=None, total_bytes_processed=50 * MIB + 1), 51 * MIB / TIB * 6.25),
+        (
+            BillableJob(total_bytes_billed=None, total_bytes_processed=1, referenced_tables=1),
+            10 * MIB / TIB * 6.25,
+        ),
+        (
+            BillableJob(total_bytes_billed=None, total_bytes_processed=1, referenced_tables=3),
+            30 * MIB / TIB * 6.25,
+        ),
+        (
+            BillableJob(total_bytes_billed=None, total_bytes_processed=50 * MIB + 1),
+            51 * MIB / TIB * 6.25,
+        ),
         (BillableJob(total_bytes_billed=None, total_bytes_processed=0), 0.0),
     ],
 )
@@ -93,5 +102,8 @@ def test_vectorised_sql_equals_the_definition(jobs: list[BillableJob], default: 
             for i, j in enumerate(jobs)
         ],
     )
-    got = [r[0] for r in con.execute(f"SELECT {cost_sql(PRICES, default)} FROM jobs ORDER BY i").fetchall()]
+    got = [
+        r[0]
+        for r in con.execute(f"SELECT {cost_sql(PRICES, default)} FROM jobs ORDER BY i").fetchall()
+    ]
     assert got == pytest.approx([job_cost(j, PRICES, default) for j in jobs], rel=1e-12, abs=1e-15)

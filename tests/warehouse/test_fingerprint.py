@@ -447,3 +447,9 @@ def test_literal_only_variants_share_a_shape_key(con: duckdb.DuckDBPyConnection)
         ],
     )
     assert len(set(names)) == len(names)
+
+
+def test_function_name_case_does_not_split_a_pattern() -> None:
+    upper = fingerprint("SELECT SUM(qty), COUNT(*) FROM risk.positions")
+    lower = fingerprint("select sum(qty), count(*) from risk.positions")
+    assert upper.id == lower.id

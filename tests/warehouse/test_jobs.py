@@ -114,7 +114,11 @@ def test_bad_rows_are_reported_with_line_and_field_and_the_rest_is_analysed(
         (2, None, "not valid JSON"),
         (3, None, "expected a JSON object"),
         (4, "total_bytes_billed", "expected an integer"),
-        (5, "creation_time", "expected a timestamp (ISO-8601 or 'YYYY-MM-DD HH:MM:SS[.ffffff] UTC')"),
+        (
+            5,
+            "creation_time",
+            "expected a timestamp (ISO-8601 or 'YYYY-MM-DD HH:MM:SS[.ffffff] UTC')",
+        ),
         (6, "labels", "expected an array of {key"),
         (7, "cache_hit", "expected a boolean"),
         (8, "job_id", "missing"),
@@ -183,7 +187,9 @@ def test_csv_export_with_nested_json_cells_and_multiline_queries(tmp_path: Path)
 
 def test_parquet_with_native_nested_types(tmp_path: Path) -> None:
     label = pa.struct([("key", pa.string()), ("value", pa.string())])
-    ref = pa.struct([("project_id", pa.string()), ("dataset_id", pa.string()), ("table_id", pa.string())])
+    ref = pa.struct(
+        [("project_id", pa.string()), ("dataset_id", pa.string()), ("table_id", pa.string())]
+    )
     table = pa.table(
         {
             "job_id": ["a", "b"],
@@ -293,11 +299,13 @@ def test_live_read_through_bigquery_rest(httpserver: HTTPServer) -> None:
         "rows": [_row("c", t0 + 2, 30 * MIB, "risk")],
         "jobComplete": True,
     }
-    httpserver.expect_request("/bigquery/v2/projects/acme/queries", method="POST").respond_with_json(
-        first_page
-    )
+    httpserver.expect_request(
+        "/bigquery/v2/projects/acme/queries", method="POST"
+    ).respond_with_json(first_page)
     # More than one page: the client reads the job, then pages through getQueryResults.
-    httpserver.expect_request("/bigquery/v2/projects/acme/jobs/job_1", method="GET").respond_with_json(
+    httpserver.expect_request(
+        "/bigquery/v2/projects/acme/jobs/job_1", method="GET"
+    ).respond_with_json(
         {
             "kind": "bigquery#job",
             "id": "acme:US.job_1",
@@ -355,10 +363,12 @@ def test_live_read_reports_bigquery_errors(httpserver: HTTPServer) -> None:
             "status": "PERMISSION_DENIED",
         }
     }
-    httpserver.expect_request("/bigquery/v2/projects/acme/queries", method="POST").respond_with_response(
+    httpserver.expect_request(
+        "/bigquery/v2/projects/acme/queries", method="POST"
+    ).respond_with_response(
         Response(json.dumps(error), status=403, content_type="application/json")
     )
-    with pytest.raises(CostlineError, match="BigQuery refused the jobs query: .*Access Denied"):
+    with pytest.raises(CostlineError, match=r"BigQuery refused the jobs query: .*Access Denied"):
         read_bigquery(
             "acme",
             start=dt.datetime(2026, 8, 1, tzinfo=UTC),

@@ -43,36 +43,88 @@ ADHOC = "SELECT * FROM fin.transactions WHERE amount > 1000"
 def _history() -> list[dict[str, object]]:
     risk = labels(team="risk", pipeline="positions_merge")
     return [
-        job("m1", query=MERGE_1, statement_type="MERGE", total_bytes_billed=TIB,
-            labels=risk, referenced_tables=tables(POS, "acme.staging.positions_delta"),
-            creation_time="2026-10-01 02:00:00 UTC"),
-        job("m2", query=MERGE_2, statement_type="MERGE", total_bytes_billed=TIB // 2,
-            labels=risk, referenced_tables=tables(POS, "acme.staging.positions_delta"),
-            creation_time="2026-10-02 02:00:00 UTC"),
-        job("r1", query=REPORT_1, total_slot_ms=3_600_000, reservation_id="acme:US.bi",
-            edition="ENTERPRISE", labels=labels(team="finance"),
-            referenced_tables=tables(POS, INS), user_email="ana@acme.com",
-            creation_time="2026-10-01 09:00:00 UTC"),
-        job("r2", query=REPORT_2, cache_hit=True, labels=labels(team="finance"),
-            referenced_tables=tables(POS, INS), user_email="ana@acme.com",
-            creation_time="2026-10-09 09:00:00 UTC"),
+        job(
+            "m1",
+            query=MERGE_1,
+            statement_type="MERGE",
+            total_bytes_billed=TIB,
+            labels=risk,
+            referenced_tables=tables(POS, "acme.staging.positions_delta"),
+            creation_time="2026-10-01 02:00:00 UTC",
+        ),
+        job(
+            "m2",
+            query=MERGE_2,
+            statement_type="MERGE",
+            total_bytes_billed=TIB // 2,
+            labels=risk,
+            referenced_tables=tables(POS, "acme.staging.positions_delta"),
+            creation_time="2026-10-02 02:00:00 UTC",
+        ),
+        job(
+            "r1",
+            query=REPORT_1,
+            total_slot_ms=3_600_000,
+            reservation_id="acme:US.bi",
+            edition="ENTERPRISE",
+            labels=labels(team="finance"),
+            referenced_tables=tables(POS, INS),
+            user_email="ana@acme.com",
+            creation_time="2026-10-01 09:00:00 UTC",
+        ),
+        job(
+            "r2",
+            query=REPORT_2,
+            cache_hit=True,
+            labels=labels(team="finance"),
+            referenced_tables=tables(POS, INS),
+            user_email="ana@acme.com",
+            creation_time="2026-10-09 09:00:00 UTC",
+        ),
         # a script: the parent's bytes are its children's and must not be counted twice
-        job("s", query=ADHOC + "; " + ADHOC, statement_type="SCRIPT",
-            total_bytes_billed=2 * TIB, user_email="bo@acme.com",
-            creation_time="2026-10-05 10:00:00 UTC"),
-        job("s_1", query=ADHOC, parent_job_id="s", total_bytes_billed=TIB,
-            referenced_tables=tables(TXN), user_email="bo@acme.com",
-            creation_time="2026-10-05 10:00:01 UTC"),
-        job("s_2", query=ADHOC.replace("1000", "5"), parent_job_id="s",
-            total_bytes_billed=TIB, referenced_tables=tables(TXN),
-            user_email="bo@acme.com", creation_time="2026-10-05 10:00:02 UTC"),
+        job(
+            "s",
+            query=ADHOC + "; " + ADHOC,
+            statement_type="SCRIPT",
+            total_bytes_billed=2 * TIB,
+            user_email="bo@acme.com",
+            creation_time="2026-10-05 10:00:00 UTC",
+        ),
+        job(
+            "s_1",
+            query=ADHOC,
+            parent_job_id="s",
+            total_bytes_billed=TIB,
+            referenced_tables=tables(TXN),
+            user_email="bo@acme.com",
+            creation_time="2026-10-05 10:00:01 UTC",
+        ),
+        job(
+            "s_2",
+            query=ADHOC.replace("1000", "5"),
+            parent_job_id="s",
+            total_bytes_billed=TIB,
+            referenced_tables=tables(TXN),
+            user_email="bo@acme.com",
+            creation_time="2026-10-05 10:00:02 UTC",
+        ),
         # failed, still billed
-        job("f", query="SELECT broken FROM fin.transactions", total_bytes_billed=10 * MIB,
+        job(
+            "f",
+            query="SELECT broken FROM fin.transactions",
+            total_bytes_billed=10 * MIB,
             error_result={"reason": "invalidQuery", "location": "q", "message": "x"},
-            referenced_tables=tables(TXN), user_email="bo@acme.com",
-            creation_time="2026-10-09 11:00:00 UTC"),
-        job("load", job_type="LOAD", statement_type=None, query=None,
-            creation_time="2026-10-03 00:00:00 UTC"),
+            referenced_tables=tables(TXN),
+            user_email="bo@acme.com",
+            creation_time="2026-10-09 11:00:00 UTC",
+        ),
+        job(
+            "load",
+            job_type="LOAD",
+            statement_type=None,
+            query=None,
+            creation_time="2026-10-03 00:00:00 UTC",
+        ),
     ]
 
 
@@ -80,24 +132,30 @@ CATALOG = Catalog(
     tables=(
         TableMeta(
             name=POS,
-            columns=(Column(name="as_of_date", type="DATE"), Column(name="portfolio_id", type="INT64"),
-                     Column(name="instrument_id", type="INT64"), Column(name="qty", type="NUMERIC")),
+            columns=(
+                Column(name="as_of_date", type="DATE"),
+                Column(name="portfolio_id", type="INT64"),
+                Column(name="instrument_id", type="INT64"),
+                Column(name="qty", type="NUMERIC"),
+            ),
             partitioning=Partitioning(column="as_of_date"),
             clustering=("portfolio_id",),
             rows=10**9,
             logical_bytes=TIB,
         ),
-        TableMeta(name=TXN, columns=(Column(name="amount", type="NUMERIC"),), rows=10**9,
-                  logical_bytes=TIB),
+        TableMeta(
+            name=TXN,
+            columns=(Column(name="amount", type="NUMERIC"),),
+            rows=10**9,
+            logical_bytes=TIB,
+        ),
     )
 )
 
 
 @pytest.fixture
 def profile(write_jsonl: Callable[..., Path]) -> Profile:
-    return profile_history(
-        read_history(write_jsonl(_history())), PRICES, catalog=CATALOG
-    )
+    return profile_history(read_history(write_jsonl(_history())), PRICES, catalog=CATALOG)
 
 
 def test_totals_apply_every_pricing_rule(profile: Profile) -> None:

@@ -30,7 +30,9 @@ def profile(workspace: Workspace) -> Profile:
     return profile_history(history, load_prices(), catalog=workspace.load_catalog())
 
 
-def test_total_and_team_attribution_equal_the_ground_truth(profile: Profile, truth: GroundTruth) -> None:
+def test_total_and_team_attribution_equal_the_ground_truth(
+    profile: Profile, truth: GroundTruth
+) -> None:
     assert profile.rejected_count == 0 and profile.jobs == truth.jobs
     assert profile.total_cost_usd == pytest.approx(truth.total_cost_usd, rel=1e-9)
     assert profile.attribution.label["team"] == pytest.approx(truth.cost_by_team, rel=1e-9)
@@ -56,7 +58,9 @@ def test_planted_drivers_lead_the_ranking(profile: Profile, truth: GroundTruth) 
     assert set(ranking[: len(planted)]) == planted
 
 
-def test_drivers_explain_the_merge_as_a_full_rewrite(profile: Profile, workspace: Workspace) -> None:
+def test_drivers_explain_the_merge_as_a_full_rewrite(
+    profile: Profile, workspace: Workspace
+) -> None:
     drivers = cost_drivers(profile, workspace.load_catalog())
     top = drivers[0]
     assert top.statement_type == "MERGE"

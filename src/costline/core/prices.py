@@ -38,7 +38,9 @@ class Edition(StrEnum):
             return cls(key)
         except ValueError:
             names = ", ".join(e.value for e in cls)
-            raise CostlineError(f"unknown BigQuery edition {text!r} (expected one of {names})")
+            raise CostlineError(
+                f"unknown BigQuery edition {text!r} (expected one of {names})"
+            ) from None
 
 
 class _Sourced(BaseModel):
@@ -116,7 +118,9 @@ class LLMPrices(BaseModel):
             return self.models[name]
         except KeyError:
             known = ", ".join(sorted(self.models))
-            raise CostlineError(f"no price for model {name!r} in the catalogue (known: {known})")
+            raise CostlineError(
+                f"no price for model {name!r} in the catalogue (known: {known})"
+            ) from None
 
 
 class PriceCatalogue(BaseModel):
@@ -136,7 +140,8 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CostlineError(f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}")
+        kind = path.suffix.lstrip(".") or "TOML"
+        raise CostlineError(f"{path}: not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise CostlineError(f"{path}: the price file must hold a table/object at the top level")
     return data

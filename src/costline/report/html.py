@@ -115,6 +115,8 @@ def render_audit_html(result: AuditResult) -> str:
         "pareto": _div(pareto(p)),
         "tables": _div(top_tables(p)),
     }
-    return _env().get_template("report.html.j2").render(
-        r=result, p=p, plots=plots, plotlyjs=get_plotlyjs(), css=_css()
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(r=result, p=p, plots=plots, plotlyjs=get_plotlyjs(), css=_css())
     )

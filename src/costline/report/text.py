@@ -67,7 +67,7 @@ def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
         ("share", {"justify": "right"}),
         ("query", {"overflow": "ellipsis", "no_wrap": True}),
     ):
-        t.add_column(col, **kw)  # type: ignore[arg-type]
+        t.add_column(col, **kw)
     for i, fp in enumerate(p.fingerprints[:top], 1):
         t.add_row(
             str(i),

@@ -113,7 +113,7 @@ class Catalog(BaseModel):
         matches = [t for t in self.tables if t.name.rsplit(".", 1)[-1] == key]
         return matches[0] if len(matches) == 1 else None
 
-    def schema(self) -> dict[str, list[str]]:
+    def column_names(self) -> dict[str, list[str]]:
         """Table name → column names, in the form sqlglot-based analyses take."""
         return {t.name: [c.name for c in t.columns] for t in self.tables}
 

@@ -41,7 +41,9 @@ class Driver(BaseModel):
     reasons: tuple[str, ...]
 
 
-def _largest_table(fp: FingerprintStats, profile: Profile, catalog: Catalog | None) -> tuple[str | None, int | None, str | None]:
+def _largest_table(
+    fp: FingerprintStats, profile: Profile, catalog: Catalog | None
+) -> tuple[str | None, int | None, str | None]:
     best: tuple[str | None, int | None, str | None] = (None, None, None)
     for name in fp.tables:
         meta = catalog.get(name) if catalog else None
@@ -70,9 +72,7 @@ def cost_drivers(profile: Profile, catalog: Catalog | None = None, limit: int = 
         ratio = per_run / size if size and fp.bytes_billed else None
         reasons: list[str] = []
         if ratio is not None and ratio >= FULL_SCAN_RATIO:
-            reasons.append(
-                f"each run bills {ratio:.0%} of {table}: a full scan, nothing is pruned"
-            )
+            reasons.append(f"each run bills {ratio:.0%} of {table}: a full scan, nothing is pruned")
         if layout is not None and layout.startswith("unpartitioned"):
             reasons.append(f"{table} is not partitioned")
         if fp.statement_type == "MERGE" and ratio is not None and ratio >= FULL_SCAN_RATIO:

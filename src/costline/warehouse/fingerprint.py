@@ -673,7 +673,7 @@ def fingerprint(sql: str, dialect: str = "bigquery") -> Fingerprint:
         )
     stmts = [p for p in pieces if isinstance(p, exp.Expr)]
     tables = set(_tables(stmts))
-    generator = dialect_obj.generator(comments=False)
+    generator = dialect_obj.generator(comments=False, normalize_functions="upper")
     texts: list[str] = []
     for piece in pieces:
         if isinstance(piece, exp.Expr):

@@ -473,7 +473,13 @@ def live_jobs_sql(region: str, view: str = "JOBS_BY_PROJECT") -> str:
     """
     if not region.replace("-", "").isalnum():
         raise CostlineError(f"invalid BigQuery region {region!r}")
-    if view not in ("JOBS", "JOBS_BY_PROJECT", "JOBS_BY_USER", "JOBS_BY_FOLDER", "JOBS_BY_ORGANIZATION"):
+    if view not in (
+        "JOBS",
+        "JOBS_BY_PROJECT",
+        "JOBS_BY_USER",
+        "JOBS_BY_FOLDER",
+        "JOBS_BY_ORGANIZATION",
+    ):
         raise CostlineError(f"unknown INFORMATION_SCHEMA jobs view {view!r}")
     return (
         f"SELECT {_LIVE_COLUMNS}\n"

@@ -22,7 +22,6 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from costline.core.errors import Problem
 from costline.core.prices import Edition, PriceCatalogue
 from costline.warehouse.access import column_uses
 from costline.warehouse.catalog import Catalog, TableMeta
@@ -217,29 +216,18 @@ def profile_history(
     }
     fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]] = {}
     fp_example: dict[str, str] = {}
+    info: tuple[str | None, str, bool, tuple[str, ...]]
     for shape, query, job_type in shapes:
         if query is None:
-            fp_id, normalized, stype, parsed, tables = (
-                f"job_{(job_type or 'unknown').lower()}",
-                None,
-                job_type or "UNKNOWN",
-                False,
-                (),
-            )
+            # Loads, copies and extracts have no text: one pattern per job type.
+            kind = job_type or "UNKNOWN"
+            fp_id, info = f"job_{kind.lower()}", (None, kind, False, ())
         else:
             fp = next(prints)
-            fp_id, normalized, stype, parsed, tables = (
-                fp.id,
-                fp.normalized,
-                fp.statement_type,
-                fp.parsed,
-                fp.tables,
-            )
+            fp_id, info = fp.id, (fp.normalized, fp.statement_type, fp.parsed, fp.tables)
             fp_example.setdefault(fp_id, query)
-        fp_info.setdefault(fp_id, (normalized, stype, parsed, tables))
-        for key, value in zip(
-            shape_rows, (shape, fp_id, normalized, stype, parsed), strict=True
-        ):
+        fp_info.setdefault(fp_id, info)
+        for key, value in zip(shape_rows, (shape, fp_id, *info[:3]), strict=True):
             shape_rows[key].append(value)
     con.register("shape_map", pa.table(shape_rows))
     con.execute(
@@ -294,8 +282,7 @@ def profile_history(
 
     step("done", 1.0)
     rejected = tuple(
-        Rejected(path=p.path, line=p.line, field=p.field, error=p.message)
-        for p in history.problems
+        Rejected(path=p.path, line=p.line, field=p.field, error=p.message) for p in history.problems
     )
     return Profile(
         sources=tuple(r.source for r in history.reports),
@@ -341,7 +328,10 @@ def _fingerprint_stats(
         """,
     ):
         labels[fp][key] = value
+    # Trend: mean daily cost in the last third of the period against the first third.
     third = (t1 - t0) / 3 if t0 and t1 and t1 > t0 else None
+    early_end = t0 + third if t0 and third else t0
+    late_start = t1 - third if t1 and third else t1
     rows = _rows(
         con,
         """
@@ -358,11 +348,7 @@ def _fingerprint_stats(
         FROM priced_fp GROUP BY fp
         ORDER BY sum(cost_usd) DESC, count(*) DESC, fp
         """,
-        [
-            (t0 + third) if third else t0,
-            (t1 - third) if third else t1,
-            (t0 + third) if third else t0,
-        ],
+        [early_end, late_start, early_end],
     )
     out = []
     for (
@@ -525,7 +511,7 @@ def _tables(
         """,
     )
     projects = dict(_rows(con, "SELECT fp, mode(project_id) FROM priced_fp GROUP BY fp"))
-    schema = catalog.schema() if catalog else None
+    schema = catalog.column_names() if catalog else None
     access: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)
     for fp in fingerprints:
         example = fp_example.get(fp.id)
@@ -561,7 +547,7 @@ def _tables(
                 access=tuple(
                     ColumnAccess(
                         column=col,
-                        role=role,  # type: ignore[arg-type]
+                        role=role,
                         cost_usd=acc[0],
                         jobs=int(acc[1]),
                         fingerprints=int(acc[2]),
