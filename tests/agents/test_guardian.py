@@ -91,7 +91,7 @@ def test_thresholds_and_models_are_configuration() -> None:
             GuardianConfig(tiers=TierPolicy(models={t: "gpt-9" for t in Tier})),
             providers=OfflineProvider(),
         )
-    with pytest.raises(CostlineError, match="no LLM provider for model 'llama3.2:3b'"):
+    with pytest.raises(CostlineError, match=r"no LLM provider for model 'llama3\.2:3b'"):
         CostGuardian(providers={"openai": OfflineProvider()})
 
 

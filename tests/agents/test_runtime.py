@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from pydantic import Field
 
 from costline.agents import (
     AgentContext,
@@ -33,7 +34,7 @@ from costline.core.events import Ledger
 
 class Ask(AgentRequest):
     customer: str
-    intents: list[str] = []
+    intents: list[str] = Field(default_factory=list)
 
 
 class Balance(AgentResult):

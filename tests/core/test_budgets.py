@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from costline.core.budgets import (
     BudgetExceeded,
     BudgetKey,
-    BudgetLimit,
     BudgetLine,
     BudgetPeriod,
     BudgetPolicy,
@@ -85,7 +84,11 @@ def test_request_budget_refuses_with_scope_and_amounts() -> None:
     assert budget.reserve(0.06) is None
     refusal = budget.reserve(0.06)
     assert refusal is not None
-    assert (refusal.scope, refusal.subject, refusal.limit_usd) == (BudgetScope.REQUEST, "req-1", 0.1)
+    assert (refusal.scope, refusal.subject, refusal.limit_usd) == (
+        BudgetScope.REQUEST,
+        "req-1",
+        0.1,
+    )
     assert (refusal.reserved_usd, refusal.requested_usd) == (0.06, 0.06)
     budget.settle(0.06, 0.01)
     assert budget.reserve(0.06) is None
@@ -194,7 +197,9 @@ async def test_redis_keys_carry_the_period_and_expire(redis_url: str) -> None:
 
     store = redis_store(redis_url)
     end = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    line = BudgetLine(BudgetKey(scope=BudgetScope.TENANT, subject="acme", period="2026-12"), 5.0, end)
+    line = BudgetLine(
+        BudgetKey(scope=BudgetScope.TENANT, subject="acme", period="2026-12"), 5.0, end
+    )
     assert isinstance(await store.reserve([line], 1.0), Reservation)
     client = redis.asyncio.Redis.from_url(redis_url)
     key = f"{store.prefix}:tenant:acme:2026-12"

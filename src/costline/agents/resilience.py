@@ -282,7 +282,9 @@ async def call_with_retries(
     def backoff(exc: Exception) -> bool | float:
         # stamina calls this after each failed attempt: a float is the wait before the next.
         nonlocal retry
-        if not retryable(exc):
+        # Attempts so far: the first one plus `retry` retries. Deciding here (not leaving it to
+        # stamina's attempt limit) keeps on_retry from announcing a retry that never happens.
+        if not retryable(exc) or retry + 1 >= policy.attempts:
             return False
         retry += 1
         wait = policy.backoff_s(retry, getattr(exc, "retry_after_s", None))

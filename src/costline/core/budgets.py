@@ -618,9 +618,7 @@ class RedisBudgetStore:
     async def usage(self, key: BudgetKey) -> BudgetUsage:
         """Spent and reserved amounts of one account (expired leases not yet reclaimed count
         as reserved until the next reservation on the account)."""
-        spent, reserved = await self._client.hmget(
-            self._keys(str(key))[0], ["spent", "reserved"]
-        )
+        spent, reserved = await self._client.hmget(self._keys(str(key))[0], ["spent", "reserved"])
         return BudgetUsage(
             key=key,
             spent_usd=from_nano(int(spent or 0)),

@@ -1,0 +1,240 @@
+"""OpenTelemetry spans and metrics (GenAI semantic conventions), via the SDK's in-memory
+exporter and metric reader."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+from costline.agents import (
+    AgentContext,
+    AgentRequest,
+    AgentResult,
+    CostGuardian,
+    Fallback,
+    GuardianConfig,
+    RetryPolicy,
+    Specialist,
+    Supervisor,
+)
+from costline.agents.llm import ChatMessage, OfflineProvider, ProviderUnavailable
+from costline.core.events import Ledger
+from costline.core.telemetry import Telemetry
+
+SECRET = "customer 4711 asks about account DE89 3704 0044 0532 0130 00"
+
+
+class Answer(AgentResult):
+    text: str
+
+
+async def analyst(request: AgentRequest, ctx: AgentContext) -> Answer:
+    reply = await ctx.complete(SECRET, max_tokens=32)
+    return Answer(text=reply.text, confidence=0.9)
+
+
+async def broken(request: AgentRequest, ctx: AgentContext) -> Answer:
+    raise RuntimeError("down")
+
+
+async def backup(request: AgentRequest, ctx: AgentContext) -> Answer:
+    return Answer(text="backup", confidence=0.9)
+
+
+def build(
+    telemetry: Telemetry, ledger: Ledger, provider: Any = None, **config: Any
+) -> Supervisor[AgentRequest]:
+    guardian = CostGuardian(
+        GuardianConfig(**config),
+        providers=provider or OfflineProvider(name="openai"),
+        sink=ledger,
+        telemetry=telemetry,
+    )
+    return Supervisor(
+        [
+            Specialist("analyst", analyst, result_type=Answer),
+            Specialist(
+                "risk", broken, result_type=Answer, fallbacks=(Fallback("risk-backup", backup),)
+            ),
+        ],
+        guardian=guardian,
+        telemetry=telemetry,
+    )
+
+
+def by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
+    return {s.name: s for s in spans}
+
+
+def metrics(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    out: dict[str, list[Any]] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                out[metric.name] = list(metric.data.data_points)
+    return out
+
+
+@pytest.mark.anyio
+async def test_spans_follow_the_genai_conventions_and_nest() -> None:
+    telemetry, exporter, _ = Telemetry.in_memory()
+    ledger = Ledger()
+    response = await build(telemetry, ledger).handle({"tenant": "acme", "value": 20_000})
+    spans = by_name(exporter.get_finished_spans())
+    assert set(spans) == {
+        "invoke_agent supervisor",
+        "invoke_agent analyst",
+        "invoke_agent risk",
+        "invoke_agent risk-backup",
+        "chat gpt-4.1",
+    }
+    request, agent, chat = (
+        spans["invoke_agent supervisor"],
+        spans["invoke_agent analyst"],
+        spans["chat gpt-4.1"],
+    )
+    assert agent.parent is not None and agent.parent.span_id == request.context.span_id
+    assert chat.parent is not None and chat.parent.span_id == agent.context.span_id
+    assert (
+        spans["invoke_agent risk-backup"].parent.span_id
+        == spans["invoke_agent risk"].context.span_id
+    )  # type: ignore[union-attr]
+
+    assert chat.kind is SpanKind.CLIENT
+    attrs = chat.attributes or {}
+    usage = response.parts["analyst"]
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == attrs["gen_ai.response.model"] == "gpt-4.1"
+    assert attrs["gen_ai.usage.input_tokens"] == ledger.events[0].input_tokens
+    assert attrs["gen_ai.usage.output_tokens"] == ledger.events[0].output_tokens
+    assert attrs["gen_ai.usage.cost.amount"] == pytest.approx(usage.cost_usd)
+    assert attrs["gen_ai.usage.cost.currency"] == "USD"
+    assert attrs["costline.llm.tier"] == "premium"
+
+    assert (agent.attributes or {})["gen_ai.operation.name"] == "invoke_agent"
+    assert (agent.attributes or {})["gen_ai.agent.name"] == "analyst"
+    assert (request.attributes or {})["costline.request.degraded_parts"] == ("risk",)
+
+
+@pytest.mark.anyio
+async def test_cost_sits_on_model_call_spans_only() -> None:
+    telemetry, exporter, _ = Telemetry.in_memory()
+    ledger = Ledger()
+    await build(telemetry, ledger).handle({"tenant": "acme", "value": 500})
+    costed = [
+        s
+        for s in exporter.get_finished_spans()
+        if "gen_ai.usage.cost.amount" in (s.attributes or {})
+    ]
+    assert [s.name for s in costed] == ["chat gpt-4.1-mini"]
+    assert sum(s.attributes["gen_ai.usage.cost.amount"] for s in costed) == pytest.approx(
+        ledger.total()
+    )  # type: ignore[index]
+
+
+@pytest.mark.anyio
+async def test_degraded_and_fallback_markers_and_error_types() -> None:
+    telemetry, exporter, _ = Telemetry.in_memory()
+    await build(telemetry, Ledger()).handle({"tenant": "acme"})
+    spans = by_name(exporter.get_finished_spans())
+    risk = spans["invoke_agent risk"].attributes or {}
+    assert risk["costline.agent.outcome"] == "fallback"
+    assert risk["costline.agent.degraded"] is True
+    assert risk["costline.agent.fallback"] is True
+    assert risk["costline.agent.source"] == "risk-backup"
+    (event,) = spans["invoke_agent risk"].events
+    assert (event.attributes or {})["error.type"] == "RuntimeError"
+    assert spans["invoke_agent analyst"].attributes["costline.agent.degraded"] is False  # type: ignore[index]
+
+
+class Down:
+    name = "openai"
+    endpoint = "http://127.0.0.1:9/v1"
+
+    def count_tokens(self, messages: list[ChatMessage], model: str) -> int:
+        return 10
+
+    async def complete(self, model: str, messages: list[ChatMessage], **kw: Any) -> Any:
+        await asyncio.sleep(0)
+        raise ProviderUnavailable("HTTP 503: overloaded", status=503)
+
+
+@pytest.mark.anyio
+async def test_a_failed_model_call_records_error_type_and_retries() -> None:
+    telemetry, exporter, reader = Telemetry.in_memory()
+    supervisor = build(
+        telemetry,
+        Ledger(),
+        provider=Down(),
+        retry=RetryPolicy(attempts=2, wait_initial_s=0, wait_jitter_s=0),
+    )
+    response = await supervisor.handle({"tenant": "acme", "value": 500})
+    assert response.parts["analyst"].reasons[0].error_type == "503"
+    spans = by_name(exporter.get_finished_spans())
+    chat = spans["chat gpt-4.1-mini"]
+    assert chat.status.status_code is StatusCode.ERROR
+    assert (chat.attributes or {})["error.type"] == "503"
+    assert (chat.attributes or {})["costline.llm.retries"] == 1
+    assert [e.name for e in chat.events] == ["retry"]
+    assert "gen_ai.usage.cost.amount" not in (chat.attributes or {})
+    analyst_span = spans["invoke_agent analyst"]
+    assert analyst_span.status.status_code is StatusCode.ERROR
+    assert (analyst_span.attributes or {})["error.type"] == "503"
+    durations = metrics(reader)["gen_ai.client.operation.duration"]
+    assert {p.attributes.get("error.type") for p in durations} == {"503"}
+
+
+@pytest.mark.anyio
+async def test_no_prompt_or_answer_in_spans_unless_opted_in() -> None:
+    telemetry, exporter, _ = Telemetry.in_memory()
+    await build(telemetry, Ledger()).handle({"tenant": "acme"})
+    for span in exporter.get_finished_spans():
+        for value in (span.attributes or {}).values():
+            assert "4711" not in str(value), span.name
+
+    telemetry, exporter, _ = Telemetry.in_memory(capture_content=True)
+    await build(telemetry, Ledger()).handle({"tenant": "acme"})
+    chat = by_name(exporter.get_finished_spans())["chat llama3.2:3b"].attributes or {}
+    assert "4711" in str(chat["gen_ai.input.messages"])
+    assert "4711" in str(chat["gen_ai.output.messages"])
+
+
+@pytest.mark.anyio
+async def test_metrics_token_usage_duration_and_cost_per_agent() -> None:
+    telemetry, _, reader = Telemetry.in_memory()
+    ledger = Ledger()
+    supervisor = build(telemetry, ledger)
+    for _ in range(3):
+        await supervisor.handle({"tenant": "acme", "value": 20_000})
+    found = metrics(reader)
+    tokens = {p.attributes["gen_ai.token.type"]: p for p in found["gen_ai.client.token.usage"]}
+    assert tokens["input"].sum == sum(e.input_tokens for e in ledger.events)
+    assert tokens["output"].sum == sum(e.output_tokens for e in ledger.events)
+    assert tokens["input"].attributes["gen_ai.request.model"] == "gpt-4.1"
+    (duration,) = found["gen_ai.client.operation.duration"]
+    assert duration.count == 3
+    (cost,) = found["costline.agent.cost"]
+    assert cost.attributes["gen_ai.agent.name"] == "analyst"
+    assert cost.sum == pytest.approx(ledger.total())
+    outcomes = {
+        (p.attributes["gen_ai.agent.name"], p.attributes["costline.agent.outcome"]): p.count
+        for p in found["costline.agent.duration"]
+    }
+    assert outcomes == {("analyst", "ok"): 3, ("risk", "fallback"): 3}
+
+
+def test_telemetry_has_no_global_side_effects() -> None:
+    from opentelemetry import trace
+
+    before = trace.get_tracer_provider()
+    Telemetry.in_memory()
+    assert trace.get_tracer_provider() is before
+    assert Telemetry.disabled().tracer is None
