@@ -31,8 +31,8 @@ import time
 from collections.abc import Sequence
 
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from costline.agents import (
     AgentContext,
@@ -49,7 +49,7 @@ from costline.agents import (
 )
 from costline.agents.llm import OfflineProvider
 from costline.core.events import CostEvent
-from costline.core.telemetry import Telemetry, meter_provider, tracer_provider
+from costline.core.telemetry import Telemetry, meter_provider
 
 SPECIALISTS = ("analyst", "risk", "recommender", "compliance")
 GOAL_OVERHEAD_US = 50.0
@@ -57,6 +57,7 @@ GOAL_RPS_PER_CORE = 5_000.0
 SLOW_SHARE = 0.30
 TIMEOUT_MS = 50.0
 SLACK_MS = 10.0
+SLOW_CONCURRENCY = 4
 
 
 class Ask(AgentRequest):
@@ -204,13 +205,20 @@ async def bench_throughput(seconds: float, workers: int) -> dict[str, float]:
     untraced = await _throughput(plain, seconds, workers)
 
     exporter = _DiscardExporter()
-    tp = tracer_provider(exporter, batch=True)
+    tp = TracerProvider()
+    # A queue large enough that no span is dropped: a dropped span costs less than an exported
+    # one, and would flatter the traced figure.
+    tp.add_span_processor(
+        BatchSpanProcessor(
+            exporter, max_queue_size=1 << 18, schedule_delay_millis=200, max_export_batch_size=8192
+        )
+    )
     reader = InMemoryMetricReader()
     telemetry = Telemetry.from_providers(tp, meter_provider(reader))
     traced_sup = _llm_supervisor(telemetry, _SummingSink())
     await _throughput(traced_sup, min(1.0, seconds / 4), workers)
     traced = await _throughput(traced_sup, seconds, workers)
-    tp.shutdown()
+    tp.shutdown()  # flushes: every span of the run is exported
     return {
         "rps_per_core": round(untraced["rps_per_core"]),
         "rps_wall": round(untraced["rps_wall"]),
@@ -273,6 +281,7 @@ async def bench_slow_agent(n: int, concurrency: int) -> dict[str, float]:
     return {
         "timeout_ms": TIMEOUT_MS,
         "requests_with_slow_agent": n,
+        "concurrency_with_slow_agent": concurrency,
         "p50_ms_with_slow_agent": round(statistics.median(latencies), 2),
         "p99_ms_with_slow_agent": round(p99, 2),
         "max_ms_with_slow_agent": round(latencies[-1], 2),
@@ -289,7 +298,9 @@ async def main(quick: bool) -> dict[str, object]:
     print("throughput, untraced and traced ...", file=sys.stderr)
     figures |= await bench_throughput(3.0 if quick else 10.0, workers=32)
     print("tail latency with a slow specialist ...", file=sys.stderr)
-    figures |= await bench_slow_agent(1_000 if quick else 5_000, concurrency=16)
+    # Closed-loop clients, below saturation: a saturated loop measures its own queue, not the
+    # runtime's timeout handling.
+    figures |= await bench_slow_agent(1_000 if quick else 5_000, concurrency=SLOW_CONCURRENCY)
     figures["goals_met"] = {
         "overhead_us_p50": figures["overhead_us_p50"] <= GOAL_OVERHEAD_US,  # type: ignore[operator]
         "rps_per_core": figures["rps_per_core"] >= GOAL_RPS_PER_CORE,  # type: ignore[operator]

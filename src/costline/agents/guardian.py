@@ -236,6 +236,7 @@ class CostGuardian:
         self._tracer = self.telemetry.tracer
         self._instruments = t.instruments(self.telemetry.meter) if self.telemetry.meter else None
         self._plans = {tier: self._plan(tier) for tier in Tier}
+        self._candidates = {tier: self.config.tiers.candidates(tier) for tier in Tier}
         self._lines: dict[str, tuple[list[BudgetLine], float]] = {}
 
     def _provider_for(self, model: str, price: ModelPrice) -> LLMProvider:
@@ -312,7 +313,7 @@ class CostGuardian:
         messages = _messages(prompt, system)
         limit = max_tokens if max_tokens is not None else self.config.default_max_tokens
         chosen = tier if tier is not None else self.config.tiers.tier_for(scope.value)
-        candidates = self.config.tiers.candidates(chosen)
+        candidates = self._candidates[chosen]
         lines = self._budget_lines(scope.tenant)
 
         refusal: BudgetRefusal | None = None

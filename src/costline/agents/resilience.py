@@ -52,9 +52,11 @@ class BreakerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # Over 100 calls, an agent failing 30% of the time crosses 50% with odds of about 1e-5,
+    # so the breaker reacts to an outage, not to an unlucky stretch of a flaky agent.
     failure_rate: float = Field(default=0.5, gt=0, le=1)
-    window: int = Field(default=20, ge=1)
-    min_calls: int = Field(default=10, ge=1)
+    window: int = Field(default=100, ge=1)
+    min_calls: int = Field(default=20, ge=1)
     reset_timeout_s: float = Field(default=30.0, gt=0)
     half_open_max_calls: int = Field(default=1, ge=1)
 

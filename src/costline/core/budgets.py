@@ -413,7 +413,14 @@ class InMemoryBudgetStore:
             for account in accounts:
                 account.reserved += amount
                 account.leases[rid] = amount
-                heapq.heappush(account.expiry_heap, (expiry, rid))
+                heap = account.expiry_heap
+                heapq.heappush(heap, (expiry, rid))
+                if len(heap) > 2 * len(account.leases) + 64:
+                    # Settled reservations leave their heap entry behind; drop them once they
+                    # are the majority, so the heap stays proportional to live leases.
+                    live = account.leases
+                    heap[:] = [entry for entry in heap if entry[1] in live]
+                    heapq.heapify(heap)
         return Reservation(rid, amount_usd, tuple(ln.account for ln in lines))
 
     async def settle(self, reservation: Reservation, actual_usd: float) -> None:

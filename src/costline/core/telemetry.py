@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -103,12 +107,18 @@ def tracer_provider(
 
 
 def meter_provider(
-    *readers: MetricReader, service_name: str = DEFAULT_SERVICE_NAME
+    *readers: MetricReader, service_name: str = DEFAULT_SERVICE_NAME, exemplars: bool = False
 ) -> MeterProvider:
-    """An SDK meter provider reading into ``readers`` (not installed globally)."""
+    """An SDK meter provider reading into ``readers`` (not installed globally).
+
+    Exemplars (links from histogram buckets to sampled traces) are off unless asked for: the
+    SDK offers every measurement to a reservoir, which costs more than the measurement itself
+    on a path that records several per LLM call.
+    """
     return MeterProvider(
         metric_readers=list(readers),
         resource=Resource.create({"service.name": service_name}),
+        exemplar_filter=TraceBasedExemplarFilter() if exemplars else AlwaysOffExemplarFilter(),
     )
 
 

@@ -67,7 +67,11 @@ class OfflineProvider:
         if self._answer is not None:
             text = self._answer(model, messages)
         else:
-            prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            prompt = ""
+            for message in reversed(messages):
+                if message.role == "user":
+                    prompt = message.content
+                    break
             text = self._template.format(model=model, prompt=prompt[:_EXCERPT])
         output_tokens = estimate_text_tokens(text)
         finish = "stop"
