@@ -32,6 +32,15 @@ FLOOR_SQL = {
 }
 
 
+def _peak_mib() -> float:
+    """Peak resident memory of this process. (``ru_maxrss`` is not used: on Linux it survives
+    exec, so a spawned child would report its parent's peak.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _floor(path: str, kind: str, queue: Any) -> None:
     import duckdb
 
@@ -39,7 +48,7 @@ def _floor(path: str, kind: str, queue: Any) -> None:
     con = duckdb.connect()
     groups = len(con.execute(FLOOR_SQL[kind].format(path=path)).fetchall())
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_mib()
     queue.put({"wall_s": wall, "peak_mib": peak, "groups": groups})
 
 
@@ -54,7 +63,7 @@ def _profile(path: str, catalog: str, queue: Any) -> None:
     t_read = time.perf_counter() - t0
     result = profile_history(history, load_prices(), catalog=load_catalog(Path(catalog)))
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_mib()
     queue.put(
         {
             "wall_s": wall,

@@ -255,3 +255,13 @@ def test_empty_history_profiles_to_zero(write_jsonl: Callable[..., Path]) -> Non
     result = profile_history(read_history(write_jsonl([])), PRICES)
     assert result.jobs == 0 and result.total_cost_usd == 0 and result.fingerprints == ()
     assert result.pareto.fingerprints_for_80pct == 0
+
+
+def test_documented_json_schema_is_current() -> None:
+    documented = json.loads(
+        (Path(__file__).parents[2] / "docs" / "profile.schema.json").read_text(encoding="utf-8")
+    )
+    assert documented == Profile.model_json_schema(), (
+        "the profile JSON changed: regenerate docs/profile.schema.json and bump SCHEMA_VERSION "
+        "if a field was removed or changed meaning"
+    )

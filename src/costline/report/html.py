@@ -53,7 +53,7 @@ def daily_cost_by_team(p: Profile) -> go.Figure:
 def pareto(p: Profile, limit: int = 40) -> go.Figure:
     """Cost per pattern (bars) and cumulative share (line): how few patterns make the bill."""
     fps = p.fingerprints[:limit]
-    names = [f"#{i} {fp.statement_type}" for i, fp in enumerate(fps, 1)]
+    names = [f"#{i}" for i in range(1, len(fps) + 1)]
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
@@ -61,7 +61,9 @@ def pareto(p: Profile, limit: int = 40) -> go.Figure:
             y=[round(fp.cost_usd, 2) for fp in fps],
             name="cost",
             marker_color=_PALETTE[0],
-            hovertext=[f"{fp.id}<br>{one_line(fp.example_query, 90)}" for fp in fps],
+            hovertext=[
+                f"{fp.statement_type} {fp.id}<br>{one_line(fp.example_query, 90)}" for fp in fps
+            ],
         )
     )
     fig.add_trace(

@@ -17,6 +17,10 @@ from costline.warehouse.profile import FingerprintStats, Profile
 
 # A run that bills at least this share of its largest table's bytes is treated as a full scan.
 FULL_SCAN_RATIO = 0.8
+# A run of a partitioned table that bills as much as this many whole partitions is not pruned
+# to the few partitions a scheduled or ad-hoc query usually needs (a lower bound: column
+# pruning makes each partition's share smaller than the whole partition).
+UNPRUNED_PARTITIONS = 30
 
 
 class Driver(BaseModel):
@@ -36,6 +40,7 @@ class Driver(BaseModel):
     largest_table: str | None
     largest_table_bytes: int | None
     full_scan_ratio: float | None
+    partitions_per_run: float | None = None
     table_layout: str | None
     trend: float | None
     reasons: tuple[str, ...]
@@ -43,8 +48,8 @@ class Driver(BaseModel):
 
 def _largest_table(
     fp: FingerprintStats, profile: Profile, catalog: Catalog | None
-) -> tuple[str | None, int | None, str | None]:
-    best: tuple[str | None, int | None, str | None] = (None, None, None)
+) -> tuple[str | None, int | None, str | None, int | None]:
+    best: tuple[str | None, int | None, str | None, int | None] = (None, None, None, None)
     for name in fp.tables:
         meta = catalog.get(name) if catalog else None
         size = meta.logical_bytes if meta else None
@@ -54,7 +59,8 @@ def _largest_table(
             if meta.clustering:
                 layout = f"{layout}, clustered by {', '.join(meta.clustering)}"
         if best[0] is None or (size or 0) > (best[1] or 0):
-            best = (meta.name if meta else name, size, layout)
+            parts = meta.partitions if meta and meta.partitioning else None
+            best = (meta.name if meta else name, size, layout, parts)
     return best
 
 
@@ -68,11 +74,18 @@ def cost_drivers(profile: Profile, catalog: Catalog | None = None, limit: int = 
             break
         billed_runs = max(fp.jobs - fp.cache_hits, 1)
         per_run = fp.bytes_billed / billed_runs
-        table, size, layout = _largest_table(fp, profile, catalog)
+        table, size, layout, partitions = _largest_table(fp, profile, catalog)
         ratio = per_run / size if size and fp.bytes_billed else None
+        per_partition = size / partitions if size and partitions else None
+        partitions_per_run = per_run / per_partition if per_partition else None
         reasons: list[str] = []
         if ratio is not None and ratio >= FULL_SCAN_RATIO:
             reasons.append(f"each run bills {ratio:.0%} of {table}: a full scan, nothing is pruned")
+        elif partitions_per_run is not None and partitions_per_run >= UNPRUNED_PARTITIONS:
+            reasons.append(
+                f"each run bills as much as {partitions_per_run:.0f} whole partitions of {table}: "
+                "partition pruning is not taking effect"
+            )
         if layout is not None and layout.startswith("unpartitioned"):
             reasons.append(f"{table} is not partitioned")
         if fp.statement_type == "MERGE" and ratio is not None and ratio >= FULL_SCAN_RATIO:
@@ -95,6 +108,7 @@ def cost_drivers(profile: Profile, catalog: Catalog | None = None, limit: int = 
                 largest_table=table,
                 largest_table_bytes=size,
                 full_scan_ratio=ratio,
+                partitions_per_run=partitions_per_run,
                 table_layout=layout,
                 trend=fp.trend,
                 reasons=tuple(reasons),

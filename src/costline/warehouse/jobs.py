@@ -202,24 +202,25 @@ def _raw_jsonl(path: Path) -> str:
         f'"{f.name}": "{"JSON" if f.kind == "nested" else "VARCHAR"}"' for f in _FIELDS
     )
     fields = ", ".join(f"r.{f.name} AS {f.name}" for f in _FIELDS)
+    # Each line is parsed once; only the lines that fail (rare) are parsed again to say why.
     return f"""
-        SELECT line, doc_error, {fields}
+        SELECT line,
+               CASE WHEN r IS NULL THEN
+                        CASE WHEN json_valid(text)
+                             THEN 'expected a JSON object, got ' || lower(json_type(text::JSON))
+                             ELSE 'not valid JSON' END
+                    WHEN NOT starts_with(ltrim(text), '{{')
+                        THEN 'expected a JSON object, got ' || lower(json_type(text::JSON))
+               END AS doc_error,
+               {fields}
         FROM (
-            SELECT line, doc_error,
-                   CASE WHEN doc_error IS NULL THEN json_transform(text, '{{{struct}}}') END AS r
+            SELECT line, text, try(json_transform(text, '{{{struct}}}')) AS r
             FROM (
-                SELECT line, text,
-                       CASE WHEN NOT json_valid(text) THEN 'not valid JSON'
-                            WHEN json_type(text::JSON) <> 'OBJECT'
-                                THEN 'expected a JSON object, got ' || lower(json_type(text::JSON))
-                       END AS doc_error
-                FROM (
-                    SELECT row_number() OVER () AS line, text
-                    FROM read_csv({_sql_str(str(path))}, columns = {{'text': 'VARCHAR'}},
-                                  delim = '\x1f', quote = '', escape = '', header = false,
-                                  auto_detect = false, strict_mode = false)
-                ) WHERE text IS NOT NULL AND trim(text) <> ''
-            )
+                SELECT row_number() OVER () AS line, text
+                FROM read_csv({_sql_str(str(path))}, columns = {{'text': 'VARCHAR'}},
+                              delim = '\x1f', quote = '', escape = '', header = false,
+                              auto_detect = false, strict_mode = false)
+            ) WHERE text IS NOT NULL AND trim(text) <> ''
         )"""
 
 
@@ -357,7 +358,8 @@ def _ingest(
 ) -> LoadReport:
     con = history.con
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_raw AS {_normalise_sql(raw)}")
+        # A view: the typed rows are materialised once, in `staged`, below.
+        con.execute(f"CREATE OR REPLACE TEMP VIEW staged_raw AS {_normalise_sql(raw)}")
     except duckdb.Error as exc:
         raise CostlineError(f"{source}: cannot read as {fmt}: {_first_line(exc)}") from None
     # A job id seen twice (overlapping exports concatenated) would bill twice: every later row
@@ -385,7 +387,7 @@ def _ingest(
         )
         """
     )
-    con.execute("DROP TABLE staged_raw")
+    con.execute("DROP VIEW staged_raw")
     if first_load:
         con.execute(f"CREATE OR REPLACE TABLE jobs AS {_SELECT_JOBS}", [source])
     else:
