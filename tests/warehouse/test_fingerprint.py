@@ -453,3 +453,19 @@ def test_function_name_case_does_not_split_a_pattern() -> None:
     upper = fingerprint("SELECT SUM(qty), COUNT(*) FROM risk.positions")
     lower = fingerprint("select sum(qty), count(*) from risk.positions")
     assert upper.id == lower.id
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        # `'''` opens a triple-quoted string that never ends; it is not `''` followed by `'a'`.
+        ["SELECT'''a'", "SELECT'0''a'"],
+        # In text that does not parse, a one-element IN list with a sign collapses like longer ones.
+        [
+            "SELEC x FROM t WHERE id IN (-1) LIMIT 0 x",
+            "SELEC x FROM t WHERE id IN (-1, 0) LIMIT 0 x",
+        ],
+    ],
+)
+def test_shape_key_contract_regressions(con: duckdb.DuckDBPyConnection, texts: list[str]) -> None:
+    assert_key_contract(duckdb_keys(con, texts), texts)

@@ -365,7 +365,8 @@ def _collapse_token_lists(words: list[str], types: list[TokenType | None]) -> li
                     j += 1
                     continue
                 break
-            if ok and count > 1 and j < n and types[j] is closer:
+            # One element is rewritten too, so that `IN (-1)` reads like `IN (-1, 2)`.
+            if ok and count >= 1 and j < n and types[j] is closer:
                 out.extend((words[i], _LIT_PLACEHOLDER, words[j]))
                 out_types.extend((opener, TokenType.STRING, closer))
                 i = j + 1
