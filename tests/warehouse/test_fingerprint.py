@@ -469,3 +469,31 @@ def test_function_name_case_does_not_split_a_pattern() -> None:
 )
 def test_shape_key_contract_regressions(con: duckdb.DuckDBPyConnection, texts: list[str]) -> None:
     assert_key_contract(duckdb_keys(con, texts), texts)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(nasty_text, structured_text), min_size=10, max_size=30))
+def test_property_same_token_key_means_same_fingerprint(texts: list[str]) -> None:
+    assert_key_contract([fpmod.token_key(t) for t in texts], texts)
+
+
+@settings(max_examples=25, deadline=None)
+@given(variant(), variant())
+def test_property_layout_variants_share_a_token_key(a: str, b: str) -> None:
+    # The point of the key: variants of one query parse once, whatever their literals,
+    # comments, whitespace or keyword case.
+    assert fpmod.token_key(a) == fpmod.token_key(b) or fid(a) == fid(b)
+
+
+def test_token_key_keeps_table_case_apart() -> None:
+    upper = "SELECT a FROM T"
+    lower = "SELECT a FROM t"
+    assert fpmod.token_key(upper) != fpmod.token_key(lower)
+    assert fpmod.token_key("SELECT ?") != fpmod.token_key("SELECT 'a'")
+    assert fpmod.token_key("INSERT INTO t (a) VALUES (1)") != fpmod.token_key(
+        "INSERT INTO T (a) VALUES (1)"
+    )
+    assert fpmod.token_key("SELECT sum(a) FROM t") == fpmod.token_key("SELECT SUM(a) FROM t")
+    assert fpmod.token_key("select A from t where x = 1") == fpmod.token_key(
+        "SELECT A  FROM t -- c\nWHERE x = 42"
+    )

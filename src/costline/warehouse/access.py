@@ -22,7 +22,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 
-__all__ = ["ColumnUse", "column_uses"]
+__all__ = ["ColumnUse", "column_uses", "statement_uses"]
 
 Role = Literal["filter", "join", "group"]
 Op = Literal["eq", "range", "in", "like", "null", "function", "other"]
@@ -374,6 +374,19 @@ def _top_queries(node: exp.Expr) -> list[exp.Expr]:
     return out
 
 
+def statement_uses(
+    statements: Sequence[exp.Expr], schema: Mapping[str, Sequence[str]] | None = None
+) -> tuple[ColumnUse, ...]:
+    """:func:`column_uses` of already-parsed statements (which it does not modify)."""
+    collector = _Collector(schema)
+    try:
+        for stmt in statements:
+            collector.statement(stmt)
+    except (SqlglotError, RecursionError, ValueError, KeyError, AttributeError, TypeError):
+        return ()
+    return tuple(sorted(collector.uses, key=lambda u: (u.table, u.column, u.role, u.op or "")))
+
+
 def column_uses(
     sql: str,
     dialect: str = "bigquery",
@@ -392,13 +405,9 @@ def column_uses(
     previous = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        statements = sqlglot.parse(sql, read=dialect)
-        collector = _Collector(schema)
-        for stmt in statements:
-            if stmt is not None:
-                collector.statement(stmt)
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except (SqlglotError, RecursionError, ValueError, KeyError, AttributeError, TypeError):
         return ()
     finally:
         logger.setLevel(previous)
-    return tuple(sorted(collector.uses, key=lambda u: (u.table, u.column, u.role, u.op or "")))
+    return statement_uses(statements, schema)

@@ -26,10 +26,11 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import sqlglot
 from pydantic import BaseModel, ConfigDict
@@ -41,8 +42,11 @@ __all__ = [
     "Fingerprint",
     "fingerprint",
     "fingerprint_many",
+    "fingerprint_with",
+    "map_shapes",
     "normalize_lexically",
     "shape_key_sql",
+    "token_key",
 ]
 
 
@@ -651,6 +655,20 @@ def _quiet_parser() -> Iterator[None]:
 @lru_cache(maxsize=4096)
 def fingerprint(sql: str, dialect: str = "bigquery") -> Fingerprint:
     """The fingerprint of one query text (parsed once; see the module docstring)."""
+    return fingerprint_with(sql, dialect)
+
+
+def fingerprint_with(
+    sql: str,
+    dialect: str = "bigquery",
+    visit: Callable[[Sequence[exp.Expr]], None] | None = None,
+) -> Fingerprint:
+    """:func:`fingerprint`, letting ``visit`` read the parsed statements first.
+
+    Other analyses that need the syntax tree (column access patterns) ride on the same parse
+    instead of parsing the text again; ``visit`` sees the statements before they are rewritten
+    into canonical form (literal tokens already blanked) and must not modify them.
+    """
     dialect_obj = sqlglot.Dialect.get_or_raise(dialect)
     try:
         tokens = list(dialect_obj.tokenize(sql))
@@ -673,12 +691,17 @@ def fingerprint(sql: str, dialect: str = "bigquery") -> Fingerprint:
             tables=found,
         )
     stmts = [p for p in pieces if isinstance(p, exp.Expr)]
+    if visit is not None:
+        visit(stmts)
     tables = set(_tables(stmts))
     generator = dialect_obj.generator(comments=False, normalize_functions="upper")
     texts: list[str] = []
     for piece in pieces:
         if isinstance(piece, exp.Expr):
             _normalize_ast(piece, tables)
+            if isinstance(piece, (*_LITERAL_NODES, exp.Neg)) and not piece.find(exp.Column):
+                # A statement that is a bare literal: the walk above cannot replace the root.
+                piece = _placeholder()
             texts.append(generator.generate(piece, copy=False))
         else:
             # A statement of a script the parser rejected: its token-level form, marked.
@@ -720,29 +743,124 @@ def _parse(
         return out
 
 
+# Tokens after which a name followed by "(" is a table with a column list, not a function.
+_BEFORE_TABLE = _TABLE_KEYWORDS | {TokenType.INSERT, TokenType.USING, TokenType.DOT}
+
+
+def _is_function_name(tokens: Sequence[Token], i: int) -> bool:
+    """A bare name called like a function; :func:`fingerprint` prints those upper case."""
+    return (
+        i + 1 < len(tokens)
+        and tokens[i + 1].token_type is TokenType.L_PAREN
+        and (i == 0 or tokens[i - 1].token_type not in _BEFORE_TABLE)
+    )
+
+
+def token_key(sql: str, dialect: str = "bigquery") -> str:
+    """A cheap key (tokenize only, no parse) under which texts share one fingerprint.
+
+    Literal tokens are blanked, comments and whitespace dropped, keywords upper-cased, plain
+    quoted identifiers unquoted and literal IN lists collapsed — everything
+    :func:`fingerprint` ignores — while names keep their case (table names are case-sensitive
+    in BigQuery). Two texts with the same key therefore have the same fingerprint, so a batch
+    is parsed once per key. Texts the tokenizer rejects key on their lexical normalisation.
+    """
+    dialect_obj = sqlglot.Dialect.get_or_raise(dialect)
+    try:
+        tokens = list(dialect_obj.tokenize(sql))
+    except SqlglotError:
+        return _LEXICAL_MARK + normalize_lexically(sql)
+    _blank_literals(tokens)
+    bodies = _command_bodies(tokens)
+    words: list[str] = []
+    types: list[TokenType | None] = []
+    for i, tok in enumerate(tokens):
+        if i in bodies:
+            words.append(_normalize_fragment(tok.text)[0])
+            types.append(None)
+        elif tok.token_type is TokenType.VAR:
+            words.append(tok.text.upper() if _is_function_name(tokens, i) else tok.text)
+            types.append(tok.token_type)
+        elif tok.token_type is TokenType.PLACEHOLDER:
+            # A query parameter is structure, not a literal: keep it apart from the "?" that
+            # blanked literals print as.
+            words.append("\x02" + tok.text)
+            types.append(tok.token_type)
+        else:
+            words.append(_token_text(tok, in_path=False))
+            types.append(tok.token_type)
+    return "\x00".join(_collapse_token_lists(words, types))
+
+
 # Below this many texts the start-up of worker processes costs more than it saves.
-_PARALLEL_THRESHOLD = 4000
+_PARALLEL_THRESHOLD = 2000
+
+T = TypeVar("T")
+
+
+def _token_keys(texts: Sequence[str]) -> list[str]:
+    return [token_key(t) for t in texts]
 
 
 def _fingerprint_chunk(texts: Sequence[str]) -> list[Fingerprint]:
     return [fingerprint(t) for t in texts]
 
 
-def fingerprint_many(texts: Iterable[str], *, workers: int | None = None) -> list[Fingerprint]:
-    """Fingerprints of many texts, in input order.
+def _chunks(items: Sequence[str], cpus: int) -> list[Sequence[str]]:
+    size = max(64, -(-len(items) // (cpus * 4)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
-    Large batches are spread over worker processes on multi-core machines (the parse is pure
-    Python and CPU-bound); small ones run serially. ``workers=1`` forces the serial path.
+
+def map_shapes(
+    texts: Iterable[str],
+    analyse: Callable[[Sequence[str]], list[T]],
+    *,
+    workers: int | None = None,
+) -> list[T]:
+    """``analyse`` applied to one representative text per :func:`token_key`, in input order.
+
+    ``analyse`` maps a chunk of texts to one result each and must be picklable (a module-level
+    function or a ``functools.partial`` of one): large batches are spread over worker
+    processes, because tokenizing and parsing are pure Python and CPU-bound; small batches run
+    serially, and so does everything where processes cannot start. ``workers=1`` forces the
+    serial path.
     """
     items = list(texts)
     cpus = workers if workers is not None else (os.cpu_count() or 1)
-    if cpus <= 1 or len(items) < _PARALLEL_THRESHOLD:
-        return _fingerprint_chunk(items)
-    size = max(256, len(items) // (cpus * 4))
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    pool: ProcessPoolExecutor | None = None
+    if cpus > 1 and len(items) >= _PARALLEL_THRESHOLD:
+        try:
+            pool = ProcessPoolExecutor(max_workers=cpus)
+        except (OSError, RuntimeError):
+            pool = None
+
+    def run(fn: Callable[[Sequence[str]], list[Any]], batch: list[str]) -> list[Any]:
+        if pool is None or len(batch) < _PARALLEL_THRESHOLD // 4:
+            return fn(batch)
+        return [r for part in pool.map(fn, _chunks(batch, cpus)) for r in part]
+
     try:
-        with ProcessPoolExecutor(max_workers=cpus) as pool:
-            return [fp for part in pool.map(_fingerprint_chunk, chunks) for fp in part]
-    except (OSError, RuntimeError):
-        # Sandboxes without process support still get an answer.
-        return _fingerprint_chunk(items)
+        keys = run(_token_keys, items)
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        representatives = list(first.values())
+        results = run(analyse, [items[i] for i in representatives])
+    except (OSError, RuntimeError) as exc:
+        if pool is None:
+            raise
+        # A pool that breaks (a sandbox without process support) still gets an answer.
+        logging.getLogger(__name__).debug("worker pool failed, running serially: %s", exc)
+        pool.shutdown(cancel_futures=True)
+        pool = None
+        return map_shapes(items, analyse, workers=1)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    by_key = {keys[i]: r for i, r in zip(representatives, results, strict=True)}
+    return [by_key[k] for k in keys]
+
+
+def fingerprint_many(texts: Iterable[str], *, workers: int | None = None) -> list[Fingerprint]:
+    """Fingerprints of many texts, in input order, parsing once per :func:`token_key`."""
+    return map_shapes(texts, _fingerprint_chunk, workers=workers)

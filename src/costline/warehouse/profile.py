@@ -23,11 +23,12 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from costline.core.prices import Edition, PriceCatalogue
-from costline.warehouse.access import column_uses
+from costline.warehouse.access import ColumnUse
 from costline.warehouse.catalog import Catalog, TableMeta
 from costline.warehouse.cost import cost_sql
-from costline.warehouse.fingerprint import fingerprint_many, shape_key_sql
+from costline.warehouse.fingerprint import shape_key_sql
 from costline.warehouse.jobs import JobHistory
+from costline.warehouse.shapes import analyse_shapes
 
 SCHEMA_VERSION = 1
 UNLABELLED = "(unlabelled)"
@@ -210,12 +211,12 @@ def profile_history(
         "SELECT shape, arg_max(query, cost_usd), any_value(job_type) FROM priced GROUP BY shape",
     )
     texts = [q for _, q, _ in shapes if q is not None]
-    prints = iter(fingerprint_many(texts))
+    analyses = iter(analyse_shapes(texts, schema=catalog.column_names() if catalog else None))
     shape_rows: dict[str, list[Any]] = {
         k: [] for k in ("shape", "fp", "normalized", "statement_type", "parsed")
     }
     fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]] = {}
-    fp_example: dict[str, str] = {}
+    fp_uses: dict[str, tuple[ColumnUse, ...]] = {}
     info: tuple[str | None, str, bool, tuple[str, ...]]
     for shape, query, job_type in shapes:
         if query is None:
@@ -223,9 +224,10 @@ def profile_history(
             kind = job_type or "UNKNOWN"
             fp_id, info = f"job_{kind.lower()}", (None, kind, False, ())
         else:
-            fp = next(prints)
+            analysis = next(analyses)
+            fp = analysis.fingerprint
             fp_id, info = fp.id, (fp.normalized, fp.statement_type, fp.parsed, fp.tables)
-            fp_example.setdefault(fp_id, query)
+            fp_uses.setdefault(fp_id, analysis.uses)
         fp_info.setdefault(fp_id, info)
         for key, value in zip(shape_rows, (shape, fp_id, *info[:3]), strict=True):
             shape_rows[key].append(value)
@@ -261,7 +263,7 @@ def profile_history(
     step("attributing", 0.7)
     attribution = _attribution(con)
     step("tables and access patterns", 0.85)
-    tables = _tables(con, fingerprints, fp_example, catalog)
+    tables = _tables(con, fingerprints, fp_uses, catalog)
     daily = tuple(
         DailyCost(date=d, cost_usd=float(c), jobs=int(n))
         for d, c, n in _rows(
@@ -495,7 +497,7 @@ def _resolve_table(written: str, project: str | None, catalog: Catalog | None) -
 def _tables(
     con: Any,
     fingerprints: tuple[FingerprintStats, ...],
-    fp_example: dict[str, str],
+    fp_uses: dict[str, tuple[ColumnUse, ...]],
     catalog: Catalog | None,
 ) -> tuple[TableProfile, ...]:
     rows = _rows(
@@ -511,14 +513,12 @@ def _tables(
         """,
     )
     projects = dict(_rows(con, "SELECT fp, mode(project_id) FROM priced_fp GROUP BY fp"))
-    schema = catalog.column_names() if catalog else None
     access: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)
     for fp in fingerprints:
-        example = fp_example.get(fp.id)
-        if example is None or fp.cost_usd <= 0:
+        if fp.cost_usd <= 0:
             continue
         seen: set[tuple[str, str, str]] = set()
-        for use in column_uses(example, schema=schema):
+        for use in fp_uses.get(fp.id, ()):
             table = _resolve_table(use.table, projects.get(fp.id), catalog)
             key = (table, use.column, use.role)
             if key in seen:
