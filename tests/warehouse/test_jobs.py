@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -375,3 +377,83 @@ def test_live_read_reports_bigquery_errors(httpserver: HTTPServer) -> None:
             end=dt.datetime(2026, 9, 1, tzinfo=UTC),
             client=_client(httpserver),
         )
+
+
+# --- property: whatever valid rows go in come out exactly; corrupted lines are exactly rejected
+
+_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_-0123456789", min_size=1, max_size=12)
+_times = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+
+
+@st.composite
+def _row(draw: st.DrawFn, job_id: str) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    created = draw(_times).replace(microsecond=draw(st.integers(0, 999_999)))
+    iso = draw(st.booleans())
+    text = (
+        created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if iso
+        else created.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    )
+    billed = draw(st.integers(0, 1 << 60))
+    slot = draw(st.integers(0, 1 << 50))
+    keys = draw(st.lists(_names, max_size=3, unique=True))
+    label_list = [{"key": k, "value": draw(_names)} for k in keys]
+    refs = draw(st.lists(st.tuples(_names, _names, _names), max_size=3))
+    query = draw(st.text(max_size=80))
+    row = job(
+        job_id,
+        creation_time=text,
+        total_bytes_billed=billed if draw(st.booleans()) else str(billed),
+        total_slot_ms=str(slot),
+        labels=label_list,
+        referenced_tables=[{"project_id": p, "dataset_id": d, "table_id": t} for p, d, t in refs],
+        query=query,
+        cache_hit=draw(st.booleans()),
+    )
+    expected = (
+        job_id,
+        created,
+        billed,
+        slot,
+        label_list,
+        [f"{p}.{d}.{t}" for p, d, t in refs],
+        query,
+    )
+    return row, expected
+
+
+_CORRUPTIONS = (
+    lambda line: line[: len(line) // 2],  # truncated
+    lambda line: line.replace('"total_slot_ms": "', '"total_slot_ms": "x', 1),
+    lambda line: "[" + line + "]",
+    lambda line: line.replace('"creation_time": "', '"creation_time": "not ', 1),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_property_rows_round_trip_and_only_corrupted_lines_are_rejected(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    n = data.draw(st.integers(1, 25))
+    pairs = [data.draw(_row(f"job-{i}")) for i in range(n)]
+    lines = [json.dumps(row) for row, _ in pairs]
+    bad = sorted(data.draw(st.sets(st.integers(0, n - 1), max_size=n)))
+    for i in bad:
+        corrupted = data.draw(st.sampled_from(_CORRUPTIONS))(lines[i])
+        assert corrupted != lines[i]
+        lines[i] = corrupted
+    path = tmp_path_factory.mktemp("prop") / "jobs.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    history = read_history(path)
+    assert (history.read, history.rejected) == (n, len(bad))
+    assert [p.line for p in history.problems] == [i + 1 for i in bad]
+    got = _jobs(
+        history,
+        "job_id, creation_time, total_bytes_billed, total_slot_ms, labels, "
+        "referenced_tables, query",
+    )
+    assert got == [expected for i, (_, expected) in enumerate(pairs) if i not in bad]
