@@ -388,7 +388,7 @@ _times = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2
 
 
 @st.composite
-def _row(draw: st.DrawFn, job_id: str) -> tuple[dict[str, Any], tuple[Any, ...]]:
+def _generated_row(draw: st.DrawFn, job_id: str) -> tuple[dict[str, Any], tuple[Any, ...]]:
     created = draw(_times).replace(microsecond=draw(st.integers(0, 999_999)))
     iso = draw(st.booleans())
     text = (
@@ -438,7 +438,7 @@ def test_property_rows_round_trip_and_only_corrupted_lines_are_rejected(
     tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
 ) -> None:
     n = data.draw(st.integers(1, 25))
-    pairs = [data.draw(_row(f"job-{i}")) for i in range(n)]
+    pairs = [data.draw(_generated_row(f"job-{i}")) for i in range(n)]
     lines = [json.dumps(row) for row, _ in pairs]
     bad = sorted(data.draw(st.sets(st.integers(0, n - 1), max_size=n)))
     for i in bad:

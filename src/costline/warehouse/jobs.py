@@ -345,7 +345,7 @@ _SELECT_JOBS = f"""
            t_error_result.message AS error_message,
            nullif(t_query_info.query_hashes.normalized_literals, '') AS query_hash
     FROM staged
-    WHERE problem IS NULL
+    WHERE error IS NULL
 """
 
 
@@ -357,56 +357,68 @@ def _ingest(
     history: JobHistory, raw: str, *, source: str, fmt: str, first_load: bool
 ) -> LoadReport:
     con = history.con
+    typed = ", ".join(f"t_{f.name}" for f in _FIELDS)
     try:
-        # A view: the typed rows are materialised once, in `staged`, below.
-        con.execute(f"CREATE OR REPLACE TEMP VIEW staged_raw AS {_normalise_sql(raw)}")
+        # Only the typed columns are kept: the raw text of each field is not copied twice.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged AS "
+            f"SELECT line, error, _edition, {typed} FROM ({_normalise_sql(raw)})"
+        )
     except duckdb.Error as exc:
         raise CostlineError(f"{source}: cannot read as {fmt}: {_first_line(exc)}") from None
     # A job id seen twice (overlapping exports concatenated) would bill twice: every later row
-    # is rejected and points at the first, including ids loaded from an earlier source.
+    # is rejected and points at the first, including ids loaded from an earlier source. The
+    # grouping keeps only repeated ids, so the join that follows is against a tiny table.
     earlier = (
-        "NULL::VARCHAR"
+        ""
         if first_load
-        else "(SELECT any_value(source) FROM jobs j WHERE j.job_id = s.t_job_id)"
+        else """UNION ALL
+        SELECT s.line, 'job_id: duplicate of a job already read from ' || any_value(j.source)
+        FROM staged s JOIN jobs j ON j.job_id = s.t_job_id
+        WHERE s.error IS NULL GROUP BY s.line"""
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE staged AS
-        SELECT * EXCLUDE (first_line, earlier_source),
-               CASE WHEN error IS NOT NULL THEN error
-                    WHEN earlier_source IS NOT NULL
-                        THEN 'job_id: duplicate of a job already read from ' || earlier_source
-                    WHEN first_line <> line
-                        THEN 'job_id: duplicate of the job on line ' || first_line
-               END AS problem
-        FROM (
-            SELECT s.*, {earlier} AS earlier_source,
-                   min(line) FILTER (WHERE error IS NULL) OVER (PARTITION BY t_job_id)
-                       AS first_line
-            FROM staged_raw s
-        )
+        CREATE OR REPLACE TEMP TABLE duplicates AS
+        SELECT line, any_value(problem) AS problem FROM (
+            SELECT s.line, 'job_id: duplicate of the job on line ' || d.first_line AS problem
+            FROM staged s
+            JOIN (SELECT t_job_id, min(line) AS first_line FROM staged WHERE error IS NULL
+                  GROUP BY t_job_id HAVING count(*) > 1) d USING (t_job_id)
+            WHERE s.error IS NULL AND s.line <> d.first_line
+            {earlier}
+        ) GROUP BY line
         """
     )
-    con.execute("DROP VIEW staged_raw")
+    select_jobs = _SELECT_JOBS + " AND line NOT IN (SELECT line FROM duplicates)"
     if first_load:
-        con.execute(f"CREATE OR REPLACE TABLE jobs AS {_SELECT_JOBS}", [source])
+        con.execute(f"CREATE OR REPLACE TABLE jobs AS {select_jobs}", [source])
     else:
-        con.execute(f"INSERT INTO jobs {_SELECT_JOBS}", [source])
+        con.execute(f"INSERT INTO jobs {select_jobs}", [source])
     counts = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE problem IS NULL) FROM staged"
+        "SELECT count(*), count(*) FILTER (WHERE error IS NOT NULL), "
+        "(SELECT count(*) FROM duplicates) FROM staged"
     ).fetchone()
     assert counts is not None
-    read, valid = int(counts[0]), int(counts[1])
+    read, rejected = int(counts[0]), int(counts[1]) + int(counts[2])
     bad = con.execute(
         f"""
-        SELECT line, problem FROM staged WHERE problem IS NOT NULL
-        ORDER BY line LIMIT {MAX_REPORTED_PROBLEMS}
+        SELECT line, problem FROM (
+            SELECT line, error AS problem FROM staged WHERE error IS NOT NULL
+            UNION ALL SELECT line, problem FROM duplicates
+        ) ORDER BY line LIMIT {MAX_REPORTED_PROBLEMS}
         """
     ).fetchall()
     con.execute("DROP TABLE staged")
+    con.execute("DROP TABLE duplicates")
     problems = tuple(_problem(source, int(line), msg) for line, msg in bad)
     report = LoadReport(
-        source=source, format=fmt, read=read, valid=valid, rejected=read - valid, problems=problems
+        source=source,
+        format=fmt,
+        read=read,
+        valid=read - rejected,
+        rejected=rejected,
+        problems=problems,
     )
     history.reports.append(report)
     return report
