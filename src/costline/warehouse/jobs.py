@@ -194,10 +194,25 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _raw_jsonl(path: Path) -> str:
+def _raw_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     # Lines are read as text (a delimiter no valid JSON line can contain unescaped), so a bad
     # line is a row to report rather than a reader error. Blank lines keep their number for
-    # the lines after them but are not records.
+    # the lines after them but are not records. The numbered lines are materialised first:
+    # parsing after an unpartitioned window would run on one thread.
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE json_lines AS
+            SELECT line, text FROM (
+                SELECT row_number() OVER () AS line, text
+                FROM read_csv({_sql_str(str(path))}, columns = {{'text': 'VARCHAR'}},
+                              delim = '\x1f', quote = '', escape = '', header = false,
+                              auto_detect = false, strict_mode = false)
+            ) WHERE text IS NOT NULL AND trim(text) <> ''
+            """
+        )
+    except duckdb.Error as exc:
+        raise CostlineError(f"{path}: cannot read as JSON lines: {_first_line(exc)}") from None
     struct = ", ".join(
         f'"{f.name}": "{"JSON" if f.kind == "nested" else "VARCHAR"}"' for f in _FIELDS
     )
@@ -213,15 +228,8 @@ def _raw_jsonl(path: Path) -> str:
                         THEN 'expected a JSON object, got ' || lower(json_type(text::JSON))
                END AS doc_error,
                {fields}
-        FROM (
-            SELECT line, text, try(json_transform(text, '{{{struct}}}')) AS r
-            FROM (
-                SELECT row_number() OVER () AS line, text
-                FROM read_csv({_sql_str(str(path))}, columns = {{'text': 'VARCHAR'}},
-                              delim = '\x1f', quote = '', escape = '', header = false,
-                              auto_detect = false, strict_mode = false)
-            ) WHERE text IS NOT NULL AND trim(text) <> ''
-        )"""
+        FROM (SELECT line, text, try(json_transform(text, '{{{struct}}}')) AS r FROM json_lines)
+    """
 
 
 def _available_columns(con: duckdb.DuckDBPyConnection, relation: str) -> set[str]:
@@ -411,6 +419,7 @@ def _ingest(
     ).fetchall()
     con.execute("DROP TABLE staged")
     con.execute("DROP TABLE duplicates")
+    con.execute("DROP TABLE IF EXISTS json_lines")
     problems = tuple(_problem(source, int(line), msg) for line, msg in bad)
     report = LoadReport(
         source=source,
@@ -454,7 +463,7 @@ def read_history(
             on_source(path)
         kind = fmt or detect_format(path)
         if kind == "jsonl":
-            raw = _raw_jsonl(path)
+            raw = _raw_jsonl(history.con, path)
         elif kind == "csv":
             raw = _raw_csv(history.con, path)
         else:

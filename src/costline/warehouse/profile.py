@@ -208,17 +208,20 @@ def profile_history(
     step("fingerprinting shapes", 0.25)
     shapes = _rows(
         con,
-        "SELECT shape, arg_max(query, cost_usd), any_value(job_type) FROM priced GROUP BY shape",
+        "SELECT shape, arg_max(query, cost_usd), max(cost_usd), any_value(job_type) "
+        "FROM priced GROUP BY shape",
     )
-    texts = [q for _, q, _ in shapes if q is not None]
+    texts = [q for _, q, _, _ in shapes if q is not None]
     analyses = iter(analyse_shapes(texts, schema=catalog.column_names() if catalog else None))
     shape_rows: dict[str, list[Any]] = {
         k: [] for k in ("shape", "fp", "normalized", "statement_type", "parsed")
     }
     fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]] = {}
     fp_uses: dict[str, tuple[ColumnUse, ...]] = {}
+    # A pattern's example is the text of its costliest job: the costliest of its shapes' own.
+    fp_example: dict[str, tuple[float, str]] = {}
     info: tuple[str | None, str, bool, tuple[str, ...]]
-    for shape, query, job_type in shapes:
+    for shape, query, top_cost, job_type in shapes:
         if query is None:
             # Loads, copies and extracts have no text: one pattern per job type.
             kind = job_type or "UNKNOWN"
@@ -228,6 +231,8 @@ def profile_history(
             fp = analysis.fingerprint
             fp_id, info = fp.id, (fp.normalized, fp.statement_type, fp.parsed, fp.tables)
             fp_uses.setdefault(fp_id, analysis.uses)
+            if fp_id not in fp_example or top_cost > fp_example[fp_id][0]:
+                fp_example[fp_id] = (top_cost, query)
         fp_info.setdefault(fp_id, info)
         for key, value in zip(shape_rows, (shape, fp_id, *info[:3]), strict=True):
             shape_rows[key].append(value)
@@ -235,7 +240,7 @@ def profile_history(
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE priced_fp AS
-        SELECT p.*, m.fp, date_trunc('day', p.creation_time)::DATE AS day
+        SELECT p.* EXCLUDE (query, shape), m.fp, date_trunc('day', p.creation_time)::DATE AS day
         FROM priced p JOIN shape_map m USING (shape)
         """
     )
@@ -259,7 +264,8 @@ def profile_history(
     total_cost = float(total_cost)
     days = (t1.date() - t0.date()).days + 1 if t0 else 0
 
-    fingerprints = _fingerprint_stats(con, fp_info, total_cost, t0, t1)
+    examples = {fp: text for fp, (_, text) in fp_example.items()}
+    fingerprints = _fingerprint_stats(con, fp_info, examples, total_cost, t0, t1)
     step("attributing", 0.7)
     attribution = _attribution(con)
     step("tables and access patterns", 0.85)
@@ -311,6 +317,7 @@ def profile_history(
 def _fingerprint_stats(
     con: Any,
     fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]],
+    examples: dict[str, str],
     total_cost: float,
     t0: dt.datetime | None,
     t1: dt.datetime | None,
@@ -337,7 +344,7 @@ def _fingerprint_stats(
     rows = _rows(
         con,
         """
-        SELECT fp, arg_max(query, cost_usd), count(*), count(*) FILTER (WHERE cache_hit),
+        SELECT fp, count(*), count(*) FILTER (WHERE cache_hit),
                count(*) FILTER (WHERE error_reason IS NOT NULL),
                sum(total_bytes_processed) FILTER (WHERE NOT is_script_parent),
                coalesce(sum(total_bytes_billed) FILTER (WHERE NOT is_script_parent), 0),
@@ -355,7 +362,6 @@ def _fingerprint_stats(
     out = []
     for (
         fp,
-        example,
         jobs,
         hits,
         failed,
@@ -377,7 +383,7 @@ def _fingerprint_stats(
         out.append(
             FingerprintStats(
                 id=fp,
-                example_query=example,
+                example_query=examples.get(fp),
                 normalized=normalized,
                 statement_type=stype,
                 parsed=parsed,
