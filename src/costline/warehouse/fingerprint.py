@@ -226,6 +226,7 @@ _LITERAL_TOKENS = frozenset(
 )
 _NAME_RE = re.compile(r"[A-Za-z0-9_\x80-\U0010FFFF]+")
 _PLAIN_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def _adjacent(a: Token, b: Token) -> bool:
@@ -335,7 +336,8 @@ def _token_text(tok: Token, in_path: bool) -> str:
     if tt is TokenType.IDENTIFIER:
         parts = tok.text.split(".")
         if all(_PLAIN_IDENT.fullmatch(p) for p in parts):
-            return ".".join(parts)
+            # Quoting must not matter: a lone quoted name prints like the bare word would.
+            return tok.text if in_path or len(parts) > 1 else tok.text.upper()
         return "`" + tok.text.replace("`", "\\`") + "`"
     if tt is TokenType.VAR and in_path:
         # Part of a dotted path, likely a table name, whose case matters in BigQuery. A lone
@@ -780,6 +782,10 @@ def token_key(sql: str, dialect: str = "bigquery") -> str:
             types.append(None)
         elif tok.token_type is TokenType.VAR:
             words.append(tok.text.upper() if _is_function_name(tokens, i) else tok.text)
+            types.append(tok.token_type)
+        elif tok.token_type is TokenType.IDENTIFIER and _PLAIN_PATH.fullmatch(tok.text):
+            # Unquoted, case kept: `t` and t share a key, `T` and t do not.
+            words.append(tok.text)
             types.append(tok.token_type)
         elif tok.token_type is TokenType.PLACEHOLDER:
             # A query parameter is structure, not a literal: keep it apart from the "?" that
