@@ -319,3 +319,25 @@ def test_any_interleaving_keeps_the_books_on_redis(
     redis_url: str, ops: list[tuple[str, int, int]]
 ) -> None:
     asyncio.run(replay(redis_store(redis_url), ops))
+
+
+@pytest.mark.anyio
+async def test_in_memory_leases_of_different_lengths_expire_on_their_own_schedules() -> None:
+    now = [1_000.0]
+    store = InMemoryBudgetStore(clock=lambda: now[0])
+    lines = [tenant_line(1.0)]
+    long = await store.reserve(lines, 0.5, lease_s=600)
+    short = await store.reserve(lines, 0.25, lease_s=60)
+    assert isinstance(long, Reservation) and isinstance(short, Reservation)
+    now[0] += 61  # the short lease lapses although a longer one was granted before it
+    assert (await store.usage(lines[0].key)).reserved_usd == 0.5
+    # Settled leases leave nothing behind, however many there were.
+    for _ in range(1_000):
+        granted = await store.reserve(lines, 0.01, lease_s=60)
+        assert isinstance(granted, Reservation)
+        await store.settle(granted, 0.0)
+    assert (await store.usage(lines[0].key)).reserved_usd == 0.5
+    now[0] += 600
+    assert (await store.usage(lines[0].key)).reserved_usd == 0.0
+    await store.settle(long, 0.1)  # late: the money still counts
+    assert (await store.usage(lines[0].key)).spent_usd == 0.1

@@ -22,11 +22,10 @@ without any reset job, and old keys expire on their own in Redis.
 from __future__ import annotations
 
 import datetime as dt
-import heapq
 import itertools
 import os
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -133,9 +132,14 @@ class BudgetLine:
     # The account's name in the stores (``str(key)``), computed once: hashing the pydantic key
     # on every reservation would cost more than the reservation itself.
     account: str = field(init=False)
+    # The limit in nano-dollars (what the in-memory store compares), also computed once.
+    limit_nano: int | None = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "account", str(self.key))
+        object.__setattr__(
+            self, "limit_nano", None if self.limit_usd is None else to_nano(self.limit_usd)
+        )
 
     @property
     def expires_at(self) -> dt.datetime | None:
@@ -298,7 +302,7 @@ class RequestBudget:
 
     def reserve(self, amount_usd: float) -> BudgetRefusal | None:
         """Reserve ``amount_usd``; a refusal if it does not fit."""
-        amount = to_nano(amount_usd)
+        amount = round(amount_usd * NANO_PER_USD)  # to_nano, inlined: called on every LLM call
         if self._limit is not None and self._spent + self._reserved + amount > self._limit:
             return BudgetRefusal(
                 scope=BudgetScope.REQUEST,
@@ -314,8 +318,8 @@ class RequestBudget:
 
     def settle(self, reserved_usd: float, actual_usd: float) -> None:
         """Replace a reservation of ``reserved_usd`` by ``actual_usd`` spent."""
-        self._reserved -= to_nano(reserved_usd)
-        self._spent += to_nano(actual_usd)
+        self._reserved -= round(reserved_usd * NANO_PER_USD)
+        self._spent += round(actual_usd * NANO_PER_USD)
 
     def release(self, reserved_usd: float) -> None:
         """Drop a reservation of ``reserved_usd``."""
@@ -325,7 +329,7 @@ class RequestBudget:
 def _check_amount(amount_usd: float) -> int:
     if not amount_usd >= 0:  # also rejects NaN
         raise ValueError(f"budget amounts must be >= 0 USD, got {amount_usd!r}")
-    return to_nano(amount_usd)
+    return round(amount_usd * NANO_PER_USD)
 
 
 @dataclass(slots=True)
@@ -333,41 +337,62 @@ class _Account:
     spent: int = 0
     reserved: int = 0
     expires_at: float | None = None
-    leases: dict[str, int] = field(default_factory=dict)
-    # (expiry, reservation id), earliest first; entries already settled are skipped lazily.
-    expiry_heap: list[tuple[float, str]] = field(default_factory=list)
 
 
 class InMemoryBudgetStore:
-    """Budgets of one process (the default). Thread-safe; every operation is one critical
-    section, so it is atomic for asyncio tasks and threads alike."""
+    """Budgets of one process (the default), for the event loop that serves its requests.
+
+    No operation awaits or yields, so each is atomic with respect to every other task of the
+    loop: concurrent calls can never overspend, and no lock is taken. The store is not
+    thread-safe: use it from one thread (its loop's), as the agent runtime does.
+
+    Reserve, settle and release are O(1): a reservation is one lease held in a dict by id, and
+    leases wait for their expiry in a FIFO per lease duration (the leases of one duration expire
+    in the order they were granted), so reclaiming expired ones never searches.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         """``clock`` returns epoch seconds; tests pass a fake one to expire leases."""
         self._clock = clock
-        self._lock = threading.Lock()
         self._accounts: dict[str, _Account] = {}
+        # Open leases by reservation id: the amount and the accounts it is held on.
+        self._leases: dict[str, tuple[int, tuple[_Account, ...]]] = {}
+        # Per lease duration, (expiry, reservation id) oldest first. Entries of settled leases
+        # are dropped lazily, when they reach the front or when they outnumber the open ones.
+        self._expiries: dict[float, deque[tuple[float, str]]] = {}
         self._ids = itertools.count(1)
 
-    def _account(self, line: BudgetLine, now: float) -> _Account:
-        account = self._accounts.get(line.account)
-        if account is None:
-            # New keys are rare (one per tenant per period): a good moment to drop dead ones.
-            dead = [k for k, a in self._accounts.items() if a.expires_at and a.expires_at <= now]
-            for k in dead:
-                del self._accounts[k]
-            account = _Account(expires_at=line.expires_at.timestamp() if line.expires_at else None)
-            self._accounts[line.account] = account
+    def _new_account(self, line: BudgetLine, now: float) -> _Account:
+        # New keys are rare (one per tenant per period): a good moment to drop dead ones (none
+        # still holding a reservation, whose settle must find it).
+        accounts = self._accounts
+        dead = [
+            k
+            for k, a in accounts.items()
+            if a.expires_at and a.expires_at <= now and a.reserved == 0
+        ]
+        for k in dead:
+            del accounts[k]
+        expires_at = line.expires_at
+        account = _Account(expires_at=expires_at.timestamp() if expires_at else None)
+        accounts[line.account] = account
         return account
 
-    @staticmethod
-    def _reclaim(account: _Account, now: float) -> None:
-        heap = account.expiry_heap
-        while heap and heap[0][0] <= now:
-            _, rid = heapq.heappop(heap)
-            amount = account.leases.pop(rid, None)
-            if amount is not None:
-                account.reserved -= amount
+    def _reclaim(self, now: float) -> None:
+        """Return the amounts of expired leases to their budgets."""
+        leases = self._leases
+        for queue in self._expiries.values():
+            while queue:
+                expires, rid = queue[0]
+                lease = leases.get(rid)
+                if lease is not None:
+                    if expires > now:
+                        break
+                    del leases[rid]
+                    amount, accounts = lease
+                    for account in accounts:
+                        account.reserved -= amount
+                queue.popleft()
 
     async def reserve(
         self,
@@ -386,42 +411,44 @@ class InMemoryBudgetStore:
         *,
         lease_s: float = DEFAULT_LEASE_S,
     ) -> Reservation | BudgetRefusal:
-        """Synchronous :meth:`reserve` (for threads and property tests)."""
-        amount = _check_amount(amount_usd)
+        """Synchronous :meth:`reserve` (for synchronous callers and property tests)."""
+        if not amount_usd >= 0:  # _check_amount, inlined: this runs on every LLM call
+            _check_amount(amount_usd)
+        amount = round(amount_usd * NANO_PER_USD)
         rid = str(next(self._ids))
-        with self._lock:
-            now = self._clock()
-            accounts = []
-            for line in lines:
-                account = self._account(line, now)
-                self._reclaim(account, now)
-                if (
-                    line.limit_usd is not None
-                    and account.spent + account.reserved + amount > to_nano(line.limit_usd)
-                ):
-                    return BudgetRefusal(
-                        scope=line.key.scope,
-                        subject=line.key.subject,
-                        period=line.key.period,
-                        limit_usd=line.limit_usd,
-                        spent_usd=from_nano(account.spent),
-                        reserved_usd=from_nano(account.reserved),
-                        requested_usd=amount_usd,
-                    )
-                accounts.append(account)
-            expiry = now + lease_s
-            for account in accounts:
-                account.reserved += amount
-                account.leases[rid] = amount
-                heap = account.expiry_heap
-                heapq.heappush(heap, (expiry, rid))
-                if len(heap) > 2 * len(account.leases) + 64:
-                    # Settled reservations leave their heap entry behind; drop them once they
-                    # are the majority, so the heap stays proportional to live leases.
-                    live = account.leases
-                    heap[:] = [entry for entry in heap if entry[1] in live]
-                    heapq.heapify(heap)
-        return Reservation(rid, amount_usd, tuple(ln.account for ln in lines))
+        now = self._clock()
+        if self._leases:
+            self._reclaim(now)
+        accounts = []
+        for line in lines:
+            account = self._accounts.get(line.account)
+            if account is None:
+                account = self._new_account(line, now)
+            limit = line.limit_nano
+            if limit is not None and account.spent + account.reserved + amount > limit:
+                return BudgetRefusal(
+                    scope=line.key.scope,
+                    subject=line.key.subject,
+                    period=line.key.period,
+                    limit_usd=line.limit_usd,
+                    spent_usd=from_nano(account.spent),
+                    reserved_usd=from_nano(account.reserved),
+                    requested_usd=amount_usd,
+                )
+            accounts.append(account)
+        for account in accounts:
+            account.reserved += amount
+        leases = self._leases
+        leases[rid] = (amount, tuple(accounts))
+        queue = self._expiries.get(lease_s)
+        if queue is None:
+            queue = self._expiries[lease_s] = deque()
+        queue.append((now + lease_s, rid))
+        if len(queue) > 2 * len(leases) + 64:
+            # A long-held lease at the front keeps settled ones behind it queued: drop them
+            # once they are the majority, so the queue stays proportional to open leases.
+            self._expiries[lease_s] = deque(entry for entry in queue if entry[1] in leases)
+        return Reservation(rid, amount_usd, tuple([line.account for line in lines]))
 
     async def settle(self, reservation: Reservation, actual_usd: float) -> None:
         """Replace the reservation by the actual spend."""
@@ -429,7 +456,9 @@ class InMemoryBudgetStore:
 
     def settle_now(self, reservation: Reservation, actual_usd: float) -> None:
         """Synchronous :meth:`settle`."""
-        self._finish(reservation, _check_amount(actual_usd))
+        if not actual_usd >= 0:  # _check_amount, inlined: this runs on every LLM call
+            _check_amount(actual_usd)
+        self._finish(reservation, round(actual_usd * NANO_PER_USD))
 
     async def release(self, reservation: Reservation) -> None:
         """Drop the reservation without spending."""
@@ -440,16 +469,19 @@ class InMemoryBudgetStore:
         self._finish(reservation, 0)
 
     def _finish(self, reservation: Reservation, actual: int) -> None:
-        with self._lock:
-            for name in reservation.accounts:
-                account = self._accounts.get(name)
-                if account is None:
-                    account = self._accounts[name] = _Account()
-                amount = account.leases.pop(reservation.id, None)
-                # An expired lease was already returned to the budget; the spend still counts.
-                if amount is not None:
-                    account.reserved -= amount
+        lease = self._leases.pop(reservation.id, None)
+        if lease is not None:
+            amount, accounts = lease
+            for account in accounts:
+                account.reserved -= amount
                 account.spent += actual
+            return
+        # The lease expired and was already returned to the budget; the spend still counts.
+        for name in reservation.accounts:
+            held = self._accounts.get(name)
+            if held is None:
+                held = self._accounts[name] = _Account()
+            held.spent += actual
 
     async def usage(self, key: BudgetKey) -> BudgetUsage:
         """Spent and reserved amounts of one account."""
@@ -457,15 +489,14 @@ class InMemoryBudgetStore:
 
     def usage_now(self, key: BudgetKey) -> BudgetUsage:
         """Synchronous :meth:`usage`."""
-        with self._lock:
-            account = self._accounts.get(str(key))
-            if account is not None:
-                self._reclaim(account, self._clock())
-                return BudgetUsage(
-                    key=key,
-                    spent_usd=from_nano(account.spent),
-                    reserved_usd=from_nano(account.reserved),
-                )
+        self._reclaim(self._clock())
+        account = self._accounts.get(str(key))
+        if account is not None:
+            return BudgetUsage(
+                key=key,
+                spent_usd=from_nano(account.spent),
+                reserved_usd=from_nano(account.reserved),
+            )
         return BudgetUsage(key=key, spent_usd=0.0, reserved_usd=0.0)
 
     async def aclose(self) -> None:
