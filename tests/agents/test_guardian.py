@@ -32,7 +32,7 @@ from costline.agents.llm import (
 )
 from costline.core.budgets import BudgetStore, InMemoryBudgetStore
 from costline.core.errors import CostlineError
-from costline.core.events import CostSource, Ledger
+from costline.core.events import CostEvent, CostSource, Ledger
 from costline.core.prices import load_prices
 
 PRICES = load_prices()
@@ -310,3 +310,27 @@ async def test_thousand_concurrent_guarded_calls_on_redis(redis_url: str) -> Non
     assert 100 <= granted < 1_000
     assert events == granted
     assert spent <= limit
+
+
+@pytest.mark.anyio
+async def test_cost_events_are_the_ones_validation_would_build() -> None:
+    ledger = Ledger()
+    g = guardian(BudgetPolicy(), ledger=ledger)
+    await g.complete(g.scope(tenant="acme", request_id="r1", agent="risk", value=500), "Hi")
+    (event,) = ledger.events
+    validated = CostEvent(
+        time=event.time,
+        source="llm",
+        tenant="acme",
+        agent="risk",
+        model="gpt-4.1-mini",
+        input_tokens=event.input_tokens,
+        output_tokens=event.output_tokens,
+        cost_usd=event.cost_usd,
+        request_id="r1",
+        labels={"tier": "mid", "provider": "offline"},
+    )
+    assert event == validated
+    assert event.model_dump() == validated.model_dump()
+    assert event.model_fields_set == validated.model_fields_set - {"time"}
+    assert event.time.tzinfo is not None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import time
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from costline.agents import (
     TierPolicy,
 )
 from costline.agents.llm import OfflineProvider
+from costline.agents.messages import Part, SupervisorResponse, trusted
 from costline.core.events import Ledger
 
 
@@ -468,3 +471,118 @@ async def test_cancelling_a_request_cancels_its_agents() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cancelled.is_set()
+
+
+@pytest.mark.anyio
+async def test_agents_that_answer_at_once_and_agents_that_wait_all_run_concurrently() -> None:
+    # The first specialist answers without waiting; the two others only answer once both have
+    # started: they must still run side by side.
+    both_started = asyncio.Barrier(2)
+
+    async def at_once(request: Ask, ctx: AgentContext) -> Balance:
+        return Balance(balance=1.0, confidence=0.9)
+
+    async def waits(request: Ask, ctx: AgentContext) -> Verdict:
+        # A cancel scope of its own: entered and left in the same task.
+        async with asyncio.timeout(1):
+            await both_started.wait()
+        return Verdict(fraud=False, confidence=0.9)
+
+    supervisor: Supervisor[Ask] = Supervisor(
+        [
+            Specialist("analyst", at_once, result_type=Balance, timeout_s=1),
+            Specialist("risk", waits, result_type=Verdict, timeout_s=1),
+            Specialist("fraud", waits, result_type=Verdict, timeout_s=1),
+        ],
+        request_type=Ask,
+    )
+    response = await supervisor.handle(ask())
+    assert not response.degraded
+    assert response.route == ["analyst", "risk", "fraud"]
+    assert [p.status for p in response.parts.values()] == [PartStatus.OK] * 3
+
+
+@pytest.mark.anyio
+async def test_each_agent_runs_in_its_own_context() -> None:
+    seen: dict[str, str] = {}
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    def agent(name: str):  # type: ignore[no-untyped-def]
+        async def run(request: Ask, ctx: AgentContext) -> Balance:
+            seen[name] = var.get()
+            var.set(name)
+            return Balance(balance=0, confidence=0.9)
+
+        return run
+
+    supervisor: Supervisor[Ask] = Supervisor(
+        [Specialist(n, agent(n), result_type=Balance) for n in ("a", "b", "c")],
+        request_type=Ask,
+    )
+    var.set("request")
+    await supervisor.handle(ask())
+    assert seen == {"a": "request", "b": "request", "c": "request"}
+    assert var.get() == "request"
+
+
+@pytest.mark.anyio
+async def test_a_timeout_counts_from_the_call_not_from_the_first_wait() -> None:
+    async def busy_then_waits(request: Ask, ctx: AgentContext) -> Verdict:
+        time.sleep(0.3)  # work that cannot be interrupted, using up the whole timeout
+        await asyncio.sleep(10)
+        return Verdict(fraud=False, confidence=0.9)
+
+    supervisor: Supervisor[Ask] = Supervisor(
+        [Specialist("risk", busy_then_waits, result_type=Verdict, timeout_s=0.3)],
+        request_type=Ask,
+    )
+    part = (await supervisor.handle(ask())).parts["risk"]
+    assert [r.kind for r in part.reasons] == [DegradationKind.TIMEOUT]
+    # Expired at its first wait, not one more timeout later.
+    assert part.latency_ms < 450
+
+
+@pytest.mark.anyio
+async def test_an_agents_own_timeout_error_is_an_error_not_a_timeout() -> None:
+    async def gives_up(request: Ask, ctx: AgentContext) -> Verdict:
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(10)
+        raise AssertionError("unreachable")
+
+    supervisor: Supervisor[Ask] = Supervisor(
+        [Specialist("risk", gives_up, result_type=Verdict, timeout_s=5)], request_type=Ask
+    )
+    part = (await supervisor.handle(ask())).parts["risk"]
+    assert [(r.kind, r.error_type) for r in part.reasons] == [
+        (DegradationKind.ERROR, "TimeoutError")
+    ]
+
+
+def test_parts_and_responses_are_the_models_validation_would_build() -> None:
+    result = Balance(balance=2.0, confidence=0.9)
+    fields = {
+        "name": "analyst",
+        "status": PartStatus.OK,
+        "source": "analyst",
+        "result": result,
+        "reasons": [],
+        "cache_age_s": None,
+        "attempts": 1,
+        "latency_ms": 0.5,
+        "cost_usd": 0.25,
+    }
+    made = trusted(Part, dict(fields))
+    validated = Part(**fields)
+    assert made == validated
+    assert made.model_dump() == validated.model_dump()
+    assert made.model_fields_set == validated.model_fields_set
+    assert repr(made) == repr(validated)
+    response = {
+        "request_id": "r1",
+        "tenant": "acme",
+        "route": ["analyst"],
+        "parts": {"analyst": made},
+        "cost_usd": 0.25,
+        "latency_ms": 1.0,
+    }
+    assert trusted(SupervisorResponse, dict(response)) == SupervisorResponse(**response)

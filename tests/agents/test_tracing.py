@@ -238,3 +238,36 @@ def test_telemetry_has_no_global_side_effects() -> None:
     Telemetry.in_memory()
     assert trace.get_tracer_provider() is before
     assert Telemetry.disabled().tracer is None
+
+
+@pytest.mark.anyio
+async def test_spans_of_agents_that_wait_nest_under_the_request() -> None:
+    telemetry, exporter, _ = Telemetry.in_memory()
+
+    async def waits(request: AgentRequest, ctx: AgentContext) -> Answer:
+        await asyncio.sleep(0)
+        reply = await ctx.complete("Summarise.", max_tokens=16)
+        await asyncio.sleep(0)
+        return Answer(text=reply.text, confidence=0.9)
+
+    guardian = CostGuardian(providers=OfflineProvider(), telemetry=telemetry)
+    supervisor: Supervisor[AgentRequest] = Supervisor(
+        [
+            Specialist("first", backup, result_type=Answer),
+            Specialist("second", waits, result_type=Answer),
+            Specialist("third", waits, result_type=Answer),
+        ],
+        guardian=guardian,
+        telemetry=telemetry,
+    )
+    await supervisor.handle({"tenant": "acme"})
+    spans = exporter.get_finished_spans()
+    (request,) = [s for s in spans if s.name == "invoke_agent supervisor"]
+    agents = {s.name: s for s in spans if s.name.startswith("invoke_agent ") and s is not request}
+    assert set(agents) == {"invoke_agent first", "invoke_agent second", "invoke_agent third"}
+    for agent in agents.values():
+        assert agent.parent is not None and agent.parent.span_id == request.context.span_id
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    assert sorted(c.parent.span_id for c in chats if c.parent) == sorted(
+        agents[n].context.span_id for n in ("invoke_agent second", "invoke_agent third")
+    )

@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from costline.agents import tracing as t
@@ -43,7 +44,9 @@ from costline.agents.llm.base import (
     LLMError,
     LLMProvider,
     RequestRejected,
+    Usage,
 )
+from costline.agents.messages import trusted
 from costline.agents.resilience import (
     BreakerConfig,
     BreakerRegistry,
@@ -65,7 +68,7 @@ from costline.core.budgets import (
     Reservation,
 )
 from costline.core.errors import CostlineError
-from costline.core.events import CostEvent, CostEventSink, CostSource
+from costline.core.events import CostEvent, CostEventSink, CostSource, utc_now
 from costline.core.prices import ModelPrice, PriceCatalogue, load_prices
 from costline.core.telemetry import Telemetry
 
@@ -168,9 +171,13 @@ class Scope:
     budget: RequestBudget
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GuardedCompletion:
-    """A completion with what it cost and how its model was chosen."""
+    """A completion with what it cost and how its model was chosen.
+
+    A value, made on every guarded call (not frozen, like :class:`~costline.agents.llm.base.
+    Usage`: a frozen dataclass costs three times as much to make).
+    """
 
     completion: Completion
     tier: Tier
@@ -194,6 +201,13 @@ class _Plan:
     provider: LLMProvider
     breaker: CircuitBreaker
     span_name: str
+    # What every call of the plan reports, built once: the cost event's labels (each event
+    # gets a copy) and the metric attributes for an answer from the requested model (the SDK
+    # reads them, never keeps or changes them).
+    labels: dict[str, str]
+    duration_attrs: dict[str, str]
+    input_attrs: dict[str, str]
+    output_attrs: dict[str, str]
 
 
 def _messages(prompt: str | Sequence[ChatMessage], system: str | None) -> list[ChatMessage]:
@@ -255,6 +269,7 @@ class CostGuardian:
         model = self.config.tiers.models[tier]
         price = self.prices.llm.model(model)
         provider = self._provider_for(model, price)
+        attrs = _metric_attrs(provider.name, model, model)
         return _Plan(
             tier=tier,
             model=model,
@@ -262,6 +277,10 @@ class CostGuardian:
             provider=provider,
             breaker=self.breakers.get(f"{provider.endpoint}#{model}"),
             span_name=f"{t.OP_CHAT} {model}",
+            labels={"tier": tier.value, "provider": provider.name},
+            duration_attrs=attrs,
+            input_attrs={**attrs, t.TOKEN_TYPE: "input"},
+            output_attrs={**attrs, t.TOKEN_TYPE: "output"},
         )
 
     def tier_for(self, value: float) -> Tier:
@@ -335,8 +354,13 @@ class CostGuardian:
             if refused is not None:
                 refusal = refused
                 continue
-            granted = await self.store.reserve(lines, estimate, lease_s=self.config.lease_s)
-            if isinstance(granted, BudgetRefusal):
+            store = self.store
+            if type(store) is InMemoryBudgetStore:
+                # The in-process store answers at once: no coroutine to make and await.
+                granted = store.reserve_now(lines, estimate, lease_s=self.config.lease_s)
+            else:
+                granted = await store.reserve(lines, estimate, lease_s=self.config.lease_s)
+            if not isinstance(granted, Reservation):
                 scope.budget.release(estimate)
                 refusal = granted
                 continue
@@ -363,10 +387,10 @@ class CostGuardian:
                 downgraded_from,
                 None,
             )
-        with self._tracer.start_as_current_span(
+        with t.CurrentSpan(
+            self._tracer,
             plan.span_name,
-            kind=SpanKind.CLIENT,
-            attributes={
+            {
                 t.OPERATION_NAME: t.OP_CHAT,
                 t.PROVIDER_NAME: plan.provider.name,
                 t.REQUEST_MODEL: plan.model,
@@ -376,8 +400,7 @@ class CostGuardian:
                 t.ESTIMATED_COST: estimate,
                 t.SERVER_ADDRESS: plan.provider.endpoint,
             },
-            record_exception=False,
-            set_status_on_exception=False,
+            SpanKind.CLIENT,
         ) as span:
             if downgraded_from is not None:
                 span.set_attribute(t.DOWNGRADED_FROM, downgraded_from.value)
@@ -409,31 +432,21 @@ class CostGuardian:
     ) -> GuardedCompletion:
         provider = plan.provider
         retries = 0
-
-        def on_retry(number: int, exc: BaseException, delay_s: float) -> None:
-            nonlocal retries
-            retries = number
-            if span is not None:
-                span.add_event(
-                    "retry",
-                    {
-                        "costline.retry.number": number,
-                        "costline.retry.delay_s": delay_s,
-                        t.ERROR_TYPE: _error_type(exc),
-                    },
-                )
-
         started = time.perf_counter()
         try:
             try:
                 completion = await self._attempt(plan, messages, max_tokens, temperature)
             except Exception as first:
-                completion = await call_with_retries(
-                    lambda: self._attempt(plan, messages, max_tokens, temperature),
-                    self.config.retry,
-                    on_retry=on_retry,
-                    first_error=first,
-                )
+                retried = _RetryLog(span)
+                try:
+                    completion = await call_with_retries(
+                        lambda: self._attempt(plan, messages, max_tokens, temperature),
+                        self.config.retry,
+                        on_retry=retried,
+                        first_error=first,
+                    )
+                finally:
+                    retries = retried.count
         except BaseException as exc:
             # Nothing billable is known to have happened: give the reservation back. Shielded,
             # because a cancelled request must not leak its reservation (a lease would expire
@@ -448,62 +461,56 @@ class CostGuardian:
         cost = plan.price.cost(usage.input_tokens, usage.output_tokens)
         scope.budget.settle(estimate, cost)
         if self.sink is not None:
-            self.sink.emit(
-                CostEvent(
-                    source=CostSource.LLM,
-                    tenant=scope.tenant,
-                    agent=scope.agent,
-                    model=plan.model,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cost_usd=cost,
-                    request_id=scope.request_id,
-                    labels={"tier": plan.tier.value, "provider": provider.name},
-                )
-            )
+            self.sink.emit(_cost_event(scope, plan, usage, cost))
         try:
-            await self.store.settle(reservation, cost)
+            store = self.store
+            if type(store) is InMemoryBudgetStore:
+                store.settle_now(reservation, cost)
+            else:
+                await store.settle(reservation, cost)
         except Exception:
             # The answer is paid for and in the ledger; failing the caller now would waste it.
             # The lease expires on its own, so the store heals after lease_s.
             log.exception("could not settle reservation %s of $%.6f", reservation.id, cost)
 
-        if span is not None:
-            span.set_attribute(t.RESPONSE_MODEL, completion.model)
-            span.set_attribute(t.USAGE_INPUT_TOKENS, usage.input_tokens)
-            span.set_attribute(t.USAGE_OUTPUT_TOKENS, usage.output_tokens)
-            span.set_attribute(t.USAGE_COST_AMOUNT, cost)
-            span.set_attribute(t.USAGE_COST_CURRENCY, CURRENCY)
-            span.set_attribute(t.LATENCY_MS, duration * 1000)
-            if retries:
-                span.set_attribute(t.RETRIES, retries)
-            if completion.finish_reason:
-                span.set_attribute(t.RESPONSE_FINISH_REASONS, [completion.finish_reason])
-            if self.telemetry.capture_content:
-                span.set_attribute(
-                    t.OUTPUT_MESSAGES,
-                    json.dumps([{"role": "assistant", "content": completion.text}]),
-                )
-        if self._instruments is not None:
-            attrs = {
-                t.OPERATION_NAME: t.OP_CHAT,
-                t.PROVIDER_NAME: provider.name,
-                t.REQUEST_MODEL: plan.model,
+        if span is not None and span.is_recording():
+            # One set_attributes call: each set_attribute takes the span's lock on its own.
+            finished: dict[str, AttributeValue] = {
                 t.RESPONSE_MODEL: completion.model,
+                t.USAGE_INPUT_TOKENS: usage.input_tokens,
+                t.USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                t.USAGE_COST_AMOUNT: cost,
+                t.USAGE_COST_CURRENCY: CURRENCY,
+                t.LATENCY_MS: duration * 1000,
             }
+            if retries:
+                finished[t.RETRIES] = retries
+            if completion.finish_reason:
+                finished[t.RESPONSE_FINISH_REASONS] = [completion.finish_reason]
+            if self.telemetry.capture_content:
+                finished[t.OUTPUT_MESSAGES] = json.dumps(
+                    [{"role": "assistant", "content": completion.text}]
+                )
+            span.set_attributes(finished)
+        if self._instruments is not None:
+            if completion.model == plan.model:
+                attrs, input_attrs, output_attrs = (
+                    plan.duration_attrs,
+                    plan.input_attrs,
+                    plan.output_attrs,
+                )
+            else:
+                attrs = _metric_attrs(provider.name, plan.model, completion.model)
+                input_attrs = {**attrs, t.TOKEN_TYPE: "input"}
+                output_attrs = {**attrs, t.TOKEN_TYPE: "output"}
             ins = self._instruments
             ins.operation_duration.record(duration, attrs)
-            ins.token_usage.record(usage.input_tokens, {**attrs, t.TOKEN_TYPE: "input"})
-            ins.token_usage.record(usage.output_tokens, {**attrs, t.TOKEN_TYPE: "output"})
+            ins.token_usage.record(usage.input_tokens, input_attrs)
+            ins.token_usage.record(usage.output_tokens, output_attrs)
             ins.agent_cost.record(cost, {t.AGENT_NAME: scope.agent, t.REQUEST_MODEL: plan.model})
+        # Positional: keyword arguments cost measurably more on a path taken by every call.
         return GuardedCompletion(
-            completion=completion,
-            tier=plan.tier,
-            model=plan.model,
-            cost_usd=cost,
-            estimated_cost_usd=estimate,
-            downgraded_from=downgraded_from,
-            retries=retries,
+            completion, plan.tier, plan.model, cost, estimate, downgraded_from, retries
         )
 
     async def _attempt(
@@ -564,6 +571,70 @@ class CostGuardian:
                     t.PROVIDER_NAME: plan.provider.name,
                     t.REQUEST_MODEL: plan.model,
                     t.ERROR_TYPE: error_type,
+                },
+            )
+
+
+# What validation would report as set on a guardian's cost event (the fields it passes).
+_EVENT_FIELDS_SET = frozenset(
+    ("source", "tenant", "agent", "model", "input_tokens", "output_tokens", "cost_usd",
+     "request_id", "labels")
+)  # fmt: skip
+
+
+def _cost_event(scope: CallScope, plan: _Plan, usage: Usage, cost: float) -> CostEvent:
+    # Not validated again: the names come from the validated request and configuration, the
+    # token counts from the provider's Usage (non-negative ints), the cost from catalogue
+    # prices (non-negative) times them.
+    return trusted(
+        CostEvent,
+        {
+            "time": utc_now(),
+            "source": CostSource.LLM,
+            "tenant": scope.tenant,
+            "agent": scope.agent,
+            "pipeline": "",
+            "model": plan.model,
+            "job_id": "",
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "bytes": 0,
+            "cost_usd": cost,
+            "request_id": scope.request_id,
+            "labels": dict(plan.labels),
+        },
+        set(_EVENT_FIELDS_SET),
+    )
+
+
+def _metric_attrs(provider: str, request_model: str, response_model: str) -> dict[str, str]:
+    return {
+        t.OPERATION_NAME: t.OP_CHAT,
+        t.PROVIDER_NAME: provider,
+        t.REQUEST_MODEL: request_model,
+        t.RESPONSE_MODEL: response_model,
+    }
+
+
+class _RetryLog:
+    """Counts the retries of one call and records each on its span (made only once the first
+    attempt failed: the success path needs none of it)."""
+
+    __slots__ = ("count", "span")
+
+    def __init__(self, span: Span | None) -> None:
+        self.span = span
+        self.count = 0
+
+    def __call__(self, number: int, exc: BaseException, delay_s: float) -> None:
+        self.count = number
+        if self.span is not None:
+            self.span.add_event(
+                "retry",
+                {
+                    "costline.retry.number": number,
+                    "costline.retry.delay_s": delay_s,
+                    t.ERROR_TYPE: _error_type(exc),
                 },
             )
 

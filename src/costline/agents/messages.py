@@ -18,6 +18,35 @@ from costline.core.budgets import BudgetRefusal
 from costline.core.errors import CostlineError, Problem
 
 R = TypeVar("R", bound="AgentResult")
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted(model: type[M], fields: dict[str, Any], fields_set: set[str] | None = None) -> M:
+    """An instance of ``model`` holding ``fields`` as given, without validating them again.
+
+    For models the runtime builds on every call from parts that are valid already (a validated
+    result, its own counters and names), where validation would cost more than the rest of the
+    work; pydantic's ``model_construct`` is no help there, being slower than validation (it
+    resolves aliases and defaults field by field). ``fields`` must give every field, in the
+    order the model declares them, and becomes the instance's own; ``fields_set`` is what
+    validation would report as explicitly set (by default, every field). Tests check that the
+    result equals the validated instance.
+    """
+    instance = _new(model)
+    _set_dict(instance, fields)
+    _set_fields_set(instance, set(fields) if fields_set is None else fields_set)
+    _set_extra(instance, None)
+    _set_private(instance, None)
+    return instance
+
+
+# What pydantic's own model_construct sets, through the slots' descriptors directly (a third
+# cheaper than object.__setattr__ by name).
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def new_request_id() -> str:

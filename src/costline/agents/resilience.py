@@ -154,7 +154,9 @@ class CircuitBreaker:
     def record_success(self) -> None:
         """The call succeeded: a half-open breaker closes."""
         if self._opened_at is None:
-            self._record(False)
+            # A full window of successes stays one: nothing to record (the usual case).
+            if self._failures or len(self._outcomes) < self.config.window:
+                self._record(False)
         elif self._probes > 0:
             # Only a probe's outcome decides; a call let through before the breaker opened and
             # finishing late says nothing about recovery.

@@ -17,8 +17,10 @@ budget) escapes its part.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -36,6 +38,7 @@ from costline.agents.messages import (
     Part,
     PartStatus,
     SupervisorResponse,
+    trusted,
     validate_request,
 )
 from costline.agents.resilience import (
@@ -228,6 +231,9 @@ class _Slot:
     spec: Specialist
     chain: tuple[_Link, ...]
     span_name: str
+    # The specialist's span attributes at start, and its metric attributes for an OK part,
+    # built once (the SDK copies span attributes and only reads metric ones).
+    span_attrs: dict[str, Any] = field(default_factory=dict)
     ok_attrs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -330,6 +336,7 @@ class Supervisor(Generic[Req]):
             spec=spec,
             chain=tuple(links),
             span_name=f"{t.OP_INVOKE_AGENT} {spec.name}",
+            span_attrs={t.OPERATION_NAME: t.OP_INVOKE_AGENT, t.AGENT_NAME: spec.name},
             ok_attrs={t.AGENT_NAME: spec.name, t.OUTCOME: PartStatus.OK.value},
         )
 
@@ -359,30 +366,37 @@ class Supervisor(Generic[Req]):
         if self._tracer is None:
             route, parts = await self._fan_out(req)
         else:
-            with self._tracer.start_as_current_span(
+            with t.CurrentSpan(
+                self._tracer,
                 self._request_span,
-                attributes={
+                {
                     t.OPERATION_NAME: t.OP_INVOKE_AGENT,
                     t.AGENT_NAME: self.name,
                     t.TENANT: req.tenant,
                     t.REQUEST_ID: req.request_id,
                 },
-                record_exception=False,
-                set_status_on_exception=False,
             ) as span:
                 route, parts = await self._fan_out(req)
                 degraded = [p.name for p in parts if p.status is not PartStatus.OK]
-                span.set_attribute(t.ROUTE, route)
-                span.set_attribute(t.DEGRADED, bool(degraded))
-                span.set_attribute(t.DEGRADED_PARTS, degraded)
-                span.set_attribute(t.LATENCY_MS, (time.perf_counter() - started) * 1000)
-        return SupervisorResponse(
-            request_id=req.request_id,
-            tenant=req.tenant,
-            route=route,
-            parts={p.name: p for p in parts},
-            cost_usd=sum(p.cost_usd for p in parts),
-            latency_ms=(time.perf_counter() - started) * 1000,
+                span.set_attributes(
+                    {
+                        t.ROUTE: route,
+                        t.DEGRADED: bool(degraded),
+                        t.DEGRADED_PARTS: degraded,
+                        t.LATENCY_MS: (time.perf_counter() - started) * 1000,
+                    }
+                )
+        # Built from the validated request and the parts the runtime made: no validation again.
+        return trusted(
+            SupervisorResponse,
+            {
+                "request_id": req.request_id,
+                "tenant": req.tenant,
+                "route": route,
+                "parts": {p.name: p for p in parts},
+                "cost_usd": sum([p.cost_usd for p in parts], 0.0),
+                "latency_ms": (time.perf_counter() - started) * 1000,
+            },
         )
 
     async def _fan_out(self, req: Req) -> tuple[list[str], list[Part]]:
@@ -393,7 +407,7 @@ class Supervisor(Generic[Req]):
             else RequestBudget(req.request_id, None)
         )
         default_key: str | None = None
-        jobs: list[Awaitable[Part]] = []
+        jobs: list[Coroutine[Any, Any, Part]] = []
         unknown: list[Part] = []
         for name in route:
             slot = self._slots.get(name)
@@ -408,45 +422,31 @@ class Supervisor(Generic[Req]):
                     if default_key is None:
                         default_key = req.cache_key()
                     key = default_key
-            jobs.append(self._run_slot(slot, req, budget, key))
+            if self._tracer is None and self._instruments is None:
+                jobs.append(self._resolve(slot, req, budget, key, None))
+            else:
+                jobs.append(self._run_slot(slot, req, budget, key))
         if not jobs:
             return route, unknown
-        # All but one specialist run as tasks; the first runs in the request's own task, which
-        # would otherwise sit idle (one task fewer per request).
-        tasks = [asyncio.ensure_future(job) for job in jobs[1:]]
-        try:
-            first = await jobs[0]
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
-        parts = [first, *(await asyncio.gather(*tasks))] if tasks else [first]
-        return route, parts + unknown
+        return route, [*await _run_concurrently(jobs), *unknown]
 
     async def _run_slot(
         self, slot: _Slot, req: Req, budget: RequestBudget, key: str | None
     ) -> Part:
-        started = time.perf_counter()
+        """:meth:`_resolve` with its span and its duration metric."""
         if self._tracer is None:
-            part = await self._resolve(slot, req, budget, key, started, None)
+            part = await self._resolve(slot, req, budget, key, None)
         else:
-            with self._tracer.start_as_current_span(
-                slot.span_name,
-                attributes={t.OPERATION_NAME: t.OP_INVOKE_AGENT, t.AGENT_NAME: slot.spec.name},
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
-                part = await self._resolve(slot, req, budget, key, started, span)
-                _annotate(span, part, (time.perf_counter() - started) * 1000)
-        elapsed = time.perf_counter() - started
-        part.latency_ms = elapsed * 1000
+            with t.CurrentSpan(self._tracer, slot.span_name, slot.span_attrs) as span:
+                part = await self._resolve(slot, req, budget, key, span)
+                _annotate(span, part)
         if self._instruments is not None:
             attrs = (
                 slot.ok_attrs
                 if part.status is PartStatus.OK
                 else {t.AGENT_NAME: slot.spec.name, t.OUTCOME: part.status.value}
             )
-            self._instruments.agent_duration.record(elapsed, attrs)
+            self._instruments.agent_duration.record(part.latency_ms / 1000, attrs)
         return part
 
     async def _resolve(
@@ -455,9 +455,10 @@ class Supervisor(Generic[Req]):
         req: Req,
         budget: RequestBudget,
         key: str | None,
-        started: float,
         span: Span | None,
     ) -> Part:
+        """One specialist's part: its fallback chain, then its last good result."""
+        started = time.perf_counter()
         spec = slot.spec
         trial = _Trial()
         deadline = started + spec.deadline_s if spec.deadline_s is not None else None
@@ -475,15 +476,14 @@ class Supervisor(Generic[Req]):
             if link.is_primary or self._tracer is None:
                 result = await self._try(link, spec, req, budget, trial, deadline, span)
             else:
-                with self._tracer.start_as_current_span(
+                with t.CurrentSpan(
+                    self._tracer,
                     link.span_name,
-                    attributes={
+                    {
                         t.OPERATION_NAME: t.OP_INVOKE_AGENT,
                         t.AGENT_NAME: link.name,
                         t.FALLBACK: True,
                     },
-                    record_exception=False,
-                    set_status_on_exception=False,
                 ) as fb_span:
                     before = len(trial.reasons)
                     result = await self._try(link, spec, req, budget, trial, deadline, fb_span)
@@ -498,29 +498,13 @@ class Supervisor(Generic[Req]):
                     status = PartStatus.OK
                 else:
                     status = PartStatus.FALLBACK
-                return Part(
-                    name=spec.name,
-                    status=status,
-                    source=link.name,
-                    result=result,
-                    reasons=trial.reasons,
-                    cache_age_s=None,
-                    attempts=trial.attempts,
-                    latency_ms=0.0,
-                    cost_usd=trial.cost_usd,
-                )
+                return _part(spec.name, status, link.name, result, None, trial, started)
         hit = self.cache.get(spec.name, key) if key is not None else None
-        return Part(
-            name=spec.name,
-            status=PartStatus.CACHED if hit is not None else PartStatus.FAILED,
-            source="cache" if hit is not None else None,
-            result=hit.value if hit is not None else None,
-            reasons=trial.reasons,
-            cache_age_s=hit.age_s if hit is not None else None,
-            attempts=trial.attempts,
-            latency_ms=0.0,
-            cost_usd=trial.cost_usd,
-        )
+        if hit is not None:
+            return _part(
+                spec.name, PartStatus.CACHED, "cache", hit.value, hit.age_s, trial, started
+            )
+        return _part(spec.name, PartStatus.FAILED, None, None, None, trial, started)
 
     async def _try(
         self,
@@ -551,12 +535,11 @@ class Supervisor(Generic[Req]):
                 timeout = min(timeout, max(0.0, deadline - time.perf_counter()))
             ctx = AgentContext(link.name, req, budget, self.guardian)
             trial.attempts += 1
-            timer = _Timer()
             try:
-                raw = await _within(link.agent(req, ctx), timeout, timer)
+                raw = await _within(link.agent(req, ctx), timeout)
             except TimeoutError as exc:
                 trial.cost_usd += ctx.cost_usd
-                if timer.expired:
+                if isinstance(exc, _Expired):
                     breaker.record_failure()
                     reasons.append(
                         Degradation(
@@ -642,8 +625,82 @@ class Supervisor(Generic[Req]):
         return None
 
 
-class _Timer:
-    """Whether :func:`_within`'s deadline fired."""
+async def _run_concurrently(jobs: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """The results of ``jobs``, run concurrently, in order.
+
+    Each job starts in the calling task and runs until it completes or first waits; only then
+    are the jobs not yet started handed to tasks of their own, while this task keeps driving the
+    one that waits. Jobs that never wait (an answer computed or cached in process, an offline
+    provider) so cost no task and no trip through the event loop. A job is driven by one task
+    for its whole life, so ``asyncio.current_task()`` and the cancel scopes entered in it stay
+    valid; and it runs in its own copy of the caller's context, as it would in a task.
+    """
+    results: list[T] = []
+    for i, job in enumerate(jobs):
+        context = contextvars.copy_context()
+        try:
+            waiting_on = context.run(job.send, None)
+        except StopIteration as done:
+            results.append(done.value)
+            continue
+        except BaseException:
+            for later in jobs[i + 1 :]:
+                later.close()
+            raise
+        loop = asyncio.get_running_loop()
+        tasks = [
+            loop.create_task(later, context=contextvars.copy_context()) for later in jobs[i + 1 :]
+        ]
+        try:
+            results.append(await _resume(job, waiting_on, context))
+            for task in tasks:
+                results.append(await task)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        break
+    return results
+
+
+@types.coroutine
+def _resume(
+    steps: Generator[Any, Any, T] | Coroutine[Any, Any, T],
+    waiting_on: Any,
+    context: contextvars.Context | None = None,
+) -> Generator[Any, Any, T]:
+    """Finish a coroutine already started by hand, which is waiting on ``waiting_on``.
+
+    What ``yield from`` does, for a coroutine whose first step has been taken: pass what it
+    waits on to the event loop, and every value or exception sent back in to it (in
+    ``context`` if given, where its first step ran).
+    """
+    while True:
+        try:
+            sent = yield waiting_on
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:
+            try:
+                waiting_on = steps.throw(exc) if context is None else context.run(steps.throw, exc)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+        else:
+            try:
+                waiting_on = steps.send(sent) if context is None else context.run(steps.send, sent)
+            except StopIteration as done:
+                result = done.value
+                return result
+
+
+class _Expired(TimeoutError):
+    """:func:`_within`'s deadline passed (unlike a ``TimeoutError`` the agent raised itself)."""
+
+
+class _Deadline:
+    """Whether the timer of :func:`_within` fired."""
 
     __slots__ = ("expired",)
 
@@ -651,29 +708,43 @@ class _Timer:
         self.expired = False
 
 
-def _expire(task: asyncio.Task[Any], timer: _Timer) -> None:
-    timer.expired = True
+def _expire(task: asyncio.Task[Any], deadline: _Deadline) -> None:
+    deadline.expired = True
     task.cancel()
 
 
-async def _within(awaitable: Awaitable[T], timeout: float, timer: _Timer) -> T:
-    """``awaitable`` under a deadline: :class:`TimeoutError` (and ``timer.expired``) if it
-    passes.
+@types.coroutine
+def _within(awaitable: Awaitable[T], timeout: float) -> Generator[Any, Any, T]:
+    """``awaitable`` under a deadline: :class:`_Expired` (a ``TimeoutError``) if it passes.
 
     The semantics of :func:`asyncio.timeout` — cancel the current task at the deadline, turn
-    that cancellation (and only that one) into ``TimeoutError`` — at half its cost, which
-    matters on a path taken by every agent call.
+    that cancellation (and only that one) into ``TimeoutError`` — with the timer armed only if
+    the awaitable actually waits: an agent that answers without waiting (from a cache, from
+    its own computation, through an offline provider) could not be interrupted anyway.
     """
+    entered = time.perf_counter()
+    try:
+        steps = awaitable.__await__()
+    except AttributeError:
+        raise TypeError(f"{type(awaitable).__name__!r} object can't be awaited") from None
+    try:
+        waiting_on = steps.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None  # called from the supervisor's coroutines only
-    loop = asyncio.get_running_loop()
+    deadline = _Deadline()
     cancelling = task.cancelling()
-    handle = loop.call_at(loop.time() + timeout, _expire, task, timer)
+    # The deadline counts from the call, not from its first wait.
+    due = loop.time() + timeout - (time.perf_counter() - entered)
+    handle = loop.call_at(due, _expire, task, deadline)
     try:
-        return await awaitable
+        return (yield from _resume(steps, waiting_on))
     except asyncio.CancelledError:
-        if timer.expired and task.uncancel() <= cancelling:
-            raise TimeoutError from None
+        if deadline.expired and task.uncancel() <= cancelling:
+            raise _Expired from None
         raise
     finally:
         handle.cancel()
@@ -703,17 +774,49 @@ def _unknown_part(name: str) -> Part:
     )
 
 
-def _annotate(span: Span, part: Part, latency_ms: float) -> None:
-    span.set_attribute(t.OUTCOME, part.status.value)
-    span.set_attribute(t.DEGRADED, part.status is not PartStatus.OK)
-    span.set_attribute(t.ATTEMPTS, part.attempts)
-    span.set_attribute(t.LATENCY_MS, latency_ms)
+def _part(
+    name: str,
+    status: PartStatus,
+    source: str | None,
+    result: AgentResult | None,
+    cache_age_s: float | None,
+    trial: _Trial,
+    started: float,
+) -> Part:
+    # Every value is the runtime's own or already validated (the result): no validation again.
+    return trusted(
+        Part,
+        {
+            "name": name,
+            "status": status,
+            "source": source,
+            "result": result,
+            "reasons": trial.reasons,
+            "cache_age_s": cache_age_s,
+            "attempts": trial.attempts,
+            "latency_ms": (time.perf_counter() - started) * 1000,
+            "cost_usd": trial.cost_usd,
+        },
+    )
+
+
+def _annotate(span: Span, part: Part) -> None:
+    if not span.is_recording():
+        return
+    # One set_attributes call: each set_attribute takes the span's lock on its own.
+    attrs: dict[str, Any] = {
+        t.OUTCOME: part.status.value,
+        t.DEGRADED: part.status is not PartStatus.OK,
+        t.ATTEMPTS: part.attempts,
+        t.LATENCY_MS: part.latency_ms,
+    }
     if part.source is not None:
-        span.set_attribute(t.SOURCE, part.source)
+        attrs[t.SOURCE] = part.source
     if part.status in (PartStatus.FALLBACK, PartStatus.CACHED):
-        span.set_attribute(t.FALLBACK, True)
+        attrs[t.FALLBACK] = True
     if part.cache_age_s is not None:
-        span.set_attribute(t.CACHE_AGE, part.cache_age_s)
+        attrs[t.CACHE_AGE] = part.cache_age_s
+    span.set_attributes(attrs)
     for reason in part.reasons:
         span.add_event(
             "costline.agent.attempt_failed",

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from types import TracebackType
 
+from opentelemetry import context, trace
 from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.util.types import Attributes
 
 # GenAI semantic-convention attribute names.
 OPERATION_NAME = "gen_ai.operation.name"
@@ -66,6 +70,51 @@ COST_BUCKETS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
 AGENT_DURATION_BUCKETS = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 ]  # fmt: skip
+
+
+class CurrentSpan:
+    """``with CurrentSpan(tracer, name, attributes) as span:`` — what
+    ``tracer.start_as_current_span(name, attributes=..., record_exception=False,
+    set_status_on_exception=False)`` does, at a fraction of its cost.
+
+    The SDK's version stacks two generator-based context managers per span; the runtime opens
+    up to nine spans per request, and records errors on its spans itself. The span is the
+    current one inside the block (so the spans of the calls it makes nest under it) and ends
+    when the block does, whatever happens in it.
+    """
+
+    __slots__ = ("_token", "span")
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        name: str,
+        attributes: Attributes = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+    ) -> None:
+        """Start the span (a child of the current one)."""
+        self.span: Span = tracer.start_span(
+            name,
+            kind=kind,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+
+    def __enter__(self) -> Span:
+        """Make the span the current one."""
+        self._token = context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Restore the previous current span, then end this one."""
+        context.detach(self._token)
+        self.span.end()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ malformed answer cannot.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
@@ -29,12 +28,14 @@ class ChatMessage(BaseModel):
     content: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Usage:
     """Tokens a call consumed. ``estimated`` is true when the provider did not report them.
 
     A plain dataclass, like the other values made on every call: validation of numbers the
-    runtime computed itself would only add latency.
+    runtime computed itself would only add latency. Not frozen, for the same reason (a frozen
+    dataclass sets each field through ``object.__setattr__``, three times the cost); treat it
+    as a value all the same.
     """
 
     input_tokens: int
@@ -51,9 +52,12 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completion:
-    """A provider's answer: the text, the model that produced it, and the usage it reported."""
+    """A provider's answer: the text, the model that produced it, and the usage it reported.
+
+    A value, made on every call (not frozen, like :class:`Usage`).
+    """
 
     text: str
     model: str
@@ -159,7 +163,9 @@ class MalformedResponse(LLMError):
 # documents for its chat models. Both rules are cheap (str methods in C): the estimate runs on
 # every guarded call.
 CHARS_PER_TOKEN = 4
-TOKENS_PER_WORD = 4 / 3
+# 4/3 tokens per word, kept as a ratio of integers so the estimate is exact integer arithmetic.
+WORD_TOKENS, PER_WORDS = 4, 3
+TOKENS_PER_WORD = WORD_TOKENS / PER_WORDS
 TOKENS_PER_MESSAGE = 3
 TOKENS_REPLY_PRIMING = 3
 
@@ -169,12 +175,13 @@ def estimate_text_tokens(text: str) -> int:
     if not text:
         return 0
     by_chars = -(-len(text) // CHARS_PER_TOKEN)
-    by_words = math.ceil(len(text.split()) * TOKENS_PER_WORD)
-    return max(by_chars, by_words)
+    by_words = -(-len(text.split()) * WORD_TOKENS // PER_WORDS)  # ceil(words * TOKENS_PER_WORD)
+    return by_words if by_words > by_chars else by_chars
 
 
 def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
     """Estimated input tokens of a chat, formatting overhead included."""
-    return TOKENS_REPLY_PRIMING + sum(
-        TOKENS_PER_MESSAGE + estimate_text_tokens(m.content) for m in messages
-    )
+    tokens = TOKENS_REPLY_PRIMING
+    for message in messages:
+        tokens += TOKENS_PER_MESSAGE + estimate_text_tokens(message.content)
+    return tokens
