@@ -107,24 +107,23 @@ def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
 
 
 def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None:
-    """The audit's headline: summary and the top cost drivers with their evidence."""
+    """The audit's headline: summary, the top cost drivers, and the evidence for each."""
     _summary(console, result.profile)
-    t = Table(title="Top cost drivers", title_justify="left", show_lines=True)
-    t.add_column("#", justify="right")
+    drivers = result.drivers[:top]
+    t = Table(title="Top cost drivers", title_justify="left")
+    for name in ("#", "cost", "share", "runs/day", "billed/run"):
+        t.add_column(name, justify="right", no_wrap=True)
     t.add_column("pattern")
-    t.add_column("cost", justify="right")
-    t.add_column("share", justify="right")
-    t.add_column("runs/day", justify="right")
-    t.add_column("billed/run", justify="right")
-    t.add_column("why it costs this much")
-    for d in result.drivers[:top]:
+    for d in drivers:
         t.add_row(
             str(d.rank),
-            f"{d.statement_type} {d.fingerprint}\n{one_line(d.example_query, 60)}",
             usd(d.cost_usd),
             f"{d.share:.1%}",
             f"{d.runs_per_day:.1f}",
             size(d.bytes_billed_per_run),
-            "\n".join(d.reasons) or "-",
+            f"{d.statement_type} {d.fingerprint}\n{one_line(d.example_query, 36)}",
         )
     console.print(t)
+    for d in drivers:
+        if d.reasons:
+            console.print(f"[bold]#{d.rank}[/] " + "; ".join(d.reasons), highlight=False)
