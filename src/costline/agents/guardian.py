@@ -251,6 +251,7 @@ class CostGuardian:
         self._instruments = t.instruments(self.telemetry.meter) if self.telemetry.meter else None
         self._plans = {tier: self._plan(tier) for tier in Tier}
         self._candidates = {tier: self.config.tiers.candidates(tier) for tier in Tier}
+        self._tier_for = self.config.tiers.tier_for
         self._lines: dict[str, tuple[list[BudgetLine], float]] = {}
 
     def _provider_for(self, model: str, price: ModelPrice) -> LLMProvider:
@@ -331,7 +332,7 @@ class CostGuardian:
         """
         messages = _messages(prompt, system)
         limit = max_tokens if max_tokens is not None else self.config.default_max_tokens
-        chosen = tier if tier is not None else self.config.tiers.tier_for(scope.value)
+        chosen = tier if tier is not None else self._tier_for(scope.value)
         candidates = self._candidates[chosen]
         lines = self._budget_lines(scope.tenant)
 

@@ -224,6 +224,7 @@ class _Link:
     breaker: CircuitBreaker
     span_name: str
     is_primary: bool
+    tries: range  # one attempt plus the specialist's retries
 
 
 @dataclass(slots=True)
@@ -237,11 +238,15 @@ class _Slot:
     ok_attrs: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
 class _Trial:
-    reasons: list[Degradation] = field(default_factory=list)
-    attempts: int = 0
-    cost_usd: float = 0.0
+    """What the attempts at one part have cost and why they failed, so far."""
+
+    __slots__ = ("attempts", "cost_usd", "reasons")
+
+    def __init__(self) -> None:
+        self.reasons: list[Degradation] = []
+        self.attempts = 0
+        self.cost_usd = 0.0
 
 
 def _detail(exc: BaseException) -> str:
@@ -316,6 +321,7 @@ class Supervisor(Generic[Req]):
                 breaker=self.breakers.get(spec.name),
                 span_name=f"{t.OP_INVOKE_AGENT} {spec.name}",
                 is_primary=True,
+                tries=range(spec.retries + 1),
             )
         ]
         for fb in spec.fallbacks[: self.max_fallback_depth]:
@@ -330,6 +336,7 @@ class Supervisor(Generic[Req]):
                     breaker=self.breakers.get(f"{spec.name}/{fb.name}"),
                     span_name=f"{t.OP_INVOKE_AGENT} {fb.name}",
                     is_primary=False,
+                    tries=range(spec.retries + 1),
                 )
             )
         return _Slot(
@@ -519,7 +526,7 @@ class Supervisor(Generic[Req]):
         """Up to ``1 + retries`` calls of one agent; its validated result, or ``None``."""
         breaker = link.breaker
         reasons = trial.reasons
-        for _ in range(spec.retries + 1):
+        for _ in link.tries:
             if not breaker.allow():
                 reasons.append(
                     Degradation(
