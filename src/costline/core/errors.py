@@ -8,7 +8,7 @@ and exits non-zero, never a traceback.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class Problem(BaseModel):
@@ -29,3 +29,10 @@ class Problem(BaseModel):
 
 class CostlineError(Exception):
     """A condition that stops a command; its message is written for the user."""
+
+
+def first_validation_error(exc: ValidationError) -> str:
+    """``field.path: message`` of the first error pydantic found, for a one-line report."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}"

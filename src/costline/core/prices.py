@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from costline.core.errors import CostlineError
+from costline.core.errors import CostlineError, first_validation_error
 
 TIB = 1 << 40
 GIB = 1 << 30
@@ -172,6 +172,4 @@ def load_prices(override: Path | None = None) -> PriceCatalogue:
     try:
         return PriceCatalogue.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CostlineError(f"{origin}: price entry {where}: {first['msg']}") from None
+        raise CostlineError(f"{origin}: price entry {first_validation_error(exc)}") from None

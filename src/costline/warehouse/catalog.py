@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from costline.core.errors import CostlineError
+from costline.core.errors import CostlineError, first_validation_error
 
 # BigQuery limits, with their source: https://cloud.google.com/bigquery/quotas#partitioned_tables
 MAX_PARTITIONS_PER_TABLE = 10_000
@@ -129,9 +129,7 @@ def load_catalog(path: Path) -> Catalog:
     try:
         return Catalog.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CostlineError(f"{path}: {where}: {first['msg']}") from None
+        raise CostlineError(f"{path}: {first_validation_error(exc)}") from None
 
 
 def save_catalog(catalog: Catalog, path: Path) -> None:

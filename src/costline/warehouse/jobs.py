@@ -252,23 +252,22 @@ def _raw_columns(
     return ", ".join(parts)
 
 
-def _raw_csv(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    reader = f"read_csv({_sql_str(str(path))}, header = true, all_varchar = true)"
+def _raw_columnar(
+    con: duckdb.DuckDBPyConnection, path: Path, fmt: Literal["csv", "parquet"]
+) -> str:
+    if fmt == "csv":
+        reader = f"read_csv({_sql_str(str(path))}, header = true, all_varchar = true)"
+        # CSV records may span lines (quoted newlines in query text): `line` is the record.
+        line = "row_number() OVER ()"
+    else:
+        reader = f"read_parquet({_sql_str(str(path))}, file_row_number = true)"
+        line = "file_row_number + 1"
     try:
-        cols = _raw_columns(con, reader, nested_as_json_text=True)
+        cols = _raw_columns(con, reader, nested_as_json_text=fmt == "csv")
     except duckdb.Error as exc:
-        raise CostlineError(f"{path}: cannot read as CSV: {_first_line(exc)}") from None
-    # CSV records may span lines (quoted newlines in query text): `line` is the record number.
-    return f"SELECT row_number() OVER () AS line, NULL AS doc_error, {cols} FROM {reader}"
-
-
-def _raw_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    reader = f"read_parquet({_sql_str(str(path))}, file_row_number = true)"
-    try:
-        cols = _raw_columns(con, reader, nested_as_json_text=False)
-    except duckdb.Error as exc:
-        raise CostlineError(f"{path}: cannot read as Parquet: {_first_line(exc)}") from None
-    return f"SELECT file_row_number + 1 AS line, NULL AS doc_error, {cols} FROM {reader}"
+        name = "CSV" if fmt == "csv" else "Parquet"
+        raise CostlineError(f"{path}: cannot read as {name}: {_first_line(exc)}") from None
+    return f"SELECT {line} AS line, NULL AS doc_error, {cols} FROM {reader}"
 
 
 def _typed(f: _Field) -> str:
@@ -464,10 +463,8 @@ def read_history(
         kind = fmt or detect_format(path)
         if kind == "jsonl":
             raw = _raw_jsonl(history.con, path)
-        elif kind == "csv":
-            raw = _raw_csv(history.con, path)
         else:
-            raw = _raw_parquet(history.con, path)
+            raw = _raw_columnar(history.con, path, kind)
         _ingest(history, raw, source=str(path), fmt=kind, first_load=i == 0)
     return history
 
