@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from costline.core.errors import CostlineError
-from costline.core.prices import Edition, PriceCatalogue, default_prices_text, load_prices
-from costline.warehouse.catalog import Catalog, load_catalog
+from costline.core.prices import Edition, default_prices_text, load_prices
+from costline.warehouse.catalog import load_catalog
 
 app = typer.Typer(
     name="costline",
@@ -77,14 +77,6 @@ def _progress(enabled: bool = True) -> Iterator[Callable[[str, float], None]]:
         yield update
 
 
-def _prices(path: Path | None) -> PriceCatalogue:
-    return load_prices(path)
-
-
-def _catalog(path: Path | None) -> Catalog | None:
-    return load_catalog(path) if path else None
-
-
 def _write_or_print(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -138,8 +130,8 @@ def profile(
     from costline.warehouse.jobs import read_bigquery, read_history
     from costline.warehouse.profile import profile_history
 
-    catalogue = _prices(prices)
-    tables = _catalog(catalog)
+    catalogue = load_prices(prices)
+    tables = load_catalog(catalog) if catalog else None
     default_edition = Edition.parse(edition)
     if bigquery:
         end = dt.datetime.now(dt.UTC)
@@ -160,7 +152,7 @@ def profile(
             progress=step,
         )
     _report_rejections(
-        result.rejected_count, result.read, [_rejected_line(r) for r in result.rejected], strict
+        result.rejected_count, result.read, [str(r) for r in result.rejected], strict
     )
     if fmt is OutputFormat.json:
         _write_or_print(result.model_dump_json(indent=2), output)
@@ -170,15 +162,6 @@ def profile(
         from costline.report.text import print_profile
 
         print_profile(out, result, top=top)
-
-
-def _rejected_line(r: object) -> str:
-    from costline.warehouse.profile import Rejected
-
-    assert isinstance(r, Rejected)
-    where = ":".join(str(p) for p in (r.path, r.line) if p is not None)
-    what = f"{r.field}: {r.error}" if r.field else r.error
-    return f"{where}: {what}"
 
 
 @demo_app.command("init")
@@ -234,7 +217,7 @@ def audit(
         else:
             Workspace.open(directory)
     with _progress() as step:
-        result = run_audit(directory, _prices(prices), output=output, progress=step)
+        result = run_audit(directory, load_prices(prices), output=output, progress=step)
     print_audit(out, result, top=top)
     out.print(f"\nreport: [bold]{output}[/]")
 

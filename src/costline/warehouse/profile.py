@@ -22,6 +22,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from costline.core.errors import Problem
 from costline.core.prices import Edition, PriceCatalogue
 from costline.warehouse.access import ColumnUse
 from costline.warehouse.catalog import Catalog, TableMeta
@@ -135,6 +136,9 @@ class Rejected(_Model):
     line: int | None
     field: str | None
     error: str
+
+    def __str__(self) -> str:
+        return str(Problem(path=self.path, line=self.line, field=self.field, message=self.error))
 
 
 class Period(_Model):
