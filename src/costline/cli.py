@@ -95,10 +95,14 @@ def _report_rejections(rejected: int, read: int, shown: list[str], strict: bool)
         f"[yellow]{rejected:,} of {read:,} rows rejected[/] (the rest were analysed):",
         highlight=False,
     )
-    for line in shown[:20]:
+    for line in shown[:10]:
         err.print(f"  {line}", highlight=False, markup=False)
-    if rejected > 20:
-        err.print(f"  ... and {rejected - 20:,} more (all are listed in the JSON output)")
+    if rejected > 10:
+        kept = min(len(shown), rejected)
+        err.print(
+            f"  ... and {rejected - 10:,} more; --format json lists the first {kept:,}",
+            highlight=False,
+        )
     if strict:
         raise CostlineError(f"{rejected:,} rows rejected and --strict is set")
 

@@ -57,27 +57,17 @@ def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
     """The profile as terminal tables: summary, top patterns, teams, tables."""
     _summary(console, p)
     t = Table(title="Top query patterns by cost", title_justify="left")
-    for col, kw in (
-        ("#", {"justify": "right"}),
-        ("fingerprint", {}),
-        ("type", {}),
-        ("jobs", {"justify": "right"}),
-        ("billed", {"justify": "right"}),
-        ("cost", {"justify": "right"}),
-        ("share", {"justify": "right"}),
-        ("query", {"overflow": "ellipsis", "no_wrap": True}),
-    ):
-        t.add_column(col, **kw)
+    for name in ("#", "jobs", "billed", "cost", "share"):
+        t.add_column(name, justify="right", no_wrap=True)
+    t.add_column("pattern")
     for i, fp in enumerate(p.fingerprints[:top], 1):
         t.add_row(
             str(i),
-            fp.id,
-            fp.statement_type,
             f"{fp.jobs:,}",
             size(fp.bytes_billed),
             usd(fp.cost_usd),
             f"{fp.share:.1%}",
-            one_line(fp.example_query),
+            f"{fp.statement_type} {fp.id}\n{one_line(fp.example_query, 40)}",
         )
     console.print(t)
     teams = p.attribution.label.get(p.team_label, {})
@@ -91,14 +81,17 @@ def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
             tt.add_row(team, usd(cost), f"{share:.1%}")
         console.print(tt)
     tb = Table(title="Top tables by attributed cost", title_justify="left")
-    for col in ("table", "partitioning", "clustering", "jobs", "cost", "most filtered on"):
-        tb.add_column(col)
+    tb.add_column("table and layout")
+    tb.add_column("jobs", justify="right", no_wrap=True)
+    tb.add_column("cost", justify="right", no_wrap=True)
+    tb.add_column("most filtered on")
     for table in p.tables[:top]:
+        layout = f"partitioning: {table.partitioning}"
+        if table.clustering:
+            layout += f"; clustered by {', '.join(table.clustering)}"
         filters = [a.column for a in table.access if a.role == "filter"][:3]
         tb.add_row(
-            table.name,
-            table.partitioning,
-            ", ".join(table.clustering) or "-",
+            f"{'.'.join(table.name.split('.')[-2:])}\n[dim]{layout}[/]",
             f"{table.jobs:,}",
             usd(table.cost_usd),
             ", ".join(filters) or "-",
