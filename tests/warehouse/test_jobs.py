@@ -19,7 +19,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from costline.core.errors import CostlineError
-from costline.warehouse.jobs import MAX_REPORTED_PROBLEMS, connect, read_bigquery, read_history
+from costline.warehouse.jobs import (
+    JOB_COLUMNS,
+    MAX_REPORTED_PROBLEMS,
+    connect,
+    read_bigquery,
+    read_history,
+)
 from tests.conftest import MIB, job, labels, tables
 
 UTC = dt.UTC
@@ -457,3 +463,9 @@ def test_property_rows_round_trip_and_only_corrupted_lines_are_rejected(
         "referenced_tables, query",
     )
     assert got == [expected for i, (_, expected) in enumerate(pairs) if i not in bad]
+
+
+def test_the_jobs_table_has_the_documented_columns(write_jsonl: Callable[..., Path]) -> None:
+    history = read_history(write_jsonl([job("a")]))
+    described = [row[0] for row in history.con.execute("DESCRIBE jobs").fetchall()]
+    assert tuple(described) == JOB_COLUMNS
