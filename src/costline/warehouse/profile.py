@@ -217,15 +217,13 @@ def profile_history(
     )
     texts = [q for _, q, _, _ in shapes if q is not None]
     analyses = iter(analyse_shapes(texts, schema=catalog.column_names() if catalog else None))
-    shape_rows: dict[str, list[Any]] = {
-        k: [] for k in ("shape", "fp", "normalized", "statement_type", "parsed")
-    }
+    shape_fp: list[str] = []
     fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]] = {}
     fp_uses: dict[str, tuple[ColumnUse, ...]] = {}
     # A pattern's example is the text of its costliest job: the costliest of its shapes' own.
     fp_example: dict[str, tuple[float, str]] = {}
     info: tuple[str | None, str, bool, tuple[str, ...]]
-    for shape, query, top_cost, job_type in shapes:
+    for _, query, top_cost, job_type in shapes:
         if query is None:
             # Loads, copies and extracts have no text: one pattern per job type.
             kind = job_type or "UNKNOWN"
@@ -238,9 +236,8 @@ def profile_history(
             if fp_id not in fp_example or top_cost > fp_example[fp_id][0]:
                 fp_example[fp_id] = (top_cost, query)
         fp_info.setdefault(fp_id, info)
-        for key, value in zip(shape_rows, (shape, fp_id, *info[:3]), strict=True):
-            shape_rows[key].append(value)
-    con.register("shape_map", pa.table(shape_rows))
+        shape_fp.append(fp_id)
+    con.register("shape_map", pa.table({"shape": [row[0] for row in shapes], "fp": shape_fp}))
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE priced_fp AS
