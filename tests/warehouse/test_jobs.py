@@ -159,6 +159,26 @@ def test_a_large_history_with_ten_bad_rows_keeps_every_good_one(tmp_path: Path) 
     assert {p.field for p in history.problems} == {"total_bytes_billed"}
 
 
+def test_clean_and_damaged_files_load_the_same_rows(write_jsonl: Callable[..., Path]) -> None:
+    # A clean file is read by DuckDB's parallel JSON reader, a file with a malformed or blank
+    # line by the line-numbered reader; a row must load the same through either.
+    rows = [
+        job("a", total_bytes_billed=5 * MIB, labels=labels(team="risk")),
+        job("b", total_bytes_billed="12", cache_hit="true", creation_time="1727740800"),
+        job("c", total_bytes_billed=1.5, edition="enterprise plus", reservation_id="r"),
+        job("d", cache_hit="perhaps"),
+        job("a"),
+        job("e", referenced_tables=tables("p.d.t", "p.d.u"), query="SELECT 1"),
+    ]
+    clean = read_history(write_jsonl(rows, "clean.jsonl"))
+    damaged = read_history(write_jsonl([*rows[:3], "", *rows[3:], "{oops"], "damaged.jsonl"))
+    columns = ", ".join(c for c in JOB_COLUMNS if c not in ("line", "source"))
+    assert [p.line for p in clean.problems] == [4, 5]
+    assert [p.line for p in damaged.problems] == [5, 6, 8]
+    assert _jobs(clean, columns) == _jobs(damaged, columns)
+    assert [r[0] for r in _jobs(clean, "line")] == [1, 2, 3, 6]
+
+
 def test_problem_list_is_bounded_but_counts_are_exact(write_jsonl: Callable[..., Path]) -> None:
     history = read_history(write_jsonl(["garbage"] * (MAX_REPORTED_PROBLEMS + 5)))
     report = history.reports[0]

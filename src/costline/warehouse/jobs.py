@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -102,6 +103,17 @@ JOB_COLUMNS: tuple[str, ...] = (
     "error_message",
     "query_hash",
 )
+
+# How JSON values are first read: scalars as text (typed by the casts below, which say what is
+# wrong with a value), nested values as JSON.
+_JSON_TYPE = {
+    "text": "VARCHAR",
+    "int": "VARCHAR",
+    "bool": "VARCHAR",
+    "time": "VARCHAR",
+    "nested": "JSON",
+}
+_STAGED = "costline_staged_jobs"
 
 _EDITIONS = ", ".join(f"'{e.value.upper()}'" for e in Edition)
 _EXPECTED = {
@@ -194,6 +206,51 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _line_count(path: Path) -> int:
+    """Lines in a file (a last line without a newline counts), read in large blocks."""
+    count, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(1 << 24):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _stage_jsonl_records(con: duckdb.DuckDBPyConnection, path: Path, *, source: str) -> bool:
+    """Stage a clean JSON-lines file straight from DuckDB's parallel JSON reader.
+
+    The reader cannot say which line a record came from, and it skips blank lines. So this
+    path is taken only when every line turns out to be exactly one JSON object — then record
+    *n* is line *n* — and any other file (a malformed or blank line, a compressed file) goes
+    through the line-numbered reader, which reports each bad line. Both paths type the fields
+    with the same transform and the same casts, so a row loads identically through either.
+    """
+    if any(s.lower() in (".gz", ".zst") for s in path.suffixes):
+        return False
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Counting lines overlaps the read: DuckDB releases the GIL while it scans.
+        lines = pool.submit(_line_count, path)
+        columns = ", ".join(f"{_sql_str(f.name)}: {_sql_str(_JSON_TYPE[f.kind])}" for f in _FIELDS)
+        fields = ", ".join(f.name for f in _FIELDS)
+        raw = (
+            f"SELECT NULL::BIGINT AS line, NULL AS doc_error, {fields} "
+            f"FROM read_json({_sql_str(str(path))}, format = 'newline_delimited', "
+            f"columns = {{{columns}}})"
+        )
+        try:
+            _stage(con, raw, source=source)
+        except duckdb.Error:
+            return False
+        expected = lines.result()
+    staged = con.execute(f"SELECT count(*) FROM {_STAGED}").fetchone()
+    if staged is None or int(staged[0]) != expected:
+        con.execute(f"DROP TABLE {_STAGED}")
+        return False
+    # Insertion order is file order, so a row's position is its line number.
+    con.execute(f"UPDATE {_STAGED} SET line = rowid + 1")
+    return True
+
+
 def _raw_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     # Lines are read as text (a delimiter no valid JSON line can contain unescaped), so a bad
     # line is a row to report rather than a reader error. Blank lines keep their number for
@@ -213,9 +270,7 @@ def _raw_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> str:
         )
     except duckdb.Error as exc:
         raise CostlineError(f"{path}: cannot read as JSON lines: {_first_line(exc)}") from None
-    struct = ", ".join(
-        f'"{f.name}": "{"JSON" if f.kind == "nested" else "VARCHAR"}"' for f in _FIELDS
-    )
+    struct = ", ".join(f'"{f.name}": "{_JSON_TYPE[f.kind]}"' for f in _FIELDS)
     fields = ", ".join(f"r.{f.name} AS {f.name}" for f in _FIELDS)
     # Each line is parsed once; only the lines that fail (rare) are parsed again to say why.
     return f"""
@@ -323,8 +378,8 @@ def _table_name(ref: str) -> str:
     return f"{ref}.project_id || '.' || {ref}.dataset_id || '.' || {ref}.table_id"
 
 
-_SELECT_JOBS = f"""
-    SELECT line,
+_STAGED_COLUMNS = f"""
+           line,
            ? AS source,
            t_job_id AS job_id,
            t_creation_time AS creation_time,
@@ -350,9 +405,8 @@ _SELECT_JOBS = f"""
            {_table_name("t_destination_table")} AS destination_table,
            t_error_result.reason AS error_reason,
            t_error_result.message AS error_message,
-           nullif(t_query_info.query_hashes.normalized_literals, '') AS query_hash
-    FROM staged
-    WHERE error IS NULL
+           nullif(t_query_info.query_hashes.normalized_literals, '') AS query_hash,
+           error
 """
 
 
@@ -360,28 +414,27 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _ingest(
-    history: JobHistory, raw: str, *, source: str, fmt: str, first_load: bool
-) -> LoadReport:
+def _stage(con: duckdb.DuckDBPyConnection, raw: str, *, source: str) -> None:
+    """Validate and type ``raw`` into the staging table: the final job columns plus ``error``."""
+    con.execute(
+        f"CREATE OR REPLACE TABLE {_STAGED} AS "
+        f"SELECT {_STAGED_COLUMNS} FROM ({_normalise_sql(raw)})",
+        [source],
+    )
+
+
+def _ingest(history: JobHistory, *, source: str, fmt: str, first_load: bool) -> LoadReport:
+    """Report the staged rows' problems and move the valid ones into ``jobs``."""
     con = history.con
-    typed = ", ".join(f"t_{f.name}" for f in _FIELDS)
-    try:
-        # Only the typed columns are kept: the raw text of each field is not copied twice.
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE staged AS "
-            f"SELECT line, error, _edition, {typed} FROM ({_normalise_sql(raw)})"
-        )
-    except duckdb.Error as exc:
-        raise CostlineError(f"{source}: cannot read as {fmt}: {_first_line(exc)}") from None
     # A job id seen twice (overlapping exports concatenated) would bill twice: every later row
     # is rejected and points at the first, including ids loaded from an earlier source. The
     # grouping keeps only repeated ids, so the join that follows is against a tiny table.
     earlier = (
         ""
         if first_load
-        else """UNION ALL
+        else f"""UNION ALL
         SELECT s.line, 'job_id: duplicate of a job already read from ' || any_value(j.source)
-        FROM staged s JOIN jobs j ON j.job_id = s.t_job_id
+        FROM {_STAGED} s JOIN jobs j ON j.job_id = s.job_id
         WHERE s.error IS NULL GROUP BY s.line"""
     )
     con.execute(
@@ -389,36 +442,42 @@ def _ingest(
         CREATE OR REPLACE TEMP TABLE duplicates AS
         SELECT line, any_value(problem) AS problem FROM (
             SELECT s.line, 'job_id: duplicate of the job on line ' || d.first_line AS problem
-            FROM staged s
-            JOIN (SELECT t_job_id, min(line) AS first_line FROM staged WHERE error IS NULL
-                  GROUP BY t_job_id HAVING count(*) > 1) d USING (t_job_id)
+            FROM {_STAGED} s
+            JOIN (SELECT job_id, min(line) AS first_line FROM {_STAGED} WHERE error IS NULL
+                  GROUP BY job_id HAVING count(*) > 1) d USING (job_id)
             WHERE s.error IS NULL AND s.line <> d.first_line
             {earlier}
         ) GROUP BY line
         """
     )
-    select_jobs = _SELECT_JOBS + " AND line NOT IN (SELECT line FROM duplicates)"
-    if first_load:
-        con.execute(f"CREATE OR REPLACE TABLE jobs AS {select_jobs}", [source])
-    else:
-        con.execute(f"INSERT INTO jobs {select_jobs}", [source])
     counts = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE error IS NOT NULL), "
-        "(SELECT count(*) FROM duplicates) FROM staged"
+        f"SELECT count(*), count(*) FILTER (WHERE error IS NOT NULL), "
+        f"(SELECT count(*) FROM duplicates) FROM {_STAGED}"
     ).fetchone()
     assert counts is not None
     read, rejected = int(counts[0]), int(counts[1]) + int(counts[2])
     bad = con.execute(
         f"""
         SELECT line, problem FROM (
-            SELECT line, error AS problem FROM staged WHERE error IS NOT NULL
+            SELECT line, error AS problem FROM {_STAGED} WHERE error IS NOT NULL
             UNION ALL SELECT line, problem FROM duplicates
         ) ORDER BY line LIMIT {MAX_REPORTED_PROBLEMS}
         """
     ).fetchall()
-    con.execute("DROP TABLE staged")
+    rejected_rows = "error IS NOT NULL OR line IN (SELECT line FROM duplicates)"
+    if first_load:
+        # The staging table becomes ``jobs`` in place: the texts are not copied once more.
+        if rejected:
+            con.execute(f"DELETE FROM {_STAGED} WHERE {rejected_rows}")
+        con.execute(f"ALTER TABLE {_STAGED} DROP COLUMN error")
+        con.execute("DROP TABLE IF EXISTS jobs")
+        con.execute(f"ALTER TABLE {_STAGED} RENAME TO jobs")
+    else:
+        con.execute(
+            f"INSERT INTO jobs SELECT * EXCLUDE (error) FROM {_STAGED} WHERE NOT ({rejected_rows})"
+        )
+        con.execute(f"DROP TABLE {_STAGED}")
     con.execute("DROP TABLE duplicates")
-    con.execute("DROP TABLE IF EXISTS json_lines")
     problems = tuple(_problem(source, int(line), msg) for line, msg in bad)
     report = LoadReport(
         source=source,
@@ -461,12 +520,22 @@ def read_history(
         if on_source:
             on_source(path)
         kind = fmt or detect_format(path)
+        source = str(path)
         if kind == "jsonl":
-            raw = _raw_jsonl(history.con, path)
+            if not _stage_jsonl_records(history.con, path, source=source):
+                _stage_or_raise(history.con, _raw_jsonl(history.con, path), source, kind)
         else:
-            raw = _raw_columnar(history.con, path, kind)
-        _ingest(history, raw, source=str(path), fmt=kind, first_load=i == 0)
+            _stage_or_raise(history.con, _raw_columnar(history.con, path, kind), source, kind)
+        history.con.execute("DROP TABLE IF EXISTS json_lines")
+        _ingest(history, source=source, fmt=kind, first_load=i == 0)
     return history
+
+
+def _stage_or_raise(con: duckdb.DuckDBPyConnection, raw: str, source: str, fmt: str) -> None:
+    try:
+        _stage(con, raw, source=source)
+    except duckdb.Error as exc:
+        raise CostlineError(f"{source}: cannot read as {fmt}: {_first_line(exc)}") from None
 
 
 def history_from_arrow(
@@ -476,7 +545,8 @@ def history_from_arrow(
     history = JobHistory(con or connect())
     history.con.register("arrow_jobs", table)
     raw = f"SELECT row_number() OVER () AS line, NULL AS doc_error, {_raw_columns(history.con, 'arrow_jobs', nested_as_json_text=False)} FROM arrow_jobs"  # noqa: E501
-    _ingest(history, raw, source=source, fmt="bigquery", first_load=True)
+    _stage_or_raise(history.con, raw, source, "bigquery")
+    _ingest(history, source=source, fmt="bigquery", first_load=True)
     history.con.unregister("arrow_jobs")
     return history
 
