@@ -1,0 +1,103 @@
+"""The service's cost ledger on disk, and the budget check a load test runs against it.
+
+Each worker process appends every cost event it emits to its own JSON-lines file
+(``ledger-<pid>.jsonl`` in the ledger directory), so workers never contend for one file and
+nothing is lost when one of them stops. :func:`read_ledger` reads them all back;
+:func:`budget_overspend` sums the spend of every tenant (and of everyone) per budget period and
+reports by how much any budget was exceeded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from costline.core.budgets import BudgetLimit, BudgetPolicy
+from costline.core.errors import CostlineError
+from costline.core.events import CostEvent
+
+
+class JsonlLedger:
+    """A cost-event sink appending one JSON line per event to ``directory/ledger-<pid>.jsonl``."""
+
+    def __init__(self, directory: Path) -> None:
+        """Open (create) this process's ledger file in ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"ledger-{os.getpid()}.jsonl"
+        # Line-buffered: each event is on disk when emit returns, for a reader of a live run.
+        self._file = self.path.open("a", encoding="utf-8", buffering=1)
+        self._lock = threading.Lock()
+
+    def emit(self, event: CostEvent) -> None:
+        """Append ``event``."""
+        line = event.model_dump_json() + "\n"
+        with self._lock:
+            self._file.write(line)
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._file.close()
+
+
+def read_ledger(directory: Path) -> list[CostEvent]:
+    """Every event of every worker's file in ``directory``; a bad line names its file and
+    line."""
+    events: list[CostEvent] = []
+    for path in sorted(directory.glob("ledger-*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append(CostEvent.model_validate_json(line))
+                except ValidationError as exc:
+                    raise CostlineError(f"{path}:{number}: not a cost event: {exc}") from None
+    return events
+
+
+class Overspend(BaseModel):
+    """A budget the ledger shows exceeded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    budget: str
+    limit_usd: float
+    spent_usd: float
+
+    @property
+    def over_usd(self) -> float:
+        """By how much."""
+        return self.spent_usd - self.limit_usd
+
+
+def budget_overspend(events: Iterable[CostEvent], policy: BudgetPolicy) -> list[Overspend]:
+    """Every tenant and global budget of ``policy`` the ``events`` exceed, per period.
+
+    The check is independent of the budget store: it re-adds what the ledger recorded, so it
+    catches a store that lost its state (a Redis restart without persistence) or granted too
+    much.
+    """
+    spent: defaultdict[tuple[str, str, str], float] = defaultdict(float)
+    limits: dict[tuple[str, str, str], BudgetLimit] = {}
+    for e in events:
+        limit = policy.tenants.get(e.tenant, policy.per_tenant)
+        if limit is not None:
+            key = ("tenant", e.tenant, limit.period.label(e.time))
+            spent[key] += e.cost_usd
+            limits[key] = limit
+        if policy.global_ is not None:
+            key = ("global", "*", policy.global_.period.label(e.time))
+            spent[key] += e.cost_usd
+            limits[key] = policy.global_
+    # A nano-dollar of tolerance: the stores keep integer nano-dollars, the ledger floats.
+    return [
+        Overspend(budget=":".join(key), limit_usd=limits[key].limit_usd, spent_usd=total)
+        for key, total in sorted(spent.items())
+        if total > limits[key].limit_usd + 1e-9
+    ]
