@@ -1,0 +1,466 @@
+"""Every plan priced over the same usage, the optimum of each edition and term, the forecast.
+
+:func:`plan_capacity` takes a :class:`~.usage.UsageSeries` and returns a
+:class:`CapacityResult`: a plain value the renderers print and never recompute. Plans:
+
+- ``on_demand`` / ``none``: the work's bytes billed at the on-demand price.
+- ``<edition>`` / ``none``: pure pay-as-you-go autoscaling (commitment 0).
+- ``<edition>`` / ``1y`` and ``3y`` (not Standard, which sells no commitments): the exact
+  cost-optimal commitment with autoscaling above it (``optimal_commitment``), the commitment
+  that covers 70% of the used slot-seconds (``split_70_30``, the usual rule of thumb) and the
+  commitment that covers the billed peak with no autoscaling (``full_commitment``).
+
+``optimal`` marks the cheapest plan of each edition and term. Annual figures are the period's
+cost scaled to 365 days. Standard reservations cannot exceed ``RULES.standard_max_slots``: its
+plans run under that cap, and the queue it causes is reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from costline.core.errors import CostlineError, Problem
+from costline.core.prices import Edition, PriceCatalogue
+from costline.warehouse.capacity.forecast import ForecastFit, fit_forecast
+from costline.warehouse.capacity.optimise import cost_curve, smallest_level_with_share
+from costline.warehouse.capacity.pricing import (
+    RULES,
+    BilledCurve,
+    QueueStats,
+    Term,
+    billed_autoscale,
+    commitment_price,
+    committed_share,
+)
+from costline.warehouse.capacity.usage import UsageSeries
+
+Progress = Callable[[str, float], None]
+PlanKind = Literal["on_demand", "autoscale", "optimal_commitment", "split_70_30", "full_commitment"]
+SPLIT_SHARE = 0.7  # the rule of thumb compared against the optimum: commit 70%, burst 30%
+ON_DEMAND = "on_demand"
+PROFILE_POINTS_PER_HOUR = 1
+LOAD_DURATION_POINTS = 200
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Plan(_Model):
+    """One way to buy the workload's compute, and what it costs a year."""
+
+    edition: str = Field(description="standard, enterprise, enterprise_plus or on_demand")
+    term: str = Field(description="none, 1y or 3y")
+    kind: PlanKind
+    commitment_slots: int
+    annual_cost_usd: float
+    commitment_annual_usd: float
+    autoscale_annual_usd: float
+    committed_share: float = Field(
+        description="share of the used slot-seconds committed slots cover"
+    )
+    max_slots: int | None = None
+    optimal: bool = False
+
+
+class CostCurve(_Model):
+    """Annual cost at every commitment level of one edition and term: why the optimum is it."""
+
+    edition: str
+    term: str
+    commit_usd_per_slot_hour: float
+    payg_usd_per_slot_hour: float
+    break_even_time_share: float = Field(
+        description="a 50-slot step pays iff the billed curve is above it this share of the time"
+    )
+    commitment_slots: tuple[int, ...]
+    annual_cost_usd: tuple[float, ...]
+    time_above: tuple[float, ...] = Field(
+        description="share of the time the billed autoscale curve is above each level"
+    )
+    optimum_slots: int
+    optimum_annual_cost_usd: float
+
+
+class UsageStats(_Model):
+    """The shape of the slot usage."""
+
+    slot_hours: float
+    mean_slots: float
+    p50_slots: float
+    p95_slots: float
+    p99_slots: float
+    peak_slots: float
+    billed_peak_slots: int
+    busy_share: float = Field(description="share of the time any slot is in use")
+
+
+class UsageProfile(_Model):
+    """Hourly mean and peak slots, for plotting usage over time."""
+
+    hours: tuple[dt.datetime, ...]
+    mean_slots: tuple[float, ...]
+    peak_slots: tuple[float, ...]
+
+
+class LoadDuration(_Model):
+    """Slots used (and billed by the autoscaler) against the share of time they are exceeded."""
+
+    time_share: tuple[float, ...]
+    usage_slots: tuple[float, ...]
+    billed_slots: tuple[int, ...]
+
+
+class Forecast(_Model):
+    """The next 12 months: the fitted model and the plans at the projected load."""
+
+    fit: ForecastFit
+    plans: tuple[Plan, ...]
+
+
+class WhatIf(_Model):
+    """The plans if the load changed by ``growth`` (0.2 = 20% more, same shape)."""
+
+    growth: float
+    plans: tuple[Plan, ...]
+
+
+class CapacityResult(_Model):
+    """Everything ``costline capacity`` found, as rendered by text, JSON and HTML."""
+
+    source: str
+    resolution_seconds: int
+    start: dt.datetime | None
+    end: dt.datetime | None
+    period_days: float
+    jobs: int
+    rows: int
+    rejected: int
+    problems: tuple[Problem, ...]
+    notes: tuple[str, ...]
+    usage: UsageStats
+    max_slots: int | None
+    queues: dict[str, QueueStats]
+    on_demand_bytes_billed: int | None
+    plans: tuple[Plan, ...]
+    curves: tuple[CostCurve, ...]
+    best: Plan | None
+    forecast: Forecast | None
+    what_if: WhatIf | None
+    profile: UsageProfile
+    load_duration: LoadDuration
+    rules_source: str
+    prices_source: str
+
+
+def parse_growth(text: str) -> float:
+    """``20%``, ``-10%`` or ``0.2`` → a fraction (0.2)."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise CostlineError(f"growth {text!r}: expected a percentage such as 20% or -10%") from None
+    if value <= -1:
+        raise CostlineError(f"growth {text!r}: the load cannot shrink by 100% or more")
+    return value
+
+
+def _check_max_slots(max_slots: int | None) -> None:
+    step = RULES.step_slots
+    if max_slots is not None and (max_slots <= 0 or max_slots % step):
+        raise CostlineError(
+            f"--max-slots {max_slots}: a reservation's size is a positive multiple of {step}"
+        )
+
+
+def _cap(edition: Edition, max_slots: int | None) -> int | None:
+    if edition is Edition.STANDARD:
+        limit = RULES.standard_max_slots
+        return limit if max_slots is None else min(max_slots, limit)
+    return max_slots
+
+
+def _price_edition(
+    edition: Edition, curve: BilledCurve, prices: PriceCatalogue, cap: int | None
+) -> tuple[list[Plan], list[CostCurve]]:
+    price = prices.bigquery.editions[edition]
+    payg = price.payg_usd_per_slot_hour
+    factor = curve.annual_factor
+    flat = cost_curve(curve, 0.0, payg)  # commitment 0: pure autoscale
+    autoscale_usd = float(flat.period_cost_usd[0]) * factor
+    plans = [
+        Plan(
+            edition=edition.value,
+            term=Term.NONE.value,
+            kind="autoscale",
+            commitment_slots=0,
+            annual_cost_usd=autoscale_usd,
+            commitment_annual_usd=0.0,
+            autoscale_annual_usd=autoscale_usd,
+            committed_share=0.0,
+            max_slots=cap,
+            optimal=True,
+        )
+    ]
+    curves: list[CostCurve] = []
+    for term in (Term.ONE_YEAR, Term.THREE_YEARS):
+        commit = commitment_price(price, term)
+        if commit is None:
+            continue
+        c = cost_curve(curve, commit, payg)
+        annual = c.period_cost_usd * factor
+        best = c.optimum_index
+        top = int(c.levels[-1])
+        chosen: dict[int, PlanKind] = {int(c.levels[best]): "optimal_commitment"}
+        split = smallest_level_with_share(curve, SPLIT_SHARE)
+        chosen.setdefault(split, "split_70_30")
+        chosen.setdefault(top, "full_commitment")
+        term_plans = []
+        for level, kind in chosen.items():
+            i = level // RULES.commitment_step_slots
+            committed = level * curve.period_seconds * commit / 3600 * factor
+            term_plans.append(
+                Plan(
+                    edition=edition.value,
+                    term=term.value,
+                    kind=kind,
+                    commitment_slots=level,
+                    annual_cost_usd=float(annual[i]),
+                    commitment_annual_usd=committed,
+                    autoscale_annual_usd=float(annual[i]) - committed,
+                    committed_share=committed_share(curve, level),
+                    max_slots=cap,
+                )
+            )
+        cheapest = min(range(len(term_plans)), key=lambda k: term_plans[k].annual_cost_usd)
+        term_plans[cheapest] = term_plans[cheapest].model_copy(update={"optimal": True})
+        plans += term_plans
+        curves.append(
+            CostCurve(
+                edition=edition.value,
+                term=term.value,
+                commit_usd_per_slot_hour=commit,
+                payg_usd_per_slot_hour=payg,
+                break_even_time_share=commit / payg,
+                commitment_slots=tuple(int(v) for v in c.levels),
+                annual_cost_usd=tuple(float(v) for v in annual),
+                time_above=tuple(float(v) for v in c.time_above),
+                optimum_slots=int(c.levels[best]),
+                optimum_annual_cost_usd=float(annual[best]),
+            )
+        )
+    return plans, curves
+
+
+def price_plans(
+    series: UsageSeries,
+    prices: PriceCatalogue,
+    *,
+    editions: Iterable[Edition] | None = None,
+    max_slots: int | None = None,
+) -> tuple[list[Plan], list[CostCurve], dict[str, BilledCurve]]:
+    """Every plan for ``series`` (see the module docstring), the cost curves behind the
+    optimal commitments, and the billed autoscale curve of each edition."""
+    _check_max_slots(max_slots)
+    chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
+    plans: list[Plan] = []
+    if series.on_demand_cost_usd is not None and series.period_seconds:
+        annual = series.on_demand_cost_usd * 365 * 86_400 / series.period_seconds
+        plans.append(
+            Plan(
+                edition=ON_DEMAND,
+                term=Term.NONE.value,
+                kind="on_demand",
+                commitment_slots=0,
+                annual_cost_usd=annual,
+                commitment_annual_usd=0.0,
+                autoscale_annual_usd=0.0,
+                committed_share=0.0,
+                optimal=True,
+            )
+        )
+    curves: list[CostCurve] = []
+    billed: dict[str, BilledCurve] = {}
+    by_cap: dict[int | None, BilledCurve] = {}
+    for edition in chosen:
+        if edition not in prices.bigquery.editions:
+            raise CostlineError(f"the price catalogue has no {edition.value} edition")
+        cap = _cap(edition, max_slots)
+        if cap not in by_cap:
+            by_cap[cap] = billed_autoscale(series, cap)
+        curve = by_cap[cap]
+        billed[edition.value] = curve
+        if curve.billed.size == 0:
+            continue
+        edition_plans, edition_curves = _price_edition(edition, curve, prices, cap)
+        plans += edition_plans
+        curves += edition_curves
+    return plans, curves, billed
+
+
+def _stats(series: UsageSeries, curve: BilledCurve | None) -> tuple[UsageStats, LoadDuration]:
+    slots = series.slots
+    if slots.size == 0:
+        empty = UsageStats(
+            slot_hours=0.0, mean_slots=0.0, p50_slots=0.0, p95_slots=0.0, p99_slots=0.0,
+            peak_slots=0.0, billed_peak_slots=0, busy_share=0.0,
+        )  # fmt: skip
+        return empty, LoadDuration(time_share=(), usage_slots=(), billed_slots=())
+    ordered = np.sort(slots)[::-1]
+    n = ordered.size
+
+    def exceeded(share: float) -> float:
+        return float(ordered[min(int(share * n), n - 1)])
+
+    billed = curve.billed if curve is not None else np.zeros(1, dtype=np.int64)
+    counts = np.bincount(billed // RULES.step_slots)
+    at_least = np.cumsum(counts[::-1])[::-1] / billed.size  # share of time W >= 50 j
+    shares = np.linspace(0.0, 1.0, LOAD_DURATION_POINTS + 1)
+    # The billed level exceeded-or-equalled for `share` of the time: the largest j with
+    # at_least[j] > share.
+    billed_at = [
+        int(np.flatnonzero(at_least > s)[-1]) * RULES.step_slots if (at_least > s).any() else 0
+        for s in shares
+    ]
+    stats = UsageStats(
+        slot_hours=series.slot_hours,
+        mean_slots=float(slots.mean()),
+        p50_slots=exceeded(0.5),
+        p95_slots=exceeded(0.05),
+        p99_slots=exceeded(0.01),
+        peak_slots=float(ordered[0]),
+        billed_peak_slots=int(billed.max()),
+        busy_share=float(np.count_nonzero(slots)) / n,
+    )
+    duration = LoadDuration(
+        time_share=tuple(float(s) for s in shares),
+        usage_slots=tuple(exceeded(s) for s in shares),
+        billed_slots=tuple(billed_at),
+    )
+    return stats, duration
+
+
+def _profile(series: UsageSeries) -> UsageProfile:
+    per_hour = 3600 // series.resolution_s
+    n = series.buckets
+    if n == 0:
+        return UsageProfile(hours=(), mean_slots=(), peak_slots=())
+    hours = -(-n // per_hour)
+    padded = np.zeros(hours * per_hour)
+    padded[:n] = series.slots
+    blocks = padded.reshape(hours, per_hour)
+    counts = np.full(hours, per_hour, dtype=np.float64)
+    counts[-1] = n - (hours - 1) * per_hour
+    return UsageProfile(
+        hours=tuple(series.start + dt.timedelta(hours=h) for h in range(hours)),
+        mean_slots=tuple(float(v) for v in blocks.sum(axis=1) / counts),
+        peak_slots=tuple(float(v) for v in blocks.max(axis=1)),
+    )
+
+
+def plan_capacity(
+    series: UsageSeries,
+    prices: PriceCatalogue,
+    *,
+    editions: Iterable[Edition] | None = None,
+    max_slots: int | None = None,
+    growth: float | None = None,
+    forecast: bool = True,
+    progress: Progress | None = None,
+) -> CapacityResult:
+    """Price every plan for ``series``, find each optimum, forecast the next 12 months and
+    the ``growth`` what-if."""
+    step = progress or (lambda _name, _done: None)
+    chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
+    step("pricing plans", 0.1)
+    plans, curves, billed = price_plans(series, prices, editions=chosen, max_slots=max_slots)
+    notes = list(series.notes)
+    if series.buckets == 0 or not float(series.slots.sum()):
+        notes.append("no slot usage in the input: every capacity plan costs nothing")
+    if Edition.STANDARD in chosen:
+        notes.append(
+            f"Standard edition sells no commitments and caps a reservation at "
+            f"{RULES.standard_max_slots:,} slots"
+        )
+    if series.resolution_s > 1:
+        notes.append(
+            f"{series.resolution_s}s resolution: demand is averaged within each bucket, so "
+            "short peaks are smoothed (1s is exact)"
+        )
+    queues = {e: c.queue for e, c in billed.items() if c.queue is not None}
+    step("usage statistics", 0.4)
+    uncapped = [c for e, c in billed.items() if e != Edition.STANDARD.value]
+    candidates = uncapped or list(billed.values())
+    reference = candidates[0] if candidates else None
+    # Standard's 1,600-slot cap is the edition's, not the user's choice: when it makes work
+    # wait, its plan is shown with the delay but not recommended.
+    standard_queue = queues.get(Edition.STANDARD.value)
+    waits = max_slots is None and standard_queue is not None and standard_queue.delayed_seconds > 0
+    if waits and standard_queue is not None:
+        notes.append(
+            f"Standard's {standard_queue.max_slots:,}-slot cap makes work wait (mean "
+            f"{standard_queue.mean_delay_seconds / 60:,.1f} min, up to "
+            f"{standard_queue.max_delay_seconds / 3600:,.1f} h): not recommended"
+        )
+    eligible = [p for p in plans if not (waits and p.edition == Edition.STANDARD.value)]
+    stats, duration = _stats(series, reference)
+    fc: Forecast | None = None
+    if forecast:
+        step("forecast", 0.6)
+        fit = fit_forecast(series)
+        if fit is None:
+            notes.append("fewer than 14 complete days: no forecast")
+        else:
+            grown, _, _ = price_plans(
+                series.scaled(fit.growth_factor), prices, editions=chosen, max_slots=max_slots
+            )
+            fc = Forecast(fit=fit, plans=tuple(grown))
+    what_if: WhatIf | None = None
+    if growth is not None:
+        step("what-if", 0.8)
+        grown, _, _ = price_plans(
+            series.scaled(1 + growth), prices, editions=chosen, max_slots=max_slots
+        )
+        what_if = WhatIf(growth=growth, plans=tuple(grown))
+    step("done", 1.0)
+    od = prices.bigquery.on_demand
+    return CapacityResult(
+        source=series.source,
+        resolution_seconds=series.resolution_s,
+        start=series.start if series.buckets else None,
+        end=series.end if series.buckets else None,
+        period_days=series.period_seconds / 86_400,
+        jobs=series.jobs,
+        rows=series.rows,
+        rejected=series.rejected,
+        problems=series.problems,
+        notes=tuple(notes),
+        usage=stats,
+        max_slots=max_slots,
+        queues=queues,
+        on_demand_bytes_billed=series.bytes_billed,
+        plans=tuple(plans),
+        curves=tuple(curves),
+        best=min(eligible, key=lambda p: p.annual_cost_usd) if eligible else None,
+        forecast=fc,
+        what_if=what_if,
+        profile=_profile(series),
+        load_duration=duration,
+        rules_source=RULES.source,
+        prices_source=f"{od.source} ({od.as_of})",
+    )
+
+
+__all__ = [
+    "CapacityResult",
+    "CostCurve",
+    "Plan",
+    "parse_growth",
+    "plan_capacity",
+    "price_plans",
+]

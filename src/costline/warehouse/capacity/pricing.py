@@ -1,0 +1,241 @@
+"""How BigQuery bills capacity: the autoscaler's billed curve, commitments, and the queue.
+
+The model, with prices from the catalogue (``core/data/prices.toml``) and the billing rules in
+:data:`RULES` (the one place their numbers live):
+
+- **On-demand**: bytes billed × the price per TiB, BigQuery's minimums applied per job
+  (:mod:`costline.warehouse.cost`).
+- **Editions pay-as-you-go autoscaling**: the autoscaler allocates slots in multiples of
+  ``RULES.step_slots`` (50), rounding the demand up. Allocated slots are billed per second with
+  a one-minute minimum: each 50-slot increment stays allocated (and billed) until
+  ``RULES.window_seconds`` (60 s) have passed since the last second it was needed, so a new
+  peak restarts the scale-down window. Formally, with ``r(t)`` the demand rounded up to 50,
+  the billed slots are ``W(t) = max(r(u) for u in (t - 60 s, t])``, a sliding maximum.
+- **Max reservation size** (optional, ``max_slots``): demand above it waits in a FIFO queue and
+  runs as soon as slots free up; nothing is dropped. The backlog follows Lindley's recursion
+  ``B(t) = max(0, B(t-1) + demand(t) - max_slots)``, computed in closed form with a running
+  minimum; the queue is reported as delay (:class:`QueueStats`).
+- **Commitments** (baseline slots bought for 1 or 3 years): ``C`` slots in steps of
+  ``RULES.commitment_step_slots`` (50) at the term's slot-hour price, paid every second whether
+  used or not. Standard edition sells none.
+- **Hybrid**: commitment ``C`` plus autoscaling above it; the autoscaler then covers
+  ``max(r(t) - C, 0)``, and since ``C`` is a multiple of 50 its billed curve is exactly
+  ``max(W(t) - C, 0)``. The cost over a period of ``T`` seconds is
+  ``C * T * p_commit + sum_t max(W(t) - C, 0) * p_payg`` (slot-seconds / 3600 × slot-hour price).
+- **Idle-slot sharing**: the series is the whole workload of one administration project, so
+  committed slots one reservation leaves idle serve another's demand (BigQuery's default,
+  ``ignore_idle_slots = false``); pricing reservations apart is the sum of their own plans.
+
+At a resolution coarser than one second each bucket holds its average demand, the window is
+``60 s / resolution`` buckets (one bucket at 1 min), and peaks inside a bucket are averaged
+away: 1 s is exact, 1 min is the fast approximation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict
+
+from costline.core.prices import EditionPrice
+from costline.warehouse.capacity.usage import SLOT_TOLERANCE, FloatArray, UsageSeries
+
+IntArray = npt.NDArray[np.int64]
+SECONDS_PER_HOUR = 3600
+SECONDS_PER_YEAR = 365 * 86_400
+
+
+@dataclass(frozen=True)
+class BillingRules:
+    """BigQuery Editions capacity billing rules, with their source."""
+
+    step_slots: int = 50
+    window_seconds: int = 60
+    commitment_step_slots: int = 50
+    standard_max_slots: int = 1_600
+    source: str = (
+        "https://cloud.google.com/bigquery/docs/slots-autoscaling-intro; "
+        "https://cloud.google.com/bigquery/docs/editions-intro; "
+        "https://cloud.google.com/bigquery/pricing#capacity_compute_analysis_pricing"
+    )
+    as_of: str = "2026-06-01"
+
+
+RULES = BillingRules()
+
+
+class Term(StrEnum):
+    """How capacity is bought: pay-as-you-go (``none``) or a 1- or 3-year commitment."""
+
+    NONE = "none"
+    ONE_YEAR = "1y"
+    THREE_YEARS = "3y"
+
+
+def commitment_price(price: EditionPrice, term: Term) -> float | None:
+    """Slot-hour price of ``term`` for an edition; ``None`` when the edition does not sell it."""
+    if term is Term.ONE_YEAR:
+        return price.commit_1y_usd_per_slot_hour
+    if term is Term.THREE_YEARS:
+        return price.commit_3y_usd_per_slot_hour
+    return None
+
+
+def round_up(slots: FloatArray, step: int = RULES.step_slots) -> IntArray:
+    """Demand rounded up to a multiple of ``step`` (float noise below the tolerance ignored)."""
+    steps = np.ceil(slots / step - SLOT_TOLERANCE / step)
+    return np.maximum(steps, 0).astype(np.int64) * step
+
+
+def sliding_max(values: IntArray, window: int) -> IntArray:
+    """``out[t] = max(values[t - window + 1 .. t])`` for non-negative values, in O(n).
+
+    The van Herk/Gil-Werman scheme: within blocks of ``window`` a running maximum from the left
+    and one from the right; any window spans at most two blocks, so its maximum is one of each.
+    """
+    n = values.size
+    if window <= 1 or n == 0:
+        return values.copy()
+    # Zeros in front make the first windows shorter without a special case (values >= 0).
+    padded_len = -(-(n + window - 1) // window) * window
+    padded = np.zeros(padded_len, dtype=values.dtype)
+    padded[window - 1 : window - 1 + n] = values
+    blocks = padded.reshape(-1, window)
+    left = np.maximum.accumulate(blocks, axis=1).ravel()
+    right = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    # The window ending at padded index j = t + window - 1 starts at t.
+    return np.maximum(right[:n], left[window - 1 : window - 1 + n])
+
+
+class QueueStats(BaseModel):
+    """The delay a max reservation size causes: work waits, nothing is dropped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_slots: int
+    delayed_seconds: int
+    max_delay_seconds: float
+    mean_delay_seconds: float
+    peak_backlog_slot_hours: float
+    spill_seconds: int
+
+
+def queue(slots: FloatArray, max_slots: int, resolution_s: int) -> tuple[FloatArray, QueueStats]:
+    """The demand served under a cap of ``max_slots`` (FIFO), and the delay it causes.
+
+    The series is extended past its end until the backlog has run, so the served work equals
+    the demanded work.
+    """
+    excess = (slots - max_slots) * resolution_s  # slot-seconds per bucket beyond the cap
+    running = np.cumsum(excess)
+    backlog = running - np.minimum(np.minimum.accumulate(running), 0.0)
+    backlog[backlog < SLOT_TOLERANCE * resolution_s] = 0.0
+    previous = np.concatenate(([0.0], backlog[:-1]))
+    served = slots + (previous - backlog) / resolution_s
+    tail = float(backlog[-1]) if backlog.size else 0.0
+    spill = int(np.ceil(tail / (max_slots * resolution_s))) if tail > 0 else 0
+    if spill:
+        drain = np.full(spill, float(max_slots))
+        drain[-1] = tail / resolution_s - max_slots * (spill - 1)
+        served = np.concatenate((served, drain))
+    work = float(slots.sum())
+    stats = QueueStats(
+        max_slots=max_slots,
+        delayed_seconds=int(np.count_nonzero(backlog)) * resolution_s,
+        max_delay_seconds=float(backlog.max()) / max_slots if backlog.size else 0.0,
+        mean_delay_seconds=float(backlog.sum()) / work if work > 0 else 0.0,
+        peak_backlog_slot_hours=float(backlog.max()) / SECONDS_PER_HOUR if backlog.size else 0.0,
+        spill_seconds=spill * resolution_s,
+    )
+    return np.maximum(served, 0.0), stats
+
+
+@dataclass(frozen=True)
+class BilledCurve:
+    """What the autoscaler bills, second by second, for a usage series.
+
+    ``served`` is the demand after the max-reservation queue (the demand itself without a cap);
+    ``billed`` is ``W(t)``, the sliding maximum of ``served`` rounded up to 50 slots.
+    ``level_counts[j]`` counts the buckets where ``W(t) = 50 j``, and ``covered[c]`` is the
+    used slot-bucket sum committed slots ``50 c`` would cover, ``sum_t min(served(t), 50 c)``:
+    both are computed once, so every level's cost and share is a lookup.
+    """
+
+    served: FloatArray
+    billed: IntArray
+    resolution_s: int
+    level_counts: IntArray
+    covered: FloatArray
+    queue: QueueStats | None = None
+
+    @property
+    def period_seconds(self) -> int:
+        """Seconds billed (the series, plus any queue spill past its end)."""
+        return int(self.billed.size) * self.resolution_s
+
+    @property
+    def annual_factor(self) -> float:
+        """Multiplier from the period's cost to a year's."""
+        return SECONDS_PER_YEAR / self.period_seconds if self.period_seconds else 0.0
+
+    @property
+    def top_level(self) -> int:
+        """The billed peak, in slots."""
+        return (self.level_counts.size - 1) * RULES.commitment_step_slots
+
+
+def _covered(served: FloatArray, levels: int, step: int) -> FloatArray:
+    # sum_t min(s_t, step c) = sum_{t: k_t < c} s_t + step c #{t: k_t >= c}, k_t = floor(s_t/step)
+    k = np.minimum(np.floor(served / step).astype(np.int64), levels)
+    count = np.bincount(k, minlength=levels + 1).astype(np.float64)
+    weight = np.bincount(k, weights=served, minlength=levels + 1)
+    below = np.concatenate(([0.0], np.cumsum(weight)[:-1]))
+    at_or_above = served.size - np.concatenate(([0.0], np.cumsum(count)[:-1]))
+    return np.asarray(below + step * np.arange(levels + 1) * at_or_above, dtype=np.float64)
+
+
+def billed_autoscale(
+    series: UsageSeries, max_slots: int | None = None, rules: BillingRules = RULES
+) -> BilledCurve:
+    """The autoscaler's billed curve for ``series``, capped at ``max_slots`` when given."""
+    stats: QueueStats | None = None
+    served = series.slots
+    if max_slots is not None:
+        served, stats = queue(series.slots, max_slots, series.resolution_s)
+    window = max(1, rules.window_seconds // series.resolution_s)
+    billed = sliding_max(round_up(served, rules.step_slots), window)
+    step = rules.commitment_step_slots
+    counts = np.bincount(billed // step) if billed.size else np.zeros(1, dtype=np.int64)
+    return BilledCurve(
+        served=served,
+        billed=billed,
+        resolution_s=series.resolution_s,
+        level_counts=counts.astype(np.int64),
+        covered=_covered(served, counts.size - 1, step),
+        queue=stats,
+    )
+
+
+def autoscale_slot_seconds(curve: BilledCurve, commitment: int) -> float:
+    """Slot-seconds the autoscaler bills above a commitment of ``commitment`` slots."""
+    return float(np.maximum(curve.billed - commitment, 0).sum()) * curve.resolution_s
+
+
+def period_cost(
+    curve: BilledCurve, commitment: int, commit_price: float, payg_price: float
+) -> float:
+    """USD over the period: ``commitment`` slots every second plus the autoscaling above them."""
+    committed = commitment * curve.period_seconds * commit_price
+    return (committed + autoscale_slot_seconds(curve, commitment) * payg_price) / SECONDS_PER_HOUR
+
+
+def committed_share(curve: BilledCurve, commitment: int) -> float:
+    """Share of the slot usage (slot-seconds actually used) that committed slots cover."""
+    total = float(curve.served.sum())
+    if total <= 0:
+        return 0.0
+    level = min(commitment // RULES.commitment_step_slots, curve.covered.size - 1)
+    return float(curve.covered[level]) / total
