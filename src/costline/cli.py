@@ -7,6 +7,7 @@ Python user would call, and format their results. No traceback ever reaches the 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -32,6 +33,11 @@ app = typer.Typer(
 )
 demo_app = typer.Typer(help="The embedded demo workspace.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
+merge_app = typer.Typer(
+    help="Rewrite a full-table MERGE into a partition-scoped one, and prove it.",
+    no_args_is_help=True,
+)
+app.add_typer(merge_app, name="merge")
 
 out = Console()
 err = Console(stderr=True)
@@ -226,6 +232,137 @@ def audit(
     out.print(f"\nreport: [bold]{output}[/]")
 
 
+class MergeStrategyOption(StrEnum):
+    """``--strategy`` of ``costline merge rewrite``."""
+
+    merge = "merge"
+    insert_overwrite = "insert-overwrite"
+
+
+class ProofFormat(StrEnum):
+    """Output formats of ``costline merge prove``."""
+
+    text = "text"
+    json = "json"
+
+
+def _default_catalog() -> Path | None:
+    """``./catalog.json``, else the demo workspace's catalogue, else None."""
+    for candidate in (Path("catalog.json"), default_workspace_dir() / "catalog.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@merge_app.command("rewrite")
+def merge_rewrite(
+    file: Annotated[Path, typer.Argument(help="A file holding one BigQuery MERGE statement.")],
+    catalog: CatalogOption = None,
+    strategy: Annotated[
+        MergeStrategyOption, typer.Option(help="merge: scoped MERGE; insert-overwrite: dbt-style.")
+    ] = MergeStrategyOption.merge,
+    partition_column: Annotated[
+        str | None, typer.Option(help="The target's partition column (overrides the catalogue).")
+    ] = None,
+    partition_type: Annotated[
+        str | None,
+        typer.Option(
+            help="Its type: DATE, TIMESTAMP, DATETIME or INT64; time types may add"
+            " :HOUR/:DAY/:MONTH/:YEAR (default DAY)."
+        ),
+    ] = None,
+    scope_by_source: Annotated[
+        bool,
+        typer.Option(help="Scope WHEN NOT MATCHED BY SOURCE branches to the affected partitions."),
+    ] = False,
+    fmt: Annotated[ProofFormat, typer.Option("--format", "-f")] = ProofFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+) -> None:
+    """Rewrite a full-table MERGE into an idempotent, partition-scoped BigQuery script."""
+    from costline.report.merge import print_checks
+    from costline.warehouse.merge import Strategy, rewrite_merge
+
+    try:
+        sql = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CostlineError(f"cannot read {file}: {exc.strerror}") from None
+    catalog_path = catalog if catalog is not None else _default_catalog()
+    if catalog is None and catalog_path is not None and partition_column is None:
+        err.print(f"catalogue: {catalog_path}", highlight=False)
+    result = rewrite_merge(
+        sql,
+        catalog=load_catalog(catalog_path) if catalog_path else None,
+        catalog_name=str(catalog_path) if catalog_path else "the catalogue",
+        partition_column=partition_column,
+        partition_type=partition_type,
+        strategy=Strategy(strategy.value),
+        scope_by_source=scope_by_source,
+        origin=str(file),
+    )
+    if fmt is ProofFormat.json:
+        payload = result.model_dump(mode="json") | {"refused": result.refused}
+        _write_or_print(json.dumps(payload, indent=2), output)
+    else:
+        print_checks(err, result)
+        if result.script is not None:
+            _write_or_print(result.script, output)
+    if result.refused:
+        err.print(
+            f"[bold red]refused:[/] {result.refusals[0].code}: the rewrite would not be"
+            " equivalent; no script written",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+@merge_app.command("prove")
+def merge_prove(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(help="Workspace with catalog.json (default: the demo workspace)."),
+    ] = None,
+    statement: Annotated[
+        Path | None,
+        typer.Option(help="The MERGE to prove (default: the workspace's full-table MERGE)."),
+    ] = None,
+    rows: Annotated[int, typer.Option(help="Rows of the generated target table.", min=1)] = (
+        10_000_000
+    ),
+    partitions: Annotated[
+        int, typer.Option(help="Daily partitions of the target table.", min=1)
+    ] = 365,
+    fmt: Annotated[ProofFormat, typer.Option("--format", "-f")] = ProofFormat.text,
+) -> None:
+    """Run the original and the rewritten MERGE on a local Delta table; compare I/O and result."""
+    from costline.report.merge import print_proof
+    from costline.warehouse.merge import prove_merge
+
+    if workspace is None:
+        workspace = default_workspace_dir()
+        if not (workspace / "workspace.json").is_file():
+            from costline.demo import build_workspace
+
+            err.print(f"building the demo workspace in {workspace} (once) ...")
+            with _progress() as step:
+                build_workspace(workspace, progress=step)
+    sql = None
+    if statement is not None:
+        try:
+            sql = statement.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CostlineError(f"cannot read {statement}: {exc.strerror}") from None
+    with _progress() as step:
+        proof = prove_merge(
+            workspace, statement=sql, rows=rows, partitions=partitions, progress=step
+        )
+    if fmt is ProofFormat.json:
+        sys.stdout.write(proof.model_dump_json(indent=2) + "\n")
+    else:
+        print_proof(out, proof)
+    if not proof.identical:
+        raise typer.Exit(1)
+
+
 @app.command("prices")
 def show_prices() -> None:
     """Print the packaged price catalogue (every entry with its source and date)."""
@@ -235,7 +372,10 @@ def show_prices() -> None:
 def main() -> None:
     """Entry point: run the app, turning every error into a message and an exit code."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a typer.Exit's code instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
     except CostlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise SystemExit(2) from None

@@ -5,6 +5,7 @@ script; :func:`prove_merge` runs the original and the rewrite on a local Delta t
 measures what each read and wrote.
 """
 
+from costline.warehouse.merge.prove import MergeProof, SideResult, prove_merge
 from costline.warehouse.merge.rewrite import (
     Check,
     CheckStatus,
@@ -17,8 +18,11 @@ from costline.warehouse.merge.rewrite import (
 __all__ = [
     "Check",
     "CheckStatus",
+    "MergeProof",
     "MergeRewrite",
     "PartitionSpec",
+    "SideResult",
     "Strategy",
+    "prove_merge",
     "rewrite_merge",
 ]
