@@ -174,6 +174,74 @@ def profile(
         print_profile(out, result, top=top)
 
 
+@app.command()
+def capacity(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Job-history files; default: the demo workspace's history."),
+    ] = None,
+    timeline: Annotated[
+        Path | None,
+        typer.Option("--timeline", help="An INFORMATION_SCHEMA.JOBS_TIMELINE export instead."),
+    ] = None,
+    edition: Annotated[
+        list[str] | None, typer.Option("--edition", help="Only this edition (repeatable).")
+    ] = None,
+    max_slots: Annotated[
+        int | None, typer.Option("--max-slots", help="Max reservation size (queue above it).")
+    ] = None,
+    growth: Annotated[
+        str | None, typer.Option("--growth", help="What-if load change, e.g. 20% or -10%.")
+    ] = None,
+    resolution: Annotated[str, typer.Option(help="Bucket width: 1s (exact) to 1m.")] = "1s",
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    prices: PricesOption = None,
+) -> None:
+    """Price the workload's slots on demand, autoscaled, committed and hybrid; find the optimum."""
+    from costline.report.capacity import print_capacity, render_capacity_html
+    from costline.warehouse.capacity import (
+        parse_growth,
+        parse_resolution,
+        plan_capacity,
+        usage_from_history,
+        usage_from_timeline,
+    )
+    from costline.warehouse.jobs import read_history
+
+    catalogue = load_prices(prices)
+    seconds = parse_resolution(resolution)
+    editions = [Edition.parse(e) for e in edition] if edition else None
+    what_if = parse_growth(growth) if growth is not None else None
+    with _progress() as step:
+        step("reading usage", 0.0)
+        if timeline is not None:
+            if paths:
+                raise CostlineError("give job-history files or --timeline FILE, not both")
+            series = usage_from_timeline(timeline, catalogue, resolution_s=seconds)
+        else:
+            if not paths:
+                from costline.audit import workspace_history
+
+                paths = workspace_history(default_workspace_dir())
+            series = usage_from_history(read_history(paths), catalogue, resolution_s=seconds)
+        result = plan_capacity(
+            series,
+            catalogue,
+            editions=editions,
+            max_slots=max_slots,
+            growth=what_if,
+            progress=step,
+        )
+    _report_rejections(result.rejected, result.rows, [str(p) for p in result.problems], False)
+    if fmt is OutputFormat.json:
+        _write_or_print(result.model_dump_json(indent=2), output)
+    elif fmt is OutputFormat.html:
+        _write_or_print(render_capacity_html(result), output or Path("capacity.html"))
+    else:
+        print_capacity(out, result)
+
+
 @demo_app.command("init")
 def demo_init(
     directory: Annotated[Path, typer.Argument(help="Where to build the workspace.")],

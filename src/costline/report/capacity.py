@@ -1,0 +1,290 @@
+"""Rendering of a capacity plan: terminal tables, plotly figures, the self-contained page.
+Renders a :class:`~costline.warehouse.capacity.CapacityResult`; computes nothing."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import plotly.graph_objects as go
+from jinja2 import Environment, PackageLoader, select_autoescape
+from plotly.offline import get_plotlyjs
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from costline.report.text import size, usd
+from costline.warehouse.capacity import CapacityResult, Plan
+
+_PALETTE = ("#1f5fa8", "#e07b39", "#3a9a5b", "#c0392b", "#8e5ea2", "#7f8c8d")
+_KIND = {
+    "on_demand": "on-demand (bytes)",
+    "autoscale": "pay-as-you-go autoscale",
+    "optimal_commitment": "optimal commitment + autoscale",
+    "split_70_30": "70/30 split + autoscale",
+    "full_commitment": "commit the billed peak",
+}
+_SHORT = {
+    "on_demand": "bytes",
+    "autoscale": "autoscale",
+    "optimal_commitment": "optimum",
+    "split_70_30": "70/30",
+    "full_commitment": "peak",
+}
+
+
+def plan_name(plan: Plan) -> str:
+    """``enterprise 3y: 500 committed + autoscale`` — one line naming a plan."""
+    if plan.kind == "on_demand":
+        return "on-demand"
+    if plan.commitment_slots == 0:
+        return f"{plan.edition} pay-as-you-go autoscale"
+    tail = " + autoscale" if plan.kind != "full_commitment" else ""
+    return f"{plan.edition} {plan.term}: {plan.commitment_slots:,} committed slots{tail}"
+
+
+def _period(r: CapacityResult) -> str:
+    if r.start is None or r.end is None:
+        return "no usage"
+    return (
+        f"{r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M} UTC "
+        f"({r.period_days:,.1f} days, {r.resolution_seconds}s resolution)"
+    )
+
+
+def _best_per_group(plans: tuple[Plan, ...]) -> list[Plan]:
+    return [p for p in plans if p.optimal]
+
+
+def print_capacity(console: Console, r: CapacityResult) -> None:
+    """The plan comparison, the optimum and why, the forecast and the what-if."""
+    u = r.usage
+    console.print(f"[bold]slot usage[/] of {r.jobs:,} jobs: {_period(r)}", highlight=False)
+    console.print(
+        f"  {u.slot_hours:,.0f} slot-hours; mean {u.mean_slots:,.0f} slots, p50 "
+        f"{u.p50_slots:,.0f}, p95 {u.p95_slots:,.0f}, p99 {u.p99_slots:,.0f}, peak "
+        f"{u.peak_slots:,.0f} (autoscaler's billed peak {u.billed_peak_slots:,})",
+        highlight=False,
+    )
+    if r.on_demand_bytes_billed is not None:
+        console.print(f"  {size(r.on_demand_bytes_billed)} billed on demand", highlight=False)
+    t = Table(
+        title="Plans (annual cost at the observed load)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
+    for name in ("edition", "term", "plan"):
+        t.add_column(name, no_wrap=True)
+    for name in ("committed", "annual cost", "share", ""):
+        t.add_column(name, justify="right", no_wrap=True)
+    for p in r.plans:
+        mark = "optimal" if p.optimal and p.kind != "on_demand" else ""
+        if r.best is not None and p == r.best:
+            mark = "[bold green]best[/]"
+        t.add_row(
+            p.edition,
+            p.term,
+            _SHORT[p.kind],
+            f"{p.commitment_slots:,}",
+            usd(p.annual_cost_usd),
+            f"{p.committed_share:.0%}",
+            mark,
+        )
+    console.print(t)
+    best = r.best
+    if best is not None:
+        line = f"[bold]best plan:[/] {plan_name(best)}: [bold]{usd(best.annual_cost_usd)}[/]/year"
+        od = next((p for p in r.plans if p.kind == "on_demand"), None)
+        if od is not None and od.annual_cost_usd > 0 and best is not od:
+            saving = 1 - best.annual_cost_usd / od.annual_cost_usd
+            line += f" ({saving:.0%} below on-demand's {usd(od.annual_cost_usd)})"
+        if best.commitment_slots:
+            line += f"; commitment covers {best.committed_share:.0%} of the slot usage"
+        console.print(line, highlight=False)
+    for c in r.curves:
+        i = c.optimum_slots // 50
+        nxt = c.time_above[i] if i < len(c.time_above) else 0.0
+        prev = c.time_above[i - 1] if i >= 1 else None
+        why = (
+            f"  {c.edition} {c.term}: a 50-slot step pays iff the billed curve is above it "
+            f"more than {c.break_even_time_share:.0%} of the time "
+            f"(${c.commit_usd_per_slot_hour}/${c.payg_usd_per_slot_hour} per slot-hour); "
+            f"optimum {c.optimum_slots:,} slots"
+        )
+        if prev is not None:
+            why += f" (above {c.optimum_slots - 50:,}: {prev:.0%} of the time"
+            why += f", above {c.optimum_slots:,}: {nxt:.0%})"
+        console.print(why, highlight=False)
+    for edition, q in r.queues.items():
+        console.print(
+            f"  {edition}: max reservation {q.max_slots:,} slots; work waited "
+            f"{q.delayed_seconds / 3600:,.1f} h in all, mean delay {q.mean_delay_seconds:,.0f} s,"
+            f" longest {q.max_delay_seconds:,.0f} s (queued, not dropped)",
+            highlight=False,
+        )
+    if r.forecast is not None:
+        f = r.forecast.fit
+        holdout = f"{f.holdout_mape:.1%}" if f.holdout_mape is not None else "n/a"
+        mape = f"{f.mape:.1%}" if f.mape is not None else "n/a"
+        console.print(
+            f"[bold]forecast[/] ({f.method}, {f.days} days): R² {f.r2:.2f}, MAPE {mape}, "
+            f"last-2-weeks holdout MAPE {holdout}; trend "
+            f"{f.trend_slot_hours_per_day:+,.0f} slot-hours/day/day; next 12 months "
+            f"{f.next_year_slot_hours:,.0f} slot-hours (×{f.growth_factor:.2f} the observed "
+            f"level{', clamped at 0' if f.clamped else ''})",
+            highlight=False,
+        )
+        for p in _best_per_group(r.forecast.plans):
+            console.print(f"  {plan_name(p)}: {usd(p.annual_cost_usd)}", highlight=False)
+    if r.what_if is not None:
+        console.print(f"[bold]what if[/] the load grows {r.what_if.growth:+.0%}:")
+        for p in _best_per_group(r.what_if.plans):
+            console.print(f"  {plan_name(p)}: {usd(p.annual_cost_usd)}", highlight=False)
+    for note in r.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+
+
+def _layout(fig: go.Figure) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=380
+    )
+    return fig
+
+
+def _commitments(r: CapacityResult) -> list[Plan]:
+    """The optimal commitments of the best plan's edition, for the reference lines."""
+    edition = r.best.edition if r.best is not None else None
+    return [p for p in r.plans if p.optimal and p.commitment_slots > 0 and p.edition == edition]
+
+
+def usage_over_time(r: CapacityResult) -> go.Figure:
+    """Hourly mean and peak slots, with the optimal commitment lines."""
+    hours = [h.isoformat() for h in r.profile.hours]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=hours,
+            y=list(r.profile.peak_slots),
+            name="hourly peak",
+            line={"color": _PALETTE[5], "width": 0.8},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=hours,
+            y=list(r.profile.mean_slots),
+            name="hourly mean",
+            line={"color": _PALETTE[0], "width": 1.2},
+        )
+    )
+    for i, p in enumerate(_commitments(r)):
+        fig.add_hline(
+            y=p.commitment_slots,
+            line={"color": _PALETTE[1 + i], "dash": "dash"},
+            annotation_text=f"{p.edition} {p.term} commitment {p.commitment_slots:,}",
+        )
+    fig.update_layout(title="Slot usage over time", yaxis_title="slots")
+    return _layout(fig)
+
+
+def load_duration(r: CapacityResult) -> go.Figure:
+    """Slots against the share of time they are exceeded, used and billed."""
+    d = r.load_duration
+    x = list(d.time_share)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=list(d.usage_slots), name="used", line={"color": _PALETTE[0]}))
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=list(d.billed_slots),
+            name="billed by the autoscaler",
+            line={"color": _PALETTE[1], "shape": "hv"},
+        )
+    )
+    for i, p in enumerate(_commitments(r)):
+        fig.add_hline(
+            y=p.commitment_slots,
+            line={"color": _PALETTE[2 + i], "dash": "dash"},
+            annotation_text=f"{p.term} commitment",
+        )
+    fig.update_layout(
+        title="Load-duration curve",
+        xaxis={"title": "share of the time at or above", "tickformat": ".0%"},
+        yaxis_title="slots",
+    )
+    return _layout(fig)
+
+
+def cost_vs_commitment(r: CapacityResult) -> go.Figure:
+    """Annual cost at every commitment level, per edition and term, optimum marked."""
+    fig = go.Figure()
+    for i, c in enumerate(r.curves):
+        colour = _PALETTE[i % len(_PALETTE)]
+        name = f"{c.edition} {c.term}"
+        fig.add_trace(
+            go.Scatter(
+                x=list(c.commitment_slots),
+                y=list(c.annual_cost_usd),
+                name=name,
+                line={"color": colour},
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[c.optimum_slots],
+                y=[c.optimum_annual_cost_usd],
+                name=f"{name} optimum",
+                mode="markers+text",
+                text=[f"{c.optimum_slots:,}"],
+                textposition="top center",
+                marker={"color": colour, "size": 11, "symbol": "star"},
+                showlegend=False,
+            )
+        )
+    fig.update_layout(
+        title="Annual cost vs commitment (autoscale above it)",
+        xaxis_title="committed slots",
+        yaxis_title="USD / year",
+    )
+    return _layout(fig)
+
+
+def _div(fig: go.Figure) -> str:
+    return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+
+
+def capacity_plots(r: CapacityResult) -> dict[str, str]:
+    """The three capacity plots as HTML fragments (plotly.js not included)."""
+    return {
+        "capacity_usage": _div(usage_over_time(r)),
+        "capacity_duration": _div(load_duration(r)),
+        "capacity_cost": _div(cost_vs_commitment(r)),
+    }
+
+
+@cache
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("costline.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
+    env.filters.update(usd=usd, size=size, pct=lambda x: f"{x:.1%}")
+    env.globals.update(plan_name=plan_name, kind_name=_KIND.get)
+    return env
+
+
+def capacity_section(r: CapacityResult, plots: dict[str, str]) -> str:
+    """The capacity section (tables and plots) as an HTML fragment."""
+    return _env().get_template("capacity_section.html.j2").render(c=r, plots=plots)
+
+
+def render_capacity_html(r: CapacityResult) -> str:
+    """The capacity plan as a self-contained page (plotly.js inlined)."""
+    css = resources.files("costline.report").joinpath("templates/report.css").read_text("utf-8")
+    section = capacity_section(r, capacity_plots(r))
+    return (
+        _env()
+        .get_template("capacity.html.j2")
+        .render(c=r, section=section, plotlyjs=get_plotlyjs(), css=css)
+    )
