@@ -300,6 +300,173 @@ def audit(
     out.print(f"\nreport: [bold]{output}[/]")
 
 
+def _workspace_or_demo(directory: Path | None) -> Path:
+    """``directory``, or the cached demo workspace (built once, as ``costline audit`` does)."""
+    if directory is not None:
+        if not (directory / "workspace.json").is_file():
+            raise CostlineError(f"{directory} is not a workspace (no workspace.json)")
+        return directory
+    from costline.demo import build_workspace
+
+    directory = default_workspace_dir()
+    if not (directory / "workspace.json").is_file():
+        err.print(f"building the demo workspace in {directory} (once) ...")
+        with _progress() as step:
+            build_workspace(directory, progress=step)
+    return directory
+
+
+@app.command()
+def serve(
+    workspace: Annotated[
+        Path | None, typer.Argument(help="A demo workspace; default: the cached demo.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    redis: Annotated[
+        str | None, typer.Option("--redis", help="Share budgets through Redis (redis://...).")
+    ] = None,
+    tenants: Annotated[
+        Path | None, typer.Option("--tenants", help="Tenants file (default: demo tenants).")
+    ] = None,
+    ledger_dir: Annotated[
+        Path | None, typer.Option(help="Append every cost event to DIR/ledger-<pid>.jsonl.")
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body.", min=256)] = 16384,
+    allow_faults: Annotated[
+        bool, typer.Option(help="Honour X-Costline-Faults (load tests only).")
+    ] = False,
+    llm_base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint (default: offline provider).")
+    ] = None,
+    llm_api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the endpoint's API key.")
+    ] = None,
+    llm_provider: Annotated[str, typer.Option(help="Provider name reported in telemetry.")] = (
+        "openai"
+    ),
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve the financial assistant over HTTP (POST /v1/assist, /healthz, /metrics)."""
+    from costline.server import ServerSettings, tenants_for
+    from costline.server import serve as run_server
+
+    settings = ServerSettings(
+        workspace=_workspace_or_demo(workspace),
+        host=host,
+        port=port,
+        workers=workers,
+        redis_url=redis,
+        tenants_file=tenants,
+        ledger_dir=ledger_dir,
+        max_body_bytes=max_body_bytes,
+        allow_faults=allow_faults,
+        llm_base_url=llm_base_url,
+        llm_api_key_env=llm_api_key_env,
+        llm_provider_name=llm_provider,
+        access_log=access_log,
+    )
+    if tenants is None:
+        names = ", ".join(tenants_for(settings).tenants)
+        err.print(
+            f"demo tenants: {names}; API key demo-key-<tenant>", highlight=False, soft_wrap=True
+        )
+    run_server(settings)
+
+
+@app.command()
+def loadtest(
+    url: Annotated[
+        str | None, typer.Option(help="A running service (default with --spawn: start one).")
+    ] = None,
+    spawn: Annotated[bool, typer.Option(help="Start the service, and stop it after.")] = False,
+    workspace: Annotated[
+        Path | None, typer.Option(help="Workspace the mix draws customers from (default: demo).")
+    ] = None,
+    requests: Annotated[int, typer.Option(help="At most this many requests.", min=1)] = 2000,
+    duration: Annotated[float, typer.Option(help="At most this many seconds.", min=0.1)] = 30.0,
+    concurrency: Annotated[int, typer.Option(help="Concurrent connections.", min=1)] = 32,
+    rate: Annotated[
+        float | None, typer.Option(help="Open loop: requests started per second.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="--spawn: worker processes.", min=1)] = 2,
+    redis: Annotated[
+        bool, typer.Option("--redis", help="--spawn: share budgets through a redis-server.")
+    ] = False,
+    faults: Annotated[
+        str | None,
+        typer.Option(help="e.g. slow-risk=0.3,failing-recommender=0.1,provider-429=0.05,..."),
+    ] = None,
+    tenant_budget_usd: Annotated[
+        float | None, typer.Option(help="--spawn: every tenant's daily budget (USD).")
+    ] = None,
+    ledger_dir: Annotated[
+        Path | None, typer.Option(help="A running service's --ledger-dir (budget check).")
+    ] = None,
+    tenants: Annotated[
+        Path | None, typer.Option("--tenants", help="The running service's tenants file.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the request mix.")] = 7,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Drive the service with a realistic mix and injected faults; report latency and cost."""
+    from costline.loadtest import (
+        LoadConfig,
+        daily_budget,
+        render_text,
+        request_mix,
+        run_load,
+        spawned_service,
+        workspace_mix,
+    )
+    from costline.service.faults import REDIS_RESTART, parse_faults
+    from costline.service.tenants import load_tenants
+
+    spec = parse_faults(faults)
+    ws = _workspace_or_demo(workspace)
+    mix = workspace_mix(ws, request_mix())
+
+    def say(message: str) -> None:
+        if not json_out:
+            err.print(message, highlight=False)
+
+    if spawn:
+        if url is not None:
+            raise CostlineError("give --url or --spawn, not both")
+        if REDIS_RESTART in spec and not redis:
+            raise CostlineError("the redis-restart fault needs --redis")
+        budget = daily_budget(tenant_budget_usd) if tenant_budget_usd is not None else None
+        say(f"starting the service ({workers} workers{', redis' if redis else ''}) ...")
+        with spawned_service(ws, workers=workers, redis=redis, tenant_budget=budget) as svc:
+            config = LoadConfig(
+                base_url=svc.base_url, requests=requests, duration_s=duration,
+                concurrency=concurrency, rate_per_s=rate, seed=seed, faults=spec,
+            )  # fmt: skip
+            say(f"driving {svc.base_url} ...")
+            report = run_load(
+                config, mix, ledger_dir=svc.ledger_dir, tenants=svc.tenants, redis=svc.redis,
+                on_progress=say,
+            )  # fmt: skip
+    else:
+        if url is None:
+            raise CostlineError("give --url of a running service, or --spawn")
+        if REDIS_RESTART in spec:
+            raise CostlineError("the redis-restart fault needs --spawn (the harness owns Redis)")
+        config = LoadConfig(
+            base_url=url, requests=requests, duration_s=duration, concurrency=concurrency,
+            rate_per_s=rate, seed=seed, faults=spec,
+        )  # fmt: skip
+        report = run_load(
+            config, mix, ledger_dir=ledger_dir,
+            tenants=load_tenants(tenants) if tenants else None,
+        )  # fmt: skip
+    if json_out:
+        sys.stdout.write(report.model_dump_json() + "\n")
+    else:
+        sys.stdout.write(render_text(report))
+
+
 class MergeStrategyOption(StrEnum):
     """``--strategy`` of ``costline merge rewrite``."""
 

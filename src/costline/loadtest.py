@@ -1,0 +1,613 @@
+"""The load-and-fault harness: drives a running service over HTTP and measures it.
+
+:func:`run_load` sends a realistic mix of ``/v1/assist`` requests — every request type, the
+demo's tenants and their own customers, business values spread so that all three model tiers
+are used — from many concurrent keep-alive connections, for a bounded time and request count,
+with faults injected on demand (:mod:`costline.service.faults`). :func:`spawned_service` starts
+the service (and a redis-server) as separate processes and stops them afterwards, so the load
+generator never shares a process, or an event loop, with what it measures.
+
+The report gives throughput (overall and per worker process), latency percentiles, error and
+degraded rates, cost per request, the cost per request of an always-premium policy on the same
+requests, and any budget overspend found in the ledger the workers wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import httpx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from costline.core.budgets import BudgetLimit, BudgetPeriod
+from costline.core.errors import CostlineError
+from costline.core.events import CostEvent
+from costline.core.prices import PriceCatalogue, load_prices
+from costline.service.faults import FAULT_HEADER, REDIS_RESTART, FaultSpec
+from costline.service.ledger import budget_overspend, read_ledger
+from costline.service.tenants import TenantsConfig, demo_key, demo_tenants, tenants_toml
+
+WORKER_HEADER = "x-costline-worker"
+HEALTH_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 15.0
+REDIS_START_TIMEOUT_S = 10.0
+# Business values (USD) of the mix and the share of each band: most requests are everyday
+# questions, a minority high-value ones; the bands straddle the tier thresholds (100, 10,000).
+VALUE_BANDS: tuple[tuple[float, float, float], ...] = (
+    (0.45, 1.0, 99.0),
+    (0.45, 100.0, 10_000.0),
+    (0.10, 10_001.0, 250_000.0),
+)
+
+
+class LoadConfig(BaseModel):
+    """How hard, how long and with what to drive the service."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    base_url: str
+    requests: int = Field(default=2_000, ge=1)
+    duration_s: float = Field(default=30.0, gt=0)
+    concurrency: int = Field(default=32, ge=1)
+    # Open loop: start this many requests a second (None: closed loop, as fast as answered).
+    rate_per_s: float | None = Field(default=None, gt=0)
+    seed: int = 7
+    faults: FaultSpec = Field(default_factory=FaultSpec)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRequest:
+    """One request of the mix: who sends it, what it asks, which faults it carries."""
+
+    tenant: str
+    api_key: str
+    body: dict[str, object]
+    faults: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one request got."""
+
+    status: int  # 0: no HTTP answer (connection error, timeout)
+    latency_s: float
+    degraded: bool = False
+    cost_usd: float = 0.0
+    worker: str = ""
+    error: str = ""
+
+
+@dataclass
+class Mix:
+    """Customers per tenant and request types to draw requests from."""
+
+    customers: dict[str, list[str]]
+    request_types: list[list[str]]
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def plan(self, n: int, seed: int, faults: FaultSpec) -> list[PlannedRequest]:
+        """``n`` requests, deterministic for ``seed``."""
+        rng = random.Random(seed)
+        tenants = sorted(self.customers)
+        weights = [len(self.customers[t]) for t in tenants]
+        shares = [b[0] for b in VALUE_BANDS]
+        planned = []
+        for i in range(n):
+            tenant = rng.choices(tenants, weights)[0]
+            low, high = rng.choices(VALUE_BANDS, shares)[0][1:]
+            value = round(math.exp(rng.uniform(math.log(low), math.log(high))), 2)
+            body: dict[str, object] = {
+                "request_id": f"load-{seed}-{i}",
+                "tenant": tenant,
+                "customer_id": rng.choice(self.customers[tenant]),
+                "request_types": rng.choice(self.request_types),
+                "business_value_usd": value,
+                "question": _QUESTIONS[i % len(_QUESTIONS)],
+            }
+            planned.append(
+                PlannedRequest(
+                    tenant, self.keys.get(tenant, demo_key(tenant)), body, faults.header_for(rng)
+                )
+            )
+        return planned
+
+
+_QUESTIONS = (
+    "How am I doing this month?",
+    "Was the last card payment really me?",
+    "What should I do with my savings?",
+    "Can you summarise my spending and check for anything suspicious?",
+)
+
+
+def workspace_mix(
+    workspace: Path, request_types: Sequence[Sequence[str]], *, per_tenant: int = 200
+) -> Mix:
+    """The mix over the workspace's tenants and (up to ``per_tenant`` of) their customers."""
+    pattern = workspace / "tables" / "core_banking" / "customers" / "**" / "*.parquet"
+    if not any((workspace / "tables" / "core_banking" / "customers").rglob("*.parquet")):
+        raise CostlineError(f"{workspace}: no customers table (is it a demo workspace?)")
+    rows = duckdb.execute(
+        "SELECT tenant_id, list(customer_id ORDER BY customer_id)[1:?] "
+        "FROM read_parquet(?, hive_partitioning = true) GROUP BY tenant_id ORDER BY tenant_id",
+        [per_tenant, str(pattern)],
+    ).fetchall()
+    return Mix({str(t): [str(c) for c in ids] for t, ids in rows}, [list(r) for r in request_types])
+
+
+# -- driving ----------------------------------------------------------------------------------
+
+
+async def _send(client: httpx.AsyncClient, req: PlannedRequest) -> Outcome:
+    headers = {"Authorization": f"Bearer {req.api_key}"}
+    if req.faults:
+        headers[FAULT_HEADER] = req.faults
+    started = time.perf_counter()
+    try:
+        response = await client.post("/v1/assist", json=req.body, headers=headers)
+    except httpx.HTTPError as exc:
+        return Outcome(0, time.perf_counter() - started, error=type(exc).__name__)
+    latency = time.perf_counter() - started
+    outcome = Outcome(response.status_code, latency, worker=response.headers.get(WORKER_HEADER, ""))
+    if response.status_code == 200:
+        data = response.json()
+        outcome.degraded = bool(data.get("degraded", False))
+        outcome.cost_usd = float(data.get("cost_usd", 0.0))
+    else:
+        outcome.error = f"HTTP {response.status_code}"
+    return outcome
+
+
+async def drive(
+    config: LoadConfig, planned: Sequence[PlannedRequest], outcomes: list[Outcome]
+) -> float:
+    """Send ``planned`` (in order, up to ``config.requests`` and ``config.duration_s``),
+    appending to ``outcomes`` as answers arrive; the wall time it took."""
+    limits = httpx.Limits(
+        max_connections=config.concurrency, max_keepalive_connections=config.concurrency
+    )
+    todo = iter(planned[: config.requests])
+    async with httpx.AsyncClient(
+        base_url=config.base_url, limits=limits, timeout=config.timeout_s
+    ) as client:
+        started = time.perf_counter()
+        deadline = started + config.duration_s
+        if config.rate_per_s is None:
+
+            async def loop() -> None:
+                for req in todo:
+                    if time.perf_counter() > deadline:
+                        return
+                    outcomes.append(await _send(client, req))
+
+            await asyncio.gather(*(loop() for _ in range(config.concurrency)))
+        else:
+            gate = asyncio.Semaphore(config.concurrency)
+            tasks: list[asyncio.Task[None]] = []
+            interval = 1.0 / config.rate_per_s
+
+            async def one(req: PlannedRequest) -> None:
+                async with gate:
+                    outcomes.append(await _send(client, req))
+
+            for i, req in enumerate(todo):
+                due = started + i * interval
+                if due > deadline:
+                    break
+                if (wait := due - time.perf_counter()) > 0:
+                    await asyncio.sleep(wait)
+                tasks.append(asyncio.create_task(one(req)))
+            await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    return elapsed
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+class WorkerLoad(BaseModel):
+    """Requests one worker process answered."""
+
+    worker: str
+    requests: int
+    rps: float
+
+
+class LoadReport(BaseModel):
+    """What a load run measured. Rates are shares of the requests sent."""
+
+    requests: int
+    duration_s: float
+    rps: float
+    concurrency: int
+    workers: int
+    per_worker: list[WorkerLoad]
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    error_rate: float
+    errors: dict[str, int]
+    rate_limited: int
+    degraded_rate: float
+    cost_per_request_usd: float
+    premium_cost_per_request_usd: float | None
+    premium_model: str
+    saving_vs_premium: float | None
+    calls_by_model: dict[str, int]
+    budget_overspend_usd: float | None
+    overspent_budgets: list[str]
+    faults: str
+    redis_restarted: bool
+    client_cpu_share: float = Field(
+        description="CPU time of the load generator over wall time (1.0: one core saturated)."
+    )
+
+
+def summarise(
+    outcomes: Sequence[Outcome],
+    elapsed_s: float,
+    *,
+    concurrency: int,
+    faults: FaultSpec,
+    ledger: Sequence[CostEvent] | None,
+    tenants: TenantsConfig | None,
+    prices: PriceCatalogue,
+    premium_model: str,
+    redis_restarted: bool,
+    client_cpu_s: float,
+) -> LoadReport:
+    """The report of one run, from the outcomes and (when available) the workers' ledger."""
+    n = len(outcomes)
+    latencies = np.array([o.latency_s for o in outcomes if o.status]) * 1000
+    pct = np.percentile(latencies, [50, 95, 99]) if latencies.size else np.array([math.nan] * 3)
+    errors = Counter(o.error for o in outcomes if o.status != 200)
+    answered = [o for o in outcomes if o.status == 200]
+    by_worker = Counter(o.worker for o in answered)
+    cost = sum(o.cost_usd for o in answered)
+
+    premium_cost: float | None = None
+    calls: dict[str, int] = {}
+    overspend: float | None = None
+    overspent: list[str] = []
+    if ledger is not None:
+        price = prices.llm.model(premium_model)
+        premium_cost = sum(price.cost(e.input_tokens, e.output_tokens) for e in ledger) / max(n, 1)
+        calls = dict(Counter(e.model for e in ledger))
+        if tenants is not None:
+            found = budget_overspend(ledger, tenants.budget_policy())
+            overspend = sum(o.over_usd for o in found)
+            overspent = [o.budget for o in found]
+    per_request = cost / max(n, 1)
+    return LoadReport(
+        requests=n,
+        duration_s=round(elapsed_s, 3),
+        rps=round(n / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        concurrency=concurrency,
+        workers=len(by_worker),
+        per_worker=[
+            WorkerLoad(worker=w, requests=c, rps=round(c / elapsed_s, 1))
+            for w, c in sorted(by_worker.items())
+        ],
+        p50_ms=round(float(pct[0]), 1),
+        p95_ms=round(float(pct[1]), 1),
+        p99_ms=round(float(pct[2]), 1),
+        max_ms=round(float(latencies.max()), 1) if latencies.size else math.nan,
+        error_rate=sum(errors.values()) / max(n, 1),
+        errors=dict(errors),
+        rate_limited=errors.get("HTTP 429", 0),
+        degraded_rate=sum(o.degraded for o in answered) / max(n, 1),
+        cost_per_request_usd=per_request,
+        premium_cost_per_request_usd=premium_cost,
+        premium_model=premium_model,
+        saving_vs_premium=(1 - per_request / premium_cost) if premium_cost else None,
+        calls_by_model=calls,
+        budget_overspend_usd=overspend,
+        overspent_budgets=overspent,
+        faults=str(faults),
+        redis_restarted=redis_restarted,
+        client_cpu_share=round(client_cpu_s / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+    )
+
+
+# -- spawning the service ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ping_redis(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisProcess:
+    """A redis-server on 127.0.0.1 with an append-only file, so a restart keeps the budgets
+    (as a production Redis holding money would)."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        """Not started yet: see :meth:`start`."""
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise CostlineError("redis-server is not on PATH (Debian package redis-server)")
+        self.exe = exe
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start and wait until it answers PING."""
+        self.proc = subprocess.Popen(
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.workdir), "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+        while not _ping_redis(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise CostlineError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM (Redis flushes its append-only file), then wait."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port and data directory."""
+        self.stop()
+        self.start()
+
+
+@dataclass
+class SpawnedService:
+    """A service this harness started: its URL, tenants, ledger and Redis."""
+
+    base_url: str
+    tenants: TenantsConfig
+    ledger_dir: Path
+    redis: RedisProcess | None
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@contextlib.contextmanager
+def spawned_service(
+    workspace: Path,
+    *,
+    workers: int = 1,
+    redis: bool = False,
+    tenant_budget: BudgetLimit | None = None,
+    extra_args: Sequence[str] = (),
+) -> Iterator[SpawnedService]:
+    """Start ``costline serve`` (and a redis-server when ``redis``) on free 127.0.0.1 ports,
+    wait until every worker is healthy, and stop them all on exit."""
+    from costline.demo.bank import TENANTS
+
+    tmp = Path(tempfile.mkdtemp(prefix="costline-load-"))
+    names = [t.tenant_id for t in TENANTS]
+    tenants = (
+        demo_tenants(names) if tenant_budget is None else demo_tenants(names, budget=tenant_budget)
+    )
+    tenants_file = tmp / "tenants.toml"
+    tenants_file.write_text(tenants_toml(tenants), encoding="utf-8")
+    redis_proc: RedisProcess | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    log_path = tmp / "server.log"
+    try:
+        if redis:
+            (tmp / "redis").mkdir()
+            redis_proc = RedisProcess(tmp / "redis")
+            redis_proc.start()
+        port = free_port()
+        args = [
+            sys.executable, "-m", "costline.cli", "serve", str(workspace),
+            "--port", str(port), "--workers", str(workers), "--tenants", str(tenants_file),
+            "--ledger-dir", str(tmp / "ledger"), "--allow-faults", *extra_args,
+        ]  # fmt: skip
+        if redis_proc is not None:
+            args += ["--redis", redis_proc.url]
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen(
+                args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_healthy(base_url, proc, log_path, workers)
+        yield SpawnedService(base_url, tenants, tmp / "ledger", redis_proc, proc, log_path)
+    finally:
+        if proc is not None:
+            _stop(proc)
+        if redis_proc is not None:
+            redis_proc.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _wait_healthy(
+    base_url: str, proc: subprocess.Popen[bytes], log_path: Path, workers: int
+) -> None:
+    # Every worker must be up: ask until `workers` distinct processes have answered.
+    seen: set[int] = set()
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    with httpx.Client(base_url=base_url, timeout=2.0) as client:
+        while len(seen) < workers:
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise CostlineError(f"the service exited with {proc.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise CostlineError(f"the service was not healthy within {HEALTH_TIMEOUT_S:.0f} s")
+            try:
+                r = client.get("/healthz", headers={"Connection": "close"})
+                if r.status_code == 200 and r.json().get("status") == "ok":
+                    seen.add(int(r.json()["worker"]))
+                    continue
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown, workers included
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# -- one run ----------------------------------------------------------------------------------
+
+
+def run_load(
+    config: LoadConfig,
+    mix: Mix,
+    *,
+    ledger_dir: Path | None = None,
+    tenants: TenantsConfig | None = None,
+    redis: RedisProcess | None = None,
+    prices: PriceCatalogue | None = None,
+    premium_model: str = "gpt-4.1",
+    on_progress: Callable[[str], None] | None = None,
+) -> LoadReport:
+    """Drive the service at ``config.base_url`` with ``mix``; restart ``redis`` midway when the
+    faults ask for it; read the ledger (when given) for the premium comparison and the budget
+    check."""
+    planned = mix.plan(config.requests, config.seed, config.faults)
+    restarted = False
+
+    outcomes: list[Outcome] = []
+
+    async def main() -> float:
+        nonlocal restarted
+        started = time.perf_counter()
+        run = asyncio.create_task(drive(config, planned, outcomes))
+        if REDIS_RESTART in config.faults and redis is not None:
+            # Midway: half the requests answered or half the time gone, whichever comes first.
+            while not run.done():
+                if (
+                    len(outcomes) >= len(planned) / 2
+                    or time.perf_counter() - started >= config.duration_s / 2
+                ):
+                    if on_progress:
+                        on_progress("restarting redis-server")
+                    await asyncio.to_thread(redis.restart)
+                    restarted = True
+                    break
+                await asyncio.sleep(0.02)
+        return await run
+
+    cpu_before = time.process_time()
+    elapsed = asyncio.run(main())
+    client_cpu = time.process_time() - cpu_before
+    ledger = read_ledger(ledger_dir) if ledger_dir is not None else None
+    return summarise(
+        outcomes,
+        elapsed,
+        concurrency=config.concurrency,
+        faults=config.faults,
+        ledger=ledger,
+        tenants=tenants,
+        prices=prices or load_prices(),
+        premium_model=premium_model,
+        redis_restarted=restarted,
+        client_cpu_s=client_cpu,
+    )
+
+
+def daily_budget(usd: float) -> BudgetLimit:
+    """A per-tenant daily budget of ``usd``."""
+    return BudgetLimit(limit_usd=usd, period=BudgetPeriod.DAY)
+
+
+def render_text(report: LoadReport) -> str:
+    """The report as a short table for a terminal."""
+
+    def usd(x: float | None) -> str:
+        return "n/a" if x is None else f"${x:.6f}"
+
+    lines = [
+        f"requests      {report.requests:,} in {report.duration_s:.1f} s "
+        f"({report.concurrency} connections)",
+        f"throughput    {report.rps:,.1f} req/s over {report.workers} worker(s)"
+        + "".join(f"\n  worker {w.worker:<8} {w.rps:,.1f} req/s" for w in report.per_worker),
+        f"latency       p50 {report.p50_ms:,.0f} ms   p95 {report.p95_ms:,.0f} ms   "
+        f"p99 {report.p99_ms:,.0f} ms   max {report.max_ms:,.0f} ms",
+        f"errors        {report.error_rate:.2%}"
+        + (f"  ({', '.join(f'{k}: {v}' for k, v in sorted(report.errors.items()))})"
+           if report.errors else ""),
+        f"degraded      {report.degraded_rate:.2%}",
+        f"cost/request  {usd(report.cost_per_request_usd)}   always-{report.premium_model}: "
+        f"{usd(report.premium_cost_per_request_usd)}"
+        + (f"   saving {report.saving_vs_premium:.1%}" if report.saving_vs_premium is not None
+           else ""),
+        "model calls   "
+        + ", ".join(f"{m}: {c:,}" for m, c in sorted(report.calls_by_model.items())),
+        "budgets       "
+        + (
+            "not checked (no ledger)"
+            if report.budget_overspend_usd is None
+            else "no budget overspent (ledger)"
+            if not report.overspent_budgets
+            else f"OVERSPENT by ${report.budget_overspend_usd:.6f}: "
+            + ", ".join(report.overspent_budgets)
+        ),
+        f"faults        {report.faults or 'none'}"
+        + ("   (redis-server restarted mid-run)" if report.redis_restarted else ""),
+        f"load client   {report.client_cpu_share:.0%} of one core",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def request_mix() -> list[list[str]]:
+    """The request types of the mix: each type alone, and the combinations users ask for."""
+    from costline.assistant import RequestType
+
+    kinds = [t.value for t in RequestType]
+    combos = [[k] for k in kinds]
+    combos.append(kinds[:2])
+    combos.append(kinds)
+    return combos

@@ -1,0 +1,565 @@
+"""The financial assistant over HTTP: ``POST /v1/assist``, ``GET /healthz``, ``GET /metrics``.
+
+``create_app(settings)`` builds the FastAPI application; ``serve(settings)`` runs it under uvicorn
+with ``settings.workers`` processes. Around the assistant the service adds what a multi-tenant
+API needs, in this order on every request:
+
+1. **size** — a body over ``max_body_bytes`` is refused with 413 before it is read in full;
+2. **authentication** — ``Authorization: Bearer KEY`` (or ``X-API-Key``) names the tenant
+   (401 otherwise);
+3. **rate limit** — the tenant's token bucket (429 with ``Retry-After``);
+4. **validation** — the typed request (422 naming each bad field);
+5. **isolation** — a request naming another tenant, or a customer the tenant does not own, is
+   refused with 403 and logged (the log line names the tenant, never the customer);
+6. the assistant answers, within the tenant's budget (shared by every worker through Redis
+   when ``redis_url`` is set).
+
+Customer identifiers and account numbers are redacted from every log record and span the
+process emits (:mod:`costline.service.redaction`). The offline provider answers by default;
+``llm_base_url`` (plus ``llm_api_key_env``) switches to any OpenAI-compatible endpoint with no
+other change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from opentelemetry.sdk.trace.export import (
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from pydantic import BaseModel, ConfigDict, Field
+
+from costline.agents.llm import LLMProvider, OfflineProvider, OpenAIChat
+from costline.assistant import (
+    AssistRequest,
+    AssistResponse,
+    AssistSettings,
+    Faults,
+    FinancialAssistant,
+    inject_faults,
+)
+from costline.core.budgets import BudgetStore, budget_store_from_url
+from costline.core.errors import CostlineError
+from costline.core.events import CostEventSink
+from costline.core.telemetry import Telemetry, tracer_provider
+from costline.service.faults import (
+    FAILING_RECOMMENDER,
+    FAULT_HEADER,
+    SLOW_RISK,
+    FaultSpec,
+    FaultyProvider,
+    injected,
+    parse_faults,
+)
+from costline.service.ledger import JsonlLedger
+from costline.service.metrics import METRICS_CONTENT_TYPE, MULTIPROC_ENV, ServiceMetrics
+from costline.service.ratelimit import RateLimiter, retry_after_header
+from costline.service.redaction import (
+    RedactingSpanProcessor,
+    install_log_redaction,
+    redact_values,
+)
+from costline.service.tenants import TenantsConfig, demo_tenants, load_tenants
+
+log = logging.getLogger("costline.server")
+
+SETTINGS_ENV = "COSTLINE_SERVER_SETTINGS"
+DEFAULT_PORT = 8080
+# A request is a few hundred bytes; 16 KiB leaves room for a long question and nothing more.
+DEFAULT_MAX_BODY_BYTES = 16 * 1024
+WORKER_HEADER = "X-Costline-Worker"
+
+
+class ServerSettings(BaseModel):
+    """Everything ``costline serve`` configures (passed to worker processes as JSON)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspace: Path
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    redis_url: str | None = None
+    tenants_file: Path | None = None
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=256)
+    # Honour the X-Costline-Faults header (load tests only).
+    allow_faults: bool = False
+    # Every worker appends its cost events to DIR/ledger-<pid>.jsonl.
+    ledger_dir: Path | None = None
+    # An OpenAI-compatible endpoint instead of the offline provider.
+    llm_base_url: str | None = None
+    llm_api_key_env: str | None = None
+    llm_provider_name: str = "openai"
+    # Uvicorn's access log (one line per request: off under load).
+    access_log: bool = False
+    log_level: str = "info"
+
+
+def tenants_for(settings: ServerSettings) -> TenantsConfig:
+    """The tenants file's configuration, or the demo tenants with their demo keys."""
+    if settings.tenants_file is not None:
+        return load_tenants(settings.tenants_file)
+    from costline.demo.bank import TENANTS
+
+    return demo_tenants([t.tenant_id for t in TENANTS])
+
+
+def provider_for(settings: ServerSettings) -> LLMProvider:
+    """The offline provider, or the configured OpenAI-compatible endpoint."""
+    if settings.llm_base_url is None:
+        return OfflineProvider()
+    api_key = None
+    if settings.llm_api_key_env:
+        api_key = os.environ.get(settings.llm_api_key_env)
+        if not api_key:
+            raise CostlineError(
+                f"--llm-api-key-env {settings.llm_api_key_env}: the variable is not set"
+            )
+    return OpenAIChat(settings.llm_base_url, api_key, provider_name=settings.llm_provider_name)
+
+
+# -- request size -----------------------------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes``, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, on_refusal: Callable[[], None]) -> None:
+        """Wrap ``app``."""
+        self.app = app
+        self.max_bytes = max_bytes
+        self.on_refusal = on_refusal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse early on Content-Length, else count the bytes as they arrive."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.on_refusal()
+        response = JSONResponse(
+            {"error": "request_too_large", "detail": f"body over {self.max_bytes} bytes"},
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+# -- the application --------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A request refused before the assistant ran."""
+
+    def __init__(
+        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class Health(BaseModel):
+    """``GET /healthz``."""
+
+    status: str
+    worker: int
+    budget_store: str
+
+
+def create_app(
+    settings: ServerSettings,
+    *,
+    span_exporter: SpanExporter | None = None,
+    provider: LLMProvider | None = None,
+) -> FastAPI:
+    """The application for ``settings``.
+
+    ``span_exporter`` receives the process's spans (customer data redacted; exported as each span
+    ends when given, which tests rely on); ``provider`` replaces the configured LLM provider.
+    """
+    install_log_redaction()
+    tenants = tenants_for(settings)
+    metrics = ServiceMetrics()
+    limiter = RateLimiter(
+        {t: (c.rate_per_s, c.burst) for t, c in tenants.tenants.items()},
+        share=1.0 / settings.workers,
+    )
+    tp = tracer_provider(service_name="costline-server")
+    if span_exporter is not None:
+        tp.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(span_exporter)))
+    telemetry = Telemetry.from_providers(tp if span_exporter is not None else None, None)
+    tracer = telemetry.tracer
+    store_kind = "redis" if settings.redis_url else "memory"
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        llm = provider or provider_for(settings)
+        if settings.allow_faults:
+            llm = FaultyProvider(llm)
+        store: BudgetStore = budget_store_from_url(settings.redis_url)
+        sink: CostEventSink | None = None
+        if settings.ledger_dir is not None:
+            sink = JsonlLedger(settings.ledger_dir)
+        state["assistant"] = await asyncio.to_thread(
+            FinancialAssistant.from_workspace,
+            settings.workspace,
+            provider=llm,
+            budget_store=store,
+            settings=_assistant_settings(tenants, sink, telemetry),
+        )
+        log.info(
+            "worker %d serving %s (%d tenants, budgets in %s)",
+            os.getpid(),
+            settings.workspace,
+            len(tenants.tenants),
+            store_kind,
+        )
+        try:
+            yield
+        finally:
+            await store.aclose()
+            if isinstance(sink, JsonlLedger):
+                sink.close()
+            tp.shutdown()
+
+    app = FastAPI(
+        title="costline financial assistant",
+        version="1",
+        summary="A cost-aware multi-agent financial assistant, one tenant per API key.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        on_refusal=lambda: metrics.refusals.labels("too_large").inc(),
+    )
+    worker = str(os.getpid())
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> JSONResponse:
+        metrics.requests.labels(request.url.path, str(exc.status)).inc()
+        return JSONResponse(
+            {"error": exc.error, "detail": exc.detail},
+            status_code=exc.status,
+            headers={**exc.headers, WORKER_HEADER: worker},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        metrics.requests.labels(request.url.path, "422").inc()
+        metrics.refusals.labels("invalid").inc()
+        problems = [
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+                "message": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {
+                "error": "invalid_request",
+                "detail": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
+                "problems": problems,
+            },
+            status_code=422,
+            headers={WORKER_HEADER: worker},
+        )
+
+    def tenant_of(request: Request) -> str:
+        """Authenticate, then take a token from the tenant's bucket."""
+        key = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if key is None and auth[:7].lower() == "bearer ":
+            key = auth[7:].strip()
+        tenant = tenants.authenticate(key) if key else None
+        if tenant is None:
+            metrics.refusals.labels("unauthenticated").inc()
+            raise _Refused(
+                401,
+                "unauthenticated",
+                "a valid API key is required (Authorization: Bearer KEY)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        wait = limiter.check(tenant)
+        if wait is not None:
+            metrics.refusals.labels("rate_limited").inc()
+            raise _Refused(
+                429,
+                "rate_limited",
+                f"rate limit of tenant {tenant!r} reached",
+                {"Retry-After": retry_after_header(wait)},
+            )
+        return tenant
+
+    @app.post(
+        "/v1/assist",
+        response_model=AssistResponse,
+        responses={
+            401: {"description": "No or unknown API key"},
+            403: {"description": "Another tenant's customer (refused and logged)"},
+            413: {"description": "Body too large"},
+            429: {"description": "Tenant rate limit; see Retry-After"},
+        },
+    )
+    async def assist(
+        body: AssistRequest, request: Request, tenant: str = Depends(tenant_of)
+    ) -> Response:
+        """Answer one request of the authenticated tenant about one of its customers."""
+        started = time.perf_counter()
+        assistant = state["assistant"]
+        customer = body.customer_id
+        with redact_values(customer):
+            _check_isolation(assistant, tenant, body, customer, metrics)
+            faults = (
+                parse_faults(request.headers.get(FAULT_HEADER)) if settings.allow_faults else None
+            )
+            if tracer is None:
+                answer = await _answer(assistant, body, faults)
+            else:
+                with tracer.start_as_current_span(
+                    "POST /v1/assist",
+                    kind=SpanKind.SERVER,
+                    attributes={
+                        "http.request.method": "POST",
+                        "http.route": "/v1/assist",
+                        "costline.tenant": tenant,
+                        "costline.customer": customer,
+                    },
+                ) as span:
+                    try:
+                        answer = await _answer(assistant, body, faults)
+                    except Exception as exc:
+                        span.set_status(Status(StatusCode.ERROR, str(exc)))
+                        raise
+        elapsed = time.perf_counter() - started
+        _record(metrics, answer, elapsed)
+        metrics.requests.labels("/v1/assist", "200").inc()
+        return Response(
+            answer.model_dump_json(),
+            media_type="application/json",
+            headers={WORKER_HEADER: worker},
+        )
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> Health:
+        """Liveness: the worker is up and its assistant loaded."""
+        return Health(
+            status="ok" if "assistant" in state else "starting",
+            worker=os.getpid(),
+            budget_store=store_kind,
+        )
+
+    @app.get("/metrics", response_class=Response)
+    async def prometheus() -> Response:
+        """Prometheus exposition of the service's metrics."""
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    return app
+
+
+def _assistant_settings(
+    tenants: TenantsConfig, sink: CostEventSink | None, telemetry: Telemetry
+) -> AssistSettings:
+    return AssistSettings(budgets=tenants.budget_policy(), sink=sink, telemetry=telemetry)
+
+
+def _check_isolation(
+    assistant: FinancialAssistant,
+    tenant: str,
+    body: AssistRequest,
+    customer: str,
+    metrics: ServiceMetrics,
+) -> None:
+    claimed = body.tenant
+    if claimed != tenant:
+        metrics.refusals.labels("cross_tenant").inc()
+        log.warning(
+            "cross-tenant request refused: tenant %s sent a request for tenant %s",
+            tenant,
+            claimed,
+        )
+        raise _Refused(403, "forbidden", "the request names another tenant")
+    if not assistant.owns(tenant, body.customer_id):
+        metrics.refusals.labels("cross_tenant").inc()
+        # The customer id is redacted from the record (see redaction); the tenant is kept.
+        log.warning(
+            "cross-tenant request refused: tenant %s asked for customer %s", tenant, customer
+        )
+        raise _Refused(403, "forbidden", "no such customer for this tenant")
+
+
+async def _answer(
+    assistant: FinancialAssistant, body: AssistRequest, faults: FaultSpec | None
+) -> AssistResponse:
+    if faults is None or not faults.shares:
+        return await assistant.assist(body)
+    request_faults = Faults(
+        slow_risk=SLOW_RISK in faults, failing_recommender=FAILING_RECOMMENDER in faults
+    )
+    with injected(faults), inject_faults(request_faults):
+        return await assistant.assist(body)
+
+
+def _record(metrics: ServiceMetrics, answer: AssistResponse, elapsed: float) -> None:
+    metrics.latency.labels("degraded" if answer.degraded else "ok").observe(elapsed)
+    metrics.cost.observe(answer.cost_usd)
+    if answer.degraded:
+        metrics.degraded.inc()
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def app_from_env() -> FastAPI:
+    """The application of a worker process, configured by ``$COSTLINE_SERVER_SETTINGS``."""
+    return create_app(ServerSettings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+def serve(settings: ServerSettings) -> None:
+    """Run the service until interrupted (blocking).
+
+    One worker runs in this process. Several run as separate processes, each with its own
+    listening socket on the same port (``SO_REUSEPORT``): the kernel spreads connections evenly
+    over them, where one shared accept queue lets whichever worker wakes first take most
+    keep-alive connections.
+    """
+    tenants_for(settings)  # a bad tenants file fails here, once, not in every worker
+    if settings.llm_base_url is not None:
+        provider_for(settings)
+    if settings.workers == 1:
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        _run_worker(settings, None)
+        return
+    if settings.port == 0:
+        settings = settings.model_copy(update={"port": _free_port(settings.host)})
+    # Each worker writes its metric samples here; /metrics on any worker sums them.
+    multiproc = tempfile.mkdtemp(prefix="costline-metrics-")
+    os.environ[MULTIPROC_ENV] = multiproc
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    context = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _sig, _frame: stop.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    workers = [
+        context.Process(target=_worker_main, name=f"costline-worker-{i}", daemon=False)
+        for i in range(settings.workers)
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        log.info("serving on http://%s:%d with %d workers", settings.host, settings.port,
+                 settings.workers)  # fmt: skip
+        while not stop.wait(0.2):
+            if any(not w.is_alive() for w in workers):
+                log.error("a worker exited; stopping the service")
+                break
+    finally:
+        for worker in workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGTERM)  # uvicorn's graceful shutdown
+        for worker in workers:
+            worker.join(timeout=STOP_TIMEOUT_S)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(multiproc, ignore_errors=True)
+        os.environ.pop(MULTIPROC_ENV, None)
+
+
+STOP_TIMEOUT_S = 10.0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _worker_main() -> None:
+    """A worker process: its own SO_REUSEPORT socket, one uvicorn server."""
+    settings = ServerSettings.model_validate_json(os.environ[SETTINGS_ENV])
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, settings.port))
+    sock.set_inheritable(True)
+    _run_worker(settings, sock)
+
+
+def _run_worker(settings: ServerSettings, sock: socket.socket | None) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        "costline.server:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        access_log=settings.access_log,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,
+        backlog=4096,
+    )
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
