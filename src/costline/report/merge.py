@@ -15,9 +15,7 @@ def print_checks(console: Console, rewrite: MergeRewrite) -> None:
     """One line per precondition: outcome, code, explanation."""
     for check in rewrite.checks:
         mark = f"{check.status.value:<6}"
-        console.print(
-            f"[{_STYLE[check.status]}]{mark}[/] {check.code}: ", end="", highlight=False
-        )
+        console.print(f"[{_STYLE[check.status]}]{mark}[/] {check.code}: ", end="", highlight=False)
         console.print(check.message, highlight=False, markup=False, soft_wrap=True)
 
 

@@ -642,7 +642,9 @@ def build_script(parts: MergeParts, partition: PartitionSpec, strategy: Strategy
         staging_ref = source.copy()
         staging_ref.set("alias", exp.TableAlias(this=exp.to_identifier(parts.source_ref)))
         staging_from = staging_ref.copy()
-        stage_sql: list[str] = []
+        bare = source.copy()
+        bare.set("alias", None)
+        stage_sql = [f"-- 1. the source {bare.sql(DIALECT)} is a table: used as is as staging"]
     else:
         name = _staging_name(parts)
         query = source.this if isinstance(source, exp.Subquery) else source
