@@ -295,8 +295,6 @@ def price_plans(
             by_cap[cap] = billed_autoscale(series, cap)
         curve = by_cap[cap]
         billed[edition.value] = curve
-        if curve.billed.size == 0:
-            continue
         edition_plans, edition_curves = _price_edition(edition, curve, prices, cap)
         plans += edition_plans
         curves += edition_curves

@@ -1,0 +1,524 @@
+"""Capacity planning: the billing model on hand-computed series, the optimum against brute
+force, and the inputs (job history, JOBS_TIMELINE export) including the unusable ones."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costline.core.errors import CostlineError
+from costline.core.prices import Edition, load_prices
+from costline.warehouse.capacity import (
+    RULES,
+    UsageSeries,
+    billed_autoscale,
+    brute_force_curve,
+    cost_curve,
+    fit_forecast,
+    parse_growth,
+    parse_resolution,
+    period_cost,
+    plan_capacity,
+    price_plans,
+    usage_from_history,
+    usage_from_timeline,
+)
+from costline.warehouse.capacity.pricing import committed_share
+from costline.warehouse.jobs import read_history
+from tests.conftest import TIB, job
+
+PRICES = load_prices()
+ENTERPRISE = PRICES.bigquery.editions[Edition.ENTERPRISE]
+PAYG = ENTERPRISE.payg_usd_per_slot_hour  # 0.06
+COMMIT_1Y = ENTERPRISE.commit_1y_usd_per_slot_hour  # 0.048
+COMMIT_3Y = ENTERPRISE.commit_3y_usd_per_slot_hour  # 0.036
+T0 = dt.datetime(2026, 10, 5, tzinfo=dt.UTC)  # a Monday
+
+
+def series(values: list[float], resolution_s: int = 1, **kw: Any) -> UsageSeries:
+    return UsageSeries(
+        slots=np.asarray(values, dtype=np.float64),
+        start=T0,
+        resolution_s=resolution_s,
+        source="test",
+        **kw,
+    )
+
+
+def payg_cost(values: list[float], max_slots: int | None = None) -> float:
+    return period_cost(billed_autoscale(series(values), max_slots), 0, 0.0, PAYG)
+
+
+# --- the autoscale billing model, hand-computed -------------------------------------------
+
+
+def test_one_minute_minimum() -> None:
+    # 30 slots for one second: rounded up to 50 and billed for a full minute.
+    assert payg_cost([30] + [0] * 99) == pytest.approx(50 * 60 / 3600 * PAYG)  # $0.05
+
+
+def test_fifty_slot_rounding() -> None:
+    # 120 slots for ten minutes bill as 150; 100 slots bill as exactly 100.
+    assert payg_cost([120] * 600) == pytest.approx(150 * 600 / 3600 * PAYG)
+    assert payg_cost([100] * 600) == pytest.approx(100 * 600 / 3600 * PAYG)
+    assert payg_cost([100.0000000001] * 600) == pytest.approx(100 * 600 / 3600 * PAYG)
+
+
+def test_scale_down_window_restarts_at_each_new_peak() -> None:
+    # 100 slots at 0 s and again at 30 s: the window restarts, 100 slots are held 0..89 s.
+    values = [100] + [0] * 29 + [100] + [0] * 169
+    assert payg_cost(values) == pytest.approx(100 * 90 / 3600 * PAYG)
+    # A step down: 200 held for a minute after 0 s, then the 100 needed until 9 s for 59 s more.
+    values = [200] + [100] * 9 + [0] * 190
+    billed = billed_autoscale(series(values)).billed
+    assert billed[:60].tolist() == [200] * 60
+    assert billed[60:69].tolist() == [100] * 9
+    assert not billed[69:].any()
+    assert payg_cost(values) == pytest.approx((200 * 60 + 100 * 9) / 3600 * PAYG)
+
+
+def test_minute_resolution_bills_each_minute_at_its_rounded_average() -> None:
+    curve = billed_autoscale(series([30, 0, 120], resolution_s=60))
+    assert curve.billed.tolist() == [50, 0, 150]
+    assert period_cost(curve, 0, 0.0, PAYG) == pytest.approx(200 * 60 / 3600 * PAYG)
+
+
+def test_commitment_is_paid_every_second_and_autoscale_covers_the_rest() -> None:
+    curve = billed_autoscale(series([100] * 3600))
+    assert period_cost(curve, 100, COMMIT_1Y, PAYG) == pytest.approx(100 * COMMIT_1Y)  # $4.80
+    assert period_cost(curve, 50, COMMIT_1Y, PAYG) == pytest.approx(50 * COMMIT_1Y + 50 * PAYG)
+    assert period_cost(curve, 0, COMMIT_1Y, PAYG) == pytest.approx(100 * PAYG)  # $6.00
+    # Committed slots are paid when idle too: 200 committed for an hour of 100 used.
+    assert period_cost(curve, 200, COMMIT_1Y, PAYG) == pytest.approx(200 * COMMIT_1Y)
+    assert committed_share(curve, 50) == pytest.approx(0.5)
+    plans, curves, _ = price_plans(series([100] * 3600), PRICES, editions=[Edition.ENTERPRISE])
+    best = {(p.term): p for p in plans if p.optimal}
+    hour = 365 * 24  # the hour observed, annualised
+    assert best["none"].annual_cost_usd == pytest.approx(100 * PAYG * hour)
+    assert best["1y"].commitment_slots == 100
+    assert best["1y"].annual_cost_usd == pytest.approx(100 * COMMIT_1Y * hour)
+    assert best["3y"].annual_cost_usd == pytest.approx(100 * COMMIT_3Y * hour)
+    assert best["1y"].committed_share == pytest.approx(1.0)
+    assert [c.optimum_slots for c in curves] == [100, 100]
+
+
+def test_a_step_is_committed_iff_the_billed_curve_exceeds_it_more_than_the_price_ratio() -> None:
+    # 100 slots 85% of the time, 200 slots 15%: ratio 1y 0.8, 3y 0.6. The second step is above
+    # its level 15% of the time: never worth committing; the first (100%) always.
+    values = [100] * 850 + [200] * 150
+    _, curves, _ = price_plans(series(values), PRICES, editions=[Edition.ENTERPRISE])
+    assert [(c.term, c.optimum_slots) for c in curves] == [("1y", 100), ("3y", 100)]
+    # 200 slots for 700 s, then 100: the 200 are held 59 s longer by the scale-down window.
+    values = [200] * 700 + [100] * 300
+    _, curves, _ = price_plans(series(values), PRICES, editions=[Edition.ENTERPRISE])
+    # W = 200 for 759 of 1000 s (75.9%): above 0.6 (3y), below 0.8 (1y).
+    assert {c.term: c.optimum_slots for c in curves} == {"1y": 100, "3y": 200}
+
+
+def test_standard_sells_no_commitments_and_caps_at_1600_slots() -> None:
+    plans, curves, billed = price_plans(series([2000] * 60 + [0] * 60), PRICES)
+    standard = [p for p in plans if p.edition == "standard"]
+    assert [(p.term, p.commitment_slots) for p in standard] == [("none", 0)]
+    assert standard[0].max_slots == RULES.standard_max_slots
+    assert not [c for c in curves if c.edition == "standard"]
+    queue = billed["standard"].queue
+    assert queue is not None and queue.max_delay_seconds == pytest.approx(60 * 400 / 1600)
+    # Everything demanded is served, 1,600 at a time.
+    assert billed["standard"].served.sum() == pytest.approx(2000 * 60)
+    assert billed["enterprise"].queue is None
+
+
+def test_max_reservation_size_queues_work_as_delay() -> None:
+    values = [200] * 60 + [0] * 60
+    curve = billed_autoscale(series(values), max_slots=100)
+    assert curve.served.tolist() == [100] * 120
+    q = curve.queue
+    assert q is not None
+    # The backlog grows 100 slot-s a second to 6,000 and drains at 100 a second.
+    assert q.max_delay_seconds == pytest.approx(60)
+    assert q.delayed_seconds == 119
+    assert q.mean_delay_seconds == pytest.approx(100 * (1830 + 1770) / 12000)  # 30 s
+    assert q.spill_seconds == 0
+    assert period_cost(curve, 0, 0.0, PAYG) == pytest.approx(100 * 120 / 3600 * PAYG)
+    # Without the cap: 200 slots for 60 s, held 59 s more.
+    assert payg_cost(values) == pytest.approx(200 * 119 / 3600 * PAYG)
+
+
+def test_queued_work_past_the_end_is_run_not_dropped() -> None:
+    curve = billed_autoscale(series([200] * 60), max_slots=150)
+    q = curve.queue
+    assert q is not None and q.spill_seconds == 20
+    assert curve.served.sum() == pytest.approx(200 * 60)
+    assert curve.served.size == 80
+
+
+def test_max_slots_must_be_a_reservation_size() -> None:
+    with pytest.raises(CostlineError, match="multiple of 50"):
+        price_plans(series([10]), PRICES, max_slots=75)
+
+
+# --- the optimum against brute force --------------------------------------------------------
+
+
+def reference_autoscaler(demand: list[float], commitment: int, window: int) -> list[int]:
+    """The autoscaler as a state machine, second by second: each 50-slot increment stays
+    allocated until ``window`` seconds after the last second that needed it."""
+    last_needed: dict[int, int] = {}
+    billed = []
+    for t, slots in enumerate(demand):
+        above = max(slots - commitment, 0.0)
+        steps = int(np.ceil(above / 50 - 1e-6 / 50)) if above > 0 else 0
+        for k in range(1, steps + 1):
+            last_needed[k] = t
+        held = [k for k, when in last_needed.items() if t - when < window]
+        billed.append(50 * max(held, default=0))
+    return billed
+
+
+demand = st.lists(
+    st.one_of(st.integers(0, 420).map(float), st.floats(0, 420, allow_nan=False)),
+    min_size=1,
+    max_size=240,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    demand,
+    st.floats(0.01, 0.2),
+    st.floats(0.05, 0.99),
+    st.sampled_from([1, 10, 60]),
+    st.one_of(st.none(), st.sampled_from([50, 100, 250])),
+)
+def test_optimum_equals_brute_force_over_every_level(
+    values: list[float], payg: float, ratio: float, resolution: int, cap: int | None
+) -> None:
+    commit = payg * ratio
+    curve = billed_autoscale(series(values, resolution_s=resolution), cap)
+    fast = cost_curve(curve, commit, payg)
+    brute = brute_force_curve(curve.served, resolution, commit, payg, fast.levels)
+    np.testing.assert_allclose(fast.period_cost_usd, brute, rtol=1e-9, atol=1e-9)
+    best = int(np.argmin(brute))
+    assert fast.optimum_index == best or brute[fast.optimum_index] == pytest.approx(brute[best])
+    assert fast.levels[-1] == int(curve.billed.max()) // 50 * 50
+    # The rule: a step pays iff the billed curve is above its base more than ratio of the time.
+    i = fast.optimum_index
+    assert all(fast.time_above[j] >= ratio - 1e-9 for j in range(i))
+    assert i == fast.levels.size - 1 or fast.time_above[i] <= ratio + 1e-9
+
+
+@settings(max_examples=60, deadline=None)
+@given(demand, st.sampled_from([0, 50, 100, 200]))
+def test_billed_curve_matches_the_autoscaler_state_machine(
+    values: list[float], commitment: int
+) -> None:
+    curve = billed_autoscale(series(values))
+    expected = reference_autoscaler(values, commitment, RULES.window_seconds)
+    assert np.maximum(curve.billed - commitment, 0).tolist() == expected
+
+
+def test_every_plan_group_has_exactly_one_optimum_and_the_json_shape() -> None:
+    rng = random.Random(3)
+    values = [max(0.0, 400 + 300 * np.sin(t / 900) + rng.gauss(0, 80)) for t in range(7200)]
+    result = plan_capacity(series(values), PRICES, forecast=False)
+    doc = json.loads(result.model_dump_json())
+    groups: dict[tuple[str, str], int] = {}
+    for plan in doc["plans"]:
+        assert {"edition", "term", "commitment_slots", "annual_cost_usd", "committed_share",
+                "optimal"} <= set(plan)  # fmt: skip
+        assert plan["edition"] in {"standard", "enterprise", "enterprise_plus"}
+        assert plan["term"] in {"none", "1y", "3y"}
+        key = (plan["edition"], plan["term"])
+        groups[key] = groups.get(key, 0) + plan["optimal"]
+        group = [p for p in doc["plans"] if (p["edition"], p["term"]) == key]
+        if plan["optimal"]:
+            assert plan["annual_cost_usd"] == min(p["annual_cost_usd"] for p in group)
+    assert set(groups.values()) == {1}
+    for c in doc["curves"]:
+        i = c["commitment_slots"].index(c["optimum_slots"])
+        assert c["annual_cost_usd"][i] == min(c["annual_cost_usd"])
+    # Below Standard's 1,600-slot cap nothing waits, so the best plan is the cheapest of all.
+    assert not result.queues["standard"].delayed_seconds
+    assert doc["best"]["annual_cost_usd"] == min(p["annual_cost_usd"] for p in doc["plans"])
+
+
+# --- empty and degenerate usage ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[], [0.0] * 500])
+def test_empty_or_all_zero_usage_costs_nothing(values: list[float]) -> None:
+    result = plan_capacity(series(values), PRICES)
+    assert result.plans and all(p.annual_cost_usd == 0 for p in result.plans)
+    assert any("no slot usage" in n for n in result.notes)
+    assert result.forecast is None
+    assert result.usage.peak_slots == 0
+
+
+# --- the job history --------------------------------------------------------------------------
+
+
+def at(seconds: float) -> str:
+    return (T0 + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def slot_job(job_id: str, start: float, end: float, slot_ms: int, **kw: Any) -> dict[str, Any]:
+    return job(job_id, start_time=at(start), end_time=at(end), total_slot_ms=slot_ms, **kw)
+
+
+def test_overlapping_jobs_add_up_and_each_is_spread_evenly(
+    write_jsonl: Callable[..., Path],
+) -> None:
+    path = write_jsonl(
+        [
+            slot_job("a", 0, 10, 1_000_000),  # 100 slots for 10 s
+            slot_job("b", 5, 15, 1_000_000),  # 100 slots, overlapping a from 5 s
+            slot_job("c", 20.5, 22.5, 2_000),  # 1 slot, half-seconds at both ends
+        ]
+    )
+    s = usage_from_history(read_history(path), PRICES)
+    assert s.start == T0
+    assert s.slots.tolist() == pytest.approx(
+        [100] * 5 + [200] * 5 + [100] * 5 + [0] * 5 + [0.5, 1.0, 0.5]
+    )
+    assert s.slot_hours == pytest.approx(2_002_000 / 3_600_000)
+    minute = usage_from_history(read_history(path), PRICES, resolution_s=60)
+    assert minute.slots.tolist() == pytest.approx([2_002_000 / 60_000])
+
+
+def test_history_order_does_not_matter(write_jsonl: Callable[..., Path]) -> None:
+    rows = [slot_job(f"j{i}", i * 7.3, i * 7.3 + 40, 10_000 * (i + 1)) for i in range(30)]
+    ordered = usage_from_history(read_history(write_jsonl(rows, "a.jsonl")), PRICES)
+    random.Random(1).shuffle(rows)
+    shuffled = usage_from_history(read_history(write_jsonl(rows, "b.jsonl")), PRICES)
+    np.testing.assert_allclose(ordered.slots, shuffled.slots)
+
+
+def test_workload_is_query_jobs_and_on_demand_uses_the_catalogue(
+    write_jsonl: Callable[..., Path],
+) -> None:
+    path = write_jsonl(
+        [
+            # A reservation job is priced on demand too: its bytes at $6.25/TiB.
+            slot_job(
+                "q",
+                0,
+                10,
+                100_000,
+                reservation_id="admin:US.etl",
+                edition="ENTERPRISE",
+                total_bytes_billed=TIB,
+            ),
+            slot_job("hit", 0, 10, 0, cache_hit=True),
+            slot_job("load", 0, 10, 500_000, job_type="LOAD", reservation_id="default-pipeline"),
+            slot_job("script", 0, 10, 100_000, statement_type="SCRIPT"),
+            slot_job("child", 0, 10, 100_000, parent_job_id="script"),
+        ]
+    )
+    s = usage_from_history(read_history(path), PRICES)
+    assert s.jobs == 2  # q and child: the script's slots are its child's
+    assert s.slot_hours == pytest.approx(200_000 / 3_600_000)
+    assert s.on_demand_cost_usd == pytest.approx(6.25)
+
+
+def test_jobs_that_cannot_be_placed_in_time_are_reported(
+    write_jsonl: Callable[..., Path],
+) -> None:
+    path = write_jsonl(
+        [
+            slot_job("ok", 0, 10, 100_000),
+            job("no-end", start_time=at(0), end_time=None, total_slot_ms=5000),
+            slot_job("backwards", 10, 5, 5000),
+            job("no-slots-no-times", start_time=None, end_time=None),
+        ]
+    )
+    s = usage_from_history(read_history(path), PRICES)
+    assert s.rejected == 2
+    assert [(p.line, p.field) for p in s.problems] == [(2, "end_time"), (3, "end_time")]
+    assert "missing" in s.problems[0].message and "5000 slot-ms" in s.problems[0].message
+    assert "before start_time" in s.problems[1].message
+    assert str(s.problems[0]).startswith(f"{path}:2: end_time:")
+    assert s.slot_hours == pytest.approx(100_000 / 3_600_000)
+
+
+# --- the JOBS_TIMELINE export -----------------------------------------------------------------
+
+
+def timeline_row(second: int, slot_ms: int, job_id: str = "j1", **kw: Any) -> dict[str, Any]:
+    row = {"period_start": at(second), "period_slot_ms": str(slot_ms), "job_id": job_id,
+           "reservation_id": "admin:US.prod", "job_type": "QUERY"}  # fmt: skip
+    row.update(kw)
+    return row
+
+
+def test_timeline_gaps_are_idle_time(write_jsonl: Callable[..., Path]) -> None:
+    rows = [timeline_row(t, 50_000) for t in range(10)]
+    rows += [timeline_row(t, 50_000, "j2") for t in range(100, 110)]
+    s = usage_from_timeline(write_jsonl(rows, "timeline.jsonl"), PRICES)
+    assert s.buckets == 110
+    assert s.slots.tolist() == [50.0] * 10 + [0.0] * 90 + [50.0] * 10
+    # First block: 10 s, held to 68 s (69 s); second: 10 s, the series ends at 110 s.
+    assert payg_cost(s.slots.tolist()) == pytest.approx(50 * (69 + 10) / 3600 * PAYG)
+    assert s.on_demand_cost_usd is None
+    assert any("total_bytes_billed" in n for n in s.notes)
+
+
+def test_timeline_rows_in_any_order_and_in_each_format(
+    write_jsonl: Callable[..., Path], tmp_path: Path
+) -> None:
+    rows = [timeline_row(t, 1000 * (t % 7), f"j{t % 3}", total_bytes_billed=str(TIB))
+            for t in range(300)]  # fmt: skip
+    ordered = usage_from_timeline(write_jsonl(rows, "a.jsonl"), PRICES)
+    random.Random(2).shuffle(rows)
+    shuffled = usage_from_timeline(write_jsonl(rows, "b.jsonl"), PRICES)
+    np.testing.assert_array_equal(ordered.slots, shuffled.slots)
+    assert ordered.jobs == 3
+    assert ordered.on_demand_cost_usd == pytest.approx(3 * 6.25)  # one TiB per job
+    with (tmp_path / "t.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    from_csv = usage_from_timeline(tmp_path / "t.csv", PRICES)
+    np.testing.assert_array_equal(ordered.slots, from_csv.slots)
+    import duckdb
+
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{tmp_path / 't.csv'}')) "
+               f"TO '{tmp_path / 't.parquet'}' (FORMAT parquet)")  # fmt: skip
+    from_parquet = usage_from_timeline(tmp_path / "t.parquet", PRICES, resolution_s=60)
+    assert from_parquet.slots.sum() * 60 == pytest.approx(ordered.slots.sum())
+
+
+def test_unusable_timeline_rows_name_line_and_field(write_jsonl: Callable[..., Path]) -> None:
+    path = write_jsonl(
+        [
+            timeline_row(0, 1000),
+            timeline_row(1, 1000, period_start="yesterday"),
+            timeline_row(2, -5),
+            "{not json",
+            timeline_row(0, 1000),  # the same job and second as line 1
+            timeline_row(3, 1000, period_slot_ms="lots"),
+            timeline_row(4, 2000),
+        ],
+        "timeline.jsonl",
+    )
+    s = usage_from_timeline(path, PRICES)
+    assert [(p.line, p.field) for p in s.problems] == [
+        (2, "period_start"),
+        (3, "period_slot_ms"),
+        (4, None),
+        (5, "period_start"),
+        (6, "period_slot_ms"),
+    ]
+    assert "expected a timestamp, got yesterday" in s.problems[0].message
+    assert "must not be negative" in s.problems[1].message
+    assert "not valid JSON" in s.problems[2].message
+    assert "duplicate of the row on line 1" in s.problems[3].message
+    assert s.rejected == 5 and s.rows == 7
+    assert s.slots.tolist() == [1.0, 0.0, 0.0, 0.0, 2.0]
+
+
+def test_a_file_that_is_not_a_timeline_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.csv"
+    path.write_text("job_id,total_slot_ms\na,5\n")
+    with pytest.raises(CostlineError, match="no period_start or period_slot_ms column"):
+        usage_from_timeline(path, PRICES)
+    with pytest.raises(CostlineError, match="no such timeline file"):
+        usage_from_timeline(tmp_path / "absent.jsonl", PRICES)
+
+
+# --- forecast and what-if ---------------------------------------------------------------------
+
+
+def test_forecast_recovers_trend_and_weekly_seasonality() -> None:
+    days = 8 * 7
+    daily = [2400 + 24 * d - (1200 if (d % 7) >= 5 else 0) for d in range(days)]  # slot-hours
+    values = np.repeat(np.asarray(daily, dtype=np.float64) / 24, 1440)  # 1-minute buckets
+    s = series(values.tolist(), resolution_s=60)
+    fit = fit_forecast(s)
+    assert fit is not None
+    assert fit.days == days and fit.first_day == T0.date()
+    assert fit.trend_slot_hours_per_day == pytest.approx(24)
+    assert fit.weekday_offsets[5] == pytest.approx(-1200) and fit.weekday_offsets[
+        1
+    ] == pytest.approx(0, abs=1e-6)
+    assert fit.r2 == pytest.approx(1) and fit.holdout_mape == pytest.approx(0, abs=1e-9)
+    projected = sum(2400 + 24 * d - (1200 if d % 7 >= 5 else 0) for d in range(days, days + 365))
+    assert fit.next_year_slot_hours == pytest.approx(projected)
+    assert len(fit.months) == 12 and sum(m.days for m in fit.months) == 365
+    assert fit.growth_factor == pytest.approx(projected / 365 / np.mean(daily))
+
+
+def test_growth_what_if_scales_the_load() -> None:
+    values = [120.0] * 3600
+    result = plan_capacity(series(values), PRICES, growth=0.25, editions=[Edition.ENTERPRISE])
+    assert result.what_if is not None and result.what_if.growth == 0.25
+    grown = {(p.term, p.kind): p for p in result.what_if.plans}
+    # 150 slots, already a multiple of 50 → everything committed is optimal at 1y.
+    assert grown[("1y", "optimal_commitment")].commitment_slots == 150
+    assert grown[("none", "autoscale")].annual_cost_usd == pytest.approx(150 * PAYG * 365 * 24)
+    assert parse_growth("20%") == pytest.approx(0.2)
+    assert parse_growth("-10%") == pytest.approx(-0.1)
+    with pytest.raises(CostlineError):
+        parse_growth("lots")
+    assert parse_resolution("1m") == 60 and parse_resolution("1s") == 1
+    with pytest.raises(CostlineError, match="resolution"):
+        parse_resolution("7s")
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def costline(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "costline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "COLUMNS": "120"},
+    )
+    assert "Traceback" not in result.stderr + result.stdout
+    return result
+
+
+def test_cli_capacity_text_json_html(write_jsonl: Callable[..., Path], tmp_path: Path) -> None:
+    rows = [slot_job(f"j{i}", i * 50.0, i * 50.0 + 120, 120_000 * (1 + i % 5)) for i in range(200)]
+    rows.append(job("bad", start_time=at(0), end_time=None, total_slot_ms=10))
+    path = write_jsonl(rows)
+    text = costline("capacity", path, "--growth", "20%", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "best plan:" in text.stdout and "what if the load grows +20%" in text.stdout
+    assert "1 of 201 rows rejected" in text.stderr and f"{path}:201: end_time" in text.stderr
+    out = costline("capacity", path, "--format", "json", "--edition", "enterprise", cwd=tmp_path)
+    doc = json.loads(out.stdout)
+    assert {p["edition"] for p in doc["plans"]} == {"on_demand", "enterprise"}
+    assert [c["term"] for c in doc["curves"]] == ["1y", "3y"]
+    html = costline("capacity", path, "--format", "html", "-o", tmp_path / "c.html", cwd=tmp_path)
+    assert html.returncode == 0, html.stderr
+    page = (tmp_path / "c.html").read_text()
+    assert "Load-duration curve" in page and "Annual cost vs commitment" in page
+    # Self-contained: plotly.js is inlined, nothing is fetched at view time.
+    assert "<script src=" not in page and page.count("Plotly.newPlot") == 3
+
+
+def test_cli_capacity_bad_options_are_messages(
+    write_jsonl: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_jsonl([slot_job("a", 0, 10, 1000)])
+    bad = costline("capacity", path, "--max-slots", "75", cwd=tmp_path)
+    assert bad.returncode == 2 and "positive multiple of 50" in bad.stderr
+    both = costline("capacity", path, "--timeline", path, cwd=tmp_path)
+    assert both.returncode == 2 and "not both" in both.stderr
+    resolution = costline("capacity", path, "--resolution", "2m", cwd=tmp_path)
+    assert resolution.returncode == 2 and "resolution" in resolution.stderr
