@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from costline.core.errors import CostlineError
 from costline.core.prices import PriceCatalogue
+from costline.warehouse.capacity import CapacityResult, plan_capacity, usage_from_history
 from costline.warehouse.catalog import load_catalog
 from costline.warehouse.drivers import Driver, cost_drivers
 from costline.warehouse.jobs import read_history
@@ -31,6 +32,7 @@ class AuditResult(BaseModel):
     profile: Profile
     drivers: tuple[Driver, ...]
     report_path: str | None = None
+    capacity: CapacityResult | None = None
 
 
 def workspace_history(directory: Path) -> list[Path]:
@@ -62,11 +64,13 @@ def run_audit(
     catalog = load_catalog(catalog_path) if catalog_path.is_file() else None
     history = read_history(workspace_history(directory))
     profile = profile_history(history, prices, catalog=catalog, progress=progress)
+    capacity = plan_capacity(usage_from_history(history, prices), prices, progress=progress)
     result = AuditResult(
         workspace=str(directory),
         profile=profile,
         drivers=tuple(cost_drivers(profile, catalog)),
         report_path=str(output) if output else None,
+        capacity=capacity,
     )
     if output is not None:
         try:

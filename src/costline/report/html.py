@@ -117,8 +117,13 @@ def render_audit_html(result: AuditResult) -> str:
         "pareto": _div(pareto(p)),
         "tables": _div(top_tables(p)),
     }
+    capacity = ""
+    if result.capacity is not None:
+        from costline.report.capacity import capacity_plots, capacity_section
+
+        capacity = capacity_section(result.capacity, capacity_plots(result.capacity))
     return (
         _env()
         .get_template("report.html.j2")
-        .render(r=result, p=p, plots=plots, plotlyjs=get_plotlyjs(), css=_css())
+        .render(r=result, p=p, plots=plots, capacity=capacity, plotlyjs=get_plotlyjs(), css=_css())
     )

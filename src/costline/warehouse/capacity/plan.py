@@ -375,7 +375,7 @@ def plan_capacity(
     the ``growth`` what-if."""
     step = progress or (lambda _name, _done: None)
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
-    step("pricing plans", 0.1)
+    step("capacity: pricing plans", 0.1)
     plans, curves, billed = price_plans(series, prices, editions=chosen, max_slots=max_slots)
     notes = list(series.notes)
     if series.buckets == 0 or not float(series.slots.sum()):
@@ -391,7 +391,7 @@ def plan_capacity(
             "short peaks are smoothed (1s is exact)"
         )
     queues = {e: c.queue for e, c in billed.items() if c.queue is not None}
-    step("usage statistics", 0.4)
+    step("capacity: usage statistics", 0.4)
     uncapped = [c for e, c in billed.items() if e != Edition.STANDARD.value]
     candidates = uncapped or list(billed.values())
     reference = candidates[0] if candidates else None
@@ -409,7 +409,7 @@ def plan_capacity(
     stats, duration = _stats(series, reference)
     fc: Forecast | None = None
     if forecast:
-        step("forecast", 0.6)
+        step("capacity: forecast", 0.6)
         fit = fit_forecast(series)
         if fit is None:
             notes.append("fewer than 14 complete days: no forecast")
@@ -420,12 +420,12 @@ def plan_capacity(
             fc = Forecast(fit=fit, plans=tuple(grown))
     what_if: WhatIf | None = None
     if growth is not None:
-        step("what-if", 0.8)
+        step("capacity: what-if", 0.8)
         grown, _, _ = price_plans(
             series.scaled(1 + growth), prices, editions=chosen, max_slots=max_slots
         )
         what_if = WhatIf(growth=growth, plans=tuple(grown))
-    step("done", 1.0)
+    step("capacity: done", 1.0)
     od = prices.bigquery.on_demand
     return CapacityResult(
         source=series.source,
