@@ -18,6 +18,7 @@ from costline.warehouse.capacity import CapacityResult, plan_capacity, usage_fro
 from costline.warehouse.catalog import load_catalog
 from costline.warehouse.drivers import Driver, cost_drivers
 from costline.warehouse.jobs import read_history
+from costline.warehouse.merge.find import MergeFinding, find_full_table_merge
 from costline.warehouse.profile import Profile, profile_history
 
 HISTORY_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
@@ -32,6 +33,7 @@ class AuditResult(BaseModel):
     profile: Profile
     drivers: tuple[Driver, ...]
     report_path: str | None = None
+    merge: MergeFinding | None = None
     capacity: CapacityResult | None = None
 
 
@@ -70,6 +72,9 @@ def run_audit(
         profile=profile,
         drivers=tuple(cost_drivers(profile, catalog)),
         report_path=str(output) if output else None,
+        merge=find_full_table_merge(profile.fingerprints, catalog, directory, progress=progress)
+        if catalog is not None
+        else None,
         capacity=capacity,
     )
     if output is not None:

@@ -666,3 +666,35 @@ def test_cli_prove_json(workspace: Path, tmp_path: Path) -> None:
         }
     assert proof["identical"] is True
     assert 0.5 < proof["reduction"] <= 1.0
+
+
+def test_the_audit_finds_the_costliest_full_table_merge_and_proves_it(workspace: Path) -> None:
+    from costline.warehouse.merge.find import find_full_table_merge
+    from costline.warehouse.profile import FingerprintStats
+
+    def pattern(pid: str, kind: str, sql: str, cost: float) -> FingerprintStats:
+        return FingerprintStats.model_construct(
+            id=pid, statement_type=kind, example_query=sql, cost_usd=cost, jobs=90
+        )
+
+    scoped = (
+        "MERGE `acme-dwh-prod.finance.transactions` AS t USING `acme-dwh-prod.x.y` AS s"
+        " ON t.booking_date = '2026-10-01' AND t.txn_id = s.txn_id"
+        " WHEN MATCHED THEN UPDATE SET category = s.category"
+    )
+    unpartitioned = (
+        "MERGE `acme-dwh-prod.finance.instruments` AS t USING `acme-dwh-prod.x.f` AS s"
+        " ON t.instrument_id = s.instrument_id WHEN MATCHED THEN UPDATE SET rating = s.rating"
+    )
+    patterns = [
+        pattern("a", "SELECT", "SELECT 1", 9e9),
+        pattern("b", "MERGE", scoped, 5e6),  # already partition-scoped: not a finding
+        pattern("c", "MERGE", unpartitioned, 4e6),  # nothing to scope to
+        pattern("d", "MERGE", DEMO_MERGE, 1e6),
+    ]
+    finding = find_full_table_merge(patterns, demo_catalog(), workspace, rows=24_000, partitions=60)
+    assert finding is not None
+    assert finding.fingerprint == "d" and finding.jobs == 90
+    assert finding.rewrite.script is not None
+    assert finding.proof is not None and finding.proof.identical
+    assert find_full_table_merge(patterns[:3], demo_catalog(), workspace) is None

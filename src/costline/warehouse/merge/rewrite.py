@@ -714,3 +714,41 @@ def rewrite_merge(
         checks=tuple(checks),
         script=None if refused else build_script(parts, partition, strategy),
     )
+
+
+def _constant(node: exp.Expr) -> bool:
+    return not list(node.find_all(exp.Column))
+
+
+def has_constant_partition_filter(parts: MergeParts, column: str) -> bool:
+    """True when ON already restricts the target's partition column to constants."""
+    for conjunct in _conjuncts(parts.on):
+        if isinstance(conjunct, exp.In):
+            values = conjunct.expressions or [conjunct.args.get("unnest")]
+            if (
+                isinstance(conjunct.this, exp.Column)
+                and _refers_to(conjunct.this, parts.target_ref, column)
+                and all(v is not None and _constant(v) for v in values)
+            ):
+                return True
+        if isinstance(conjunct, (exp.EQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between)):
+            sides = [conjunct.this, *(v for k, v in conjunct.args.items() if k != "this")]
+            mine = [s for s in sides if isinstance(s, exp.Column)]
+            others = [s for s in sides if isinstance(s, exp.Expr) and s not in mine]
+            if (
+                mine
+                and all(_refers_to(m, parts.target_ref, column) for m in mine)
+                and all(_constant(o) for o in others)
+            ):
+                return True
+    return False
+
+
+def is_full_table_merge(sql: str, catalog: Catalog) -> bool:
+    """A MERGE into a column-partitioned table whose ON has no constant partition filter."""
+    try:
+        parts = parse_merge(sql)
+        partition = resolve_partition(parts.target_name, catalog)
+    except CostlineError:
+        return False
+    return not has_constant_partition_filter(parts, partition.column)
