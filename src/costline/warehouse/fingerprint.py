@@ -26,7 +26,8 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
+from sqlglot.tokens import Tokenizer
 
 __all__ = [
     "Fingerprint",
@@ -224,6 +226,21 @@ _LITERAL_TOKENS = frozenset(
         TokenType.UNICODE_STRING,
     }
 )
+_TOKENIZERS = threading.local()
+
+
+def _tokenize(sql: str, dialect: str) -> list[Token]:
+    """Tokens of ``sql``, from a tokenizer kept per thread and dialect (building one per text
+    costs a tenth of tokenizing it; a tokenizer resets itself on each call)."""
+    cache: dict[str, Tokenizer] | None = getattr(_TOKENIZERS, "by_dialect", None)
+    if cache is None:
+        cache = _TOKENIZERS.by_dialect = {}
+    tokenizer = cache.get(dialect)
+    if tokenizer is None:
+        tokenizer = cache[dialect] = sqlglot.Dialect.get_or_raise(dialect).tokenizer()
+    return list(tokenizer.tokenize(sql))
+
+
 _NAME_RE = re.compile(r"[A-Za-z0-9_\x80-\U0010FFFF]+")
 _PLAIN_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -292,18 +309,23 @@ def _number_is_name(tokens: Sequence[Token], i: int) -> bool:
     return after is not None and after.token_type is TokenType.DOT and _adjacent(tokens[k], after)
 
 
-def _blank_literals(tokens: list[Token]) -> None:
+def _blank_literals(tokens: list[Token], bodies: Set[int] | None = None) -> None:
     """Replace the text of literal tokens in place, so the parser never sees their values.
 
     The raw text the tokenizer keeps for a command statement is left alone: it is normalised
-    as a whole later.
+    as a whole later. Tokens are blanked left to right (:func:`_number_is_name` looks at the
+    already blanked ones before it).
     """
-    bodies = _command_bodies(tokens)
+    if bodies is None:
+        bodies = _command_bodies(tokens)
     for i, tok in enumerate(tokens):
-        if tok.token_type in _LITERAL_TOKENS and i not in bodies:
-            if tok.token_type is TokenType.NUMBER and _number_is_name(tokens, i):
-                continue
-            tok.text = "0" if tok.token_type is TokenType.NUMBER else "?"
+        tt = tok.token_type
+        if tt in _LITERAL_TOKENS and i not in bodies:
+            if tt is TokenType.NUMBER:
+                if not _number_is_name(tokens, i):
+                    tok.text = "0"
+            else:
+                tok.text = "?"
 
 
 _COMMAND_TOKENS = frozenset(sqlglot.Dialect.get_or_raise(_DIALECT).tokenizer_class.COMMANDS)
@@ -312,17 +334,20 @@ _COMMAND_PREFIX = frozenset(
 )
 
 
-def _command_bodies(tokens: Sequence[Token]) -> set[int]:
+def _command_bodies(tokens: Sequence[Token]) -> Set[int]:
     """Indices of STRING tokens the tokenizer made from the raw rest of a command statement."""
-    out = set()
+    out: set[int] = set()
+    prev2: TokenType | None = None
+    prev: TokenType | None = None
     for i, tok in enumerate(tokens):
+        tt = tok.token_type
         if (
-            tok.token_type is TokenType.STRING
-            and i > 0
-            and tokens[i - 1].token_type in _COMMAND_TOKENS
-            and (i == 1 or tokens[i - 2].token_type in _COMMAND_PREFIX)
+            tt is TokenType.STRING
+            and prev in _COMMAND_TOKENS
+            and (i == 1 or prev2 in _COMMAND_PREFIX)
         ):
             out.add(i)
+        prev2, prev = prev, tt
     return out
 
 
@@ -348,38 +373,42 @@ def _token_text(tok: Token, in_path: bool) -> str:
 
 def _collapse_token_lists(words: list[str], types: list[TokenType | None]) -> list[str]:
     """Collapse ``IN (?, ?, ...)`` and ``[?, ?, ...]`` to one element, on printed tokens."""
+    n = len(words)
+    openers = [
+        i
+        for i, t in enumerate(types)
+        if t is TokenType.L_BRACKET
+        or (t is TokenType.L_PAREN and i and types[i - 1] is TokenType.IN)
+    ]
+    if not openers:
+        return words
     out: list[str] = []
-    out_types: list[TokenType | None] = []
-    i, n = 0, len(words)
-    while i < n:
+    done = 0  # words before this index are settled
+    for i in openers:
+        if i < done:
+            continue  # inside a list already collapsed
         opener = types[i]
-        if opener in (TokenType.L_PAREN, TokenType.L_BRACKET) and (
-            opener is TokenType.L_BRACKET or (out_types and out_types[-1] is TokenType.IN)
-        ):
-            closer = TokenType.R_PAREN if opener is TokenType.L_PAREN else TokenType.R_BRACKET
-            j, count, ok = i + 1, 0, True
-            while ok:
-                if j < n and types[j] is TokenType.DASH:
-                    j += 1
-                if j < n and words[j] == _LIT_PLACEHOLDER and types[j] in _LITERAL_TOKENS:
-                    count += 1
-                    j += 1
-                else:
-                    ok = False
-                    break
-                if j < n and types[j] is TokenType.COMMA:
-                    j += 1
-                    continue
+        closer = TokenType.R_PAREN if opener is TokenType.L_PAREN else TokenType.R_BRACKET
+        j, count, ok = i + 1, 0, True
+        while ok:
+            if j < n and types[j] is TokenType.DASH:
+                j += 1
+            if j < n and words[j] == _LIT_PLACEHOLDER and types[j] in _LITERAL_TOKENS:
+                count += 1
+                j += 1
+            else:
+                ok = False
                 break
-            # One element is rewritten too, so that `IN (-1)` reads like `IN (-1, 2)`.
-            if ok and count >= 1 and j < n and types[j] is closer:
-                out.extend((words[i], _LIT_PLACEHOLDER, words[j]))
-                out_types.extend((opener, TokenType.STRING, closer))
-                i = j + 1
+            if j < n and types[j] is TokenType.COMMA:
+                j += 1
                 continue
-        out.append(words[i])
-        out_types.append(types[i])
-        i += 1
+            break
+        # One element is rewritten too, so that `IN (-1)` reads like `IN (-1, 2)`.
+        if ok and count >= 1 and j < n and types[j] is closer:
+            out.extend(words[done:i])
+            out.extend((words[i], _LIT_PLACEHOLDER, words[j]))
+            done = j + 1
+    out.extend(words[done:])
     return out
 
 
@@ -412,7 +441,7 @@ def _normalize_fragment(sql: str) -> tuple[str, set[str]]:
     """Token-level normalisation of a statement's raw text, and the tables it names."""
     tables: set[str] = set()
     try:
-        tokens = list(_DIALECT_OBJ.tokenize(sql))
+        tokens = _tokenize(sql, _DIALECT)
     except SqlglotError:
         return normalize_lexically(sql), tables
     _blank_literals(tokens)
@@ -673,7 +702,7 @@ def fingerprint_with(
     """
     dialect_obj = sqlglot.Dialect.get_or_raise(dialect)
     try:
-        tokens = list(dialect_obj.tokenize(sql))
+        tokens = _tokenize(sql, dialect)
     except SqlglotError:
         return _make(
             _LEXICAL_MARK + normalize_lexically(sql),
@@ -767,34 +796,42 @@ def token_key(sql: str, dialect: str = "bigquery") -> str:
     in BigQuery). Two texts with the same key therefore have the same fingerprint, so a batch
     is parsed once per key. Texts the tokenizer rejects key on their lexical normalisation.
     """
-    dialect_obj = sqlglot.Dialect.get_or_raise(dialect)
     try:
-        tokens = list(dialect_obj.tokenize(sql))
+        tokens = _tokenize(sql, dialect)
     except SqlglotError:
         return _LEXICAL_MARK + normalize_lexically(sql)
-    _blank_literals(tokens)
     bodies = _command_bodies(tokens)
+    _blank_literals(tokens, bodies)
+    # One pass over the tokens: this runs for every distinct text of a history.
+    types: list[TokenType | None] = [tok.token_type for tok in tokens]
     words: list[str] = []
-    types: list[TokenType | None] = []
+    append = words.append
+    last = len(tokens) - 1
     for i, tok in enumerate(tokens):
-        if i in bodies:
-            words.append(_normalize_fragment(tok.text)[0])
-            types.append(None)
-        elif tok.token_type is TokenType.VAR:
-            words.append(tok.text.upper() if _is_function_name(tokens, i) else tok.text)
-            types.append(tok.token_type)
-        elif tok.token_type is TokenType.IDENTIFIER and _PLAIN_PATH.fullmatch(tok.text):
+        tt = types[i]
+        text = tok.text
+        if bodies and i in bodies:
+            append(_normalize_fragment(text)[0])
+            types[i] = None
+        elif tt in _LITERAL_TOKENS:
+            append(text if text not in ("0", "?") else _LIT_PLACEHOLDER)
+        elif tt is TokenType.VAR:
+            # A bare name called like a function prints upper case (see _is_function_name).
+            called = (
+                i < last
+                and types[i + 1] is TokenType.L_PAREN
+                and (i == 0 or types[i - 1] not in _BEFORE_TABLE)
+            )
+            append(text.upper() if called else text)
+        elif tt is TokenType.IDENTIFIER:
             # Unquoted, case kept: `t` and t share a key, `T` and t do not.
-            words.append(tok.text)
-            types.append(tok.token_type)
-        elif tok.token_type is TokenType.PLACEHOLDER:
+            append(text if _PLAIN_PATH.fullmatch(text) else _token_text(tok, in_path=False))
+        elif tt is TokenType.PLACEHOLDER:
             # A query parameter is structure, not a literal: keep it apart from the "?" that
             # blanked literals print as.
-            words.append("\x02" + tok.text)
-            types.append(tok.token_type)
+            append("\x02" + text)
         else:
-            words.append(_token_text(tok, in_path=False))
-            types.append(tok.token_type)
+            append(text.upper())
     return "\x00".join(_collapse_token_lists(words, types))
 
 

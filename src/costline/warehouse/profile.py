@@ -175,6 +175,12 @@ class Profile(_Model):
     team_label: str
 
 
+def _daily(day: dt.date, cost: Any, jobs: Any) -> DailyCost:
+    # One per pattern and day (a hundred thousand and more): the values come typed from
+    # DuckDB, so validating each again would only cost time.
+    return DailyCost.model_construct(date=day, cost_usd=float(cost), jobs=int(jobs))
+
+
 def _rows(con: Any, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
     return list(con.execute(sql, list(params)).fetchall())
 
@@ -196,13 +202,16 @@ def profile_history(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE priced AS
-        SELECT *, {cost_sql(prices, default_edition)} AS cost_usd,
+        SELECT * EXCLUDE (query), {cost_sql(prices, default_edition)} AS cost_usd,
                CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
                     WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
                     ELSE 'k:' || {shape_key_sql("query")}
                END AS shape
         FROM (
-            SELECT *, job_id IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
+            -- The texts stay in ``jobs`` (a row points at its own): copying them is the
+            -- costliest thing a pass over the history can do.
+            SELECT *, rowid AS job_row,
+                   job_id IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
                       AS is_script_parent
             FROM jobs
         )
@@ -210,26 +219,48 @@ def profile_history(
     )
 
     step("fingerprinting shapes", 0.25)
+    # BigQuery's literal-normalised hash tells apart texts that differ in comments, spacing or
+    # IN-list length, which one fingerprint covers: the representatives of hashed shapes are
+    # keyed once more by the shape key (on a few thousand texts, not the whole history), so
+    # each fingerprint is tokenized and parsed about once.
     shapes = _rows(
         con,
-        "SELECT shape, arg_max(query, cost_usd), max(cost_usd), any_value(job_type) "
-        "FROM priced GROUP BY shape",
+        f"""
+        SELECT shape, j.query, top_cost, s.job_type,
+               CASE WHEN starts_with(shape, 'h:') THEN {shape_key_sql("j.query")} ELSE shape END
+        FROM (SELECT shape, arg_max(job_row, cost_usd) AS job_row, max(cost_usd) AS top_cost,
+                     any_value(job_type) AS job_type
+              FROM priced GROUP BY shape) s
+        JOIN jobs j ON j.rowid = s.job_row
+        """,
     )
-    texts = [q for _, q, _, _ in shapes if q is not None]
-    analyses = iter(analyse_shapes(texts, schema=catalog.column_names() if catalog else None))
+    first_of_key: dict[str, str] = {}
+    for _, query, _, _, key in shapes:
+        if query is not None:
+            first_of_key.setdefault(key, query)
+    by_key = dict(
+        zip(
+            first_of_key,
+            analyse_shapes(
+                list(first_of_key.values()),
+                schema=catalog.column_names() if catalog else None,
+            ),
+            strict=True,
+        )
+    )
     shape_fp: list[str] = []
     fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]] = {}
     fp_uses: dict[str, tuple[ColumnUse, ...]] = {}
     # A pattern's example is the text of its costliest job: the costliest of its shapes' own.
     fp_example: dict[str, tuple[float, str]] = {}
     info: tuple[str | None, str, bool, tuple[str, ...]]
-    for _, query, top_cost, job_type in shapes:
+    for _, query, top_cost, job_type, key in shapes:
         if query is None:
             # Loads, copies and extracts have no text: one pattern per job type.
             kind = job_type or "UNKNOWN"
             fp_id, info = f"job_{kind.lower()}", (None, kind, False, ())
         else:
-            analysis = next(analyses)
+            analysis = by_key[key]
             fp = analysis.fingerprint
             fp_id, info = fp.id, (fp.normalized, fp.statement_type, fp.parsed, fp.tables)
             fp_uses.setdefault(fp_id, analysis.uses)
@@ -241,7 +272,7 @@ def profile_history(
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE priced_fp AS
-        SELECT p.* EXCLUDE (query, shape), m.fp, date_trunc('day', p.creation_time)::DATE AS day
+        SELECT p.* EXCLUDE (job_row, shape), m.fp, date_trunc('day', p.creation_time)::DATE AS day
         FROM priced p JOIN shape_map m USING (shape)
         """
     )
@@ -272,7 +303,7 @@ def profile_history(
     step("tables and access patterns", 0.85)
     tables = _tables(con, fingerprints, fp_uses, catalog)
     daily = tuple(
-        DailyCost(date=d, cost_usd=float(c), jobs=int(n))
+        _daily(d, c, n)
         for d, c, n in _rows(
             con, "SELECT day, sum(cost_usd), count(*) FROM priced_fp GROUP BY day ORDER BY day"
         )
@@ -287,7 +318,7 @@ def profile_history(
         """,
         [team_label],
     ):
-        by_team[team].append(DailyCost(date=d, cost_usd=float(c), jobs=int(n)))
+        by_team[team].append(_daily(d, c, n))
 
     step("done", 1.0)
     rejected = tuple(
@@ -328,7 +359,7 @@ def _fingerprint_stats(
         con,
         "SELECT fp, day, sum(cost_usd), count(*) FROM priced_fp GROUP BY fp, day ORDER BY fp, day",
     ):
-        daily[fp].append(DailyCost(date=d, cost_usd=float(c), jobs=int(n)))
+        daily[fp].append(_daily(d, c, n))
     labels: dict[str, dict[str, str]] = defaultdict(dict)
     for fp, key, value in _rows(
         con,
@@ -521,12 +552,16 @@ def _tables(
     )
     projects = dict(_rows(con, "SELECT fp, mode(project_id) FROM priced_fp GROUP BY fp"))
     access: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)
+    resolved: dict[tuple[str, str | None], str] = {}
     for fp in fingerprints:
         if fp.cost_usd <= 0:
             continue
         seen: set[tuple[str, str, str]] = set()
         for use in fp_uses.get(fp.id, ()):
-            table = _resolve_table(use.table, projects.get(fp.id), catalog)
+            where = (use.table, projects.get(fp.id))
+            table = resolved.get(where) or resolved.setdefault(
+                where, _resolve_table(*where, catalog)
+            )
             key = (table, use.column, use.role)
             if key in seen:
                 continue
