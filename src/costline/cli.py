@@ -598,6 +598,124 @@ def merge_prove(
         raise typer.Exit(1)
 
 
+class LintFormat(StrEnum):
+    """Output formats of ``costline lint``."""
+
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    github = "github"
+
+
+class FailOn(StrEnum):
+    """Severity from which ``costline lint`` exits 1."""
+
+    info = "info"
+    warning = "warning"
+    error = "error"
+    never = "never"
+
+
+def _codes(value: str | None) -> list[str] | None:
+    return [c for c in value.replace(" ", ",").split(",") if c] if value else None
+
+
+@app.command()
+def lint(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="SQL files or directories (walked for *.sql).")
+    ] = None,
+    catalog: CatalogOption = None,
+    history: Annotated[
+        list[Path] | None,
+        typer.Option("--history", help="Lint a job history's query patterns, ranked by cost."),
+    ] = None,
+    select: Annotated[
+        str | None, typer.Option(help="Rule codes or prefixes to run (CL001,CL01).")
+    ] = None,
+    ignore: Annotated[str | None, typer.Option(help="Rule codes or prefixes to skip.")] = None,
+    fmt: Annotated[LintFormat, typer.Option("--format", "-f")] = LintFormat.text,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(help="Exit 1 if a finding this severe (or an unparseable file) exists."),
+    ] = None,
+    dialect: Annotated[
+        str | None, typer.Option(help="SQL dialect (sqlglot name); default bigquery.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    prices: PricesOption = None,
+) -> None:
+    """Find SQL anti-patterns that cost money (rules: `costline rules`)."""
+    from costline.report.lint import render_github, render_json, render_sarif, render_text
+    from costline.warehouse.lint import Severity, find_config, lint_history, lint_paths
+
+    config = find_config(Path.cwd())
+    updates: dict[str, object] = {}
+    if (chosen := _codes(select)) is not None:
+        updates["select"] = tuple(chosen)
+    if (skipped := _codes(ignore)) is not None:
+        updates["ignore"] = (*config.ignore, *skipped)
+    if dialect:
+        updates["dialect"] = dialect
+    config = config.model_copy(update=updates)
+    rules, _ = config.options_for("")
+    catalog_path = catalog or (
+        Path(config.root or ".") / config.catalog if config.catalog else None
+    )
+    tables = load_catalog(catalog_path) if catalog_path else None
+    if history:
+        from costline.warehouse.jobs import read_history
+        from costline.warehouse.profile import profile_history
+
+        with _progress() as step:
+            profiled = profile_history(
+                read_history(history), load_prices(prices), catalog=tables, progress=step
+            )
+        result = lint_history(
+            profiled.fingerprints,
+            source=history[0].name,
+            catalog=tables,
+            rules=rules,
+            dialect=config.dialect,
+        )
+    elif paths:
+        result = lint_paths(paths, config=config, catalog=tables)
+    else:
+        raise CostlineError("give SQL files or directories, or --history JOBS")
+    render = {
+        LintFormat.text: render_text,
+        LintFormat.json: render_json,
+        LintFormat.sarif: render_sarif,
+        LintFormat.github: render_github,
+    }[fmt]
+    _write_or_print(render(result), output)
+    threshold = fail_on.value if fail_on else (config.fail_on.value if config.fail_on else None)
+    failing = threshold not in (None, FailOn.never.value) and (
+        result.at_or_above(Severity(threshold)) or result.errors
+    )
+    if failing:
+        raise typer.Exit(1)
+
+
+@app.command("rules")
+def rules_command(
+    code: Annotated[
+        str | None, typer.Argument(help="A rule code (CL001) or name; omit to list all.")
+    ] = None,
+) -> None:
+    """List the lint rules, or explain one."""
+    from costline.report.lint import render_rule, render_rules
+    from costline.warehouse.rules import get_rule
+
+    if code is None:
+        sys.stdout.write(render_rules())
+        return
+    rule = get_rule(code)
+    if rule is None:
+        raise CostlineError(f"no rule {code!r}; `costline rules` lists them")
+    sys.stdout.write(render_rule(rule))
+
+
 @app.command("prices")
 def show_prices() -> None:
     """Print the packaged price catalogue (every entry with its source and date)."""

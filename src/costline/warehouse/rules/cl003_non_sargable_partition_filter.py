@@ -1,0 +1,113 @@
+"""CL003 non-sargable-partition-filter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlglot import exp
+
+from costline.warehouse.catalog import Catalog
+from costline.warehouse.rules.base import (
+    ColumnFilter,
+    FilterKind,
+    Rule,
+    Severity,
+    Statement,
+    Violation,
+    column_filters,
+    partition_columns,
+    scope_condition,
+    size_text,
+    wrapper_of,
+)
+from costline.warehouse.rules.scans import table_scans
+
+PSEUDO = {"_partitiontime", "_partitiondate"}
+# Wrappers BigQuery still prunes on: truncating the ingestion-time pseudo column to its day.
+_PRUNABLE = (exp.Date, exp.TimestampTrunc, exp.DateTrunc)
+
+
+class NonSargablePartitionFilter(Rule):
+    """Partition column wrapped in a function or cast inside the filter.
+
+    **What it does**
+
+    Flags a filter that compares a function or cast *of the partition column* with a constant:
+    `CAST(booking_date AS STRING) = '2026-08-03'`, `FORMAT_DATE('%Y%m%d', as_of_date) =
+    '20260802'`, `EXTRACT(YEAR FROM as_of_date) = 2026`. Uses the catalogue to know the
+    partition column; without one, checks the ingestion-time pseudo columns.
+
+    **Why is this bad?**
+
+    BigQuery prunes partitions only on predicates over the bare column. Once the column is inside
+    an expression, the filter is evaluated row by row after every partition has been read: the
+    query is billed for the whole table although it returns one day.
+
+    **Anti-pattern**
+
+    ```sql
+    SELECT channel, COUNT(*) AS txns
+    FROM `acme.finance.transactions`
+    WHERE CAST(booking_date AS STRING) = '2026-08-03'
+    GROUP BY channel
+    ```
+
+    **Best practice**
+
+    ```sql
+    SELECT channel, COUNT(*) AS txns
+    FROM `acme.finance.transactions`
+    WHERE booking_date = DATE '2026-08-03'
+    GROUP BY channel
+    ```
+    """
+
+    code = "CL003"
+    name = "non-sargable-partition-filter"
+    severity = Severity.error
+    summary = "function or cast on the partition column defeats pruning"
+
+    def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
+        if catalog is not None:
+            for scan in table_scans(stmt, catalog):
+                columns = partition_columns(scan.meta)
+                found = scan.on(columns)
+                if not columns or any(f.kind is FilterKind.constant for f in found):
+                    continue
+                for f in found:
+                    if f.kind is FilterKind.wrapped and not _prunable(f):
+                        yield _violation(
+                            f, scan.meta.short_name, size_text(scan.meta.logical_bytes)
+                        )
+                        break
+            return
+        for select in stmt.all(exp.Select, exp.Update, exp.Delete):
+            condition = scope_condition(select) if isinstance(select, exp.Select) else None
+            if not isinstance(select, exp.Select):
+                where = select.args.get("where")
+                condition = where.this if where is not None else None
+            found = column_filters(condition, lambda c: c.name.lower() in PSEUDO)
+            if any(f.kind is FilterKind.constant for f in found):
+                continue
+            for f in found:
+                if f.kind is FilterKind.wrapped and not _prunable(f):
+                    yield _violation(f, "the table", None)
+                    break
+
+
+def _prunable(f: ColumnFilter) -> bool:
+    wrapper = f.column.parent
+    return isinstance(wrapper, _PRUNABLE) and f.column.name.lower() in PSEUDO
+
+
+def _violation(f: ColumnFilter, table: str, size: str | None) -> Violation:
+    column = f.column.name
+    what = wrapper_of(f).sql("bigquery")
+    scanned = f" ({size})" if size else ""
+    return Violation(
+        f.predicate,
+        f"partition column {column} is wrapped in {what}: no partition of {table}{scanned} "
+        "is pruned, the filter runs after the full scan",
+        fix=f"compare the bare column with a constant of its type, e.g. {column} = DATE '…' "
+        f"or {column} BETWEEN … AND …",
+    )

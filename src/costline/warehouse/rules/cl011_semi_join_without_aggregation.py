@@ -1,0 +1,75 @@
+"""CL011 semi-join-without-aggregation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlglot import exp
+
+from costline.warehouse.catalog import Catalog
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, table_name
+
+
+class SemiJoinWithoutAggregation(Rule):
+    """`IN` / `NOT IN` subquery that does not de-duplicate its values.
+
+    **What it does**
+
+    Flags `x IN (SELECT y FROM t ...)` and `NOT IN` whose subquery reads a table and has
+    neither `DISTINCT`, `GROUP BY` nor an aggregate, so it returns one row per source row.
+
+    **Why is this bad?**
+
+    The semi-join ships and compares every row of the subquery, duplicates included. When the
+    filter column has few distinct values in a large table, de-duplicating first (`SELECT
+    DISTINCT` or `GROUP BY`) shrinks the shuffled data by orders of magnitude.
+
+    **Anti-pattern**
+
+    ```sql
+    SELECT account_id, status
+    FROM `acme.core_banking.accounts`
+    WHERE customer_id IN (
+      SELECT customer_id FROM `acme.finance.transactions` WHERE booking_date = '2026-08-03'
+    )
+    ```
+
+    **Best practice**
+
+    ```sql
+    SELECT account_id, status
+    FROM `acme.core_banking.accounts`
+    WHERE customer_id IN (
+      SELECT DISTINCT customer_id
+      FROM `acme.finance.transactions`
+      WHERE booking_date = '2026-08-03'
+    )
+    ```
+    """
+
+    code = "CL011"
+    name = "semi-join-without-aggregation"
+    severity = Severity.info
+    summary = "IN subquery without DISTINCT or GROUP BY"
+    equivalents = ("SemiJoinWithoutAgg",)
+
+    def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
+        for pred in stmt.all(exp.In):
+            query = pred.args.get("query")
+            select = query.this if isinstance(query, exp.Subquery) else query
+            if not isinstance(select, exp.Select):
+                continue
+            from_ = select.args.get("from_")
+            if from_ is None or not isinstance(from_.this, exp.Table):
+                continue
+            if select.args.get("distinct") or select.args.get("group") or select.args.get("limit"):
+                continue
+            if any(e.find(exp.AggFunc) for e in select.expressions):
+                continue
+            kind = "NOT IN" if isinstance(pred.parent, exp.Not) else "IN"
+            yield Violation(
+                pred,
+                f"{kind} subquery on {table_name(from_.this)} returns every matching row, "
+                "duplicates included",
+                fix="SELECT DISTINCT (or GROUP BY) the compared column in the subquery",
+            )
