@@ -54,6 +54,7 @@ from costline.assistant import (
     AssistSettings,
     Faults,
     FinancialAssistant,
+    RequestType,
     inject_faults,
 )
 from costline.core.budgets import BudgetStore, budget_store_from_url
@@ -86,6 +87,7 @@ DEFAULT_PORT = 8080
 # A request is a few hundred bytes; 16 KiB leaves room for a long question and nothing more.
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
 WORKER_HEADER = "X-Costline-Worker"
+ROUTES = frozenset(("/v1/assist", "/healthz", "/metrics"))
 
 
 class ServerSettings(BaseModel):
@@ -145,54 +147,55 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """ASGI middleware: 413 for a body over ``max_bytes``, declared or streamed."""
+    """ASGI middleware: 413 for a body over ``max_bytes``, declared or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int, on_refusal: Callable[[], None]) -> None:
+    A declared ``Content-Length`` is refused before anything is read; a streamed (chunked) body
+    is read up to the limit and refused as soon as it passes it, else handed on whole.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, on_refusal: Callable[[str], None]) -> None:
         """Wrap ``app``."""
         self.app = app
         self.max_bytes = max_bytes
         self.on_refusal = on_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse early on Content-Length, else count the bytes as they arrive."""
-        if scope["type"] != "http":
+        """Refuse early on Content-Length, else buffer the body up to the limit."""
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await self._refuse(scope, receive, send)
                 return
-        received = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal received
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if started:
-                raise
-            await self._refuse(scope, receive, send)
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.on_refusal()
+        self.on_refusal(scope.get("path", ""))
         response = JSONResponse(
             {"error": "request_too_large", "detail": f"body over {self.max_bytes} bytes"},
             status_code=413,
@@ -290,7 +293,7 @@ def create_app(
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        on_refusal=lambda: metrics.refusals.labels("too_large").inc(),
+        on_refusal=lambda path: _count_too_large(metrics, path),
     )
     worker = str(os.getpid())
 
@@ -309,7 +312,10 @@ def create_app(
         metrics.refusals.labels("invalid").inc()
         problems = [
             {
-                "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+                # A body that is not JSON at all is the body's problem, not a position's.
+                "field": "body"
+                if e["type"] == "json_invalid"
+                else ".".join(str(p) for p in e["loc"] if p != "body") or "body",
                 "message": e["msg"],
             }
             for e in exc.errors()
@@ -416,6 +422,12 @@ def create_app(
     return app
 
 
+def _count_too_large(metrics: ServiceMetrics, path: str) -> None:
+    metrics.refusals.labels("too_large").inc()
+    # Any path may carry a large body: only known routes become label values.
+    metrics.requests.labels(path if path in ROUTES else "other", "413").inc()
+
+
 def _assistant_settings(
     tenants: TenantsConfig, sink: CostEventSink | None, telemetry: Telemetry
 ) -> AssistSettings:
@@ -459,11 +471,46 @@ async def _answer(
         return await assistant.assist(body)
 
 
+# The specialist behind each section of the response, and the request types that ask for it.
+_SECTIONS: tuple[tuple[str, str, frozenset[RequestType]], ...] = (
+    ("analyst", "analyst", frozenset((RequestType.ACCOUNT_SUMMARY, RequestType.INVESTMENT_ADVICE))),
+    ("risk", "risk", frozenset((RequestType.FRAUD_CHECK,))),
+    ("recommender", "recommendation", frozenset((RequestType.INVESTMENT_ADVICE,))),
+)
+
+
+def agent_outcomes(answer: AssistResponse) -> dict[str, str]:
+    """``ok``, ``degraded`` or ``failed`` for each specialist the request needed.
+
+    A section withheld by compliance is the answer working as intended, not a failure: it is
+    ``ok``. A degradation reason names its agent first (``risk: timeout``).
+    """
+    asked = set(answer.request_types)
+    reasons = " ".join(answer.degraded_reasons).lower()
+    out: dict[str, str] = {}
+    for agent, section, needed_by in _SECTIONS:
+        if not asked & needed_by:
+            continue
+        present = getattr(answer, section) is not None
+        mentioned = agent in reasons
+        if not present and not mentioned:
+            out[agent] = "ok"  # blocked by compliance (or not needed after all)
+        elif not present:
+            out[agent] = "failed"
+        else:
+            out[agent] = "degraded" if mentioned else "ok"
+    return out
+
+
 def _record(metrics: ServiceMetrics, answer: AssistResponse, elapsed: float) -> None:
     metrics.latency.labels("degraded" if answer.degraded else "ok").observe(elapsed)
     metrics.cost.observe(answer.cost_usd)
     if answer.degraded:
         metrics.degraded.inc()
+    for agent, status in agent_outcomes(answer).items():
+        metrics.parts.labels(agent, status).inc()
+    for agent, tier in answer.model_tiers.items():
+        metrics.tiers.labels(agent, tier).inc()
 
 
 # -- running ----------------------------------------------------------------------------------

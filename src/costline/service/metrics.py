@@ -60,22 +60,16 @@ class ServiceMetrics:
         )
         self.parts = Counter(
             "costline_agent_parts",
-            "Specialist parts by agent and status (ok, fallback, cached, failed): the degraded "
-            "rate of an agent is its non-ok share, its error rate its failed share.",
+            "Specialist sections by agent and status (ok; degraded: a fallback or cached answer; "
+            "failed: no answer): an agent's degraded rate is its non-ok share, its error rate "
+            "its failed share.",
             ["agent", "status"],
             registry=target,
         )
-        self.agent_latency = Histogram(
-            "costline_agent_duration_seconds",
-            "Latency of each specialist's part.",
-            ["agent"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=target,
-        )
-        self.agent_cost = Counter(
-            "costline_agent_cost_usd",
-            "LLM cost spent by each specialist (USD).",
-            ["agent"],
+        self.tiers = Counter(
+            "costline_model_tier",
+            "Model tier the cost guardian picked, by agent.",
+            ["agent", "tier"],
             registry=target,
         )
         self.refusals = Counter(
