@@ -61,9 +61,9 @@ def print_capacity(console: Console, r: CapacityResult) -> None:
     u = r.usage
     console.print(f"[bold]slot usage[/] of {r.jobs:,} jobs: {_period(r)}", highlight=False)
     console.print(
-        f"  {u.slot_hours:,.0f} slot-hours; mean {u.mean_slots:,.0f} slots, p50 "
+        f"  {u.slot_hours:,.0f} slot-hours; slots: mean {u.mean_slots:,.0f}, p50 "
         f"{u.p50_slots:,.0f}, p95 {u.p95_slots:,.0f}, p99 {u.p99_slots:,.0f}, peak "
-        f"{u.peak_slots:,.0f} (autoscaler's billed peak {u.billed_peak_slots:,})",
+        f"{u.peak_slots:,.0f}\n  (the autoscaler bills up to {u.billed_peak_slots:,})",
         highlight=False,
     )
     if r.on_demand_bytes_billed is not None:
@@ -94,7 +94,9 @@ def print_capacity(console: Console, r: CapacityResult) -> None:
     console.print(t)
     best = r.best
     if best is not None:
-        line = f"[bold]best plan:[/] {plan_name(best)}: [bold]{usd(best.annual_cost_usd)}[/]/year"
+        line = (
+            f"[bold]best plan:[/] {plan_name(best)}:\n  [bold]{usd(best.annual_cost_usd)}[/]/year"
+        )
         od = next((p for p in r.plans if p.kind == "on_demand"), None)
         if od is not None and od.annual_cost_usd > 0 and best is not od:
             saving = 1 - best.annual_cost_usd / od.annual_cost_usd
@@ -102,25 +104,27 @@ def print_capacity(console: Console, r: CapacityResult) -> None:
         if best.commitment_slots:
             line += f"; commitment covers {best.committed_share:.0%} of the slot usage"
         console.print(line, highlight=False)
+    if r.curves:
+        console.print(
+            "why: a 50-slot step pays iff the billed autoscale curve exceeds it over "
+            "commit/payg of the time",
+            highlight=False,
+        )
     for c in r.curves:
         i = c.optimum_slots // 50
-        nxt = c.time_above[i] if i < len(c.time_above) else 0.0
-        prev = c.time_above[i - 1] if i >= 1 else None
-        why = (
-            f"  {c.edition} {c.term}: a 50-slot step pays iff the billed curve is above it "
-            f"more than {c.break_even_time_share:.0%} of the time "
-            f"(${c.commit_usd_per_slot_hour}/${c.payg_usd_per_slot_hour} per slot-hour); "
-            f"optimum {c.optimum_slots:,} slots"
-        )
-        if prev is not None:
-            why += f" (above {c.optimum_slots - 50:,}: {prev:.0%} of the time"
-            why += f", above {c.optimum_slots:,}: {nxt:.0%})"
+        label = f"{c.edition} {c.term}"
+        ratio = f"{c.commit_usd_per_slot_hour:g}/{c.payg_usd_per_slot_hour:g}"
+        why = f"  {label:<19}{ratio:>10} = {c.break_even_time_share:.0%}"
+        why += f"  optimum {c.optimum_slots:>5,}"
+        if i >= 1:
+            why += f"  (above {c.optimum_slots - 50:,}: {c.time_above[i - 1]:.0%}"
+            why += f", above {c.optimum_slots:,}: {c.time_above[i]:.0%} of the time)"
         console.print(why, highlight=False)
     for edition, q in r.queues.items():
         console.print(
-            f"  {edition}: max reservation {q.max_slots:,} slots; work waited "
-            f"{q.delayed_seconds / 3600:,.1f} h in all, mean delay {q.mean_delay_seconds:,.0f} s,"
-            f" longest {q.max_delay_seconds:,.0f} s (queued, not dropped)",
+            f"{edition}: at most {q.max_slots:,} slots, so work queued (not dropped) "
+            f"{q.delayed_seconds / 3600:,.1f} h in all;\n  mean delay "
+            f"{q.mean_delay_seconds:,.0f} s, longest {q.max_delay_seconds:,.0f} s",
             highlight=False,
         )
     if r.forecast is not None:
@@ -128,17 +132,17 @@ def print_capacity(console: Console, r: CapacityResult) -> None:
         holdout = f"{f.holdout_mape:.1%}" if f.holdout_mape is not None else "n/a"
         mape = f"{f.mape:.1%}" if f.mape is not None else "n/a"
         console.print(
-            f"[bold]forecast[/] ({f.method}, {f.days} days): R² {f.r2:.2f}, MAPE {mape}, "
-            f"last-2-weeks holdout MAPE {holdout}; trend "
-            f"{f.trend_slot_hours_per_day:+,.0f} slot-hours/day/day; next 12 months "
-            f"{f.next_year_slot_hours:,.0f} slot-hours (×{f.growth_factor:.2f} the observed "
-            f"level{', clamped at 0' if f.clamped else ''})",
+            f"[bold]forecast[/]: {f.method} over {f.days} days;\n"
+            f"  fit R² {f.r2:.2f}, MAPE {mape}, last-2-weeks holdout MAPE {holdout}; trend "
+            f"{f.trend_slot_hours_per_day:+,.0f} slot-hours/day per day;\n"
+            f"  next 12 months {f.next_year_slot_hours:,.0f} slot-hours, ×{f.growth_factor:.2f} "
+            f"the observed level{' (clamped at 0)' if f.clamped else ''}. Best plans then:",
             highlight=False,
         )
         for p in _best_per_group(r.forecast.plans):
             console.print(f"  {plan_name(p)}: {usd(p.annual_cost_usd)}", highlight=False)
     if r.what_if is not None:
-        console.print(f"[bold]what if[/] the load grows {r.what_if.growth:+.0%}:")
+        console.print(f"[bold]what if[/] the load grows {r.what_if.growth:+.0%}: best plans")
         for p in _best_per_group(r.what_if.plans):
             console.print(f"  {plan_name(p)}: {usd(p.annual_cost_usd)}", highlight=False)
     for note in r.notes:
