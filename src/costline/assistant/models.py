@@ -132,6 +132,7 @@ class FraudAssessment(AgentResult):
     recent: list[ScoredTransaction]
     flagged_count: int
     model_auc: float | None
+    notes: list[str] = Field(default_factory=list)
 
 
 # -- recommender ------------------------------------------------------------------------------

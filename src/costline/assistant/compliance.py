@@ -1,0 +1,326 @@
+"""Compliance: the checks every answer passes before it is returned.
+
+Two stages. :func:`before` runs on the request, before any specialist: it withholds what the
+customer has not agreed to (advice without consent to that purpose, advice before due
+diligence is complete), so no specialist processes data for a purpose it may not. :func:`after`
+runs on the specialists' merged sections: no other customer's data (each returned transaction
+is checked against the bank's own record of whose it is), profiling only with consent, no
+unmasked account number or customer identifier anywhere in the answer (a model's narrative
+included), only suitable products, and whether a payment the customer is about to make needs
+strong customer authentication. A failed check blocks a section or redacts a field, and names
+its rule; thresholds and sources are in :mod:`costline.assistant.rules`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from costline.assistant import rules
+from costline.assistant.bank import Bank, Customer
+from costline.assistant.models import (
+    AccountSummary,
+    AssistRequest,
+    CheckOutcome,
+    ComplianceCheck,
+    ComplianceReport,
+    FraudAssessment,
+    Recommendation,
+    RequestType,
+)
+
+# Rule names, as they appear in responses.
+ADVICE_CONSENT = "gdpr.advice_consent"
+KYC_VERIFIED = "amld.kyc_verified"
+OTHER_CUSTOMER = "gdpr.other_customer_data"
+PROFILING_CONSENT = "gdpr.profiling_consent"
+MINIMISATION = "gdpr.data_minimisation"
+SUITABILITY = "mifid2.suitability"
+SCA_TRIGGER = "psd2.sca_required"
+SCA_ENROLMENT = "psd2.sca_enrolment"
+
+#: An IBAN (ISO 13616): country, check digits, 10-30 alphanumerics.
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b")
+REDACTED = "[redacted]"
+
+
+def redact_text(text: str, identifiers: tuple[str, ...] = ()) -> tuple[str, int]:
+    """``text`` with IBANs and the given identifiers replaced by ``[redacted]``; and how many
+    were replaced."""
+    text, n = IBAN.subn(REDACTED, text)
+    for ident in identifiers:
+        if ident:
+            pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(ident)}(?![A-Za-z0-9])")
+            text, k = pattern.subn(REDACTED, text)
+            n += k
+    return text, n
+
+
+@dataclass
+class Sections:
+    """The specialists' sections, as compliance passes or changes them."""
+
+    analyst: AccountSummary | None = None
+    risk: FraudAssessment | None = None
+    recommendation: Recommendation | None = None
+
+
+@dataclass
+class Review:
+    """Checks made so far, and what they blocked and redacted."""
+
+    checks: list[ComplianceCheck] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    redacted: list[str] = field(default_factory=list)
+    sca_required: bool = False
+
+    def add(
+        self, rule: str, outcome: CheckOutcome, section: str | None, detail: str, source: str
+    ) -> None:
+        """Record one check."""
+        self.checks.append(
+            ComplianceCheck(
+                rule=rule, outcome=outcome, section=section, detail=detail, source=source
+            )
+        )
+        if outcome is CheckOutcome.BLOCKED and section is not None and section not in self.blocked:
+            self.blocked.append(section)
+
+    def report(self) -> ComplianceReport:
+        """The report of every check."""
+        return ComplianceReport(
+            checks=self.checks,
+            blocked_sections=self.blocked,
+            redacted_fields=self.redacted,
+            sca_required=self.sca_required,
+        )
+
+    @property
+    def blocked_rules(self) -> list[str]:
+        """Rules that blocked a section, in the order they did."""
+        names: list[str] = []
+        for c in self.checks:
+            if c.outcome is CheckOutcome.BLOCKED and c.rule not in names:
+                names.append(c.rule)
+        return names
+
+
+def before(request: AssistRequest, customer: Customer, review: Review) -> list[RequestType]:
+    """The request types the customer's record allows; the checks go into ``review``."""
+    allowed = list(dict.fromkeys(request.request_types))
+    if RequestType.INVESTMENT_ADVICE in allowed:
+        if not customer.consent_advice:
+            review.add(
+                ADVICE_CONSENT,
+                CheckOutcome.BLOCKED,
+                "recommendation",
+                "the customer has not consented to processing for investment advice",
+                rules.GDPR_ADVICE_CONSENT,
+            )
+        else:
+            review.add(
+                ADVICE_CONSENT,
+                CheckOutcome.PASSED,
+                "recommendation",
+                "consent to advice on record",
+                rules.GDPR_ADVICE_CONSENT,
+            )
+        if customer.kyc_status != "verified":
+            review.add(
+                KYC_VERIFIED,
+                CheckOutcome.BLOCKED,
+                "recommendation",
+                f"customer due diligence is {customer.kyc_status}, not verified",
+                rules.KYC,
+            )
+        if "recommendation" in review.blocked:
+            allowed.remove(RequestType.INVESTMENT_ADVICE)
+    return allowed
+
+
+def after(
+    request: AssistRequest, customer: Customer, bank: Bank, sections: Sections, review: Review
+) -> Sections:
+    """``sections`` as they may be returned; every check goes into ``review``."""
+    out = Sections(sections.analyst, sections.risk, sections.recommendation)
+    _own_data_only(request, bank, out, review)
+    if out.analyst is not None:
+        _profiling(customer, out, review)
+    if out.recommendation is not None:
+        _suitability(out, review)
+    _minimise(request, out, review)
+    if request.payment_amount is not None:
+        _sca(request, customer, bank, review)
+    return out
+
+
+def _own_data_only(request: AssistRequest, bank: Bank, out: Sections, review: Review) -> None:
+    ids: dict[str, list[str]] = {}
+    if out.analyst is not None:
+        ids["analyst"] = [t.transaction_id for t in out.analyst.recent_transactions]
+    if out.risk is not None:
+        risk_ids = [t.transaction_id for t in out.risk.recent]
+        if out.risk.checked is not None:
+            risk_ids.append(out.risk.checked.transaction_id)
+        ids["risk"] = risk_ids
+    for section, txn_ids in ids.items():
+        foreign = []
+        for tid in txn_ids:
+            txn = bank.transactions.find(int(tid)) if tid.isdigit() else None
+            if txn is None or txn.customer_id != request.customer_id:
+                foreign.append(tid)
+        if foreign:
+            review.add(
+                OTHER_CUSTOMER,
+                CheckOutcome.BLOCKED,
+                section,
+                f"{len(foreign)} transaction(s) do not belong to the customer",
+                rules.GDPR_CONFIDENTIALITY,
+            )
+            setattr(out, "analyst" if section == "analyst" else "risk", None)
+        else:
+            review.add(
+                OTHER_CUSTOMER,
+                CheckOutcome.PASSED,
+                section,
+                f"{len(txn_ids)} transaction(s), all the customer's own",
+                rules.GDPR_CONFIDENTIALITY,
+            )
+
+
+def _profiling(customer: Customer, out: Sections, review: Review) -> None:
+    assert out.analyst is not None
+    if customer.consent_analytics or out.analyst.spending_by_category is None:
+        review.add(
+            PROFILING_CONSENT,
+            CheckOutcome.PASSED,
+            "analyst",
+            "consent to analytics on record" if customer.consent_analytics else "no profiling",
+            rules.GDPR_PROFILING,
+        )
+        return
+    out.analyst = out.analyst.model_copy(update={"spending_by_category": None})
+    review.redacted.append("analyst.spending_by_category")
+    review.add(
+        PROFILING_CONSENT,
+        CheckOutcome.REDACTED,
+        "analyst",
+        "spending categories withheld: no consent to analytics (profiling)",
+        rules.GDPR_PROFILING,
+    )
+
+
+def _suitability(out: Sections, review: Review) -> None:
+    rec = out.recommendation
+    assert rec is not None
+    unsuitable = [a.product for a in rec.allocation if a.risk_class > rec.max_risk_class]
+    if unsuitable:
+        out.recommendation = None
+        review.add(
+            SUITABILITY,
+            CheckOutcome.BLOCKED,
+            "recommendation",
+            f"product risk above the {rec.risk_profile} profile's class {rec.max_risk_class}: "
+            + ", ".join(unsuitable),
+            rules.SUITABILITY,
+        )
+    else:
+        review.add(
+            SUITABILITY,
+            CheckOutcome.PASSED,
+            "recommendation",
+            f"every product at or below risk class {rec.max_risk_class}",
+            rules.SUITABILITY,
+        )
+
+
+def _minimise(request: AssistRequest, out: Sections, review: Review) -> None:
+    """No full account number or customer id in free text; account numbers masked."""
+    found = 0
+    if out.recommendation is not None:
+        text, n = redact_text(out.recommendation.narrative, (request.customer_id,))
+        if n:
+            out.recommendation = out.recommendation.model_copy(update={"narrative": text})
+            review.redacted.append("recommendation.narrative")
+            found += n
+    if out.analyst is not None:
+        unmasked = [a for a in out.analyst.accounts if "*" not in a.masked_number]
+        notes = [redact_text(n, (request.customer_id,)) for n in out.analyst.notes]
+        if unmasked or any(k for _, k in notes):
+            from costline.assistant.specialists import mask_account_number
+
+            out.analyst = out.analyst.model_copy(
+                update={
+                    "accounts": [
+                        a.model_copy(update={"masked_number": mask_account_number(a.masked_number)})
+                        if "*" not in a.masked_number
+                        else a
+                        for a in out.analyst.accounts
+                    ],
+                    "notes": [text for text, _ in notes],
+                }
+            )
+            review.redacted.append("analyst.accounts")
+            found += len(unmasked) + sum(k for _, k in notes)
+    if out.risk is not None and out.risk.notes:
+        notes = [redact_text(n, (request.customer_id,)) for n in out.risk.notes]
+        if any(k for _, k in notes):
+            out.risk = out.risk.model_copy(update={"notes": [text for text, _ in notes]})
+            review.redacted.append("risk.notes")
+            found += sum(k for _, k in notes)
+    review.add(
+        MINIMISATION,
+        CheckOutcome.REDACTED if found else CheckOutcome.PASSED,
+        None,
+        f"{found} identifier(s) redacted" if found else "no identifier in the answer",
+        rules.GDPR_MINIMISATION,
+    )
+
+
+def sca_required(
+    amount: float, currency: str, new_payee: bool, customer: Customer, remote_fraud_rate: float
+) -> tuple[bool, str]:
+    """Whether a remote payment of ``amount`` needs SCA under the RTS, and why."""
+    eur = amount * rules.EUR_PER_UNIT.get(currency, 1.0)
+    if new_payee and rules.SCA_NEW_PAYEE_ALWAYS:
+        return True, "payee not among the customer's trusted beneficiaries (RTS art. 13)"
+    if eur <= rules.SCA_LOW_VALUE_EUR and customer.low_value_exemption:
+        return (
+            False,
+            f"low-value exemption: EUR {eur:,.2f} <= {rules.SCA_LOW_VALUE_EUR:g} (art. 16)",
+        )
+    for rate, limit in rules.TRA_CREDIT_TRANSFER_BANDS:
+        if remote_fraud_rate <= rate and eur <= limit:
+            return False, (
+                f"transaction-risk-analysis exemption: fraud rate {remote_fraud_rate:.4%} <= "
+                f"{rate:.4%}, EUR {eur:,.2f} <= {limit:g} (art. 18)"
+            )
+    return True, (
+        f"EUR {eur:,.2f} is above the low-value exemption and the bank's remote fraud rate "
+        f"({remote_fraud_rate:.2%}) allows no risk-analysis exemption (art. 16, 18)"
+    )
+
+
+def _sca(request: AssistRequest, customer: Customer, bank: Bank, review: Review) -> None:
+    assert request.payment_amount is not None
+    accounts = bank.accounts_of(customer.customer_id)
+    currency = accounts[0].currency if accounts else "EUR"
+    known = bank.payees.get(customer.customer_id, frozenset())
+    new_payee = request.payee_id is not None and request.payee_id not in known
+    required, why = sca_required(
+        request.payment_amount, currency, new_payee, customer, bank.remote_fraud_rate
+    )
+    source = "RTS (EU) 2018/389 art. 13, 16, 18"
+    if not required:
+        review.add(SCA_TRIGGER, CheckOutcome.PASSED, "payment", why, source)
+        return
+    review.sca_required = True
+    review.add(SCA_TRIGGER, CheckOutcome.SCA_REQUIRED, "payment", why, source)
+    if not customer.sca_enrolled:
+        review.add(
+            SCA_ENROLMENT,
+            CheckOutcome.BLOCKED,
+            "payment",
+            "SCA is required but the customer has no enrolled authentication method",
+            "art. 97 PSD2 (Directive (EU) 2015/2366)",
+        )
