@@ -29,7 +29,7 @@ the risk agent or fails the recommender per request; provider 429s and 500s are 
 wrapping the provider passed to :meth:`FinancialAssistant.from_workspace`.
 """
 
-from costline.assistant.assistant import FinancialAssistant
+from costline.assistant.assistant import CustomerNotFound, FinancialAssistant, offline_provider
 from costline.assistant.models import (
     AccountLine,
     AccountSummary,
@@ -59,6 +59,7 @@ __all__ = [
     "CheckOutcome",
     "ComplianceCheck",
     "ComplianceReport",
+    "CustomerNotFound",
     "Faults",
     "FinancialAssistant",
     "FraudAssessment",
@@ -68,4 +69,5 @@ __all__ = [
     "TransactionLine",
     "current_faults",
     "inject_faults",
+    "offline_provider",
 ]

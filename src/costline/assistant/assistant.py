@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from costline.agents.guardian import CostGuardian, GuardianConfig, TierPolicy
-from costline.agents.llm.base import LLMProvider
+from costline.agents.llm.base import ChatMessage, LLMProvider
 from costline.agents.llm.offline import OfflineProvider
 from costline.agents.messages import AgentRequest, Part, PartStatus, new_request_id
 from costline.agents.runtime import (
@@ -42,6 +42,7 @@ from costline.assistant.models import (
 )
 from costline.assistant.settings import AssistSettings
 from costline.assistant.specialists import (
+    RECOMMENDATION_PREFIX,
     allocate,
     analyse,
     assess,
@@ -62,6 +63,20 @@ NARRATIVE_SYSTEM = (
     "You are a careful retail-banking adviser. Explain the given recommendation in two or "
     "three sentences, without changing its numbers."
 )
+
+
+def offline_provider() -> OfflineProvider:
+    """The offline provider the assistant uses by default: its "narrative" is the prompt's
+    plain recommendation, tagged with the model that would have written it."""
+
+    def answer(model: str, messages: Sequence[ChatMessage]) -> str:
+        prompt = messages[-1].content if messages else ""
+        for line in prompt.splitlines():
+            if line.startswith(RECOMMENDATION_PREFIX):
+                return f"[{model}] {line.removeprefix(RECOMMENDATION_PREFIX)}"
+        return f"[{model}] {prompt[:200]}"
+
+    return OfflineProvider(answer=answer)
 
 
 class CustomerNotFound(CostlineError):
@@ -193,7 +208,7 @@ class FinancialAssistant:
             GuardianConfig(
                 tiers=config.tiers or TierPolicy(), budgets=config.budgets or BudgetPolicy()
             ),
-            providers=provider if provider is not None else OfflineProvider(),
+            providers=provider if provider is not None else offline_provider(),
             store=budget_store,
             sink=config.sink,
             telemetry=config.telemetry,

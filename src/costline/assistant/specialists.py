@@ -23,6 +23,8 @@ from costline.assistant.models import (
 from costline.core.errors import CostlineError
 
 LIQUID_TYPES = ("current", "savings")
+#: The line of the narrative prompt that states the recommendation.
+RECOMMENDATION_PREFIX = "Recommendation: "
 
 
 def mask_account_number(number: str) -> str:
@@ -315,7 +317,7 @@ def narrative_prompt(rec: Recommendation, question: str) -> str:
         "banking customer. Do not change any number and do not add products.\n"
         f"Risk profile: {rec.risk_profile}; horizon: {rec.horizon_years} years; liquidity "
         f"need: {rec.liquidity_need}.\n"
-        f"Recommendation: {rec.narrative}\n"
+        f"{RECOMMENDATION_PREFIX}{rec.narrative}\n"
         f"Reasons: {'; '.join(rec.rationale)}\n"
         + (f"The customer asked: {question}\n" if question else "")
     )
