@@ -19,6 +19,7 @@ import logging
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -197,8 +198,7 @@ class _Source:
     def __init__(self, path: str, sql: str) -> None:
         self.path = path
         self.sql = sql
-        self.line_starts = [0]
-        self.line_starts.extend(m.end() for m in re.finditer("\n", sql))
+        self._line_starts: list[int] | None = None
         self.noqa: dict[int, frozenset[str] | None] = {}
         if "noqa" in sql or "NOQA" in sql:
             for number, line in enumerate(sql.splitlines(), start=1):
@@ -211,8 +211,12 @@ class _Source:
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based line and column of a character offset."""
-        index = bisect.bisect_right(self.line_starts, offset) - 1
-        return index + 1, offset - self.line_starts[index] + 1
+        if self._line_starts is None:
+            # Only texts with findings or errors need positions: computed on first use.
+            self._line_starts = [0, *(m.end() for m in re.finditer("\n", self.sql))]
+        starts = self._line_starts
+        index = bisect.bisect_right(starts, offset) - 1
+        return index + 1, offset - starts[index] + 1
 
     def suppressed(self, line: int, code: str) -> bool:
         if line not in self.noqa:
@@ -298,7 +302,9 @@ def _control_prefix(
     return i
 
 
-def _split(tokens: Sequence[Token]) -> list[list[Token]]:
+def _split(tokens: Sequence[Token], sql: str) -> list[list[Token]]:
+    if ";" not in sql:
+        return [list(tokens)] if tokens else []
     chunks: list[list[Token]] = [[]]
     for tok in tokens:
         if tok.token_type is TokenType.SEMICOLON:
@@ -336,7 +342,7 @@ def _read_script(
     parsed_all: list[tuple[exp.Expr, int, int]] = []
     errors: list[LintError] = []
     stack: list[str] = []
-    for chunk in _split(tokens):
+    for chunk in _split(tokens, source.sql):
         try:
             start = _control_prefix(chunk, stack, source.sql, dialect)
         except TokenError as exc:
@@ -397,6 +403,20 @@ def _bind_variables(expr: exp.Expr, variables: set[str]) -> None:
             column.replace(var)
 
 
+@cache
+def _instance(rule_cls: type[Rule]) -> Rule:
+    """Rules keep no state between checks: one instance each serves every run."""
+    return rule_cls()
+
+
+@lru_cache(maxsize=32)
+def _dialect(name: str) -> sqlglot.Dialect:
+    try:
+        return sqlglot.Dialect.get_or_raise(name)
+    except (ValueError, SqlglotError):
+        raise CostlineError(f"unknown SQL dialect {name!r}") from None
+
+
 def _node_offset(node: exp.Expr | None, stmt: Statement) -> int:
     if node is None or node is stmt.expr:
         return stmt.offset
@@ -425,10 +445,7 @@ def _lint_source(
     dialect_name: str,
     catalog: Catalog | None,
 ) -> tuple[list[LintFinding], list[LintError], int]:
-    try:
-        dialect = sqlglot.Dialect.get_or_raise(dialect_name)
-    except (ValueError, SqlglotError):
-        raise CostlineError(f"unknown SQL dialect {dialect_name!r}") from None
+    dialect = _dialect(dialect_name)
     try:
         statements, errors = _read_script(source, dialect)
     except RecursionError:
@@ -445,7 +462,7 @@ def _lint_source(
     for rule_cls in rules:
         if rule_cls.needs_catalog and catalog is None:
             continue
-        rule = rule_cls()
+        rule = _instance(rule_cls)
         try:
             violations: list[Violation] = list(rule.check(script))
         except RecursionError:
@@ -479,10 +496,12 @@ class _QuietParser:
     def __enter__(self) -> None:
         self.logger = logging.getLogger("sqlglot")
         self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
+        if self.level < logging.ERROR:
+            self.logger.setLevel(logging.ERROR)
 
     def __exit__(self, *_exc: object) -> None:
-        self.logger.setLevel(self.level)
+        if self.logger.level != self.level:
+            self.logger.setLevel(self.level)
 
 
 def lint_sql(

@@ -83,7 +83,10 @@ class Statement:
 
     def cte_names(self) -> set[str]:
         """Lower-case names of the CTEs the statement defines."""
-        return {c.alias_or_name.lower() for c in self.all(exp.CTE)}
+        names = self.cache.get("ctes")
+        if names is None:
+            names = self.cache["ctes"] = {c.alias_or_name.lower() for c in self.all(exp.CTE)}
+        return names  # type: ignore[return-value]
 
 
 @dataclass
@@ -127,11 +130,27 @@ def table_name(table: exp.Table) -> str:
     return ".".join(p.name for p in table.parts)
 
 
+_LOOKUPS: dict[int, tuple[Catalog, dict[str, TableMeta | None]]] = {}
+
+
 def lookup(table: exp.Table, catalog: Catalog | None) -> TableMeta | None:
     """The catalogue entry of a table reference (None for CTEs, UNNEST, unknown tables)."""
     if catalog is None or not table.name:
         return None
-    return catalog.get(table_name(table))
+    # Linting thousands of statements asks for the same few names over and over.
+    entry = _LOOKUPS.get(id(catalog))
+    if entry is None or entry[0] is not catalog:
+        if len(_LOOKUPS) > 8:
+            _LOOKUPS.clear()
+        entry = _LOOKUPS[id(catalog)] = (catalog, {})
+    name = table_name(table)
+    found = entry[1].get(name, _MISSING)
+    if found is _MISSING:
+        found = entry[1][name] = catalog.get(name)
+    return found  # type: ignore[return-value]
+
+
+_MISSING = object()
 
 
 def is_physical(table: exp.Table, ctes: set[str]) -> bool:
@@ -332,7 +351,7 @@ def table_column_test(
     catalog: Catalog | None,
 ) -> ColumnTest:
     """A test accepting references to one of ``columns`` of ``table`` within a scope."""
-    wanted = {c.lower() for c in columns}
+    wanted = columns if isinstance(columns, frozenset) else frozenset(c.lower() for c in columns)
 
     def test(column: exp.Column) -> bool:
         return column.name.lower() in wanted and column_table(column, tables, catalog) is table

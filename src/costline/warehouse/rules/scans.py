@@ -36,9 +36,18 @@ class Scan:
         return [f for f in self.filters if f.column.name.lower() in columns]
 
 
-def _column_names(meta: TableMeta) -> set[str]:
-    names = {c.name.lower() for c in meta.columns}
-    return names | {"_partitiontime", "_partitiondate"}
+_NAMES: dict[int, tuple[TableMeta, frozenset[str]]] = {}
+
+
+def _column_names(meta: TableMeta) -> frozenset[str]:
+    cached = _NAMES.get(id(meta))
+    if cached is not None and cached[0] is meta:
+        return cached[1]
+    names = frozenset({c.name.lower() for c in meta.columns} | {"_partitiontime", "_partitiondate"})
+    if len(_NAMES) > 1024:
+        _NAMES.clear()
+    _NAMES[id(meta)] = (meta, names)
+    return names
 
 
 def table_scans(stmt: Statement, catalog: Catalog | None) -> list[Scan]:
