@@ -19,7 +19,7 @@ import logging
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -403,10 +403,15 @@ def _bind_variables(expr: exp.Expr, variables: set[str]) -> None:
             column.replace(var)
 
 
-@cache
+_INSTANCES: dict[type[Rule], Rule] = {}
+
+
 def _instance(rule_cls: type[Rule]) -> Rule:
     """Rules keep no state between checks: one instance each serves every run."""
-    return rule_cls()
+    rule = _INSTANCES.get(rule_cls)
+    if rule is None:
+        rule = _INSTANCES[rule_cls] = rule_cls()
+    return rule
 
 
 @lru_cache(maxsize=32)
