@@ -489,3 +489,43 @@ def test_the_jobs_table_has_the_documented_columns(write_jsonl: Callable[..., Pa
     history = read_history(write_jsonl([job("a")]))
     described = [row[0] for row in history.con.execute("DESCRIBE jobs").fetchall()]
     assert tuple(described) == JOB_COLUMNS
+
+
+_json_scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-2, 2) | _names
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["key", "value", "project_id", "table_id", "x"]), inner)
+    ),
+    max_leaves=6,
+)
+_NESTED_FIELDS = ("labels", "referenced_tables", "destination_table", "error_result", "query_info")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_property_a_row_loads_the_same_from_a_clean_or_a_damaged_file(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    # Any values in the nested fields and the scalars: whichever reader takes the clean file,
+    # every row gets the same columns or the same rejection as through the line-numbered one.
+    rows = []
+    for i in range(data.draw(st.integers(1, 4))):
+        fields = data.draw(
+            st.dictionaries(
+                st.sampled_from([*_NESTED_FIELDS, "cache_hit", "total_bytes_billed"]),
+                _json_values,
+                max_size=3,
+            )
+        )
+        rows.append(json.dumps(job(f"j{i}", **fields)))
+    folder = tmp_path_factory.mktemp("paths")
+    (folder / "clean.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (folder / "damaged.jsonl").write_text("\n".join(rows) + "\n\n{oops\n", encoding="utf-8")
+    clean = read_history(folder / "clean.jsonl")
+    damaged = read_history(folder / "damaged.jsonl")
+    columns = ", ".join(c for c in JOB_COLUMNS if c != "source")
+    assert _jobs(clean, columns) == _jobs(damaged, columns)
+    problems = [(p.line, p.field, p.message) for p in damaged.problems]
+    assert [(p.line, p.field, p.message) for p in clean.problems] == problems[:-1]

@@ -222,15 +222,21 @@ def _stage_jsonl_records(con: duckdb.DuckDBPyConnection, path: Path, *, source: 
     The reader cannot say which line a record came from, and it skips blank lines. So this
     path is taken only when every line turns out to be exactly one JSON object — then record
     *n* is line *n* — and any other file (a malformed or blank line, a compressed file) goes
-    through the line-numbered reader, which reports each bad line. Both paths type the fields
-    with the same transform and the same casts, so a row loads identically through either.
+    through the line-numbered reader, which reports each bad line. Scalars are read as text
+    and typed by the same casts on both paths. Nested fields are typed by the reader itself
+    (their JSON is not kept as text to be parsed a second time): it accepts a subset of what
+    the casts accept and yields the same value for it, and a value it refuses sends the whole
+    file to the line-numbered path. So a row loads identically through either path.
     """
     if any(s.lower() in (".gz", ".zst") for s in path.suffixes):
         return False
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Counting lines overlaps the read: DuckDB releases the GIL while it scans.
         lines = pool.submit(_line_count, path)
-        columns = ", ".join(f"{_sql_str(f.name)}: {_sql_str(_JSON_TYPE[f.kind])}" for f in _FIELDS)
+        columns = ", ".join(
+            f"{_sql_str(f.name)}: {_sql_str(f.sql_type if f.kind == 'nested' else 'VARCHAR')}"
+            for f in _FIELDS
+        )
         fields = ", ".join(f.name for f in _FIELDS)
         raw = (
             f"SELECT NULL::BIGINT AS line, NULL AS doc_error, {fields} "
