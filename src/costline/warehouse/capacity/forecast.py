@@ -66,12 +66,14 @@ def daily_slot_hours(series: UsageSeries) -> tuple[dt.date, FloatArray]:
     if series.buckets == 0:
         return series.start.date(), np.zeros(0)
     origin = int(series.start.timestamp())
-    offsets = origin + np.arange(series.buckets, dtype=np.int64) * series.resolution_s
-    day = offsets // DAY_S
-    first = int(day[0])
-    index = day - first
-    hours = np.bincount(index, weights=series.slots) * series.resolution_s / 3600.0
-    covered = np.bincount(index) * series.resolution_s
+    res = series.resolution_s
+    first = origin // DAY_S
+    last = (origin + (series.buckets - 1) * res) // DAY_S
+    # The index of each day's first bucket: one reduceat pass sums the days.
+    starts = -(-(np.arange(first, last + 1, dtype=np.int64) * DAY_S - origin) // res)
+    starts = np.clip(starts, 0, series.buckets)
+    hours = np.add.reduceat(series.slots, starts) * res / 3600.0
+    covered = np.diff(np.append(starts, series.buckets)) * res
     full = np.flatnonzero(covered == DAY_S)
     if series.observed_until is not None:
         last_seen = int(series.observed_until.timestamp()) // DAY_S - first

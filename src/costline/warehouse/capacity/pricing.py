@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict
 from costline.core.prices import EditionPrice
 from costline.warehouse.capacity.usage import SLOT_TOLERANCE, FloatArray, UsageSeries
 
-IntArray = npt.NDArray[np.int64]
+IntArray = npt.NDArray[np.int32] | npt.NDArray[np.int64]
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_YEAR = 365 * 86_400
 
@@ -84,30 +84,41 @@ def commitment_price(price: EditionPrice, term: Term) -> float | None:
     return None
 
 
+def round_up_steps(slots: FloatArray, step: int = RULES.step_slots) -> IntArray:
+    """Demand in ``step``-slot units, rounded up (float noise below the tolerance ignored)."""
+    steps = slots * (1.0 / step)
+    steps -= SLOT_TOLERANCE / step
+    np.ceil(steps, out=steps)
+    np.maximum(steps, 0.0, out=steps)
+    return steps.astype(np.int32)
+
+
 def round_up(slots: FloatArray, step: int = RULES.step_slots) -> IntArray:
     """Demand rounded up to a multiple of ``step`` (float noise below the tolerance ignored)."""
-    steps = np.ceil(slots / step - SLOT_TOLERANCE / step)
-    return np.maximum(steps, 0).astype(np.int64) * step
+    return round_up_steps(slots, step) * np.int32(step)
 
 
 def sliding_max(values: IntArray, window: int) -> IntArray:
-    """``out[t] = max(values[t - window + 1 .. t])`` for non-negative values, in O(n).
+    """``out[t] = max(values[max(t - window + 1, 0) .. t])``, in O(n log window).
 
-    The van Herk/Gil-Werman scheme: within blocks of ``window`` a running maximum from the left
-    and one from the right; any window spans at most two blocks, so its maximum is one of each.
+    Doubling: after k passes ``out[t]`` is the maximum of the last ``2**k`` values; one more
+    pass with the remaining shift covers exactly ``window`` (two overlapping spans). Each pass
+    is one vectorised ``maximum`` over the array.
     """
-    n = values.size
-    if window <= 1 or n == 0:
-        return values.copy()
-    # Zeros in front make the first windows shorter without a special case (values >= 0).
-    padded_len = -(-(n + window - 1) // window) * window
-    padded = np.zeros(padded_len, dtype=values.dtype)
-    padded[window - 1 : window - 1 + n] = values
-    blocks = padded.reshape(-1, window)
-    left = np.maximum.accumulate(blocks, axis=1).ravel()
-    right = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
-    # The window ending at padded index j = t + window - 1 starts at t.
-    return np.maximum(right[:n], left[window - 1 : window - 1 + n])
+    out = values.copy()
+    spare = np.empty_like(out)
+    span = 1
+    while span * 2 <= window and span < out.size:
+        spare[:span] = out[:span]
+        np.maximum(out[span:], out[:-span], out=spare[span:])
+        out, spare = spare, out
+        span *= 2
+    rest = min(window, out.size) - span
+    if rest > 0:
+        spare[:rest] = out[:rest]
+        np.maximum(out[rest:], out[:-rest], out=spare[rest:])
+        out = spare
+    return out
 
 
 class QueueStats(BaseModel):
@@ -129,12 +140,19 @@ def queue(slots: FloatArray, max_slots: int, resolution_s: int) -> tuple[FloatAr
     The series is extended past its end until the backlog has run, so the served work equals
     the demanded work.
     """
-    excess = (slots - max_slots) * resolution_s  # slot-seconds per bucket beyond the cap
-    running = np.cumsum(excess)
-    backlog = running - np.minimum(np.minimum.accumulate(running), 0.0)
+    # Lindley's recursion in closed form: B(t) = S(t) - min(0, min_{u<=t} S(u)), with S the
+    # running sum of the slot-seconds beyond the cap.
+    backlog = slots - max_slots
+    backlog *= resolution_s
+    np.cumsum(backlog, out=backlog)
+    floor = np.minimum.accumulate(backlog)
+    np.minimum(floor, 0.0, out=floor)
+    backlog -= floor
     backlog[backlog < SLOT_TOLERANCE * resolution_s] = 0.0
-    previous = np.concatenate(([0.0], backlog[:-1]))
-    served = slots + (previous - backlog) / resolution_s
+    # served(t) = demand(t) + (B(t-1) - B(t)) / resolution
+    served = slots.copy()
+    served[1:] += backlog[:-1] * (1.0 / resolution_s)
+    served -= backlog * (1.0 / resolution_s)
     tail = float(backlog[-1]) if backlog.size else 0.0
     spill = int(np.ceil(tail / (max_slots * resolution_s))) if tail > 0 else 0
     if spill:
@@ -189,9 +207,12 @@ class BilledCurve:
 
 def _covered(served: FloatArray, levels: int, step: int) -> FloatArray:
     # sum_t min(s_t, step c) = sum_{t: k_t < c} s_t + step c #{t: k_t >= c}, k_t = floor(s_t/step)
-    k = np.minimum(np.floor(served / step).astype(np.int64), levels)
-    count = np.bincount(k, minlength=levels + 1).astype(np.float64)
-    weight = np.bincount(k, weights=served, minlength=levels + 1)
+    k = served * (1.0 / step)
+    np.floor(k, out=k)
+    np.minimum(k, levels, out=k)
+    index = k.astype(np.int32)
+    count = np.bincount(index, minlength=levels + 1).astype(np.float64)
+    weight = np.bincount(index, weights=served, minlength=levels + 1)
     below = np.concatenate(([0.0], np.cumsum(weight)[:-1]))
     at_or_above = served.size - np.concatenate(([0.0], np.cumsum(count)[:-1]))
     return np.asarray(below + step * np.arange(levels + 1) * at_or_above, dtype=np.float64)
@@ -206,9 +227,11 @@ def billed_autoscale(
     if max_slots is not None:
         served, stats = queue(series.slots, max_slots, series.resolution_s)
     window = max(1, rules.window_seconds // series.resolution_s)
-    billed = sliding_max(round_up(served, rules.step_slots), window)
+    held = sliding_max(round_up_steps(served, rules.step_slots), window)
+    billed = held * np.int32(rules.step_slots)
     step = rules.commitment_step_slots
-    counts = np.bincount(billed // step) if billed.size else np.zeros(1, dtype=np.int64)
+    levels = held if step == rules.step_slots else billed // step
+    counts = np.bincount(levels) if billed.size else np.zeros(1, dtype=np.int64)
     return BilledCurve(
         served=served,
         billed=billed,
