@@ -53,7 +53,7 @@ MASK_KEEP = 4
 SUITABILITY = "art. 25(2) MiFID II; art. 54 Delegated Regulation (EU) 2017/565"
 KYC = "art. 13-14 Directive (EU) 2015/849 (customer due diligence)"
 #: Highest product risk class (PRIIPs SRI) suitable for each risk profile.
-MAX_RISK_CLASS = {"conservative": 3, "balanced": 4, "growth": 6}
+MAX_RISK_CLASS = {"conservative": 4, "balanced": 5, "growth": 6}
 
 
 @dataclass(frozen=True)

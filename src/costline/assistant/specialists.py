@@ -33,7 +33,8 @@ def mask_account_number(number: str) -> str:
     keep = rules.MASK_KEEP
     if len(number) <= keep:
         return "*" * len(number)
-    head = number[:2] if number[:2].isalpha() else ""
+    # An IBAN's country code says nothing about the account; keep it when the rest stays hidden.
+    head = number[:2] if len(number) > keep + 4 and number[:2].isalpha() else ""
     return head + "*" * (len(number) - len(head) - keep) + number[-keep:]
 
 
@@ -253,6 +254,14 @@ def allocate(bank: Bank, customer_id: str, summary: AccountSummary) -> Recommend
         weights += [(rules.GLOBAL_EQUITY, equity - em), (rules.EMERGING_EQUITY, em)]
     else:
         weights.append((rules.GLOBAL_EQUITY, equity))
+    too_risky = sum(w for p, w in weights if p.risk_class > max_risk)
+    if too_risky > 0:
+        rationale.append(f"{too_risky:.0%} above risk class {max_risk} moved to bonds")
+        weights = [
+            (p, w + too_risky if p is bond_product else w)
+            for p, w in weights
+            if p.risk_class <= max_risk
+        ]
     allocation = [
         AllocationLine(
             product=p.name,
@@ -262,7 +271,7 @@ def allocate(bank: Bank, customer_id: str, summary: AccountSummary) -> Recommend
             amount=round(investable * w, 2),
         )
         for p, w in weights
-        if w > 0 and p.risk_class <= max_risk
+        if w > 0
     ]
     if investable <= 0:
         allocation = []
