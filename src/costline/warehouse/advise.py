@@ -148,7 +148,10 @@ class Measurement(_Model):
     queries: int
     bytes_current: int
     bytes_proposed: int
-    measured_fraction: float
+    measured_fraction: float = Field(description="bytes scanned, proposed over current layout")
+    measured_row_group_fraction: float = Field(
+        description="row groups scanned, proposed over current (what pruning alone decides)"
+    )
     estimated_fraction: float
     relative_error: float = Field(description="|estimated - measured| / measured, on the saving")
     within_tolerance: bool
@@ -650,6 +653,18 @@ def _expiration(shapes: list[_Shape], model: _DataModel, column: str, end: dt.da
     return keep if keep < data_days else None
 
 
+def catalog_tables(catalog: Catalog, names: Sequence[str]) -> list[TableMeta]:
+    """The catalogue entries of ``names``; an unknown name is a :class:`CostlineError`."""
+    metas = []
+    for name in names:
+        meta = catalog.get(name)
+        if meta is None:
+            known = ", ".join(t.short_name for t in catalog)
+            raise CostlineError(f"table {name!r} is not in the catalogue (known: {known})")
+        metas.append(meta)
+    return metas
+
+
 def advise(
     profile: Profile,
     history: JobHistory,
@@ -669,13 +684,7 @@ def advise(
     """
     step = progress or (lambda _n, _d: None)
     if tables:
-        metas = []
-        for name in tables:
-            meta = catalog.get(name)
-            if meta is None:
-                known = ", ".join(t.short_name for t in catalog)
-                raise CostlineError(f"table {name!r} is not in the catalogue (known: {known})")
-            metas.append(meta)
+        metas = catalog_tables(catalog, tables)
     else:
         metas = [m for t in profile.tables if (m := catalog.get(t.name)) is not None][:top]
     costs = {t.name: t.cost_usd for t in profile.tables}
@@ -800,6 +809,9 @@ def recommend(
         ties, key=lambda s: _preference(s[0], current, values)
     )
     notes.extend(text for column, text in over if column == proposed.partition_column)
+    if proposed.partition_column and not _differs(current, proposed):
+        # The layout stays; a partition filter is still worth requiring.
+        proposed = proposed.model_copy(update={"require_partition_filter": True})
     if proposed.partition_column not in (None, "_PARTITIONTIME"):
         expiration = _expiration(shapes, model, proposed.partition_column, end)
         if expiration:
@@ -807,7 +819,8 @@ def recommend(
             notes.append(
                 f"no query in the history reads {proposed.partition_column} older than "
                 f"{round(expiration / EXPIRATION_MARGIN)} days: partitions expire after "
-                f"{expiration} days (with a {EXPIRATION_MARGIN - 1:.0%} margin)"
+                f"{expiration} days (with a {EXPIRATION_MARGIN - 1:.0%} margin); expiration "
+                "deletes older data: check retention rules first"
             )
     if (
         proposed.partition_column
@@ -860,7 +873,7 @@ def recommend(
         ),
         notes=tuple(dict.fromkeys(notes)),
         saving=saving,
-        ddl=migration_ddl(meta, proposed) if changed else "",
+        ddl=migration_ddl(meta, proposed) if changed else options_ddl(meta, current, proposed),
     )
 
 
@@ -942,6 +955,19 @@ def _ingestion_text(layout: Layout) -> str:
     )
 
 
+def options_ddl(meta: TableMeta, current: Layout, proposed: Layout) -> str:
+    """``ALTER TABLE … SET OPTIONS`` for a kept layout whose options should change."""
+    options = []
+    wants_filter = proposed.partition_column and proposed.require_partition_filter
+    if wants_filter and not current.require_partition_filter:
+        options.append("require_partition_filter = TRUE")
+    if proposed.expiration_days and proposed.expiration_days != current.expiration_days:
+        options.append(f"partition_expiration_days = {proposed.expiration_days}")
+    if not options:
+        return ""
+    return f"ALTER TABLE `{meta.name}` SET OPTIONS ({', '.join(options)});"
+
+
 def migration_ddl(meta: TableMeta, layout: Layout) -> str:
     """Zero-downtime migration: new table with the layout, backfill, verify, swap."""
     name = meta.name
@@ -990,13 +1016,18 @@ def migration_ddl(meta: TableMeta, layout: Layout) -> str:
     if options:
         clauses.append("OPTIONS (" + ", ".join(options) + ")")
     layout_sql = "\n".join(clauses)
-    select = "SELECT * FROM " + old
+    create = f"{layout_sql}\nAS SELECT * FROM {old};"
     if layout.partition_column == "_PARTITIONTIME":
-        select = f"SELECT * FROM {old}  -- then copy each partition with bq cp {old}$YYYYMMDD"
+        # Ingestion-time rows keep their partition only when _PARTITIONTIME is copied.
+        names = ", ".join(c.name for c in meta.columns)
+        create = (
+            f"LIKE {old}\n{layout_sql};\n"
+            f"INSERT INTO {new} (_PARTITIONTIME, {names})\n"
+            f"SELECT _PARTITIONTIME, {names} FROM {old};"
+        )
     return f"""-- 1. New table with the proposed layout (the old one keeps serving reads).
 CREATE TABLE {new}
-{layout_sql}
-AS {select};
+{create}
 
 -- 2. Backfill what arrived while it was built (writers now write to both tables).
 INSERT INTO {new}

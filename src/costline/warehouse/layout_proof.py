@@ -103,10 +103,11 @@ def _single_table_select(sql: str, table: str, location: str) -> str | None:
     return duck.replace('"__layout"', location).replace("__layout", location)
 
 
-def _scanned(con: Any, sql: str, profile: Path) -> int:
+def _scanned(con: Any, sql: str, profile: Path) -> tuple[int, int]:
+    """Bytes and row groups DuckDB scanned for ``sql``, from its profiling output."""
     con.execute(sql).fetchall()
-    data = json.loads(profile.read_text(encoding="utf-8"))
-    return int(data.get("query", {}).get("total_bytes_scanned", 0))
+    query = json.loads(profile.read_text(encoding="utf-8")).get("query", {})
+    return int(query.get("total_bytes_scanned", 0)), int(query.get("total_row_groups_scanned", 0))
 
 
 def measure(
@@ -148,13 +149,18 @@ def measure(
         con.execute(f"PRAGMA profiling_output = '{profile.as_posix()}'")
         block_rows = max(1, round(ROW_GROUP_ROWS * model.rows / max(local_rows, 1)))
         blocks = {n: _Blocks(model, lay, block_rows) for n, lay in layouts.items()}
-        measured_w = estimated_w = weight = 0.0
+        measured_w = estimated_w = groups_w = weight = 0.0
         bytes_cur = bytes_new = 0
         for shape, select in chosen:
-            cur = _scanned(con, select.replace("__LOCATION__", locations["current"]), profile)
-            new = _scanned(con, select.replace("__LOCATION__", locations["proposed"]), profile)
-            if cur <= 0:
+            cur, groups_cur = _scanned(
+                con, select.replace("__LOCATION__", locations["current"]), profile
+            )
+            new, groups_new = _scanned(
+                con, select.replace("__LOCATION__", locations["proposed"]), profile
+            )
+            if cur <= 0 or groups_cur <= 0:
                 continue
+            groups_w += shape.billed * min(groups_new / groups_cur, 1.0)
             f_cur = blocks["current"].fraction(shape.samples[0], model)
             f_new = blocks["proposed"].fraction(shape.samples[0], model)
             estimated_w += shape.billed * (min(f_new / f_cur, 1.0) if f_cur > 0 else 1.0)
@@ -177,6 +183,7 @@ def measure(
         bytes_current=bytes_cur,
         bytes_proposed=bytes_new,
         measured_fraction=measured,
+        measured_row_group_fraction=groups_w / weight,
         estimated_fraction=estimated,
         relative_error=error,
         within_tolerance=error <= TOLERANCE,
