@@ -716,6 +716,96 @@ def rules_command(
     sys.stdout.write(render_rule(rule))
 
 
+@app.command()
+def advise(
+    source: Annotated[
+        Path | None,
+        typer.Argument(help="A job history file or a workspace directory; default: the demo."),
+    ] = None,
+    catalog: CatalogOption = None,
+    table: Annotated[
+        list[str] | None, typer.Option("--table", "-t", help="Advise these tables only.")
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    top: Annotated[int, typer.Option(help="Costliest tables advised.", min=1)] = 6,
+    prove: Annotated[
+        int, typer.Option(help="Measure this many changed tables on their local copy.", min=0)
+    ] = 1,
+    prices: PricesOption = None,
+) -> None:
+    """Partitioning and clustering per table, with the saving replayed from the history."""
+    from costline.audit import workspace_history
+    from costline.report.advise import advice_html, advice_text
+    from costline.warehouse.advise import advise as advise_tables
+    from costline.warehouse.advise import catalog_tables
+    from costline.warehouse.jobs import read_history
+    from costline.warehouse.profile import profile_history
+
+    if source is None:
+        source = _workspace_or_demo(None)
+    if source.is_dir():
+        files = workspace_history(source)
+        catalog = catalog or (source / "catalog.json")
+    elif source.is_file():
+        files = [source]
+    else:
+        raise CostlineError(f"{source}: no such job-history file or workspace directory")
+    if catalog is None or not catalog.is_file():
+        raise CostlineError(
+            "advise needs a table catalogue: --catalog FILE "
+            "(`costline catalog --bigquery PROJECT -o catalog.json` fetches one)"
+            + (f"; {catalog} does not exist" if catalog is not None else "")
+        )
+    tables = load_catalog(catalog)
+    catalog_tables(tables, table or ())
+    history = read_history(files)
+    with _progress() as step:
+        result = profile_history(history, load_prices(prices), catalog=tables, progress=step)
+        advice = advise_tables(
+            result,
+            history,
+            tables,
+            load_prices(prices),
+            catalog_dir=catalog.parent,
+            tables=table,
+            top=top,
+            prove=prove,
+            progress=step,
+        )
+    if fmt is OutputFormat.json:
+        _write_or_print(advice.model_dump_json(indent=2), output)
+    elif fmt is OutputFormat.html:
+        _write_or_print(advice_html(advice), output or Path("advice.html"))
+    else:
+        _write_or_print(advice_text(advice), output)
+
+
+@app.command("catalog")
+def catalog_command(
+    bigquery: Annotated[
+        str, typer.Option("--bigquery", help="Read the catalogue of this BigQuery project.")
+    ],
+    region: Annotated[str, typer.Option(help="BigQuery region of the datasets.")] = "us",
+    datasets: Annotated[
+        list[str] | None, typer.Option("--datasets", help="Only these datasets.")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Catalogue file.")] = Path(
+        "catalog.json"
+    ),
+) -> None:
+    """Fetch the table catalogue (types, partitioning, clustering, sizes) from BigQuery."""
+    from costline.warehouse.catalog import save_catalog
+    from costline.warehouse.catalog_bigquery import fetch_catalog
+
+    fetched = fetch_catalog(bigquery, region=region, datasets=datasets or ())
+    try:
+        save_catalog(fetched, output)
+    except OSError as exc:
+        raise CostlineError(f"cannot write {output}: {exc.strerror}") from None
+    err.print(f"wrote {output}: {len(fetched.tables)} tables")
+
+
 @app.command("prices")
 def show_prices() -> None:
     """Print the packaged price catalogue (every entry with its source and date)."""
