@@ -522,3 +522,18 @@ def test_cli_capacity_bad_options_are_messages(
     assert both.returncode == 2 and "not both" in both.stderr
     resolution = costline("capacity", path, "--resolution", "2m", cwd=tmp_path)
     assert resolution.returncode == 2 and "resolution" in resolution.stderr
+
+
+def test_audit_report_renders_the_capacity_section(write_jsonl: Callable[..., Path]) -> None:
+    from costline.audit import AuditResult
+    from costline.report.html import render_audit_html
+    from costline.warehouse.profile import profile_history
+
+    rows = [slot_job(f"j{i}", i * 30.0, i * 30.0 + 90, 9_000_000) for i in range(100)]
+    history = read_history(write_jsonl(rows))
+    plan = plan_capacity(usage_from_history(history, PRICES), PRICES)
+    profile = profile_history(history, PRICES)
+    page = render_audit_html(AuditResult(workspace="w", profile=profile, drivers=(), capacity=plan))
+    assert 'id="capacity"' in page and "Load-duration curve" in page
+    best = plan.best
+    assert best is not None and f"{best.annual_cost_usd:,.0f}" in page
