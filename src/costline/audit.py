@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from costline.core.errors import CostlineError
 from costline.core.prices import PriceCatalogue
+from costline.warehouse.advise import Advice, advise
 from costline.warehouse.capacity import CapacityResult, plan_capacity, usage_from_history
 from costline.warehouse.catalog import load_catalog
 from costline.warehouse.drivers import Driver, cost_drivers
@@ -35,6 +36,7 @@ class AuditResult(BaseModel):
     report_path: str | None = None
     merge: MergeFinding | None = None
     capacity: CapacityResult | None = None
+    layout: Advice | None = None
 
 
 def workspace_history(directory: Path) -> list[Path]:
@@ -76,6 +78,9 @@ def run_audit(
         if catalog is not None
         else None,
         capacity=capacity,
+        layout=advise(profile, history, catalog, prices, catalog_dir=directory, prove=1)
+        if catalog is not None
+        else None,
     )
     if output is not None:
         try:

@@ -122,8 +122,21 @@ def render_audit_html(result: AuditResult) -> str:
         from costline.report.capacity import capacity_plots, capacity_section
 
         capacity = capacity_section(result.capacity, capacity_plots(result.capacity))
+    layout = ""
+    if result.layout is not None:
+        from costline.report.advise import advice_section
+
+        layout = advice_section(result.layout)
     return (
         _env()
         .get_template("report.html.j2")
-        .render(r=result, p=p, plots=plots, capacity=capacity, plotlyjs=get_plotlyjs(), css=_css())
+        .render(
+            r=result,
+            p=p,
+            plots=plots,
+            capacity=capacity,
+            layout=layout,
+            plotlyjs=get_plotlyjs(),
+            css=_css(),
+        )
     )
