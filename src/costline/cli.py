@@ -194,6 +194,13 @@ def capacity(
         str | None, typer.Option("--growth", help="What-if load change, e.g. 20% or -10%.")
     ] = None,
     resolution: Annotated[str, typer.Option(help="Bucket width: 1s (exact) to 1m.")] = "1s",
+    idle_sharing: Annotated[
+        bool,
+        typer.Option(
+            "--idle-sharing/--no-idle-sharing",
+            help="--no-idle-sharing also prices each reservation with its own commitment.",
+        ),
+    ] = True,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     prices: PricesOption = None,
@@ -218,19 +225,27 @@ def capacity(
         if timeline is not None:
             if paths:
                 raise CostlineError("give job-history files or --timeline FILE, not both")
-            series = usage_from_timeline(timeline, catalogue, resolution_s=seconds)
+            series = usage_from_timeline(
+                timeline, catalogue, resolution_s=seconds, by_reservation=not idle_sharing
+            )
         else:
             if not paths:
                 from costline.audit import workspace_history
 
                 paths = workspace_history(default_workspace_dir())
-            series = usage_from_history(read_history(paths), catalogue, resolution_s=seconds)
+            series = usage_from_history(
+                read_history(paths),
+                catalogue,
+                resolution_s=seconds,
+                by_reservation=not idle_sharing,
+            )
         result = plan_capacity(
             series,
             catalogue,
             editions=editions,
             max_slots=max_slots,
             growth=what_if,
+            idle_sharing=idle_sharing,
             progress=step,
         )
     _report_rejections(result.rejected, result.rows, [str(p) for p in result.problems], False)

@@ -537,3 +537,61 @@ def test_audit_report_renders_the_capacity_section(write_jsonl: Callable[..., Pa
     assert 'id="capacity"' in page and "Load-duration curve" in page
     best = plan.best
     assert best is not None and f"{best.annual_cost_usd:,.0f}" in page
+
+
+# --- idle-slot sharing ------------------------------------------------------------------------
+
+
+def test_idle_slot_sharing_against_reservations_bought_apart() -> None:
+    # Reservation a runs 100 slots in the first half hour, b in the second: pooled, 100 slots
+    # are busy all the time and worth committing; apart, each is busy half the time (below the
+    # 80% a 1-year commitment needs) and autoscales, the first held 59 s past its end.
+    a = [100.0] * 1800 + [0.0] * 1800
+    b = [0.0] * 1800 + [100.0] * 1800
+    s = series(
+        [x + y for x, y in zip(a, b, strict=True)],
+        reservations={"a": np.asarray(a), "b": np.asarray(b)},
+    )
+    plans, _, _ = price_plans(s, PRICES, editions=[Edition.ENTERPRISE], idle_sharing=False)
+    by = {(p.term, p.kind): p for p in plans}
+    year = 365 * 24
+    assert by[("1y", "optimal_commitment")].commitment_slots == 100
+    assert by[("1y", "optimal_commitment")].annual_cost_usd == pytest.approx(100 * COMMIT_1Y * year)
+    apart = by[("1y", "per_reservation")]
+    assert apart.reservation_commitments == {"a": 0, "b": 0}
+    assert apart.annual_cost_usd == pytest.approx(100 * (3600 + 59) / 3600 * PAYG * year)
+    assert not apart.optimal
+    # 3-year (60%): still below; each reservation is busy 50% of the time.
+    assert by[("3y", "per_reservation")].commitment_slots == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(demand, min_size=1, max_size=4), st.sampled_from([None, 100]))
+def test_sharing_idle_slots_never_costs_more(parts: list[list[float]], cap: int | None) -> None:
+    n = max(len(p) for p in parts)
+    arrays = {f"r{i}": np.pad(np.asarray(p), (0, n - len(p))) for i, p in enumerate(parts)}
+    total = np.sum(list(arrays.values()), axis=0)
+    s = series(total.tolist(), reservations=arrays)
+    plans, _, _ = price_plans(
+        s, PRICES, editions=[Edition.ENTERPRISE], max_slots=cap, idle_sharing=False
+    )
+    for term in ("1y", "3y"):
+        pooled = next(p for p in plans if p.term == term and p.kind == "optimal_commitment")
+        apart = next(p for p in plans if p.term == term and p.kind == "per_reservation")
+        if cap is None:
+            assert pooled.annual_cost_usd <= apart.annual_cost_usd * (1 + 1e-12) + 1e-9
+        assert pooled.optimal
+
+
+def test_history_split_by_reservation_adds_up(write_jsonl: Callable[..., Path]) -> None:
+    path = write_jsonl(
+        [
+            slot_job("a", 0, 10, 1_000_000, reservation_id="admin:US.etl", edition="ENTERPRISE"),
+            slot_job("b", 5, 15, 500_000, reservation_id="admin:US.bi", edition="ENTERPRISE"),
+            slot_job("c", 2, 4, 200_000),
+        ]
+    )
+    s = usage_from_history(read_history(path), PRICES, by_reservation=True)
+    assert set(s.reservations) == {"admin:US.etl", "admin:US.bi", "(on-demand)"}
+    np.testing.assert_allclose(sum(s.reservations.values()), s.slots)
+    assert s.reservations["admin:US.bi"].tolist() == [0] * 5 + [50] * 10

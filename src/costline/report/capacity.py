@@ -23,6 +23,7 @@ _KIND = {
     "optimal_commitment": "optimal commitment + autoscale",
     "split_70_30": "70/30 split + autoscale",
     "full_commitment": "commit the billed peak",
+    "per_reservation": "each reservation its own optimum (no idle-slot sharing)",
 }
 _SHORT = {
     "on_demand": "bytes",
@@ -30,6 +31,7 @@ _SHORT = {
     "optimal_commitment": "optimum",
     "split_70_30": "70/30",
     "full_commitment": "peak",
+    "per_reservation": "unshared",
 }
 
 
@@ -40,6 +42,8 @@ def plan_name(plan: Plan) -> str:
     if plan.commitment_slots == 0:
         return f"{plan.edition} pay-as-you-go autoscale"
     tail = " + autoscale" if plan.kind != "full_commitment" else ""
+    if plan.kind == "per_reservation":
+        tail += " per reservation, idle slots not shared"
     return f"{plan.edition} {plan.term}: {plan.commitment_slots:,} committed slots{tail}"
 
 
@@ -120,6 +124,18 @@ def print_capacity(console: Console, r: CapacityResult) -> None:
             why += f"  (above {c.optimum_slots - 50:,}: {c.time_above[i - 1]:.0%}"
             why += f", above {c.optimum_slots:,}: {c.time_above[i]:.0%} of the time)"
         console.print(why, highlight=False)
+    for p in r.plans:
+        if p.kind != "per_reservation" or not p.reservation_commitments:
+            continue
+        pooled = next(
+            (q for q in r.plans if q.optimal and (q.edition, q.term) == (p.edition, p.term)), p
+        )
+        parts = ", ".join(f"{k} {v:,}" for k, v in p.reservation_commitments.items())
+        console.print(
+            f"unshared {p.edition} {p.term}: {parts};\n  idle-slot sharing saves "
+            f"{usd(p.annual_cost_usd - pooled.annual_cost_usd)}/year",
+            highlight=False,
+        )
     for edition, q in r.queues.items():
         console.print(
             f"{edition}: at most {q.max_slots:,} slots, so work queued (not dropped) "

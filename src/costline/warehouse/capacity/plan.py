@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -30,6 +31,7 @@ from costline.warehouse.capacity.forecast import ForecastFit, fit_forecast
 from costline.warehouse.capacity.optimise import cost_curve, smallest_level_with_share
 from costline.warehouse.capacity.pricing import (
     RULES,
+    SECONDS_PER_YEAR,
     BilledCurve,
     QueueStats,
     Term,
@@ -40,7 +42,14 @@ from costline.warehouse.capacity.pricing import (
 from costline.warehouse.capacity.usage import UsageSeries
 
 Progress = Callable[[str, float], None]
-PlanKind = Literal["on_demand", "autoscale", "optimal_commitment", "split_70_30", "full_commitment"]
+PlanKind = Literal[
+    "on_demand",
+    "autoscale",
+    "optimal_commitment",
+    "split_70_30",
+    "full_commitment",
+    "per_reservation",
+]
 SPLIT_SHARE = 0.7  # the rule of thumb compared against the optimum: commit 70%, burst 30%
 ON_DEMAND = "on_demand"
 PROFILE_POINTS_PER_HOUR = 1
@@ -66,6 +75,9 @@ class Plan(_Model):
     )
     max_slots: int | None = None
     optimal: bool = False
+    reservation_commitments: dict[str, int] | None = Field(
+        default=None, description="per_reservation plans: each reservation's own commitment"
+    )
 
 
 class CostCurve(_Model):
@@ -257,15 +269,62 @@ def _price_edition(
     return plans, curves
 
 
+def _per_reservation(
+    series: UsageSeries, edition: Edition, prices: PriceCatalogue, cap: int | None
+) -> list[Plan]:
+    """Each reservation bought on its own, with its own optimal commitment: no idle slot of
+    one serves another. Never cheaper than the pooled optimum (the pooled billed curve is at
+    most the sum of the reservations'); the difference is what idle-slot sharing is worth."""
+    price = prices.bigquery.editions[edition]
+    curves = {
+        name: billed_autoscale(replace(series, slots=slots, reservations={}), cap)
+        for name, slots in series.reservations.items()
+    }
+    total_used = sum(float(c.served.sum()) for c in curves.values())
+    plans = []
+    for term in (Term.ONE_YEAR, Term.THREE_YEARS):
+        commit = commitment_price(price, term)
+        if commit is None or not curves:
+            continue
+        chosen: dict[str, int] = {}
+        annual = committed_usd = covered = 0.0
+        for name, curve in curves.items():
+            c = cost_curve(curve, commit, price.payg_usd_per_slot_hour)
+            level = int(c.levels[c.optimum_index])
+            chosen[name] = level
+            annual += float(c.period_cost_usd[c.optimum_index]) * curve.annual_factor
+            committed_usd += level * commit * SECONDS_PER_YEAR / 3600
+            covered += float(curve.covered[level // RULES.commitment_step_slots])
+        plans.append(
+            Plan(
+                edition=edition.value,
+                term=term.value,
+                kind="per_reservation",
+                commitment_slots=sum(chosen.values()),
+                annual_cost_usd=annual,
+                commitment_annual_usd=committed_usd,
+                autoscale_annual_usd=annual - committed_usd,
+                committed_share=covered / total_used if total_used > 0 else 0.0,
+                max_slots=cap,
+                reservation_commitments=chosen,
+            )
+        )
+    return plans
+
+
 def price_plans(
     series: UsageSeries,
     prices: PriceCatalogue,
     *,
     editions: Iterable[Edition] | None = None,
     max_slots: int | None = None,
+    idle_sharing: bool = True,
 ) -> tuple[list[Plan], list[CostCurve], dict[str, BilledCurve]]:
     """Every plan for ``series`` (see the module docstring), the cost curves behind the
-    optimal commitments, and the billed autoscale curve of each edition."""
+    optimal commitments, and the billed autoscale curve of each edition.
+
+    With ``idle_sharing=False`` and a series split by reservation, each edition and term also
+    gets a ``per_reservation`` plan: every reservation with its own optimal commitment."""
     _check_max_slots(max_slots)
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
     plans: list[Plan] = []
@@ -296,6 +355,8 @@ def price_plans(
         curve = by_cap[cap]
         billed[edition.value] = curve
         edition_plans, edition_curves = _price_edition(edition, curve, prices, cap)
+        if not idle_sharing and series.reservations:
+            edition_plans += _per_reservation(series, edition, prices, cap)
         plans += edition_plans
         curves += edition_curves
     return plans, curves, billed
@@ -369,14 +430,18 @@ def plan_capacity(
     max_slots: int | None = None,
     growth: float | None = None,
     forecast: bool = True,
+    idle_sharing: bool = True,
     progress: Progress | None = None,
 ) -> CapacityResult:
     """Price every plan for ``series``, find each optimum, forecast the next 12 months and
-    the ``growth`` what-if."""
+    the ``growth`` what-if. ``idle_sharing=False`` adds the per-reservation plans (see
+    :func:`price_plans`)."""
     step = progress or (lambda _name, _done: None)
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
     step("capacity: pricing plans", 0.1)
-    plans, curves, billed = price_plans(series, prices, editions=chosen, max_slots=max_slots)
+    plans, curves, billed = price_plans(
+        series, prices, editions=chosen, max_slots=max_slots, idle_sharing=idle_sharing
+    )
     notes = list(series.notes)
     if series.buckets == 0 or not float(series.slots.sum()):
         notes.append("no slot usage in the input: every capacity plan costs nothing")
@@ -415,14 +480,22 @@ def plan_capacity(
             notes.append("fewer than 14 complete days: no forecast")
         else:
             grown, _, _ = price_plans(
-                series.scaled(fit.growth_factor), prices, editions=chosen, max_slots=max_slots
+                series.scaled(fit.growth_factor),
+                prices,
+                editions=chosen,
+                max_slots=max_slots,
+                idle_sharing=idle_sharing,
             )
             fc = Forecast(fit=fit, plans=tuple(grown))
     what_if: WhatIf | None = None
     if growth is not None:
         step("capacity: what-if", 0.8)
         grown, _, _ = price_plans(
-            series.scaled(1 + growth), prices, editions=chosen, max_slots=max_slots
+            series.scaled(1 + growth),
+            prices,
+            editions=chosen,
+            max_slots=max_slots,
+            idle_sharing=idle_sharing,
         )
         what_if = WhatIf(growth=growth, plans=tuple(grown))
     step("capacity: done", 1.0)

@@ -22,7 +22,7 @@ to the bucket of its ``period_start``; rows may come in any order. Rows that can
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from costline.warehouse.jobs import MAX_REPORTED_PROBLEMS, JobHistory, connect, 
 SLOT_TOLERANCE = 1e-6
 MIN_RESOLUTION_S = 1
 MAX_RESOLUTION_S = 60
+NO_RESERVATION = "(on-demand)"
 # A series longer than this many buckets (about 3.2 years at 1 s) is refused, not allocated.
 MAX_BUCKETS = 100_000_000
 
@@ -55,6 +56,8 @@ class UsageSeries:
     when the input has no bytes billed, as a timeline export without ``total_bytes_billed``).
     ``observed_until`` is when the last job started (the last timeline row): the series may run
     on past it while the last long jobs finish, but no new work is seen there.
+    ``reservations`` (when asked for) splits ``slots`` by reservation, bucket for bucket; work
+    that ran on demand is under :data:`NO_RESERVATION`.
     """
 
     slots: FloatArray
@@ -69,6 +72,7 @@ class UsageSeries:
     rejected: int = 0
     notes: tuple[str, ...] = field(default=())
     observed_until: dt.datetime | None = None
+    reservations: dict[str, FloatArray] = field(default_factory=dict)
 
     @property
     def buckets(self) -> int:
@@ -109,6 +113,7 @@ class UsageSeries:
             rejected=self.rejected,
             notes=self.notes,
             observed_until=self.observed_until,
+            reservations={k: v * factor for k, v in self.reservations.items()},
         )
 
 
@@ -193,13 +198,25 @@ _WORKLOAD = f"""
 """
 
 
+def _split(
+    groups: npt.NDArray[np.object_], spread_group: Callable[[npt.NDArray[np.bool_]], FloatArray]
+) -> dict[str, FloatArray]:
+    names, index = np.unique(groups.astype(str), return_inverse=True)
+    return {str(name): spread_group(index == i) for i, name in enumerate(names)}
+
+
 def usage_from_history(
-    history: JobHistory, prices: PriceCatalogue, *, resolution_s: int = 1
+    history: JobHistory,
+    prices: PriceCatalogue,
+    *,
+    resolution_s: int = 1,
+    by_reservation: bool = False,
 ) -> UsageSeries:
     """The slot usage of a job history's workload (see the module docstring).
 
     A job with slots but no usable interval (no ``start_time``/``end_time``, or an end before
     its start) is reported as a problem naming its file and line, and left out.
+    ``by_reservation`` also splits the usage by ``reservation_id``.
     """
     check_resolution(resolution_s)
     con = history.con
@@ -207,7 +224,7 @@ def usage_from_history(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE capacity_jobs AS
-        SELECT line, source, total_slot_ms, {cost_sql(prices)} AS on_demand_usd,
+        SELECT line, source, total_slot_ms, reservation, {cost_sql(prices)} AS on_demand_usd,
                coalesce(total_bytes_billed, 0) AS bytes_billed,
                epoch_us(start_time) AS start_us, epoch_us(end_time) AS end_us,
                CASE WHEN total_slot_ms > 0 AND start_time IS NULL THEN 'start_time'
@@ -215,7 +232,8 @@ def usage_from_history(
                     WHEN total_slot_ms > 0 AND end_time < start_time THEN 'end_time'
                END AS bad_field
         FROM (SELECT * REPLACE (CAST(NULL AS VARCHAR) AS reservation_id)
-              FROM ({_WORKLOAD}) WHERE NOT is_script_parent)
+              FROM (SELECT *, coalesce(reservation_id, '{NO_RESERVATION}') AS reservation
+                    FROM ({_WORKLOAD}) WHERE NOT is_script_parent))
         """
     )
     totals = con.execute(
@@ -242,7 +260,7 @@ def usage_from_history(
         """
     ).fetchall()
     arrays = con.execute(
-        "SELECT start_us, end_us, total_slot_ms FROM capacity_jobs "
+        "SELECT start_us, end_us, total_slot_ms, reservation FROM capacity_jobs "
         "WHERE bad_field IS NULL AND total_slot_ms > 0"
     ).fetchnumpy()
     con.execute("DROP TABLE capacity_jobs")
@@ -267,11 +285,19 @@ def usage_from_history(
     width = resolution_s * 1_000_000.0
     s = (start_us - origin) / width
     e = (end_us - origin) / width
-    buckets = int(np.floor(e.max())) + 1
+    # The last bucket any work falls in (an interval ending on a bucket edge stops before it).
+    buckets = max(int(np.ceil(e.max())), int(np.floor(s.max())) + 1)
     _check_length(buckets, sources)
     last_start = int(start_us.max())
+    parts: dict[str, FloatArray] = {}
+    if by_reservation:
+        parts = _split(
+            np.asarray(arrays["reservation"]),
+            lambda m: _clean(spread(s[m], e[m], slot_ms[m], buckets), resolution_s),
+        )
     return UsageSeries(
         slots=_clean(spread(s, e, slot_ms, buckets), resolution_s),
+        reservations=parts,
         start=dt.datetime.fromtimestamp(origin / 1e6, dt.UTC),
         resolution_s=resolution_s,
         source=sources,
@@ -344,12 +370,13 @@ def _timeline_raw(con: duckdb.DuckDBPyConnection, path: Path) -> str:
 
 
 def usage_from_timeline(
-    path: Path, prices: PriceCatalogue, *, resolution_s: int = 1
+    path: Path, prices: PriceCatalogue, *, resolution_s: int = 1, by_reservation: bool = False
 ) -> UsageSeries:
     """The slot usage in an ``INFORMATION_SCHEMA.JOBS_TIMELINE`` export (JSONL, CSV, Parquet).
 
     On-demand bytes are each job's ``total_bytes_billed`` (its largest value over its rows),
-    when the export has that column.
+    when the export has that column. ``by_reservation`` also splits the usage by
+    ``reservation_id``.
     """
     check_resolution(resolution_s)
     if not path.is_file():
@@ -455,16 +482,21 @@ def usage_from_timeline(
     buckets = (int(bounds[1]) - origin) // width + 1
     _check_length(buckets, str(path))
     arrays = con.execute(
-        f"SELECT (epoch_us(t_start) - {origin}) // {width} AS bucket, sum(t_slot_ms) AS ms "
-        f"FROM timeline WHERE {usable} GROUP BY bucket"
+        f"SELECT (epoch_us(t_start) - {origin}) // {width} AS bucket, "
+        f"coalesce(reservation_id, '{NO_RESERVATION}') AS reservation, sum(t_slot_ms) AS ms "
+        f"FROM timeline WHERE {usable} GROUP BY ALL"
     ).fetchnumpy()
-    slot_ms = np.bincount(
-        np.asarray(arrays["bucket"], dtype=np.int64),
-        weights=np.asarray(arrays["ms"], dtype=np.float64),
-        minlength=buckets,
-    ).astype(np.float64)
+    bucket = np.asarray(arrays["bucket"], dtype=np.int64)
+    ms = np.asarray(arrays["ms"], dtype=np.float64)
+
+    def total(m: npt.NDArray[np.bool_] | slice) -> FloatArray:
+        summed = np.bincount(bucket[m], weights=ms[m], minlength=buckets)
+        return _clean(summed.astype(np.float64), resolution_s)
+
+    parts = _split(np.asarray(arrays["reservation"]), total) if by_reservation else {}
     return UsageSeries(
-        slots=_clean(slot_ms, resolution_s),
+        slots=total(slice(None)),
+        reservations=parts,
         start=dt.datetime.fromtimestamp(origin / 1e6, dt.UTC),
         observed_until=dt.datetime.fromtimestamp(int(bounds[1]) / 1e6, dt.UTC),
         **common,  # type: ignore[arg-type]
