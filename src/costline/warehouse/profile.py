@@ -203,6 +203,7 @@ def profile_history(
         f"""
         CREATE OR REPLACE TEMP TABLE priced AS
         SELECT * EXCLUDE (query), {cost_sql(prices, default_edition)} AS cost_usd,
+               date_trunc('day', creation_time)::DATE AS day,
                CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
                     WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
                     ELSE 'k:' || {shape_key_sql("query")}
@@ -268,16 +269,15 @@ def profile_history(
                 fp_example[fp_id] = (top_cost, query)
         fp_info.setdefault(fp_id, info)
         shape_fp.append(fp_id)
-    con.register("shape_map", pa.table({"shape": [row[0] for row in shapes], "fp": shape_fp}))
+    con.register("shape_fp", pa.table({"shape": [row[0] for row in shapes], "fp": shape_fp}))
+    con.execute("CREATE OR REPLACE TEMP TABLE shape_map AS SELECT * FROM shape_fp")
+    con.unregister("shape_fp")
+    # The few aggregations by pattern join the small shape map as they go; materialising
+    # priced rows once more with their pattern would copy the history for them.
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE priced_fp AS
-        SELECT p.* EXCLUDE (job_row, shape), m.fp, date_trunc('day', p.creation_time)::DATE AS day
-        FROM priced p JOIN shape_map m USING (shape)
-        """
+        "CREATE OR REPLACE TEMP VIEW priced_fp AS "
+        "SELECT p.*, m.fp FROM priced p JOIN shape_map m USING (shape)"
     )
-    con.unregister("shape_map")
-    con.execute("DROP TABLE priced")
 
     step("aggregating", 0.5)
     totals = _rows(
@@ -289,7 +289,7 @@ def profile_history(
                coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NULL), 0),
                coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NOT NULL), 0),
                min(creation_time), max(creation_time)
-        FROM priced_fp
+        FROM priced
         """,
     )[0]
     n_jobs, total_cost, total_billed, total_slot, od_cost, cap_cost, t0, t1 = totals
@@ -305,7 +305,7 @@ def profile_history(
     daily = tuple(
         _daily(d, c, n)
         for d, c, n in _rows(
-            con, "SELECT day, sum(cost_usd), count(*) FROM priced_fp GROUP BY day ORDER BY day"
+            con, "SELECT day, sum(cost_usd), count(*) FROM priced GROUP BY day ORDER BY day"
         )
     )
     by_team: dict[str, list[DailyCost]] = defaultdict(list)
@@ -314,12 +314,15 @@ def profile_history(
         f"""
         SELECT coalesce(list_filter(labels, lambda l: l.key = ?)[1].value, '{UNLABELLED}') AS t,
                day, sum(cost_usd), count(*)
-        FROM priced_fp GROUP BY t, day ORDER BY t, day
+        FROM priced GROUP BY t, day ORDER BY t, day
         """,
         [team_label],
     ):
         by_team[team].append(_daily(d, c, n))
 
+    con.execute("DROP VIEW priced_fp")
+    con.execute("DROP TABLE shape_map")
+    con.execute("DROP TABLE priced")
     step("done", 1.0)
     rejected = tuple(
         Rejected(path=p.path, line=p.line, field=p.field, error=p.message) for p in history.problems
@@ -448,12 +451,12 @@ def _attribution(con: Any) -> Attribution:
     for key, value, cost in _rows(
         con,
         f"""
-        WITH keys AS (SELECT DISTINCT l.key FROM (SELECT unnest(labels) AS l FROM priced_fp))
+        WITH keys AS (SELECT DISTINCT l.key FROM (SELECT unnest(labels) AS l FROM priced))
         SELECT k.key,
                coalesce(list_filter(p.labels, lambda l: l.key = k.key)[1].value,
                         '{UNLABELLED}') AS v,
                sum(p.cost_usd) AS c
-        FROM priced_fp p CROSS JOIN keys k
+        FROM priced p CROSS JOIN keys k
         GROUP BY k.key, v ORDER BY k.key, c DESC
         """,
     ):
@@ -462,18 +465,18 @@ def _attribution(con: Any) -> Attribution:
         SELECT coalesce(t, '{NO_TABLE}') AS t, cost_usd / greatest(len(referenced_tables), 1) AS c
         FROM (SELECT unnest(CASE WHEN len(referenced_tables) = 0 THEN [NULL]
                                  ELSE referenced_tables END) AS t,
-                     referenced_tables, cost_usd FROM priced_fp)
+                     referenced_tables, cost_usd FROM priced)
     """
     return Attribution(
         label=dict(label),
         user=_by(
             con,
-            f"SELECT coalesce(user_email, '{UNLABELLED}') u, sum(cost_usd) c FROM priced_fp "
+            f"SELECT coalesce(user_email, '{UNLABELLED}') u, sum(cost_usd) c FROM priced "
             "GROUP BY u ORDER BY c DESC",
         ),
         project=_by(
             con,
-            f"SELECT coalesce(project_id, '{UNLABELLED}') p, sum(cost_usd) c FROM priced_fp "
+            f"SELECT coalesce(project_id, '{UNLABELLED}') p, sum(cost_usd) c FROM priced "
             "GROUP BY p ORDER BY c DESC",
         ),
         dataset=_by(
@@ -485,7 +488,7 @@ def _attribution(con: Any) -> Attribution:
         table=_by(con, f"SELECT t, sum(c) AS s FROM ({table_split}) GROUP BY t ORDER BY s DESC"),
         reservation=_by(
             con,
-            "SELECT coalesce(reservation_id, 'on-demand') r, sum(cost_usd) c FROM priced_fp "
+            "SELECT coalesce(reservation_id, 'on-demand') r, sum(cost_usd) c FROM priced "
             "GROUP BY r ORDER BY c DESC",
         ),
     )
