@@ -698,3 +698,11 @@ def test_the_audit_finds_the_costliest_full_table_merge_and_proves_it(workspace:
     assert finding.rewrite.script is not None
     assert finding.proof is not None and finding.proof.identical
     assert find_full_table_merge(patterns[:3], demo_catalog(), workspace) is None
+
+
+def test_a_delete_branch_with_an_unconditional_insert_is_not_idempotent() -> None:
+    assert _status(ORDERS_MERGE, "idempotent") is CheckStatus.WARN
+    guarded = ORDERS_MERGE.replace(
+        "WHEN NOT MATCHED THEN", "WHEN NOT MATCHED AND s.status <> 'CANCELLED' THEN"
+    )
+    assert _status(guarded, "idempotent") is CheckStatus.PASS

@@ -409,24 +409,36 @@ def check_merge(
         for u in _updates(parts)
         if any(c.table.lower() == t.lower() for c in u.expression.find_all(exp.Column))
     ]
+    insert = _insert(parts)
+    deletes = [
+        w
+        for w in parts.whens
+        if w.args.get("matched") and not isinstance(w.args["then"], exp.Update)
+    ]
     if strategy is Strategy.MERGE and accumulating:
-        checks.append(
-            Check(
-                code="idempotent",
-                status=CheckStatus.WARN,
-                message=f"UPDATE computes {', '.join(accumulating)} from the target's own value:"
-                " each run accumulates, so running the script twice differs from once (the"
-                " original MERGE behaves the same way)",
-            )
+        status, message = (
+            CheckStatus.WARN,
+            f"UPDATE computes {', '.join(accumulating)} from the target's own value: each run"
+            " accumulates, so running the script twice differs from once (the original MERGE"
+            " behaves the same way)",
+        )
+    elif strategy is Strategy.MERGE and deletes and insert is not None:
+        unconditional = insert.args.get("condition") is None
+        status = CheckStatus.WARN if unconditional else CheckStatus.PASS
+        message = (
+            "a row WHEN MATCHED ... DELETE removes no longer matches on a second run, and the"
+            " unconditional INSERT adds it back: running the script twice differs from once"
+            " (as with the original MERGE); give the INSERT a condition that excludes deletions"
+            if unconditional
+            else "running the script twice leaves the table as running it once, provided the"
+            " INSERT's condition excludes the rows the DELETE branch removes"
         )
     else:
-        checks.append(
-            Check(
-                code="idempotent",
-                status=CheckStatus.PASS,
-                message="running the script twice leaves the table as running it once",
-            )
+        status, message = (
+            CheckStatus.PASS,
+            "running the script twice leaves the table as running it once",
         )
+    checks.append(Check(code="idempotent", status=status, message=message))
     return checks
 
 
