@@ -137,6 +137,8 @@ def print_capacity(console: Console, r: CapacityResult) -> None:
             highlight=False,
         )
     for edition, q in r.queues.items():
+        if not q.delayed_seconds and r.max_slots is None:
+            continue
         console.print(
             f"{edition}: at most {q.max_slots:,} slots, so work queued (not dropped) "
             f"{q.delayed_seconds / 3600:,.1f} h in all;\n  mean delay "

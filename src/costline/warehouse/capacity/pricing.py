@@ -224,8 +224,17 @@ def billed_autoscale(
     """The autoscaler's billed curve for ``series``, capped at ``max_slots`` when given."""
     stats: QueueStats | None = None
     served = series.slots
-    if max_slots is not None:
+    if max_slots is not None and series.slots.size and float(series.slots.max()) > max_slots:
         served, stats = queue(series.slots, max_slots, series.resolution_s)
+    elif max_slots is not None:  # the cap never binds: nothing waits
+        stats = QueueStats(
+            max_slots=max_slots,
+            delayed_seconds=0,
+            max_delay_seconds=0.0,
+            mean_delay_seconds=0.0,
+            peak_backlog_slot_hours=0.0,
+            spill_seconds=0,
+        )
     window = max(1, rules.window_seconds // series.resolution_s)
     held = sliding_max(round_up_steps(served, rules.step_slots), window)
     billed = held * np.int32(rules.step_slots)
