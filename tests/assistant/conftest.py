@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from costline.agents.guardian import CostGuardian, GuardianConfig
+from costline.agents.guardian import CostGuardian, GuardianConfig, TierPolicy
 from costline.agents.llm.base import LLMProvider
 from costline.assistant import AssistSettings, FinancialAssistant, offline_provider
 from costline.assistant.bank import Bank, load_bank
@@ -82,11 +82,12 @@ def make_assistant(bank: Bank) -> MakeAssistant:
         provider: LLMProvider | None = None,
         store: BudgetStore | None = None,
         budgets: BudgetPolicy | None = None,
+        tiers: TierPolicy | None = None,
         **settings: Any,
     ) -> FinancialAssistant:
-        config = AssistSettings(budgets=budgets, **settings)
+        config = AssistSettings(budgets=budgets, tiers=tiers, **settings)
         guardian = CostGuardian(
-            GuardianConfig(budgets=budgets or BudgetPolicy()),
+            GuardianConfig(budgets=budgets or BudgetPolicy(), tiers=tiers or TierPolicy()),
             providers=provider if provider is not None else offline_provider(),
             store=store,
             sink=config.sink,

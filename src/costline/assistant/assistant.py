@@ -305,6 +305,6 @@ def _result(part: Part | None, kind: type[R]) -> R | None:
 
 
 def _reason(part: Part) -> str:
-    why = "; ".join(f"{r.agent} {r.kind.value}: {r.detail}" for r in part.reasons)
+    why = "; ".join(f"{r.agent} {r.kind.value} ({r.error_type}): {r.detail}" for r in part.reasons)
     source = f" (answered by {part.source})" if part.source else " (no answer)"
     return f"{part.name}: {part.status.value}{source}" + (f" — {why}" if why else "")

@@ -32,12 +32,16 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from costline.core.errors import CostlineError
 
 #: Bump when features or training change: cached models of another version are retrained.
 MODEL_VERSION = 1
 SEED = 20261124
+#: OpenMP threads for training and scoring. One: on a shared machine (a server's workers, CI)
+#: more threads spin against each other and run an order of magnitude slower, not faster.
+THREADS = 1
 #: Share of customers held out for evaluation.
 TEST_SHARE = 0.25
 #: A transaction is flagged when its fraud probability reaches this.
@@ -242,7 +246,8 @@ class FraudModel:
         """Fraud probability of each row of ``x`` (columns :data:`FEATURES`)."""
         if len(x) == 0:
             return np.zeros(0)
-        proba: NDArray[np.float64] = self.classifier.predict_proba(x)[:, 1]
+        with threadpool_limits(limits=THREADS):
+            proba: NDArray[np.float64] = self.classifier.predict_proba(x)[:, 1]
         return proba
 
 
@@ -273,7 +278,8 @@ def train(table: pa.Table, key: str = "") -> FraudModel:
         early_stopping=False,
         random_state=SEED,
     )
-    classifier.fit(x[keep], y[keep], sample_weight=weight)
+    with threadpool_limits(limits=THREADS):
+        classifier.fit(x[keep], y[keep], sample_weight=weight)
     model = FraudModel(classifier, _empty_quality(), key)
     proba = model.predict(x[test])
     y_test = y[test]

@@ -1,0 +1,232 @@
+"""Compliance blocks and redactions, each naming its rule, end to end through the assistant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from costline.agents.llm.openai import OpenAIChat
+from costline.assistant import AssistRequest, CheckOutcome, RequestType
+from costline.assistant import compliance as c
+from costline.assistant.bank import Bank
+from costline.assistant.models import AllocationLine
+from costline.assistant.specialists import allocate, analyse
+from tests.assistant.conftest import MakeAssistant, one
+
+Sql = Callable[..., list[tuple[Any, ...]]]
+ALL = list(RequestType)
+
+
+def ask(bank: Bank, cid: str, types: list[RequestType] = ALL, **extra: Any) -> AssistRequest:
+    return AssistRequest(
+        tenant=bank.customers[cid].tenant_id,
+        customer_id=cid,
+        request_types=types,
+        business_value_usd=extra.pop("value", 2_500.0),
+        **extra,
+    )
+
+
+def customer(sql: Sql, where: str, what: str) -> str:
+    return str(
+        one(
+            sql(
+                f"SELECT customer_id FROM customers WHERE {where} AND customer_id IN "
+                "(SELECT customer_id FROM transactions) ORDER BY customer_id LIMIT 1"
+            ),
+            what,
+        )
+    )
+
+
+@pytest.mark.anyio
+async def test_no_advice_consent_blocks_advice_before_any_model_call(
+    bank: Bank, sql: Sql, make_assistant: MakeAssistant
+) -> None:
+    cid = customer(
+        sql, "NOT consent_advice AND kyc_status = 'verified'", "customer without consent"
+    )
+    assistant = make_assistant()
+    answer = await assistant.assist(ask(bank, cid))
+    assert answer.recommendation is None
+    assert answer.blocked and answer.blocked_rules == [c.ADVICE_CONSENT]
+    assert answer.compliance.blocked_sections == ["recommendation"]
+    # Purpose limitation: the recommender never ran, so no model was called.
+    assert answer.cost_usd == 0.0 and answer.model_tiers == {}
+    assert answer.analyst is not None and answer.risk is not None
+    assert not answer.degraded
+
+
+@pytest.mark.anyio
+async def test_pending_due_diligence_blocks_advice(
+    bank: Bank, sql: Sql, make_assistant: MakeAssistant
+) -> None:
+    cid = customer(sql, "consent_advice AND kyc_status <> 'verified'", "customer under review")
+    answer = await make_assistant().assist(ask(bank, cid, [RequestType.INVESTMENT_ADVICE]))
+    assert answer.recommendation is None
+    assert answer.blocked_rules == [c.KYC_VERIFIED]
+
+
+@pytest.mark.anyio
+async def test_no_analytics_consent_redacts_spending_categories(
+    bank: Bank, sql: Sql, make_assistant: MakeAssistant
+) -> None:
+    cid = customer(sql, "NOT consent_analytics", "customer without analytics consent")
+    answer = await make_assistant().assist(ask(bank, cid, [RequestType.ACCOUNT_SUMMARY]))
+    assert answer.analyst is not None
+    assert answer.analyst.spending_by_category is None
+    assert answer.analyst.balance == analyse(bank, cid, 0).balance  # the rest is kept
+    assert "analyst.spending_by_category" in answer.compliance.redacted_fields
+    check = next(x for x in answer.compliance.checks if x.rule == c.PROFILING_CONSENT)
+    assert check.outcome is CheckOutcome.REDACTED
+    assert not answer.blocked
+
+
+@pytest.mark.anyio
+async def test_another_customers_transaction_is_blocked(
+    bank: Bank, sql: Sql, make_assistant: MakeAssistant
+) -> None:
+    cid = customer(sql, "true", "customer")
+    other_txn = one(
+        sql(
+            "SELECT txn_id FROM transactions t JOIN customers c USING (customer_id) "
+            "WHERE customer_id <> ? AND c.tenant_id = ? ORDER BY txn_id LIMIT 1",
+            int(cid),
+            bank.customers[cid].tenant_id,
+        ),
+        "transaction of another customer",
+    )
+    answer = await make_assistant().assist(
+        ask(bank, cid, [RequestType.FRAUD_CHECK], transaction_id=str(other_txn))
+    )
+    assert answer.risk is None
+    assert answer.blocked_rules == [c.OTHER_CUSTOMER]
+    assert str(other_txn) not in answer.model_dump_json()
+
+
+@pytest.mark.anyio
+async def test_identifiers_in_a_model_narrative_are_redacted(
+    bank: Bank, sql: Sql, make_assistant: MakeAssistant, httpserver: Any
+) -> None:
+    cid = customer(sql, "consent_advice AND kyc_status = 'verified'", "advisable customer")
+    iban = str(
+        one(sql("SELECT account_number FROM accounts WHERE customer_id = ?", int(cid)), "account")
+    )
+    text = f"Customer {cid}: move money from {iban} into the funds above."
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "gpt-4.1-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
+        }
+    )
+    async with OpenAIChat(httpserver.url_for("/v1"), api_key="sk-test") as llm:
+        answer = await make_assistant(provider=llm).assist(
+            ask(bank, cid, [RequestType.INVESTMENT_ADVICE], question=f"I am {cid}, IBAN {iban}")
+        )
+    assert answer.recommendation is not None
+    narrative = answer.recommendation.narrative
+    assert iban not in narrative and cid not in narrative
+    assert narrative == "Customer [redacted]: move money from [redacted] into the funds above."
+    assert "recommendation.narrative" in answer.compliance.redacted_fields
+    # Neither identifier left the bank in the prompt.
+    body = httpserver.log[0][0].get_data(as_text=True)
+    assert iban not in body and cid not in body
+    assert answer.model_tiers == {"recommender": "mid"}
+    assert answer.cost_usd > 0
+
+
+def test_unsuitable_product_blocks_the_recommendation(bank: Bank, sql: Sql) -> None:
+    cid = customer(sql, "risk_profile = 'conservative'", "conservative customer")
+    rec = allocate(bank, cid, analyse(bank, cid, 0))
+    risky = rec.model_copy(
+        update={
+            "allocation": [
+                AllocationLine(
+                    product="emerging_markets_equity_fund",
+                    asset_class="equity",
+                    risk_class=6,
+                    share=1.0,
+                    amount=1000.0,
+                )
+            ]
+        }
+    )
+    review = c.Review()
+    out = c.after(
+        ask(bank, cid, [RequestType.INVESTMENT_ADVICE]),
+        bank.customers[cid],
+        bank,
+        c.Sections(recommendation=risky),
+        review,
+    )
+    assert out.recommendation is None
+    assert review.blocked_rules == [c.SUITABILITY]
+    assert "emerging_markets_equity_fund" in review.checks[0].detail
+
+
+@pytest.mark.anyio
+async def test_psd2_sca_triggers(bank: Bank, sql: Sql, make_assistant: MakeAssistant) -> None:
+    assistant = make_assistant()
+    cid, payee = sql(
+        "SELECT t.customer_id, min(t.payee_id) FROM transactions t JOIN customers c "
+        "USING (customer_id) WHERE t.payee_id IS NOT NULL AND c.psd2_low_value_exemption "
+        "AND c.psd2_sca_enrolled GROUP BY 1 ORDER BY 1 LIMIT 1"
+    )[0]
+    cid = str(cid)
+    types = [RequestType.ACCOUNT_SUMMARY]
+    # A known payee, within the low-value exemption: no SCA.
+    small = await assistant.assist(ask(bank, cid, types, payment_amount=20.0, payee_id=payee))
+    assert not small.compliance.sca_required
+    assert "art. 16" in next(x.detail for x in small.compliance.checks if x.rule == c.SCA_TRIGGER)
+    # Above it: the demo bank's fraud rate allows no risk-analysis exemption either.
+    large = await assistant.assist(ask(bank, cid, types, payment_amount=400.0, payee_id=payee))
+    assert large.compliance.sca_required and not large.blocked
+    # A new payee always needs SCA, whatever the amount.
+    new = await assistant.assist(ask(bank, cid, types, payment_amount=5.0, payee_id="P-new-1"))
+    assert new.compliance.sca_required
+    assert "art. 13" in next(x.detail for x in new.compliance.checks if x.rule == c.SCA_TRIGGER)
+    # Not enrolled in any SCA method: the payment is blocked.
+    unenrolled = customer(sql, "NOT psd2_sca_enrolled", "customer without SCA")
+    blocked = await assistant.assist(
+        ask(bank, unenrolled, types, payment_amount=400.0, payee_id="P-new-2")
+    )
+    assert blocked.blocked_rules == [c.SCA_ENROLMENT]
+    assert blocked.compliance.blocked_sections == ["payment"]
+
+
+def test_risk_analysis_exemption_applies_only_under_the_reference_fraud_rate(
+    bank: Bank, sql: Sql
+) -> None:
+    cid = customer(sql, "NOT psd2_low_value_exemption", "customer without low-value exemption")
+    person = bank.customers[cid]
+    assert c.sca_required(200.0, "EUR", False, person, 0.00008) == (
+        False,
+        "transaction-risk-analysis exemption: fraud rate 0.0080% <= 0.0100%, "
+        "EUR 200.00 <= 250 (art. 18)",
+    )
+    assert c.sca_required(300.0, "EUR", False, person, 0.00008)[0]
+    assert c.sca_required(20.0, "EUR", False, person, 0.01)[0]  # no low-value exemption
+
+
+@given(
+    st.text(max_size=40),
+    st.from_regex(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}", fullmatch=True),
+    st.text(max_size=40),
+)
+def test_redaction_removes_every_iban(before: str, iban: str, after: str) -> None:
+    text, n = c.redact_text(f"{before} {iban} {after}")
+    assert iban not in text
+    assert n >= 1
