@@ -318,8 +318,8 @@ def audit(
 def _workspace_or_demo(directory: Path | None) -> Path:
     """``directory``, or the cached demo workspace (built once, as ``costline audit`` does)."""
     if directory is not None:
-        if not (directory / "workspace.json").is_file():
-            raise CostlineError(f"{directory} is not a workspace (no workspace.json)")
+        if not (directory / "tables" / "core_banking" / "customers").is_dir():
+            raise CostlineError(f"{directory}: no bank tables (tables/core_banking/customers)")
         return directory
     from costline.demo import build_workspace
 

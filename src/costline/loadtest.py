@@ -475,7 +475,10 @@ def _wait_healthy(
                 tail = log_path.read_text(errors="replace")[-2000:]
                 raise CostlineError(f"the service exited with {proc.returncode}:\n{tail}")
             if time.monotonic() > deadline:
-                raise CostlineError(f"the service was not healthy within {HEALTH_TIMEOUT_S:.0f} s")
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise CostlineError(
+                    f"the service was not healthy within {HEALTH_TIMEOUT_S:.0f} s:\n{tail}"
+                )
             try:
                 r = client.get("/healthz", headers={"Connection": "close"})
                 if r.status_code == 200 and r.json().get("status") == "ok":

@@ -47,7 +47,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 
-from costline.agents.llm import LLMProvider, OfflineProvider, OpenAIChat
+from costline.agents.llm import LLMProvider, OpenAIChat
 from costline.assistant import (
     AssistRequest,
     AssistResponse,
@@ -57,6 +57,7 @@ from costline.assistant import (
     RequestType,
     inject_faults,
 )
+from costline.assistant.assistant import offline_provider
 from costline.core.budgets import BudgetStore, budget_store_from_url
 from costline.core.errors import CostlineError
 from costline.core.events import CostEventSink
@@ -125,9 +126,9 @@ def tenants_for(settings: ServerSettings) -> TenantsConfig:
 
 
 def provider_for(settings: ServerSettings) -> LLMProvider:
-    """The offline provider, or the configured OpenAI-compatible endpoint."""
+    """The assistant's offline provider, or the configured OpenAI-compatible endpoint."""
     if settings.llm_base_url is None:
-        return OfflineProvider()
+        return offline_provider()
     api_key = None
     if settings.llm_api_key_env:
         api_key = os.environ.get(settings.llm_api_key_env)
@@ -471,34 +472,30 @@ async def _answer(
         return await assistant.assist(body)
 
 
-# The specialist behind each section of the response, and the request types that ask for it.
-_SECTIONS: tuple[tuple[str, str, frozenset[RequestType]], ...] = (
-    ("analyst", "analyst", frozenset((RequestType.ACCOUNT_SUMMARY, RequestType.INVESTMENT_ADVICE))),
-    ("risk", "risk", frozenset((RequestType.FRAUD_CHECK,))),
-    ("recommender", "recommendation", frozenset((RequestType.INVESTMENT_ADVICE,))),
+# The specialist behind each section of the response, and the request type that asks for it.
+_SECTIONS: tuple[tuple[str, str, RequestType], ...] = (
+    ("analyst", "analyst", RequestType.ACCOUNT_SUMMARY),
+    ("risk", "risk", RequestType.FRAUD_CHECK),
+    ("recommender", "recommendation", RequestType.INVESTMENT_ADVICE),
 )
 
 
 def agent_outcomes(answer: AssistResponse) -> dict[str, str]:
-    """``ok``, ``degraded`` or ``failed`` for each specialist the request needed.
+    """``ok``, ``degraded`` or ``failed`` for each specialist the request asked for.
 
-    A section withheld by compliance is the answer working as intended, not a failure: it is
-    ``ok``. A degradation reason names its agent first (``risk: timeout``).
+    A degradation reason names its specialist first (``risk: fallback (answered by ...)``); a
+    degraded specialist whose section is missing failed. A section withheld by compliance with
+    no degradation is the answer working as intended: ``ok``.
     """
-    asked = set(answer.request_types)
-    reasons = " ".join(answer.degraded_reasons).lower()
+    degraded = {reason.split(":", 1)[0].strip() for reason in answer.degraded_reasons}
     out: dict[str, str] = {}
-    for agent, section, needed_by in _SECTIONS:
-        if not asked & needed_by:
+    for agent, section, asked_by in _SECTIONS:
+        if asked_by not in answer.request_types:
             continue
-        present = getattr(answer, section) is not None
-        mentioned = agent in reasons
-        if not present and not mentioned:
-            out[agent] = "ok"  # blocked by compliance (or not needed after all)
-        elif not present:
-            out[agent] = "failed"
+        if agent not in degraded:
+            out[agent] = "ok"
         else:
-            out[agent] = "degraded" if mentioned else "ok"
+            out[agent] = "degraded" if getattr(answer, section) is not None else "failed"
     return out
 
 
@@ -538,6 +535,9 @@ def serve(settings: ServerSettings) -> None:
         return
     if settings.port == 0:
         settings = settings.model_copy(update={"port": _free_port(settings.host)})
+    # Build the assistant's caches (its trained fraud model) once, here, so that the workers
+    # load them instead of all training the same model at the same time.
+    FinancialAssistant.from_workspace(settings.workspace)
     # Each worker writes its metric samples here; /metrics on any worker sums them.
     multiproc = tempfile.mkdtemp(prefix="costline-metrics-")
     os.environ[MULTIPROC_ENV] = multiproc

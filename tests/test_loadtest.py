@@ -1,0 +1,133 @@
+"""The load-and-fault harness: its statistics, and a short run against a spawned service."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from costline.core.events import CostEvent, CostSource
+from costline.core.prices import load_prices
+from costline.loadtest import Mix, Outcome, summarise
+from costline.service.faults import parse_faults
+from costline.service.tenants import demo_tenants
+from tests.assistant.conftest import bank_dir
+from tests.serving import small_workspace
+
+__all__ = ["bank_dir", "small_workspace"]
+
+REQUIRED = {
+    "requests",
+    "rps",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "error_rate",
+    "degraded_rate",
+    "cost_per_request_usd",
+    "premium_cost_per_request_usd",
+    "budget_overspend_usd",
+}
+
+
+def _llm(tenant: str, model: str, inp: int, out: int, cost: float) -> CostEvent:
+    return CostEvent(
+        source=CostSource.LLM,
+        tenant=tenant,
+        model=model,
+        input_tokens=inp,
+        output_tokens=out,
+        cost_usd=cost,
+    )
+
+
+def test_the_report_counts_rates_percentiles_and_prices_the_premium_policy() -> None:
+    outcomes = [
+        Outcome(200, (i + 1) / 1000, degraded=i % 4 == 0, cost_usd=0.001, worker=f"1{1 + i % 2}")
+        for i in range(100)
+    ]
+    outcomes += [Outcome(0, 10.0, error="ReadTimeout"), Outcome(429, 0.001, error="HTTP 429")]
+    ledger = [
+        _llm("acme", "gpt-4.1-mini", 1_000, 200, 0.05),
+        _llm("acme", "llama3.2:3b", 500, 100, 0.0),
+    ]
+    tenants = demo_tenants(["acme"])
+    report = summarise(
+        outcomes,
+        2.0,
+        concurrency=8,
+        faults=parse_faults("slow-risk=0.3"),
+        ledger=ledger,
+        tenants=tenants,
+        prices=load_prices(),
+        premium_model="gpt-4.1",
+        redis_restarted=False,
+        client_cpu_s=0.5,
+    )
+    assert report.requests == 102
+    assert report.rps == 51.0
+    assert report.error_rate == pytest.approx(2 / 102)
+    assert report.errors == {"ReadTimeout": 1, "HTTP 429": 1}
+    assert report.rate_limited == 1
+    assert report.degraded_rate == pytest.approx(25 / 102)
+    # Latencies of every request that got an HTTP answer (1, 1, 2 ... 100 ms; not the timeout).
+    assert report.p50_ms == 50.0
+    assert report.p99_ms == 99.0
+    assert [(w.worker, w.requests) for w in report.per_worker] == [("11", 50), ("12", 50)]
+    assert report.cost_per_request_usd == pytest.approx(0.1 / 102)
+    premium = load_prices().llm.model("gpt-4.1")
+    expected = (premium.cost(1_000, 200) + premium.cost(500, 100)) / 102
+    assert report.premium_cost_per_request_usd == pytest.approx(expected)
+    assert report.calls_by_model == {"gpt-4.1-mini": 1, "llama3.2:3b": 1}
+    assert report.budget_overspend_usd == 0 and report.overspent_budgets == []
+    assert report.client_cpu_share == 0.25
+
+
+def test_the_mix_uses_every_tier_and_is_the_same_for_a_seed() -> None:
+    mix = Mix({"a": ["1", "2"], "b": ["3"]}, [["account_summary"], ["fraud_check"]])
+    plan = mix.plan(2_000, seed=3, faults=parse_faults("slow-risk=0.3"))
+    assert plan == mix.plan(2_000, seed=3, faults=parse_faults("slow-risk=0.3"))
+    values = [float(str(p.body["business_value_usd"])) for p in plan]
+    assert min(values) < 100 and any(100 <= v <= 10_000 for v in values) and max(values) > 10_000
+    slow = sum(p.faults == "slow-risk" for p in plan) / len(plan)
+    assert 0.25 < slow < 0.35
+    assert {p.body["tenant"] for p in plan} == {"a", "b"}
+    assert all(p.body["customer_id"] in {"a": ["1", "2"], "b": ["3"]}[p.tenant] for p in plan)
+
+
+def test_a_spawned_two_worker_service_survives_every_fault_without_overspending(
+    small_workspace: Path,
+) -> None:
+    """`costline loadtest --spawn`: two workers sharing budgets in Redis, restarted midway, a
+    daily budget small enough to run out, every fault on."""
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "costline.cli", "loadtest", "--spawn",
+            "--workspace", str(small_workspace), "--workers", "2", "--redis",
+            "--requests", "300", "--duration", "30", "--concurrency", "16",
+            "--faults", "slow-risk=0.3,failing-recommender=0.1,provider-429=0.05,"
+            "provider-500=0.05,redis-restart",
+            "--tenant-budget-usd", "0.02", "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(report) >= REQUIRED
+    assert report["requests"] == 300
+    assert report["error_rate"] == 0, report["errors"]
+    assert report["redis_restarted"] is True
+    assert report["workers"] == 2
+    assert 0 < report["degraded_rate"] < 1
+    # Every tier was used, and the mix cost less than the premium model on the same tokens.
+    assert set(report["calls_by_model"]) == {"gpt-4.1", "gpt-4.1-mini", "llama3.2:3b"}
+    assert report["cost_per_request_usd"] < report["premium_cost_per_request_usd"]
+    # No budget overspent, by the ledger, although the budgets ran out (refusals degraded
+    # answers) and Redis restarted midway.
+    assert report["budget_overspend_usd"] == 0
+    assert report["overspent_budgets"] == []
