@@ -205,6 +205,7 @@ def usage_over_time(r: CapacityResult) -> go.Figure:
             y=p.commitment_slots,
             line={"color": _PALETTE[1 + i], "dash": "dash"},
             annotation_text=f"{p.edition} {p.term} commitment {p.commitment_slots:,}",
+            annotation_position="top left" if i % 2 else "bottom left",
         )
     fig.update_layout(title="Slot usage over time", yaxis_title="slots")
     return _layout(fig)
@@ -229,6 +230,7 @@ def load_duration(r: CapacityResult) -> go.Figure:
             y=p.commitment_slots,
             line={"color": _PALETTE[2 + i], "dash": "dash"},
             annotation_text=f"{p.term} commitment",
+            annotation_position="top right" if i % 2 else "bottom right",
         )
     fig.update_layout(
         title="Load-duration curve",
@@ -264,9 +266,14 @@ def cost_vs_commitment(r: CapacityResult) -> go.Figure:
                 showlegend=False,
             )
         )
+    # Past the 95th percentile of usage commitments only get dearer: the view stops there
+    # (zoom out for the whole curve).
+    top = max((c.commitment_slots[-1] for c in r.curves if c.commitment_slots), default=0)
+    optimum = max((c.optimum_slots for c in r.curves), default=0)
+    right = min(top, max(r.usage.p95_slots, 3 * optimum, 500))
     fig.update_layout(
         title="Annual cost vs commitment (autoscale above it)",
-        xaxis_title="committed slots",
+        xaxis={"title": "committed slots", "range": [0, right]},
         yaxis_title="USD / year",
     )
     return _layout(fig)
