@@ -679,8 +679,8 @@ def advise(
 ) -> Advice:
     """Recommend a layout for the costliest ``top`` tables (or the named ``tables``).
 
-    ``prove`` > 0 measures the ``prove`` costliest changed tables that have a local copy on a
-    real engine (:mod:`costline.warehouse.layout_proof`).
+    ``prove`` > 0 measures the ``prove`` changed tables with the largest saving that have a
+    local copy on a real engine (:mod:`costline.warehouse.layout_proof`).
     """
     step = progress or (lambda _n, _d: None)
     if tables:
@@ -692,21 +692,31 @@ def advise(
     step("reading the workload", 0.0)
     workload = _workload(history, [m.name for m in metas], prices, catalog)
     out = []
-    proved = 0
     for i, meta in enumerate(metas):
-        step(f"advising {meta.short_name}", (i + 1) / (len(metas) + 1))
-        rec = recommend(
-            meta,
-            workload.get(meta.name, []),
-            costs.get(meta.name, 0.0),
-            catalog_dir,
-            end,
-            prove=proved < prove,
-        )
-        proved += rec.measured is not None
-        out.append(rec)
-    step("done", 1.0)
+        step(f"advising {meta.short_name}", (i + 1) / (len(metas) + 2))
+        shapes = workload.get(meta.name, [])
+        out.append(recommend(meta, shapes, costs.get(meta.name, 0.0), catalog_dir, end))
     out.sort(key=lambda r: -r.saving.saving_usd)
+    step("measuring on DuckDB", (len(metas) + 1) / (len(metas) + 2))
+    proved = 0
+    for i, rec in enumerate(out):
+        found = catalog.get(rec.table)
+        local = _local_dir(found, catalog_dir) if found is not None else None
+        if proved >= prove or not rec.changed or found is None or local is None:
+            continue
+        meta = found
+        from costline.warehouse.layout_proof import measure
+
+        layouts = (rec.current, rec.proposed)
+        columns = [c for lay in layouts for c in (lay.partition_column or "", *lay.clustering)]
+        model = _data_model(meta, [c.lower() for c in columns if c], catalog_dir, end)
+        measured = measure(
+            rec.current, rec.proposed, meta, workload.get(meta.name, []), model, local
+        )
+        if measured is not None:
+            out[i] = rec.model_copy(update={"measured": measured})
+            proved += 1
+    step("done", 1.0)
     return Advice(
         recommendations=tuple(out),
         total_saving_usd=sum(r.saving.saving_usd for r in out if r.changed),
@@ -719,8 +729,6 @@ def recommend(
     cost_usd: float,
     catalog_dir: Path | None,
     end: dt.date,
-    *,
-    prove: bool = False,
 ) -> Recommendation:
     """The best layout for one table under its workload (see the module docstring)."""
     types = {c.name.lower(): c.type.upper() for c in meta.columns}
@@ -843,21 +851,7 @@ def recommend(
         fraction_scanned=(best_bytes / billed if billed else 1.0) if changed else 1.0,
         data_model=model.source,
     )
-    measured = None
-    local = _local_dir(meta, catalog_dir)
-    if prove and changed and local is not None:
-        from costline.warehouse.layout_proof import measure
-
-        measured = measure(
-            current,
-            proposed,
-            meta,
-            shapes,
-            model,
-            local,
-        )
     return Recommendation(
-        measured=measured,
         table=meta.name,
         cost_usd=cost_usd,
         current=current,

@@ -54,7 +54,8 @@ def _key_sql(layout: Layout, meta: TableMeta) -> str:
 
 
 def write_layout(con: Any, source: str, layout: Layout, meta: TableMeta, out: Path) -> int:
-    """Write ``source`` (a DuckDB relation SQL) in ``layout`` under ``out``; returns files."""
+    """Write ``source`` (a DuckDB relation SQL) in ``layout`` under ``out``; returns the number
+    of row groups written."""
     order = ", ".join(f'"{c}"' for c in layout.clustering) or "1"
     table = con.sql(
         f"SELECT {_key_sql(layout, meta)} AS __key, * FROM {source} ORDER BY __key, {order}"
@@ -76,7 +77,10 @@ def write_layout(con: Any, source: str, layout: Layout, meta: TableMeta, out: Pa
             row_group_size=ROW_GROUP_ROWS,
             write_statistics=stats or False,
         )
-    return len(starts)
+    return sum(
+        -(-(stop - start) // ROW_GROUP_ROWS)
+        for start, stop in zip(starts, [*starts[1:], len(values)], strict=True)
+    )
 
 
 def _single_table_select(sql: str, table: str, location: str) -> str | None:
@@ -141,8 +145,9 @@ def measure(
         local_rows = int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
         layouts = {"current": current, "proposed": proposed}
         locations = {}
+        groups = {}
         for name, layout in layouts.items():
-            write_layout(con, source, layout, meta, base / name)
+            groups[name] = write_layout(con, source, layout, meta, base / name)
             locations[name] = f"read_parquet('{(base / name).as_posix()}/*/*.parquet')"
         profile = base / "profile.json"
         con.execute("PRAGMA enable_profiling = 'json'")
@@ -160,7 +165,8 @@ def measure(
             )
             if cur <= 0 or groups_cur <= 0:
                 continue
-            groups_w += shape.billed * min(groups_new / groups_cur, 1.0)
+            share_new = groups_new / groups["proposed"]
+            groups_w += shape.billed * min(share_new / (groups_cur / groups["current"]), 1.0)
             f_cur = blocks["current"].fraction(shape.samples[0], model)
             f_new = blocks["proposed"].fraction(shape.samples[0], model)
             estimated_w += shape.billed * (min(f_new / f_cur, 1.0) if f_cur > 0 else 1.0)
