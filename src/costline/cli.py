@@ -220,21 +220,27 @@ def capacity(
     seconds = parse_resolution(resolution)
     editions = [Edition.parse(e) for e in edition] if edition else None
     what_if = parse_growth(growth) if growth is not None else None
+    if timeline is not None and paths:
+        raise CostlineError("give job-history files or --timeline FILE, not both")
+    if timeline is None and not paths:
+        from costline.audit import workspace_history
+        from costline.demo import build_workspace
+
+        directory = default_workspace_dir()
+        if not (directory / "workspace.json").is_file():
+            err.print(f"building the demo workspace in {directory} (once) ...")
+            with _progress() as step:
+                build_workspace(directory, progress=step)
+        paths = workspace_history(directory)
     with _progress() as step:
         step("reading usage", 0.0)
         if timeline is not None:
-            if paths:
-                raise CostlineError("give job-history files or --timeline FILE, not both")
             series = usage_from_timeline(
                 timeline, catalogue, resolution_s=seconds, by_reservation=not idle_sharing
             )
         else:
-            if not paths:
-                from costline.audit import workspace_history
-
-                paths = workspace_history(default_workspace_dir())
             series = usage_from_history(
-                read_history(paths),
+                read_history(paths or []),
                 catalogue,
                 resolution_s=seconds,
                 by_reservation=not idle_sharing,
