@@ -199,9 +199,13 @@ _WORKLOAD = f"""
 
 
 def _split(
-    groups: npt.NDArray[np.object_], spread_group: Callable[[npt.NDArray[np.bool_]], FloatArray]
+    groups: npt.NDArray[np.object_],
+    spread_group: Callable[[npt.NDArray[np.bool_]], FloatArray],
+    buckets: int,
+    what: str,
 ) -> dict[str, FloatArray]:
     names, index = np.unique(groups.astype(str), return_inverse=True)
+    _check_length(buckets * len(names), f"{what} split by {len(names)} reservations")
     return {str(name): spread_group(index == i) for i, name in enumerate(names)}
 
 
@@ -294,6 +298,8 @@ def usage_from_history(
         parts = _split(
             np.asarray(arrays["reservation"]),
             lambda m: _clean(spread(s[m], e[m], slot_ms[m], buckets), resolution_s),
+            buckets,
+            sources,
         )
     return UsageSeries(
         slots=_clean(spread(s, e, slot_ms, buckets), resolution_s),
@@ -493,7 +499,11 @@ def usage_from_timeline(
         summed = np.bincount(bucket[m], weights=ms[m], minlength=buckets)
         return _clean(summed.astype(np.float64), resolution_s)
 
-    parts = _split(np.asarray(arrays["reservation"]), total) if by_reservation else {}
+    parts = (
+        _split(np.asarray(arrays["reservation"]), total, buckets, str(path))
+        if by_reservation
+        else {}
+    )
     return UsageSeries(
         slots=total(slice(None)),
         reservations=parts,
