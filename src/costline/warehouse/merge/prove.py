@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake import __version__ as deltalake_version
 from pydantic import BaseModel, ConfigDict
@@ -273,6 +274,12 @@ def run_plan(path: Path, plan: EnginePlan, source: pa.Table) -> tuple[SideResult
     return side, counts
 
 
+def table_rows(path: Path) -> int:
+    """Rows of a Delta table, from its log's per-file record counts."""
+    actions = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True))
+    return int(pc.sum(actions["num_records"]).as_py() or 0)
+
+
 def table_checksum(path: Path) -> tuple[int, str]:
     """Row count and order-independent checksum (sum of row hashes) of a Delta table."""
     dataset = DeltaTable(str(path)).to_pyarrow_dataset()
@@ -327,6 +334,7 @@ def prove_statement(
     *,
     work: Path,
     table_name: str = "",
+    progress: Progress | None = None,
 ) -> MergeProof:
     """Run ``sql`` and its rewrite on clones of the Delta table ``base`` with ``source``."""
     parts = parse_merge(sql)
@@ -334,7 +342,9 @@ def prove_statement(
     _check_columns(parts, {n.lower() for n in source.schema.names}, "the batch")
     affected = affected_partitions(parts, partition, source, Strategy.MERGE)
     sides: dict[str, tuple[SideResult, BatchCounts, str]] = {}
-    for name in ("original", "rewritten"):
+    for step, name in enumerate(("original", "rewritten")):
+        if progress is not None:
+            progress(f"{name} MERGE", step / 2)
         copy = clone_table(base, work / name)
         start = time.perf_counter()
         scoped = None
@@ -344,7 +354,7 @@ def prove_statement(
         side, counts = run_plan(copy, engine_plan(parts, partition, scoped), source)
         side = side.model_copy(update={"wall_s": round(side.wall_s + extra, 4)})
         sides[name] = (side, counts, table_checksum(copy)[1])
-    rows, _ = table_checksum(base)
+    rows = table_rows(base)
     original, counts, check_o = sides["original"]
     rewritten, _, check_r = sides["rewritten"]
     moved_o = original.bytes_read + original.bytes_written
@@ -591,6 +601,6 @@ def prove_merge(
         shape, home / f"{meta.name.rsplit('.', 1)[-1]}-{rows}x{partitions}-s{seed}", progress
     )
     batch = incremental_batch(shape, touched_days)
-    if progress is not None:
-        progress("running both MERGEs", 0.0)
-    return prove_statement(sql, partition, base, batch, work=home / "runs", table_name=meta.name)
+    return prove_statement(
+        sql, partition, base, batch, work=home / "runs", table_name=meta.name, progress=progress
+    )
