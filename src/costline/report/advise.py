@@ -52,7 +52,7 @@ def advice_text(advice: Advice) -> str:
             verdict = "within" if m.within_tolerance else "NOT within"
             lines.append(
                 f"  measured: {m.engine}, {m.queries} queries: {_pct(m.measured_fraction)} of "
-                f"the bytes scanned (estimate {_pct(m.estimated_fraction)}; saving error "
+                f"the bytes scanned (estimate {_pct(m.estimated_fraction)}; error "
                 f"{_pct(m.relative_error)}, {verdict} 20%)"
             )
         for note in r.notes:

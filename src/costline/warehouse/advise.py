@@ -153,7 +153,9 @@ class Measurement(_Model):
         description="row groups scanned, proposed over current (what pruning alone decides)"
     )
     estimated_fraction: float
-    relative_error: float = Field(description="|estimated - measured| / measured, on the saving")
+    relative_error: float = Field(
+        description="|estimated - measured| / measured, on the fraction of bytes scanned"
+    )
     within_tolerance: bool
     note: str
 
