@@ -33,7 +33,7 @@ REQUIRED = {
 }
 
 
-def _llm(tenant: str, model: str, inp: int, out: int, cost: float) -> CostEvent:
+def _llm(tenant: str, model: str, inp: int, out: int, cost: float, rid: str) -> CostEvent:
     return CostEvent(
         source=CostSource.LLM,
         tenant=tenant,
@@ -41,18 +41,28 @@ def _llm(tenant: str, model: str, inp: int, out: int, cost: float) -> CostEvent:
         input_tokens=inp,
         output_tokens=out,
         cost_usd=cost,
+        request_id=rid,
     )
 
 
 def test_the_report_counts_rates_percentiles_and_prices_the_premium_policy() -> None:
     outcomes = [
-        Outcome(200, (i + 1) / 1000, degraded=i % 4 == 0, cost_usd=0.001, worker=f"1{1 + i % 2}")
+        Outcome(
+            200,
+            (i + 1) / 1000,
+            degraded=i % 4 == 0,
+            cost_usd=0.001,
+            worker=f"1{1 + i % 2}",
+            request_id=f"r{i}",
+        )
         for i in range(100)
     ]
     outcomes += [Outcome(0, 10.0, error="ReadTimeout"), Outcome(429, 0.001, error="HTTP 429")]
     ledger = [
-        _llm("acme", "gpt-4.1-mini", 1_000, 200, 0.05),
-        _llm("acme", "llama3.2:3b", 500, 100, 0.0),
+        _llm("acme", "gpt-4.1-mini", 1_000, 200, 0.05, "r1"),
+        _llm("acme", "llama3.2:3b", 500, 100, 0.0, "r2"),
+        # An earlier run against the same service: its spend counts against the budget only.
+        _llm("acme", "gpt-4.1", 9_000, 900, 99.0, "other-run-1"),
     ]
     tenants = demo_tenants(["acme"])
     report = summarise(
@@ -82,6 +92,7 @@ def test_the_report_counts_rates_percentiles_and_prices_the_premium_policy() -> 
     expected = (premium.cost(1_000, 200) + premium.cost(500, 100)) / 102
     assert report.premium_cost_per_request_usd == pytest.approx(expected)
     assert report.calls_by_model == {"gpt-4.1-mini": 1, "llama3.2:3b": 1}
+    # The demo budget is $100 a day: the earlier run's $99 plus this run's $0.05 fit.
     assert report.budget_overspend_usd == 0 and report.overspent_budgets == []
     assert report.client_cpu_share == 0.25
 

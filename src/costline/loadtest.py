@@ -93,6 +93,7 @@ class Outcome:
     cost_usd: float = 0.0
     worker: str = ""
     error: str = ""
+    request_id: str = ""
 
 
 @dataclass
@@ -160,13 +161,19 @@ async def _send(client: httpx.AsyncClient, req: PlannedRequest) -> Outcome:
     headers = {"Authorization": f"Bearer {req.api_key}"}
     if req.faults:
         headers[FAULT_HEADER] = req.faults
+    rid = str(req.body["request_id"])
     started = time.perf_counter()
     try:
         response = await client.post("/v1/assist", json=req.body, headers=headers)
     except httpx.HTTPError as exc:
-        return Outcome(0, time.perf_counter() - started, error=type(exc).__name__)
+        return Outcome(0, time.perf_counter() - started, error=type(exc).__name__, request_id=rid)
     latency = time.perf_counter() - started
-    outcome = Outcome(response.status_code, latency, worker=response.headers.get(WORKER_HEADER, ""))
+    outcome = Outcome(
+        response.status_code,
+        latency,
+        worker=response.headers.get(WORKER_HEADER, ""),
+        request_id=rid,
+    )
     if response.status_code == 200:
         data = response.json()
         outcome.degraded = bool(data.get("degraded", False))
@@ -274,8 +281,12 @@ def summarise(
     premium_model: str,
     redis_restarted: bool,
     client_cpu_s: float,
+    this_run_only: bool = True,
 ) -> LoadReport:
-    """The report of one run, from the outcomes and (when available) the workers' ledger."""
+    """The report of one run, from the outcomes and (when available) the workers' ledger.
+
+    The premium comparison and the model calls count only the ledger events of this run's
+    requests (by request id) unless ``this_run_only`` is false."""
     n = len(outcomes)
     latencies = np.array([o.latency_s for o in outcomes if o.status]) * 1000
     pct = np.percentile(latencies, [50, 95, 99]) if latencies.size else np.array([math.nan] * 3)
@@ -289,9 +300,13 @@ def summarise(
     overspend: float | None = None
     overspent: list[str] = []
     if ledger is not None:
+        # This run's model calls (a ledger may also hold earlier runs' against the same
+        # service); every call, of any run, counts against the budgets.
+        ids = {o.request_id for o in outcomes}
+        mine = [e for e in ledger if e.request_id in ids] if this_run_only else list(ledger)
         price = prices.llm.model(premium_model)
-        premium_cost = sum(price.cost(e.input_tokens, e.output_tokens) for e in ledger) / max(n, 1)
-        calls = dict(Counter(e.model for e in ledger))
+        premium_cost = sum(price.cost(e.input_tokens, e.output_tokens) for e in mine) / max(n, 1)
+        calls = dict(Counter(e.model for e in mine))
         if tenants is not None:
             found = budget_overspend(ledger, tenants.budget_policy())
             overspend = sum(o.over_usd for o in found)

@@ -331,7 +331,7 @@ def create_app(
             headers={WORKER_HEADER: worker},
         )
 
-    def tenant_of(request: Request) -> str:
+    async def tenant_of(request: Request) -> str:
         """Authenticate, then take a token from the tenant's bucket."""
         key = request.headers.get("x-api-key")
         auth = request.headers.get("authorization", "")
