@@ -65,7 +65,7 @@ class Product:
     risk_class: int
 
 
-CASH_FUND = Product("eur_money_market_fund", "cash", 1)
+CASH_FUND = Product("money_market_fund", "cash", 1)
 SHORT_BONDS = Product("short_government_bond_fund", "bonds", 2)
 AGGREGATE_BONDS = Product("global_aggregate_bond_fund", "bonds", 3)
 GLOBAL_EQUITY = Product("global_equity_index_fund", "equity", 4)

@@ -233,8 +233,8 @@ def allocate(bank: Bank, customer_id: str, summary: AccountSummary) -> Recommend
         rationale.append(f"credit card balance of {card_debt:,.2f} repaid before investing")
     if summary.liquid_balance < 0:
         rationale.append("liquid balance negative: clear the overdraft first")
-    equity = min(rules.EQUITY_CAP[profile], rules.EQUITY_PER_HORIZON_YEAR * horizon)
     cash = rules.CASH_SLEEVE[liquidity]
+    equity = min(rules.EQUITY_CAP[profile], rules.EQUITY_PER_HORIZON_YEAR * horizon, 1.0 - cash)
     bonds = max(0.0, 1.0 - equity - cash)
     rationale.append(
         f"equity {equity:.0%}: the lower of the {profile} cap "
