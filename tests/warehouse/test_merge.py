@@ -706,3 +706,10 @@ def test_a_delete_branch_with_an_unconditional_insert_is_not_idempotent() -> Non
         "WHEN NOT MATCHED THEN", "WHEN NOT MATCHED AND s.status <> 'CANCELLED' THEN"
     )
     assert _status(guarded, "idempotent") is CheckStatus.PASS
+
+
+def test_prove_refuses_a_statement_whose_rewrite_is_refused(workspace: Path) -> None:
+    sql = DEMO_MERGE.replace("AND t.as_of_date = s.as_of_date", "")
+    with pytest.raises(CostlineError) as info:
+        prove_merge(workspace, statement=sql, rows=24_000, partitions=60)
+    assert "refused (partition-key:" in str(info.value)

@@ -567,7 +567,7 @@ def prove_merge(
     adds the next day.
     """
     from costline.warehouse.catalog import load_catalog
-    from costline.warehouse.merge.rewrite import resolve_partition
+    from costline.warehouse.merge.rewrite import resolve_partition, rewrite_merge
 
     catalog_path = workspace / "catalog.json"
     if not catalog_path.is_file():
@@ -584,6 +584,13 @@ def prove_merge(
         )
     partition = resolve_partition(parts.target_name, catalog, catalog_name=str(catalog_path))
     _engine_partition(partition)
+    rewrite = rewrite_merge(sql, catalog=catalog, catalog_name=str(catalog_path))
+    if rewrite.refused:
+        first = rewrite.refusals[0]
+        raise CostlineError(
+            f"the rewrite of this MERGE is refused ({first.code}: {first.message}); there is"
+            " nothing to prove"
+        )
     if partition.type != "DATE":
         raise CostlineError("the generated proof table has daily DATE partitions only")
     if rows < partitions:
