@@ -174,7 +174,7 @@ def _own_data_only(request: AssistRequest, bank: Bank, out: Sections, review: Re
                 OTHER_CUSTOMER,
                 CheckOutcome.BLOCKED,
                 section,
-                f"{len(foreign)} transaction(s) do not belong to the customer",
+                f"{section}: {len(foreign)} transaction(s) do not belong to the customer",
                 rules.GDPR_CONFIDENTIALITY,
             )
             setattr(out, "analyst" if section == "analyst" else "risk", None)
@@ -183,7 +183,7 @@ def _own_data_only(request: AssistRequest, bank: Bank, out: Sections, review: Re
                 OTHER_CUSTOMER,
                 CheckOutcome.PASSED,
                 section,
-                f"{len(txn_ids)} transaction(s), all the customer's own",
+                f"{section}: {len(txn_ids)} transaction(s), all the customer's own",
                 rules.GDPR_CONFIDENTIALITY,
             )
 
