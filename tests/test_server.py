@@ -13,7 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from costline.agents.guardian import Tier
 from costline.core.budgets import BudgetKey, BudgetPeriod, BudgetScope, RedisBudgetStore
+from costline.core.errors import CostlineError
+from costline.server import ServerSettings, tier_policy
 from costline.service.ledger import read_ledger
 from costline.service.redaction import CUSTOMER_MASK
 from costline.service.tenants import demo_key
@@ -312,3 +315,16 @@ def test_budgets_in_redis_equal_the_spend_in_the_ledger(
     for tenant, (spent, reserved) in asyncio.run(usage()).items():
         assert spent == pytest.approx(by_tenant[tenant], abs=1e-9)
         assert reserved == 0
+
+
+def test_models_per_tier_are_configuration_checked_against_the_catalogue(
+    small_workspace: Path,
+) -> None:
+    settings = ServerSettings(workspace=small_workspace, models={"small": "gpt-4o-mini"})
+    policy = tier_policy(settings)
+    assert policy.models[Tier.SMALL] == "gpt-4o-mini"
+    assert policy.models[Tier.PREMIUM] == "gpt-4.1"
+    with pytest.raises(CostlineError, match="unknown tier"):
+        tier_policy(ServerSettings(workspace=small_workspace, models={"huge": "gpt-4.1"}))
+    with pytest.raises(CostlineError, match="no price for model 'gpt-9'"):
+        tier_policy(ServerSettings(workspace=small_workspace, models={"mid": "gpt-9"}))

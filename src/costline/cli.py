@@ -337,6 +337,13 @@ def _workspace_or_demo(directory: Path | None) -> Path:
     return directory
 
 
+def _tier_model(text: str) -> tuple[str, str]:
+    tier, sep, name = text.partition("=")
+    if not sep or not tier.strip() or not name.strip():
+        raise CostlineError(f"--model {text!r}: expected TIER=MODEL, e.g. small=gpt-4o-mini")
+    return tier.strip(), name.strip()
+
+
 @app.command()
 def serve(
     workspace: Annotated[
@@ -367,6 +374,10 @@ def serve(
     llm_provider: Annotated[str, typer.Option(help="Provider name reported in telemetry.")] = (
         "openai"
     ),
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="TIER=MODEL (premium, mid, small), repeatable; catalogue names."),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the financial assistant over HTTP (POST /v1/assist, /healthz, /metrics)."""
@@ -386,6 +397,7 @@ def serve(
         llm_base_url=llm_base_url,
         llm_api_key_env=llm_api_key_env,
         llm_provider_name=llm_provider,
+        models=dict(_tier_model(m) for m in model or []),
         access_log=access_log,
     )
     if tenants is None:

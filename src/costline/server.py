@@ -47,6 +47,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 
+from costline.agents.guardian import Tier, TierPolicy
 from costline.agents.llm import LLMProvider, OpenAIChat
 from costline.assistant import (
     AssistRequest,
@@ -61,6 +62,7 @@ from costline.assistant.assistant import offline_provider
 from costline.core.budgets import BudgetStore, budget_store_from_url
 from costline.core.errors import CostlineError
 from costline.core.events import CostEventSink
+from costline.core.prices import load_prices
 from costline.core.telemetry import Telemetry, tracer_provider
 from costline.service.faults import (
     FAILING_RECOMMENDER,
@@ -111,6 +113,8 @@ class ServerSettings(BaseModel):
     llm_base_url: str | None = None
     llm_api_key_env: str | None = None
     llm_provider_name: str = "openai"
+    # Model per tier ("premium", "mid", "small"), over the defaults; names from the catalogue.
+    models: dict[str, str] = Field(default_factory=dict)
     # Uvicorn's access log (one line per request: off under load).
     access_log: bool = False
     log_level: str = "info"
@@ -268,7 +272,7 @@ def create_app(
             settings.workspace,
             provider=llm,
             budget_store=store,
-            settings=_assistant_settings(tenants, sink, telemetry),
+            settings=_assistant_settings(settings, tenants, sink, telemetry),
         )
         log.info(
             "worker %d serving %s (%d tenants, budgets in %s)",
@@ -429,10 +433,37 @@ def _count_too_large(metrics: ServiceMetrics, path: str) -> None:
     metrics.requests.labels(path if path in ROUTES else "other", "413").inc()
 
 
+def tier_policy(settings: ServerSettings) -> TierPolicy:
+    """The default tier policy with the configured models; an unknown tier or a model missing
+    from the price catalogue is named."""
+    policy = TierPolicy()
+    if not settings.models:
+        return policy
+    models = dict(policy.models)
+    for tier, model in settings.models.items():
+        try:
+            models[Tier(tier)] = model
+        except ValueError:
+            known = ", ".join(t.value for t in Tier)
+            raise CostlineError(f"--model {tier}={model}: unknown tier (use {known})") from None
+    prices = load_prices()
+    for model in models.values():
+        prices.llm.model(model)  # names the catalogue's models if it is not one of them
+    return policy.model_copy(update={"models": models})
+
+
 def _assistant_settings(
-    tenants: TenantsConfig, sink: CostEventSink | None, telemetry: Telemetry
+    settings: ServerSettings,
+    tenants: TenantsConfig,
+    sink: CostEventSink | None,
+    telemetry: Telemetry,
 ) -> AssistSettings:
-    return AssistSettings(budgets=tenants.budget_policy(), sink=sink, telemetry=telemetry)
+    return AssistSettings(
+        budgets=tenants.budget_policy(),
+        tiers=tier_policy(settings),
+        sink=sink,
+        telemetry=telemetry,
+    )
 
 
 def _check_isolation(
@@ -526,7 +557,9 @@ def serve(settings: ServerSettings) -> None:
     over them, where one shared accept queue lets whichever worker wakes first take most
     keep-alive connections.
     """
-    tenants_for(settings)  # a bad tenants file fails here, once, not in every worker
+    # Bad configuration fails here, once, not in every worker.
+    tenants_for(settings)
+    tier_policy(settings)
     if settings.llm_base_url is not None:
         provider_for(settings)
     if settings.workers == 1:
