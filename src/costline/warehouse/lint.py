@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 SQL_SUFFIXES = (".sql", ".bqsql")
+# costline's guard, not a BigQuery limit: sqlglot's parser copies each nested subquery, so its
+# time grows with the square of the depth; deeper statements are reported, not parsed.
+MAX_NESTING = 200
 
 
 class _Value(BaseModel):
@@ -302,6 +305,17 @@ def _control_prefix(
     return i
 
 
+def _nesting(tokens: Sequence[Token]) -> int:
+    depth = deepest = 0
+    for tok in tokens:
+        if tok.token_type is TokenType.L_PAREN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif tok.token_type is TokenType.R_PAREN:
+            depth -= 1
+    return deepest
+
+
 def _split(tokens: Sequence[Token], sql: str) -> list[list[Token]]:
     if ";" not in sql:
         return [list(tokens)] if tokens else []
@@ -312,6 +326,45 @@ def _split(tokens: Sequence[Token], sql: str) -> list[list[Token]]:
         else:
             chunks[-1].append(tok)
     return [c for c in chunks if c]
+
+
+def _split_untokenizable(
+    source: _Source, dialect: sqlglot.Dialect, errors: list[LintError]
+) -> list[list[Token]]:
+    """Statements of a text the tokenizer rejects (an unterminated string, a stray
+    character): each piece between semicolons on its own, so only the bad one is lost."""
+    chunks: list[list[Token]] = []
+    offset = 0
+    for piece in source.sql.split(";"):
+        start = offset
+        offset += len(piece) + 1
+        if not piece.strip():
+            continue
+        try:
+            tokens = dialect.tokenize(piece)
+        except TokenError:
+            at = start + len(piece) - len(piece.lstrip())
+            line, col = source.position(at)
+            errors.append(
+                LintError(
+                    path=source.path,
+                    line=line,
+                    column=col,
+                    message="cannot tokenize (unterminated string or comment, or a stray "
+                    "character) in this statement",
+                )
+            )
+            continue
+        line0, col0 = source.position(start)
+        for tok in tokens:
+            if tok.line == 1:
+                tok.col += col0 - 1
+            tok.line += line0 - 1
+            tok.start += start
+            tok.end += start
+        if tokens:
+            chunks.append(list(tokens))
+    return chunks
 
 
 def _error_at(source: _Source, exc: SqlglotError, fallback: int) -> LintError:
@@ -327,22 +380,28 @@ def _error_at(source: _Source, exc: SqlglotError, fallback: int) -> LintError:
         if match:
             line, col = int(match.group(1)), int(match.group(2))
             message = message.split(". Line")[0]
+    message = _TOKEN_REPR.sub(lambda m: _token_words(m.group(1)), message)
     return LintError(path=source.path, line=line, column=max(col, 1), message=message)
+
+
+_TOKEN_REPR = re.compile(r"<Token token_type: TokenType\.\w+, text: (.*?), line: [^>]*>")
+
+
+def _token_words(text: str) -> str:
+    return "the end of the statement" if text == "SENTINEL" else repr(text)
 
 
 def _read_script(
     source: _Source, dialect: sqlglot.Dialect
 ) -> tuple[list[Statement], list[LintError]]:
-    try:
-        tokens = dialect.tokenize(source.sql)
-    except TokenError as exc:
-        return [], [_error_at(source, exc, 0)]
-    except SqlglotError as exc:  # pragma: no cover - the tokenizer raises only TokenError
-        return [], [_error_at(source, exc, 0)]
-    parsed_all: list[tuple[exp.Expr, int, int]] = []
     errors: list[LintError] = []
+    try:
+        chunks = _split(dialect.tokenize(source.sql), source.sql)
+    except TokenError:
+        chunks = _split_untokenizable(source, dialect, errors)
+    parsed_all: list[tuple[exp.Expr, int, int]] = []
     stack: list[str] = []
-    for chunk in _split(tokens, source.sql):
+    for chunk in chunks:
         try:
             start = _control_prefix(chunk, stack, source.sql, dialect)
         except TokenError as exc:
@@ -352,6 +411,17 @@ def _read_script(
         if not body:
             continue
         loops = stack.count("loop")
+        if len(body) > 2 * MAX_NESTING and _nesting(body) > MAX_NESTING:
+            line, col = source.position(body[0].start)
+            errors.append(
+                LintError(
+                    path=source.path,
+                    line=line,
+                    column=col,
+                    message=f"statement nested more than {MAX_NESTING} levels deep; not analysed",
+                )
+            )
+            continue
         try:
             parsed = dialect.parser().parse(body, source.sql)
         except SqlglotError as exc:

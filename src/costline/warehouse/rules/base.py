@@ -295,10 +295,23 @@ def column_filters(condition: exp.Expr | None, test: ColumnTest) -> list[ColumnF
     out: list[ColumnFilter] = []
     for pred in conjuncts(condition):
         if isinstance(pred, exp.Or):
+            # Restricted only where every branch restricts the same column.
             branches = [column_filters(b, test) for b in _or_branches(pred)]
-            if all(any(f.kind is FilterKind.constant for f in b) for b in branches):
-                first = next(f for f in branches[0] if f.kind is FilterKind.constant)
-                out.append(ColumnFilter(first.column, FilterKind.constant, pred, False))
+            common = set.intersection(
+                *(
+                    {
+                        (f.column.table.lower(), f.column.name.lower())
+                        for f in b
+                        if f.kind is FilterKind.constant
+                    }
+                    for b in branches
+                )
+            )
+            for f in branches[0]:
+                key = (f.column.table.lower(), f.column.name.lower())
+                if f.kind is FilterKind.constant and key in common:
+                    common.discard(key)
+                    out.append(ColumnFilter(f.column, FilterKind.constant, pred, False))
             continue
         for side, values in comparison_pairs(pred):
             column = bare_column(side)
