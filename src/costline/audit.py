@@ -19,6 +19,7 @@ from costline.warehouse.capacity import CapacityResult, plan_capacity, usage_fro
 from costline.warehouse.catalog import load_catalog
 from costline.warehouse.drivers import Driver, cost_drivers
 from costline.warehouse.jobs import read_history
+from costline.warehouse.lint import LintResult, lint_history
 from costline.warehouse.merge.find import MergeFinding, find_full_table_merge
 from costline.warehouse.profile import Profile, profile_history
 
@@ -37,6 +38,8 @@ class AuditResult(BaseModel):
     merge: MergeFinding | None = None
     capacity: CapacityResult | None = None
     layout: Advice | None = None
+    lint: LintResult | None = None
+    """SQL anti-patterns in the history's query patterns, costliest first."""
 
 
 def workspace_history(directory: Path) -> list[Path]:
@@ -78,6 +81,7 @@ def run_audit(
         if catalog is not None
         else None,
         capacity=capacity,
+        lint=lint_history(profile.fingerprints, source="jobs", catalog=catalog, progress=progress),
         layout=advise(profile, history, catalog, prices, catalog_dir=directory, prove=1)
         if catalog is not None
         else None,

@@ -331,6 +331,33 @@ def test_history_findings_carry_their_pattern_cost_ranked_by_it(tmp_path: Path) 
     )
 
 
+def test_audit_shows_the_costliest_findings(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from costline.audit import AuditResult
+    from costline.report.html import render_audit_html
+    from costline.report.text import print_audit
+
+    rows = [
+        job("a", query="SELECT * FROM d.wide", total_bytes_billed=TIB),
+        job("b", query="SELECT a FROM d.t ORDER BY a", total_bytes_billed=2 * TIB),
+    ]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    profile = profile_history(read_history([path]), load_prices())
+    lint = lint_history(profile.fingerprints, source="jobs")
+    result = AuditResult(workspace="ws", profile=profile, drivers=(), lint=lint)
+    html = render_audit_html(result)
+    section = html[html.index('<section id="lint">') :]
+    assert "2 findings in 2 query patterns" in section
+    assert section.index("CL013") < section.index("CL010")  # costliest first
+    console = Console(record=True, width=80)
+    print_audit(console, result)
+    text = console.export_text()
+    assert "SQL anti-patterns: 2 findings in 2 patterns; costliest:" in text
+    assert "CL013 order-by-without-limit" in text
+
+
 @pytest.fixture(scope="module")
 def demo(
     tmp_path_factory: pytest.TempPathFactory,

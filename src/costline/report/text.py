@@ -120,6 +120,19 @@ def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None
     for d in drivers:
         if d.reasons:
             console.print(f"[bold]#{d.rank}[/] " + "; ".join(d.reasons), highlight=False)
+    if result.lint is not None and result.lint.findings:
+        lint = result.lint
+        console.print(
+            f"SQL anti-patterns: {len(lint.findings):,} findings in {lint.files:,} patterns; "
+            "costliest:",
+            highlight=False,
+        )
+        for f in lint.findings[:5]:
+            console.print(
+                f"  {usd(f.cost_usd or 0.0):>10}  {f.code} {f.name:<30} {f.path.split('#')[-1]}",
+                highlight=False,
+                markup=False,
+            )
     merge = result.merge
     if merge is not None and merge.proof is not None:
         proof = merge.proof

@@ -18,10 +18,9 @@ import fnmatch
 import logging
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,6 +30,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from costline.core.errors import CostlineError, first_validation_error
 from costline.warehouse.catalog import Catalog
+from costline.warehouse.profile import FingerprintStats
 from costline.warehouse.rules import ALL_RULES
 from costline.warehouse.rules.base import GOOGLE, Rule, Script, Severity, Statement, Violation
 
@@ -649,12 +649,13 @@ def lint_paths(
 
 
 def lint_history(
-    patterns: Iterable[Any],
+    patterns: Iterable[FingerprintStats],
     *,
     source: str = "history",
     catalog: Catalog | None = None,
     rules: Sequence[type[Rule]] | None = None,
     dialect: str = "bigquery",
+    progress: Callable[[str, float], None] | None = None,
 ) -> LintResult:
     """Lint the example text of each pattern of a profile (``Profile.fingerprints``).
 
@@ -665,9 +666,13 @@ def lint_history(
     findings: list[LintFinding] = []
     errors: list[LintError] = []
     files = statements = 0
+    patterns = list(patterns)
+    step = progress or (lambda _name, _done: None)
     with _QuietParser():
-        for fp in patterns:
-            text = getattr(fp, "example_query", None)
+        for i, fp in enumerate(patterns):
+            if i % 250 == 0:
+                step("linting query patterns", i / max(len(patterns), 1))
+            text = fp.example_query
             if not text:
                 continue
             files += 1
