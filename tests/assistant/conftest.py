@@ -17,6 +17,9 @@ from costline.assistant import AssistSettings, FinancialAssistant, offline_provi
 from costline.assistant.bank import Bank, load_bank
 from costline.core.budgets import BudgetPolicy, BudgetStore
 from costline.demo.bank import generate_bank, write_bank
+from tests.core.conftest import redis_url
+
+__all__ = ["redis_url"]
 
 END = dt.date(2026, 10, 31)
 

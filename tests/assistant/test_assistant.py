@@ -4,6 +4,8 @@ ledger, degraded paths (slow risk agent, failing recommender, failing provider, 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,13 @@ from costline.assistant import (
     inject_faults,
 )
 from costline.assistant.bank import Bank
-from costline.core.budgets import BudgetLimit, BudgetPeriod, BudgetPolicy, InMemoryBudgetStore
+from costline.core.budgets import (
+    BudgetLimit,
+    BudgetPeriod,
+    BudgetPolicy,
+    InMemoryBudgetStore,
+    RedisBudgetStore,
+)
 from costline.core.events import Ledger
 from tests.assistant.conftest import MakeAssistant, one
 
@@ -191,21 +199,60 @@ async def test_exhausted_tenant_budget_degrades_without_overspending(
     tenant = bank.customers[advisable].tenant_id
     ledger = Ledger()
     store = InMemoryBudgetStore()
-    budgets = BudgetPolicy(tenants={tenant: BudgetLimit(limit_usd=0.0005, period=BudgetPeriod.DAY)})
+    budgets = BudgetPolicy(tenants={tenant: BudgetLimit(limit_usd=0.005, period=BudgetPeriod.DAY)})
     # No downgrade: the small tier is a free local model, which would never run out.
     assistant = make_assistant(
         store=store, budgets=budgets, sink=ledger, tiers=TierPolicy(allow_downgrade=False)
     )
     answers = await asyncio.gather(
-        *(assistant.assist(ask(bank, advisable, [ADVICE], 25_000.0)) for _ in range(20))
+        *(assistant.assist(ask(bank, advisable, [ADVICE], 25_000.0)) for _ in range(40))
     )
     spent = ledger.total(tenant=tenant)
-    assert spent <= 0.0005
+    assert 0 < spent <= 0.005
     assert sum(a.cost_usd for a in answers) == pytest.approx(spent)
     refused = [a for a in answers if a.degraded]
     assert refused, "the budget should have run out"
     assert all(a.recommendation is not None for a in answers)  # the rules answered
     assert any("budget" in a.degraded_reasons[0] for a in refused)
+
+
+@pytest.mark.anyio
+async def test_workers_share_a_tenant_budget_through_redis(
+    bank: Bank, make_assistant: MakeAssistant, advisable: str, redis_url: str
+) -> None:
+    """Two assistants (two workers) draw on one Redis-held budget: together they never spend
+    more than it, and the ledgers account for every cent."""
+    tenant = bank.customers[advisable].tenant_id
+    limit = 0.01  # a premium narrative reserves about $0.002 and costs about $0.0005
+    budgets = BudgetPolicy(tenants={tenant: BudgetLimit(limit_usd=limit, period=BudgetPeriod.DAY)})
+    prefix = f"assistant-test-{uuid.uuid4().hex}"
+    stores = [RedisBudgetStore.from_url(redis_url, prefix=prefix) for _ in range(2)]
+    ledgers = [Ledger(), Ledger()]
+    workers = [
+        make_assistant(
+            store=store, budgets=budgets, sink=ledger, tiers=TierPolicy(allow_downgrade=False)
+        )
+        for store, ledger in zip(stores, ledgers, strict=True)
+    ]
+    try:
+        answers = await asyncio.gather(
+            *(workers[i % 2].assist(ask(bank, advisable, [ADVICE], 25_000.0)) for i in range(60))
+        )
+        usage = await stores[0].usage(_tenant_key(budgets, tenant))
+    finally:
+        for store in stores:
+            await store.aclose()
+    spent = sum(ledger.total() for ledger in ledgers)
+    assert 0 < spent <= limit
+    assert all(ledger.total() > 0 for ledger in ledgers)  # both workers spent
+    assert usage.spent_usd == pytest.approx(spent)
+    assert usage.reserved_usd == 0
+    assert sum(a.cost_usd for a in answers) == pytest.approx(spent)
+    assert any(a.degraded for a in answers)  # the budget ran out; the rules answered
+
+
+def _tenant_key(budgets: BudgetPolicy, tenant: str) -> Any:
+    return budgets.lines(tenant, dt.datetime.now(dt.UTC))[0].key
 
 
 @pytest.mark.anyio
