@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -342,26 +343,30 @@ def prove_statement(
     _check_columns(parts, {n.lower() for n in source.schema.names}, "the batch")
     affected = affected_partitions(parts, partition, source, Strategy.MERGE)
     sides: dict[str, tuple[SideResult, BatchCounts, str]] = {}
-    for step, name in enumerate(("original", "rewritten")):
-        if progress is not None:
-            progress(f"{name} MERGE", step / 2)
-        copy = clone_table(base, work / name)
-        start = time.perf_counter()
-        scoped = None
-        if name == "rewritten":  # the script computes the affected set: its time counts
-            scoped = affected_partitions(parts, partition, source, Strategy.MERGE)
-        extra = time.perf_counter() - start
-        side, counts = run_plan(copy, engine_plan(parts, partition, scoped), source)
-        side = side.model_copy(update={"wall_s": round(side.wall_s + extra, 4)})
-        sides[name] = (side, counts, table_checksum(copy)[1])
+    # A private directory per proof: concurrent proofs on one workspace never share clones.
+    work.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix="proof-", dir=work))
+    try:
+        for step, name in enumerate(("original", "rewritten")):
+            if progress is not None:
+                progress(f"{name} MERGE", step / 2)
+            copy = clone_table(base, private / name)
+            start = time.perf_counter()
+            scoped = None
+            if name == "rewritten":  # the script computes the affected set: its time counts
+                scoped = affected_partitions(parts, partition, source, Strategy.MERGE)
+            extra = time.perf_counter() - start
+            side, counts = run_plan(copy, engine_plan(parts, partition, scoped), source)
+            side = side.model_copy(update={"wall_s": round(side.wall_s + extra, 4)})
+            sides[name] = (side, counts, table_checksum(copy)[1])
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     rows = table_rows(base)
     original, counts, check_o = sides["original"]
     rewritten, _, check_r = sides["rewritten"]
     moved_o = original.bytes_read + original.bytes_written
     moved_r = rewritten.bytes_read + rewritten.bytes_written
     partitions = len(DeltaTable(str(base)).partitions())
-    for name in ("original", "rewritten"):
-        shutil.rmtree(work / name, ignore_errors=True)
     return MergeProof(
         engine=f"delta-rs (deltalake {deltalake_version})",
         table=table_name or parts.target_name,
@@ -467,9 +472,10 @@ def build_table(shape: TableShape, path: Path, progress: Progress | None = None)
     }
     if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == spec:
         return path
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    # Built beside its final place and renamed: a concurrent or interrupted build never leaves
+    # a half-written table where a proof would read it.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     per_day = shape.rows_per_day
     chunk_days = max(1, 1_000_000 // per_day)
     con = _connect()
@@ -478,12 +484,20 @@ def build_table(shape: TableShape, path: Path, progress: Progress | None = None)
             last = min(shape.partitions, first + chunk_days) - 1
             sql = shape.select(first, last, "0", str(per_day))
             batch = con.sql(sql).to_arrow_table()
-            write_deltalake(str(path), batch, partition_by=[shape.partition_column], mode="append")
+            write_deltalake(
+                str(staging), batch, partition_by=[shape.partition_column], mode="append"
+            )
             if progress is not None:
                 progress(f"building {shape.meta.short_name}", (last + 1) / shape.partitions)
+        (staging / marker.name).write_text(json.dumps(spec), encoding="utf-8")
+        built_meanwhile = marker.is_file() and json.loads(marker.read_text("utf-8")) == spec
+        if not built_meanwhile:
+            if path.exists():
+                shutil.rmtree(path)
+            staging.rename(path)
     finally:
         con.close()
-    marker.write_text(json.dumps(spec), encoding="utf-8")
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
