@@ -10,8 +10,10 @@ costs a few dictionary look-ups and array slices: no query runs while serving.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,11 +280,20 @@ _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def _lock(model_dir: Path) -> threading.Lock:
-    """One lock per model directory, so assistants built in threads of one process train once
-    (processes are kept apart by the cache's atomic writes)."""
+@contextmanager
+def _lock(model_dir: Path) -> Iterator[None]:
+    """Hold the model directory exclusively: a lock per directory between threads, and an
+    advisory file lock between processes, so workers starting together on a fresh workspace
+    train once (the others wait, then read the cache)."""
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(model_dir.resolve(), threading.Lock())
+        local = _LOCKS.setdefault(model_dir.resolve(), threading.Lock())
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with local, (model_dir / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> Sequence[tuple[Any, ...]]:
