@@ -142,7 +142,7 @@ def test_ingestion_time_tables_keep_their_partitions_and_gain_clustering(tmp_pat
     assert rec.proposed.partition_column == "_PARTITIONTIME"
     assert rec.proposed.clustering == ("pair",)
     assert rec.ingestion_time_alternative.startswith("kept: ingestion-time partitioning")
-    assert "INSERT INTO `acme.finance.fx__relayout` (_PARTITIONTIME, pair, mid)" in rec.ddl
+    assert "INSERT INTO `acme.finance.fx__relayout` (_PARTITIONTIME, pair, mid)\nSELECT " in rec.ddl
 
 
 def _local_table(root: Path) -> TableMeta:
@@ -232,8 +232,14 @@ def test_migration_ddl_is_new_table_backfill_verify_swap() -> None:
             expiration_days=400,
         ),
     )
-    steps = [line for line in ddl.splitlines() if line.startswith("-- ")]
-    assert [s.split(".")[0] for s in steps[:4]] == ["-- 1", "-- 2", "-- 3", "-- 4"]
+    steps = [
+        line.split(".")[0]
+        for line in ddl.splitlines()
+        if line[:4] in ("-- 1", "-- 2", "-- 3", "-- 4")
+    ]
+    assert steps == ["-- 1", "-- 2", "-- 3", "-- 4"]
+    assert "AS SELECT * FROM `acme.finance.txn` FOR SYSTEM_TIME AS OF snapshot_ts;" in ddl
+    assert "FROM APPENDS(TABLE `acme.finance.txn`, snapshot_ts, NULL);" in ddl
     assert (
         "PARTITION BY booking_date\nCLUSTER BY account_id, channel\n"
         "OPTIONS (require_partition_filter = TRUE, partition_expiration_days = 400)"

@@ -16,7 +16,8 @@ def _pct(x: float) -> str:
 def advice_text(advice: Advice) -> str:
     """Plain text: one block per table, the DDL of the changed ones."""
     lines = [
-        f"Table layout advice: {len(advice.recommendations)} tables, "
+        f"Table layout advice: {len(advice.recommendations)} "
+        f"table{'s' if len(advice.recommendations) != 1 else ''}, "
         f"estimated saving {usd(advice.total_saving_usd)} over the history",
         "",
     ]

@@ -1012,23 +1012,27 @@ def migration_ddl(meta: TableMeta, layout: Layout) -> str:
     if options:
         clauses.append("OPTIONS (" + ", ".join(options) + ")")
     layout_sql = "\n".join(clauses)
-    create = f"{layout_sql}\nAS SELECT * FROM {old};"
+    snapshot = f"{old} FOR SYSTEM_TIME AS OF snapshot_ts"
+    create = f"{layout_sql}\nAS SELECT * FROM {snapshot};"
     if layout.partition_column == "_PARTITIONTIME":
         # Ingestion-time rows keep their partition only when _PARTITIONTIME is copied.
         names = ", ".join(c.name for c in meta.columns)
         create = (
             f"LIKE {old}\n{layout_sql};\n"
             f"INSERT INTO {new} (_PARTITIONTIME, {names})\n"
-            f"SELECT _PARTITIONTIME, {names} FROM {old};"
+            f"SELECT _PARTITIONTIME, {names} FROM {snapshot};"
         )
-    return f"""-- 1. New table with the proposed layout (the old one keeps serving reads).
+    return f"""-- Zero-downtime re-layout of {old}, as one BigQuery script.
+DECLARE snapshot_ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP();
+
+-- 1. New table with the proposed layout, from a consistent snapshot (the old one keeps serving).
 CREATE TABLE {new}
 {create}
 
--- 2. Backfill what arrived while it was built (writers now write to both tables).
+-- 2. Point writers at the new table, then backfill the rows appended since the snapshot.
 INSERT INTO {new}
-SELECT * FROM {old} AS o
-WHERE NOT EXISTS (SELECT 1 FROM {new} AS n WHERE TO_JSON_STRING(n) = TO_JSON_STRING(o));
+SELECT * EXCEPT (_CHANGE_TYPE, _CHANGE_TIMESTAMP)
+FROM APPENDS(TABLE {old}, snapshot_ts, NULL);
 
 -- 3. Verify: same row count and same order-independent checksum.
 SELECT
