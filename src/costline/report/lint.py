@@ -37,10 +37,10 @@ def render_text(result: LintResult) -> str:
         lines.append(f"{e.path}:{e.line}:{e.column}: cannot parse: {e.message}")
     counts = Counter(f.severity for f in result.findings)
     summary = (
-        f"{len(result.findings)} finding{'s' * (len(result.findings) != 1)}"
+        f"{len(result.findings):,} finding{'s' * (len(result.findings) != 1)}"
         f" ({counts[Severity.error]} error, {counts[Severity.warning]} warning, "
-        f"{counts[Severity.info]} info) in {result.statements} statement"
-        f"{'s' * (result.statements != 1)} of {result.files} "
+        f"{counts[Severity.info]} info) in {result.statements:,} statement"
+        f"{'s' * (result.statements != 1)} of {result.files:,} "
         f"{'source' if result.files == 1 else 'sources'}"
     )
     if result.errors:
