@@ -70,6 +70,7 @@ def offline_provider() -> OfflineProvider:
     plain recommendation, tagged with the model that would have written it."""
 
     def answer(model: str, messages: Sequence[ChatMessage]) -> str:
+        """The prompt's recommendation line, tagged with ``model``."""
         prompt = messages[-1].content if messages else ""
         for line in prompt.splitlines():
             if line.startswith(RECOMMENDATION_PREFIX):
@@ -111,18 +112,22 @@ class FinancialAssistant:
         recent = settings.recent_transactions
 
         async def analyst(req: _Ask, ctx: AgentContext) -> AccountSummary:
+            """The account summary (no model call)."""
             return analyse(bank, req.customer_id, recent)
 
         async def risk(req: _Ask, ctx: AgentContext) -> FraudAssessment:
+            """The trained model's view of the transactions (slow under the slow-risk fault)."""
             faults = settings.faults()
             if faults.slow_risk:
                 await asyncio.sleep(faults.slow_risk_delay_s)
             return assess(bank, req.customer_id, req.transaction_id, recent, method="model")
 
         async def risk_rules(req: _Ask, ctx: AgentContext) -> FraudAssessment:
+            """The fallback: the rules' view of the same transactions."""
             return assess(bank, req.customer_id, req.transaction_id, recent, method="rules")
 
         async def recommender(req: _Ask, ctx: AgentContext) -> Recommendation:
+            """The allocation, its narrative written by the tier the guardian picks."""
             if settings.faults().failing_recommender:
                 raise InjectedFault("injected fault: the recommender failed")
             rec = allocate(bank, req.customer_id, analyse(bank, req.customer_id, 0))
@@ -139,6 +144,7 @@ class FinancialAssistant:
             return rec
 
         async def recommender_rules(req: _Ask, ctx: AgentContext) -> Recommendation:
+            """The fallback: the same allocation with its plain narrative, no model call."""
             return allocate(bank, req.customer_id, analyse(bank, req.customer_id, 0))
 
         self.supervisor: Supervisor[_Ask] = Supervisor(
