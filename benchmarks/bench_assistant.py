@@ -89,6 +89,7 @@ def _every_fault(
             rate_per_s=offered, seed=4, faults=parse_faults(ALL_FAULTS),
         ),
         mix, ledger_dir=svc.ledger_dir, tenants=svc.tenants, redis=svc.redis,
+        worker_pids=svc.worker_pids,
     )  # fmt: skip
     _line("every fault", report)
     return report
@@ -114,12 +115,20 @@ def main() -> None:
     if not quick:
         with spawned_service(ws, workers=1, redis=True) as svc:
             runs["one_worker"] = run_load(
-                closed(svc.base_url, 1), mix, ledger_dir=svc.ledger_dir, tenants=svc.tenants
+                closed(svc.base_url, 1),
+                mix,
+                ledger_dir=svc.ledger_dir,
+                tenants=svc.tenants,
+                worker_pids=svc.worker_pids,
             )
             _line("one worker", runs["one_worker"])
     with spawned_service(ws, workers=workers, redis=True) as svc:
         runs["all_workers"] = run_load(
-            closed(svc.base_url, 2), mix, ledger_dir=svc.ledger_dir, tenants=svc.tenants
+            closed(svc.base_url, 2),
+            mix,
+            ledger_dir=svc.ledger_dir,
+            tenants=svc.tenants,
+            worker_pids=svc.worker_pids,
         )
         _line(f"{workers} workers", runs["all_workers"])
         offered = round(0.6 * runs["all_workers"].rps, 1)
@@ -128,7 +137,7 @@ def main() -> None:
                 base_url=svc.base_url, requests=n, duration_s=seconds, concurrency=256,
                 rate_per_s=offered, seed=3, faults=parse_faults("slow-risk=0.3"),
             ),
-            mix, ledger_dir=svc.ledger_dir, tenants=svc.tenants,
+            mix, ledger_dir=svc.ledger_dir, tenants=svc.tenants, worker_pids=svc.worker_pids,
         )  # fmt: skip
         _line("slow risk 30%", runs["slow_risk"])
         if quick:
@@ -137,12 +146,21 @@ def main() -> None:
     if not quick:
         # A daily budget small enough to run out during the run.
         with spawned_service(
-            ws, workers=workers, redis=True, tenant_budget=daily_budget(2.0)
+            ws, workers=workers, redis=True, tenant_budget=daily_budget(0.01)
         ) as svc:
             runs["all_faults"] = _every_fault(svc, n, seconds, offered, mix)
 
     one = runs["one_worker"].rps if "one_worker" in runs else None
-    per_worker = one if one is not None else runs["all_workers"].rps / workers
+    # CPU per request of the workers, in the closed-loop runs: what one worker answers per
+    # second on a core of its own, whatever else the shared machine runs.
+    cpu_ms = [
+        r.server_cpu_ms_per_request
+        for k in ("one_worker", "all_workers")
+        if (r := runs.get(k)) is not None and r.server_cpu_ms_per_request
+    ]
+    cpu_ms_per_request = min(cpu_ms) if cpu_ms else None
+    per_core = 1000 / cpu_ms_per_request if cpu_ms_per_request else None
+    per_worker = per_core or one or runs["all_workers"].rps / workers
     slow = runs["slow_risk"]
     assert slow.premium_cost_per_request_usd is not None
     avg_rps = SEED_REQUESTS_PER_MONTH / SECONDS_PER_MONTH
@@ -155,6 +173,8 @@ def main() -> None:
         "rps_one_worker": one,
         "rps_all_workers": runs["all_workers"].rps,
         "scaling_all_over_one": round(runs["all_workers"].rps / one, 2) if one else None,
+        "server_cpu_ms_per_request": cpu_ms_per_request,
+        "rps_per_worker_core": round(per_core, 1) if per_core else None,
         "offered_rps_latency_runs": offered,
         "requests": slow.requests,
         "rps": slow.rps,

@@ -121,7 +121,7 @@ def test_a_spawned_two_worker_service_survives_every_fault_without_overspending(
             "--requests", "300", "--duration", "30", "--concurrency", "16",
             "--faults", "slow-risk=0.3,failing-recommender=0.1,provider-429=0.05,"
             "provider-500=0.05,redis-restart",
-            "--tenant-budget-usd", "0.02", "--json",
+            "--tenant-budget-usd", "0.001", "--json",
         ],
         capture_output=True,
         text=True,
@@ -135,10 +135,14 @@ def test_a_spawned_two_worker_service_survives_every_fault_without_overspending(
     assert report["redis_restarted"] is True
     assert report["workers"] == 2
     assert 0 < report["degraded_rate"] < 1
-    # Every tier was used, and the mix cost less than the premium model on the same tokens.
-    assert set(report["calls_by_model"]) == {"gpt-4.1", "gpt-4.1-mini", "llama3.2:3b"}
+    # The mix cost less than the premium model on the same tokens. (The budget is too small
+    # to hold a premium call's reservation: the guardian downgrades them to a cheaper tier.)
+    assert {"gpt-4.1-mini", "llama3.2:3b"} <= set(report["calls_by_model"])
+    assert "gpt-4.1" not in report["calls_by_model"]
     assert report["cost_per_request_usd"] < report["premium_cost_per_request_usd"]
-    # No budget overspent, by the ledger, although the budgets ran out (refusals degraded
-    # answers) and Redis restarted midway.
+    # No budget overspent, by the ledger, although budgets were spent to more than half and
+    # Redis restarted midway.
     assert report["budget_overspend_usd"] == 0
     assert report["overspent_budgets"] == []
+    assert report["budget_max_utilisation"] > 0.5
+    assert report["server_cpu_ms_per_request"] > 0

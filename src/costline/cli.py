@@ -479,7 +479,7 @@ def loadtest(
             say(f"driving {svc.base_url} ...")
             report = run_load(
                 config, mix, ledger_dir=svc.ledger_dir, tenants=svc.tenants, redis=svc.redis,
-                on_progress=say,
+                on_progress=say, worker_pids=svc.worker_pids,
             )  # fmt: skip
     else:
         if url is None:

@@ -41,7 +41,7 @@ from costline.core.errors import CostlineError
 from costline.core.events import CostEvent
 from costline.core.prices import PriceCatalogue, load_prices
 from costline.service.faults import FAULT_HEADER, REDIS_RESTART, FaultSpec
-from costline.service.ledger import budget_overspend, read_ledger
+from costline.service.ledger import OVERSPEND_TOLERANCE_USD, budget_spend, read_ledger
 from costline.service.tenants import TenantsConfig, demo_key, demo_tenants, tenants_toml
 
 WORKER_HEADER = "x-costline-worker"
@@ -267,6 +267,14 @@ class LoadReport(BaseModel):
     client_cpu_share: float = Field(
         description="CPU time of the load generator over wall time (1.0: one core saturated)."
     )
+    server_cpu_ms_per_request: float | None = Field(
+        default=None,
+        description="CPU time the worker processes spent per answered request (spawned "
+        "service only): 1000 / it is the throughput of one worker on a core of its own.",
+    )
+    budget_max_utilisation: float | None = Field(
+        default=None, description="Largest share of a budget's limit the ledger shows spent."
+    )
 
 
 def summarise(
@@ -281,6 +289,7 @@ def summarise(
     premium_model: str,
     redis_restarted: bool,
     client_cpu_s: float,
+    server_cpu_s: float | None = None,
     this_run_only: bool = True,
 ) -> LoadReport:
     """The report of one run, from the outcomes and (when available) the workers' ledger.
@@ -299,6 +308,7 @@ def summarise(
     calls: dict[str, int] = {}
     overspend: float | None = None
     overspent: list[str] = []
+    utilisation: float | None = None
     if ledger is not None:
         # This run's model calls (a ledger may also hold earlier runs' against the same
         # service); every call, of any run, counts against the budgets.
@@ -308,9 +318,13 @@ def summarise(
         premium_cost = sum(price.cost(e.input_tokens, e.output_tokens) for e in mine) / max(n, 1)
         calls = dict(Counter(e.model for e in mine))
         if tenants is not None:
-            found = budget_overspend(ledger, tenants.budget_policy())
+            spend = budget_spend(ledger, tenants.budget_policy())
+            found = [b for b in spend if b.over_usd > OVERSPEND_TOLERANCE_USD]
             overspend = sum(o.over_usd for o in found)
             overspent = [o.budget for o in found]
+            utilisation = max(
+                (b.spent_usd / b.limit_usd for b in spend if b.limit_usd), default=0.0
+            )
     per_request = cost / max(n, 1)
     return LoadReport(
         requests=n,
@@ -340,6 +354,10 @@ def summarise(
         faults=str(faults),
         redis_restarted=redis_restarted,
         client_cpu_share=round(client_cpu_s / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+        server_cpu_ms_per_request=(
+            round(server_cpu_s * 1000 / len(answered), 3) if server_cpu_s and answered else None
+        ),
+        budget_max_utilisation=utilisation,
     )
 
 
@@ -425,6 +443,7 @@ class SpawnedService:
     redis: RedisProcess | None
     proc: subprocess.Popen[bytes]
     log_path: Path
+    worker_pids: list[int]
 
 
 @contextlib.contextmanager
@@ -468,8 +487,8 @@ def spawned_service(
                 args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
             )
         base_url = f"http://127.0.0.1:{port}"
-        _wait_healthy(base_url, proc, log_path, workers)
-        yield SpawnedService(base_url, tenants, tmp / "ledger", redis_proc, proc, log_path)
+        pids = _wait_healthy(base_url, proc, log_path, workers)
+        yield SpawnedService(base_url, tenants, tmp / "ledger", redis_proc, proc, log_path, pids)
     finally:
         if proc is not None:
             _stop(proc)
@@ -480,7 +499,7 @@ def spawned_service(
 
 def _wait_healthy(
     base_url: str, proc: subprocess.Popen[bytes], log_path: Path, workers: int
-) -> None:
+) -> list[int]:
     # Every worker must be up: ask until `workers` distinct processes have answered.
     seen: set[int] = set()
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
@@ -502,6 +521,7 @@ def _wait_healthy(
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+    return sorted(seen)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -517,6 +537,20 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def cpu_seconds(pids: Sequence[int]) -> float | None:
+    """User + system CPU time of these processes so far (Linux ``/proc``; ``None`` elsewhere
+    or when one has gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
+
+
 # -- one run ----------------------------------------------------------------------------------
 
 
@@ -530,6 +564,7 @@ def run_load(
     prices: PriceCatalogue | None = None,
     premium_model: str = "gpt-4.1",
     on_progress: Callable[[str], None] | None = None,
+    worker_pids: Sequence[int] = (),
 ) -> LoadReport:
     """Drive the service at ``config.base_url`` with ``mix``; restart ``redis`` midway when the
     faults ask for it; read the ledger (when given) for the premium comparison and the budget
@@ -559,8 +594,15 @@ def run_load(
         return await run
 
     cpu_before = time.process_time()
+    server_before = cpu_seconds(worker_pids) if worker_pids else None
     elapsed = asyncio.run(main())
     client_cpu = time.process_time() - cpu_before
+    server_after = cpu_seconds(worker_pids) if worker_pids else None
+    server_cpu = (
+        server_after - server_before
+        if server_before is not None and server_after is not None
+        else None
+    )
     ledger = read_ledger(ledger_dir) if ledger_dir is not None else None
     return summarise(
         outcomes,
@@ -573,6 +615,7 @@ def run_load(
         premium_model=premium_model,
         redis_restarted=restarted,
         client_cpu_s=client_cpu,
+        server_cpu_s=server_cpu,
     )
 
 
@@ -608,14 +651,16 @@ def render_text(report: LoadReport) -> str:
         + (
             "not checked (no ledger)"
             if report.budget_overspend_usd is None
-            else "no budget overspent (ledger)"
+            else f"no budget overspent (ledger; fullest at {report.budget_max_utilisation:.0%})"
             if not report.overspent_budgets
             else f"OVERSPENT by ${report.budget_overspend_usd:.6f}: "
             + ", ".join(report.overspent_budgets)
         ),
         f"faults        {report.faults or 'none'}"
         + ("   (redis-server restarted mid-run)" if report.redis_restarted else ""),
-        f"load client   {report.client_cpu_share:.0%} of one core",
+        f"load client   {report.client_cpu_share:.0%} of one core"
+        + (f"   server CPU {report.server_cpu_ms_per_request:.1f} ms/request"
+           if report.server_cpu_ms_per_request is not None else ""),
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
 

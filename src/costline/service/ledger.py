@@ -61,8 +61,12 @@ def read_ledger(directory: Path) -> list[CostEvent]:
     return events
 
 
-class Overspend(BaseModel):
-    """A budget the ledger shows exceeded."""
+# The stores keep integer nano-dollars, the ledger floats: sums may differ by rounding.
+OVERSPEND_TOLERANCE_USD = 1e-9
+
+
+class BudgetSpend(BaseModel):
+    """What the ledger shows spent on one budget in one period."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -72,16 +76,16 @@ class Overspend(BaseModel):
 
     @property
     def over_usd(self) -> float:
-        """By how much."""
+        """By how much the limit was exceeded (negative: what is left)."""
         return self.spent_usd - self.limit_usd
 
 
-def budget_overspend(events: Iterable[CostEvent], policy: BudgetPolicy) -> list[Overspend]:
-    """Every tenant and global budget of ``policy`` the ``events`` exceed, per period.
+def budget_spend(events: Iterable[CostEvent], policy: BudgetPolicy) -> list[BudgetSpend]:
+    """The spend on every tenant and global budget of ``policy``, per period, re-added from
+    the ``events``.
 
-    The check is independent of the budget store: it re-adds what the ledger recorded, so it
-    catches a store that lost its state (a Redis restart without persistence) or granted too
-    much.
+    The check is independent of the budget store: it catches a store that lost its state (a
+    Redis restart without persistence) or granted too much.
     """
     spent: defaultdict[tuple[str, str, str], float] = defaultdict(float)
     limits: dict[tuple[str, str, str], BudgetLimit] = {}
@@ -95,9 +99,12 @@ def budget_overspend(events: Iterable[CostEvent], policy: BudgetPolicy) -> list[
             key = ("global", "*", policy.global_.period.label(e.time))
             spent[key] += e.cost_usd
             limits[key] = policy.global_
-    # A nano-dollar of tolerance: the stores keep integer nano-dollars, the ledger floats.
     return [
-        Overspend(budget=":".join(key), limit_usd=limits[key].limit_usd, spent_usd=total)
+        BudgetSpend(budget=":".join(key), limit_usd=limits[key].limit_usd, spent_usd=total)
         for key, total in sorted(spent.items())
-        if total > limits[key].limit_usd + 1e-9
     ]
+
+
+def budget_overspend(events: Iterable[CostEvent], policy: BudgetPolicy) -> list[BudgetSpend]:
+    """The budgets of ``policy`` the ``events`` exceed (see :func:`budget_spend`)."""
+    return [b for b in budget_spend(events, policy) if b.over_usd > OVERSPEND_TOLERANCE_USD]
