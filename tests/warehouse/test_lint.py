@@ -480,6 +480,7 @@ FUZZ = settings(
 def _well_formed(result: LintResult) -> None:
     assert all(f.line >= 1 and f.column >= 1 for f in result.findings)
     assert all(e.line >= 1 and e.column >= 1 and e.message for e in result.errors)
+    assert not any(e.message.startswith("rule ") for e in result.errors), result.errors
 
 
 @FUZZ

@@ -540,7 +540,17 @@ def _lint_source(
         rule = _instance(rule_cls)
         try:
             violations: list[Violation] = list(rule.check(script))
-        except RecursionError:
+        except Exception as exc:  # a rule's bug must not cost the user the other findings
+            line, col = source.position(statements[0].offset)
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else repr(exc)
+            errors.append(
+                LintError(
+                    path=source.path,
+                    line=line,
+                    column=col,
+                    message=f"rule {rule_cls.code} could not check this text: {reason}",
+                )
+            )
             continue
         for v in violations:
             stmt = _statement_of(v.node, statements)
