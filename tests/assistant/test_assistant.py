@@ -282,3 +282,36 @@ def test_missing_bank_tables_are_named(tmp_path: Path) -> None:
 
     with pytest.raises(CostlineError, match="core_banking/customers: no Parquet files"):
         FinancialAssistant.from_workspace(tmp_path)
+
+
+_CHILD = """
+import sys
+from pathlib import Path
+from costline.assistant import bank, fraud
+calls = []
+train = fraud.train
+fraud.train = lambda *a, **k: calls.append(1) or train(*a, **k)
+loaded = bank.load_bank(Path(sys.argv[1]), Path(sys.argv[2]))
+print(len(calls), loaded.model.key)
+"""
+
+
+def test_workers_starting_together_train_once(bank_dir: Path, tmp_path: Path) -> None:
+    """Two processes loading a workspace with no cached model: one trains, the other waits for
+    the cache and reads it."""
+    import subprocess
+    import sys
+
+    models = tmp_path / "models"
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(bank_dir), str(models)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=300)[0].split() for child in children]
+    assert all(child.returncode == 0 for child in children)
+    assert sorted(int(out[0]) for out in outputs) == [0, 1]
+    assert outputs[0][1] == outputs[1][1]
