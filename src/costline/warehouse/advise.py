@@ -819,9 +819,16 @@ def recommend(
         ties, key=lambda s: _preference(s[0], current, values)
     )
     notes.extend(text for column, text in over if column == proposed.partition_column)
-    if proposed.partition_column and not _differs(current, proposed):
-        # The layout stays; a partition filter is still worth requiring.
-        proposed = proposed.model_copy(update={"require_partition_filter": True})
+    if proposed.partition_column:
+        # Requiring a partition filter rejects every query without one: only when none lacks it.
+        unfiltered = _unfiltered_share(shapes, proposed.partition_column)
+        proposed = proposed.model_copy(update={"require_partition_filter": unfiltered == 0})
+        if unfiltered > 0:
+            notes.append(
+                f"{unfiltered:.0%} of the replayed cost comes from queries without a constant "
+                f"filter on {proposed.partition_column}; require_partition_filter would reject "
+                "them, so it is advised only once they filter"
+            )
     if proposed.partition_column not in (None, "_PARTITIONTIME"):
         expiration = _expiration(shapes, model, proposed.partition_column, end)
         if expiration:
@@ -871,6 +878,18 @@ def recommend(
         saving=saving,
         ddl=migration_ddl(meta, proposed) if changed else options_ddl(meta, current, proposed),
     )
+
+
+def _unfiltered_share(shapes: list[_Shape], column: str) -> float:
+    """Cost share of the replayed queries that carry no constant predicate on ``column``."""
+    total = missing = 0.0
+    for s in shapes:
+        if not s.samples:
+            continue
+        lacking = sum(1 for preds in s.samples if all(p.column != column.lower() for p in preds))
+        total += s.cost
+        missing += s.cost * lacking / len(s.samples)
+    return missing / total if total else 0.0
 
 
 _GRAIN_PREFERENCE = {
