@@ -24,10 +24,11 @@ class SingleRowInserts(Rule):
 
     **Why is this bad?**
 
-    Every DML statement is a job: it is billed at least 10 MB, counts against the table's DML
-    quotas, and writes a new storage file that must later be compacted. Row-at-a-time inserts
-    multiply all three. One `INSERT ... SELECT` (or a multi-row `VALUES`) does the same
-    work once; streaming or the Storage Write API suits real row-at-a-time feeds.
+    Every DML statement is a job: it is billed at least the on-demand minimum (10 MB in the
+    packaged price catalogue), counts against the table's DML quotas, and writes a new storage
+    file that must later be compacted. Row-at-a-time inserts multiply all three. One
+    `INSERT ... SELECT` (or a multi-row `VALUES`) does the same work once; streaming or the
+    Storage Write API suits real row-at-a-time feeds.
 
     **Anti-pattern**
 
@@ -67,8 +68,8 @@ class SingleRowInserts(Rule):
             if stmt.loop_depth:
                 yield Violation(
                     node,
-                    f"one-row INSERT into {name} inside a loop: each iteration is a DML job "
-                    "billed at least 10 MB",
+                    f"one-row INSERT into {name} inside a loop: each iteration is a DML job, "
+                    "billed at least the per-query minimum",
                     fix="collect the rows and INSERT … SELECT them once after the loop",
                 )
                 continue
@@ -78,6 +79,6 @@ class SingleRowInserts(Rule):
                 yield Violation(
                     nodes[0],
                     f"{len(nodes)} one-row INSERTs into {name} in one script: each is a DML "
-                    "job billed at least 10 MB",
+                    "job, billed at least the per-query minimum",
                     fix="one INSERT with a multi-row VALUES list, or INSERT … SELECT",
                 )
