@@ -661,7 +661,11 @@ def lint(
     catalog: CatalogOption = None,
     history: Annotated[
         list[Path] | None,
-        typer.Option("--history", help="Lint a job history's query patterns, ranked by cost."),
+        typer.Option(
+            "--history",
+            help="Lint a job history's query patterns, ranked by cost (the catalog.json "
+            "beside it is used unless --catalog says otherwise).",
+        ),
     ] = None,
     select: Annotated[
         str | None, typer.Option(help="Rule codes or prefixes to run (CL001,CL01).")
@@ -695,6 +699,8 @@ def lint(
     catalog_path = catalog or (
         Path(config.root or ".") / config.catalog if config.catalog else None
     )
+    if catalog_path is None and history and (history[0].parent / "catalog.json").is_file():
+        catalog_path = history[0].parent / "catalog.json"  # a workspace's own catalogue
     tables = load_catalog(catalog_path) if catalog_path else None
     if history:
         from costline.warehouse.jobs import read_history

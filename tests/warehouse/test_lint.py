@@ -596,6 +596,7 @@ def test_cli_lint_history(tmp_path: Path) -> None:
     rows = [
         job("a", query="SELECT * FROM d.wide", total_bytes_billed=TIB),
         job("b", query="SELECT a FROM d.t ORDER BY a", total_bytes_billed=2 * TIB),
+        job("c", query="SELECT desk FROM `acme.risk.positions`", total_bytes_billed=3 * TIB),
     ]
     (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = costline("lint", "--history", "jobs.jsonl", "--format", "json", cwd=tmp_path)
@@ -603,3 +604,9 @@ def test_cli_lint_history(tmp_path: Path) -> None:
     found = json.loads(result.stdout)["findings"]
     assert [f["code"] for f in found] == ["CL013", "CL010"]
     assert found[0]["cost_usd"] == pytest.approx(2 * found[1]["cost_usd"])
+    # A workspace's catalogue beside the history adds the layout rules.
+    save_catalog(EXAMPLE_CATALOG, tmp_path / "catalog.json")
+    result = costline("lint", "--history", "jobs.jsonl", "--format", "json", cwd=tmp_path)
+    found = json.loads(result.stdout)["findings"]
+    assert [f["code"] for f in found] == ["CL002", "CL013", "CL010"]
+    assert found[0]["cost_usd"] == pytest.approx(3 * found[2]["cost_usd"])
