@@ -68,7 +68,10 @@ def advice_text(advice: Advice) -> str:
 def _row(r: Recommendation) -> str:
     m = r.measured
     measured = (
-        f"{_pct(m.measured_fraction)} (error {_pct(m.relative_error)})" if m is not None else "-"
+        f"{_pct(m.measured_fraction)} (estimate {_pct(m.estimated_fraction)} on the same "
+        f"{m.queries} queries)"
+        if m is not None
+        else "-"
     )
     return (
         f"<tr><td><code>{escape(r.table)}</code></td>"
@@ -95,7 +98,8 @@ def advice_section(advice: Advice) -> str:
                 f"<p>Measured on {escape(m.engine)}: {m.queries} queries scanned "
                 f"{_pct(m.measured_fraction)} of the current layout's bytes "
                 f"({_pct(m.measured_row_group_fraction)} of its row groups); the estimate was "
-                f"{_pct(m.estimated_fraction)}. {escape(m.note)}.</p>"
+                f"{_pct(m.estimated_fraction)}, an error of {_pct(m.relative_error)}. "
+                f"{escape(m.note[:1].upper() + m.note[1:])}.</p>"
             )
         details.append(
             f"<h3><code>{escape(r.table)}</code></h3>"
