@@ -58,7 +58,7 @@ def test_a_script_is_linted_statement_by_statement_with_exact_positions() -> Non
     result = lint_sql(SCRIPT, path="nightly.sql")
     assert [(f.line, f.column, f.code) for f in result.findings] == [
         (2, 8, "CL010"),
-        (4, 10, "CL013"),
+        (4, 1, "CL013"),  # at ORDER, the keyword
     ]
     # The statement that does not parse is reported where it is, and the run goes on.
     [error] = result.errors
@@ -226,7 +226,7 @@ def test_text_output(script_result: LintResult) -> None:
         "reports/nightly.sql:2:8: CL010 warning SELECT * reads every column of d.orders; "
         "BigQuery bills each column read",
         "    fix: list the columns the consumer needs (or SELECT * EXCEPT the wide ones)",
-        "reports/nightly.sql:4:10: CL013 info ORDER BY without LIMIT sorts the whole result "
+        "reports/nightly.sql:4:1: CL013 info ORDER BY without LIMIT sorts the whole result "
         "on one worker",
         "    fix: add LIMIT, or sort where the result is consumed",
         f"reports/nightly.sql:5:{script_result.errors[0].column}: cannot parse: "
@@ -283,7 +283,7 @@ def test_github_annotations(script_result: LintResult) -> None:
         "SELECT * reads every column of d.orders; BigQuery bills each column read "
         "(fix: list the columns the consumer needs (or SELECT * EXCEPT the wide ones))"
     )
-    assert lines[1].startswith("::notice file=reports/nightly.sql,line=4,col=10,title=CL013")
+    assert lines[1].startswith("::notice file=reports/nightly.sql,line=4,col=1,title=CL013")
     assert lines[2].startswith("::error file=reports/nightly.sql,line=5,")
     assert len(lines) == 3
 

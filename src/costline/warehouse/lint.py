@@ -399,7 +399,7 @@ def _read_script(
         chunks = _split(dialect.tokenize(source.sql), source.sql)
     except TokenError:
         chunks = _split_untokenizable(source, dialect, errors)
-    parsed_all: list[tuple[exp.Expr, int, int]] = []
+    parsed_all: list[tuple[exp.Expr, list[Token], int]] = []
     stack: list[str] = []
     for chunk in chunks:
         try:
@@ -440,13 +440,13 @@ def _read_script(
         for expr in parsed:
             if expr is None or isinstance(expr, exp.Command | exp.EndStatement):
                 continue
-            parsed_all.append((expr, body[0].start, loops))
+            parsed_all.append((expr, body, loops))
     variables = _declared(e for e, _, _ in parsed_all)
     statements = []
-    for expr, offset, loops in parsed_all:
+    for expr, body, loops in parsed_all:
         if variables:
             _bind_variables(expr, variables)
-        statements.append(Statement(expr, offset, loop_depth=loops))
+        statements.append(Statement(expr, body[0].start, loop_depth=loops, tokens=body))
     return statements, errors
 
 
@@ -490,6 +490,23 @@ def _dialect(name: str) -> sqlglot.Dialect:
         return sqlglot.Dialect.get_or_raise(name)
     except (ValueError, SqlglotError):
         raise CostlineError(f"unknown SQL dialect {name!r}") from None
+
+
+def _keyword_offset(v: Violation, stmt: Statement, near: int) -> int:
+    """Where the violation's keyword is: its n-th occurrence in the statement, or the last
+    one at or before the node."""
+    word = (v.keyword or "").upper()
+    found = [
+        t.start
+        for t in stmt.tokens
+        if t.token_type is not TokenType.STRING
+        and t.text[: len(word)].upper() == word
+        and (len(t.text) == len(word) or not t.text[len(word)].isalnum())
+    ]
+    if v.nth is not None:
+        return found[v.nth] if v.nth < len(found) else near
+    before = [start for start in found if start <= near]
+    return before[-1] if before else near
 
 
 def _node_offset(node: exp.Expr | None, stmt: Statement) -> int:
@@ -554,7 +571,10 @@ def _lint_source(
             continue
         for v in violations:
             stmt = _statement_of(v.node, statements)
-            line, col = source.position(_node_offset(v.node, stmt))
+            offset = _node_offset(v.node, stmt)
+            if v.keyword:
+                offset = _keyword_offset(v, stmt, offset)
+            line, col = source.position(offset)
             if source.suppressed(line, rule_cls.code):
                 continue
             findings.append(

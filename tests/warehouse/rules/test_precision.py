@@ -310,6 +310,7 @@ def test_merge_not_matched_by_source_needs_its_own_partition_filter() -> None:
     )
     [f] = findings(sql, "CL001")
     assert f.message.startswith("WHEN NOT MATCHED BY SOURCE without a constant filter")
+    assert (f.line, f.column) == (4, 21)  # at BY SOURCE
     assert f.severity is Severity.error
     scoped = sql.replace("BY SOURCE THEN", "BY SOURCE AND t.as_of_date = '2026-08-02' THEN")
     assert findings(scoped, "CL001") == []

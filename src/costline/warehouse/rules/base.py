@@ -9,12 +9,13 @@ walks its tree once, indexing the nodes by type; rules look up the node types th
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 
 from sqlglot import exp
+from sqlglot.tokenizer_core import Token
 
 from costline.warehouse.catalog import Catalog, TableMeta
 
@@ -47,6 +48,10 @@ class Violation:
     """How to fix it; ``{path}`` stands for the file linted."""
     severity: Severity | None = None
     """Overrides the rule's severity (a finding reported as only "possible" is milder)."""
+    keyword: str | None = None
+    """Report at this keyword (``ORDER``) rather than at the node's first word: the ``nth``
+    occurrence in the statement, or else the last one before the node."""
+    nth: int | None = None
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Statement:
     """Character offset of the statement's first token in the file."""
     loop_depth: int = 0
     """How many scripting loops (LOOP, WHILE, REPEAT, FOR) enclose the statement."""
+    tokens: Sequence[Token] = ()
+    """The statement's tokens (positions of keywords the tree does not keep)."""
     nodes: dict[type[exp.Expr], list[exp.Expr]] = field(default_factory=dict)
     cache: dict[str, object] = field(default_factory=dict)
     """Analyses several rules share (see :mod:`costline.warehouse.rules.scans`)."""

@@ -147,9 +147,11 @@ def _check(merge: exp.Expr, catalog: Catalog | None) -> Iterable[Violation]:
                 "rewrites the whole table",
                 fix=fix,
             )
+    by_source = 0
     for when in whens:
         if not when.args.get("source"):
             continue
+        by_source += 1
         own = column_filters(when.args.get("condition"), on_part)
         if not any(f.kind is FilterKind.constant for f in own):
             yield Violation(
@@ -157,6 +159,8 @@ def _check(merge: exp.Expr, catalog: Catalog | None) -> Iterable[Violation]:
                 f"WHEN NOT MATCHED BY SOURCE without a constant filter on {part}: it visits "
                 f"every partition of {meta.short_name} ({size}) outside the source",
                 fix=fix,
+                keyword="SOURCE",
+                nth=by_source - 1,
             )
 
 

@@ -67,4 +67,5 @@ class OrderByWithoutLimit(Rule):
             order,
             "ORDER BY without LIMIT sorts the whole result on one worker",
             fix="add LIMIT, or sort where the result is consumed",
+            keyword="ORDER",
         )
