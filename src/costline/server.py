@@ -632,6 +632,12 @@ def _worker_main() -> None:
 def _run_worker(settings: ServerSettings, sock: socket.socket | None) -> None:
     import uvicorn
 
+    # costline's own records (refusals, worker start) with time and level, next to uvicorn's.
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
     config = uvicorn.Config(
         "costline.server:app_from_env",
         factory=True,
