@@ -202,6 +202,8 @@ def main() -> None:
                 "premium_cost_per_request_usd",
                 "budget_overspend_usd",
                 "overspent_budgets",
+                "budget_max_utilisation",
+                "server_cpu_ms_per_request",
                 "redis_restarted",
             }
         ),
