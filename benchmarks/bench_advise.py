@@ -44,19 +44,19 @@ def main() -> None:
     prices = load_prices()
     catalog = load_catalog(root / "catalog.json")
 
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     history = read_history([root / "jobs.jsonl"])
     profile = profile_history(history, prices, catalog=catalog)
-    baseline = time.perf_counter() - t0
+    baseline, baseline_cpu = time.perf_counter() - t0, time.process_time() - c0
 
-    t1 = time.perf_counter()
+    c1, t1 = time.process_time(), time.perf_counter()
     advice = advise(profile, history, catalog, prices, catalog_dir=root, prove=0)
-    advise_s = time.perf_counter() - t1
+    advise_s, advise_cpu = time.perf_counter() - t1, time.process_time() - c1
 
-    t2 = time.perf_counter()
+    c2, t2 = time.process_time(), time.perf_counter()
     prove = args.quick_prove if args.quick else args.prove
     proved = advise(profile, history, catalog, prices, catalog_dir=root, prove=prove)
-    with_proof_s = time.perf_counter() - t2
+    with_proof_s, with_proof_cpu = time.perf_counter() - t2, time.process_time() - c2
 
     tables = []
     for rec in proved.recommendations:
@@ -83,8 +83,12 @@ def main() -> None:
         "jobs": profile.jobs,
         "profile_s": round(baseline, 2),
         "advise_s": round(advise_s, 2),
+        "profile_cpu_s": round(baseline_cpu, 2),
+        "advise_cpu_s": round(advise_cpu, 2),
         "advise_to_profile": round(advise_s / baseline, 3),
+        "advise_to_profile_cpu": round(advise_cpu / baseline_cpu, 3),
         "advise_with_proof_s": round(with_proof_s, 2),
+        "advise_with_proof_cpu_s": round(with_proof_cpu, 2),
         "proved_tables": sum(1 for r in proved.recommendations if r.measured),
         "total_saving_usd": round(advice.total_saving_usd, 2),
         "tables": tables,

@@ -205,6 +205,9 @@ def _workload(
     """Per table, its query shapes with their bytes, cost and parsed sample jobs."""
     con = history.con
     names = {t: (catalog.get(t) or _unknown(t)).name for t in tables}
+    wanted = sorted(set(names.values()))
+    # Only the jobs that read the advised tables get a shape key (regexes are the cost here);
+    # a query hash from the export stands in for it, as in the profile.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE advise_jobs AS
@@ -213,25 +216,35 @@ def _workload(
                {cost_sql(prices, Edition.ENTERPRISE)} AS cost_usd
         FROM (SELECT *, job_id IN (SELECT parent_job_id FROM jobs
                                    WHERE parent_job_id IS NOT NULL) AS is_script_parent
-              FROM jobs)
+              FROM jobs
+              WHERE list_has_any(referenced_tables, ?::VARCHAR[]))
         WHERE query IS NOT NULL AND NOT coalesce(cache_hit, false) AND NOT is_script_parent
           AND error_reason IS NULL
+        """,
+        [wanted],
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE advise_shapes AS
+        SELECT *, CASE WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
+                       ELSE {shape_key_sql("query")} END AS shape
+        FROM advise_jobs JOIN (SELECT job_id, query_hash FROM jobs) USING (job_id)
         """
     )
     rows = con.execute(
-        f"""
+        """
         SELECT t, count(*), sum(billed / len(referenced_tables)),
                sum(cost_usd / len(referenced_tables)),
                list(struct_pack(q := query, ts := creation_time) ORDER BY hash(job_id))[1:?]
-        FROM (SELECT unnest(referenced_tables) AS t, {shape_key_sql("query")} AS shape, *
-              FROM advise_jobs)
-        WHERE t IN (SELECT unnest(?))
+        FROM (SELECT unnest(referenced_tables) AS t, * FROM advise_shapes)
+        WHERE t IN (SELECT unnest(?::VARCHAR[]))
         GROUP BY t, shape
         ORDER BY t, 4 DESC, 2 DESC
         """,
-        [JOBS_PER_SHAPE, sorted(set(names.values()))],
+        [JOBS_PER_SHAPE, wanted],
     ).fetchall()
     con.execute("DROP TABLE advise_jobs")
+    con.execute("DROP TABLE advise_shapes")
     out: dict[str, list[_Shape]] = defaultdict(list)
     budget: dict[str, int] = defaultdict(lambda: PARSE_BUDGET)
     for table, jobs, billed, cost, sample in rows:
