@@ -253,6 +253,17 @@ def test_faults_degrade_the_answer_instead_of_failing_it(
     assert any("risk" in reason for reason in slow.json()["degraded_reasons"])
 
 
+def test_an_unknown_fault_is_refused_with_400(client: httpx.Client, small_workspace: Path) -> None:
+    tenant, ids = sorted(customers_by_tenant(small_workspace).items())[0]
+    response = client.post(
+        "/v1/assist",
+        json=_body(tenant, ids[0]),
+        headers={**_auth(tenant), "X-Costline-Faults": "meteor-strike"},
+    )
+    assert response.status_code == 400
+    assert "unknown fault 'meteor-strike'" in response.json()["detail"]
+
+
 def _samples(text: str, name: str) -> dict[str, float]:
     out = {}
     for line in text.splitlines():

@@ -380,9 +380,7 @@ def create_app(
         customer = body.customer_id
         with redact_values(customer):
             _check_isolation(assistant, tenant, body, customer, metrics)
-            faults = (
-                parse_faults(request.headers.get(FAULT_HEADER)) if settings.allow_faults else None
-            )
+            faults = _faults_of(request) if settings.allow_faults else None
             if tracer is None:
                 answer = await _answer(assistant, body, faults)
             else:
@@ -425,6 +423,13 @@ def create_app(
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     return app
+
+
+def _faults_of(request: Request) -> FaultSpec:
+    try:
+        return parse_faults(request.headers.get(FAULT_HEADER))
+    except CostlineError as exc:
+        raise _Refused(400, "invalid_faults", f"{FAULT_HEADER}: {exc}") from None
 
 
 def _count_too_large(metrics: ServiceMetrics, path: str) -> None:
