@@ -7,15 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from costline.core.events import CostEvent, CostSource
 from costline.core.prices import load_prices
-from costline.loadtest import Mix, Outcome, summarise
+from costline.loadtest import Mix, Outcome, spawned_service, summarise
 from costline.service.faults import parse_faults
-from costline.service.tenants import demo_tenants
+from costline.service.tenants import demo_key, demo_tenants
 from tests.assistant.conftest import bank_dir
-from tests.serving import small_workspace
+from tests.serving import customers_by_tenant, small_workspace
 
 __all__ = ["bank_dir", "small_workspace"]
 
@@ -146,3 +147,50 @@ def test_a_spawned_two_worker_service_survives_every_fault_without_overspending(
     assert report["overspent_budgets"] == []
     assert report["budget_max_utilisation"] > 0.5
     assert report["server_cpu_ms_per_request"] > 0
+
+
+def test_workers_serve_one_port_and_metrics_sum_over_them(small_workspace: Path) -> None:
+    """Two workers, each with its own socket on the port: /metrics on either reports both."""
+    customers = customers_by_tenant(small_workspace)
+    tenant = sorted(customers)[0]
+    body = {"tenant": tenant, "request_types": ["account_summary"], "business_value_usd": 50}
+    with spawned_service(small_workspace, workers=2) as svc:
+        assert len(svc.worker_pids) == 2
+        answered_by: set[str] = set()
+        for i in range(40):
+            # A new connection each time: the kernel picks the worker per connection.
+            r = httpx.post(
+                f"{svc.base_url}/v1/assist",
+                json={**body, "customer_id": customers[tenant][i % 10]},
+                headers={"Authorization": f"Bearer {demo_key(tenant)}", "Connection": "close"},
+            )
+            assert r.status_code == 200
+            answered_by.add(r.headers["x-costline-worker"])
+        metrics = httpx.get(f"{svc.base_url}/metrics").text
+    assert answered_by == {str(p) for p in svc.worker_pids}
+    line = 'costline_requests_total{route="/v1/assist",status="200"} 40.0'
+    assert line in metrics.splitlines()
+
+
+def test_bad_configuration_is_one_message_and_exit_2(tmp_path: Path, small_workspace: Path) -> None:
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text('[tenants.acme]\napi_key_sha256 = "short"\n')
+    cases = [
+        (["serve", str(small_workspace), "--tenants", str(tenants)], "tenants.acme.api_key_sha256"),
+        (["serve", str(tmp_path)], "no bank tables"),
+        (["serve", str(small_workspace), "--model", "huge=gpt-4.1"], "unknown tier"),
+        (["loadtest", "--spawn", "--workspace", str(small_workspace), "--faults", "meteor"],
+         "unknown fault 'meteor'"),
+        (["loadtest", "--spawn", "--workspace", str(small_workspace), "--faults",
+          "redis-restart"], "needs --redis"),
+    ]  # fmt: skip
+    for args, message in cases:
+        run = subprocess.run(
+            [sys.executable, "-m", "costline.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 2, (args, run.stderr)
+        # The console wraps long messages at its width.
+        assert message in " ".join(run.stderr.split()) and "Traceback" not in run.stderr
