@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from costline.demo.bank import TENANTS
 from costline.loadtest import free_port
 from costline.server import ServerSettings, create_app
+from costline.service.redaction import uninstall_log_redaction
 from costline.service.tenants import TenantConfig, demo_tenants, hash_key, tenants_toml
 
 # A tenant with no customers and a tiny rate limit: what a throttled client sees.
@@ -117,3 +118,4 @@ def running_server(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        uninstall_log_redaction()

@@ -19,6 +19,7 @@ from costline.service.redaction import (
     install_log_redaction,
     redact,
     redact_values,
+    uninstall_log_redaction,
 )
 
 IBAN = "GB51ACME00000350012436"
@@ -62,13 +63,18 @@ def test_log_records_are_redacted_when_made_whatever_their_logger(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     install_log_redaction()
-    with caplog.at_level(logging.INFO):
-        logging.getLogger("somebody.else").info("paid from %s for customer %d", IBAN, 1000007)
-        try:
-            raise ValueError(f"bad account {IBAN}")
-        except ValueError:
-            logging.getLogger("costline.x").exception("failed for customer_id=%s", "1000021")
-    text = caplog.text
+    try:
+        with caplog.at_level(logging.INFO):
+            logging.getLogger("somebody.else").info("paid from %s for customer %d", IBAN, 1000007)
+            try:
+                raise ValueError(f"bad account {IBAN}")
+            except ValueError:
+                logging.getLogger("costline.x").exception("failed for customer_id=%s", "1000021")
+    finally:
+        uninstall_log_redaction()
+    logging.getLogger("somebody.else").warning("after: customer 1000007")
+    assert caplog.records[-1].getMessage() == "after: customer 1000007"
+    text = "\n".join(caplog.text.splitlines()[:-1])
     assert IBAN not in text and "1000007" not in text and "1000021" not in text
     assert f"paid from {ACCOUNT_MASK} for customer {CUSTOMER_MASK}" in text
     assert f"ValueError: bad account {ACCOUNT_MASK}" in text

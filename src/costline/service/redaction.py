@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -84,7 +84,8 @@ def redact_attributes(
 
 # -- logs -------------------------------------------------------------------------------------
 
-_installed = False
+# The record factory in place before redaction was installed (None: not installed).
+_previous_factory: Callable[..., logging.LogRecord] | None = None
 
 
 def install_log_redaction() -> None:
@@ -93,8 +94,8 @@ def install_log_redaction() -> None:
     The record factory is the one place every record passes through, whichever logger made it
     and whichever handlers it reaches; a filter on handlers would miss handlers added later.
     """
-    global _installed
-    if _installed:
+    global _previous_factory
+    if _previous_factory is not None:
         return
     previous = logging.getLogRecordFactory()
 
@@ -113,7 +114,16 @@ def install_log_redaction() -> None:
         return record
 
     logging.setLogRecordFactory(factory)
-    _installed = True
+    _previous_factory = previous
+
+
+def uninstall_log_redaction() -> None:
+    """Put back the record factory :func:`install_log_redaction` replaced (tests use it to
+    leave the process as they found it)."""
+    global _previous_factory
+    if _previous_factory is not None:
+        logging.setLogRecordFactory(_previous_factory)
+        _previous_factory = None
 
 
 # -- spans ------------------------------------------------------------------------------------
