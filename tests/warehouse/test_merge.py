@@ -713,3 +713,18 @@ def test_prove_refuses_a_statement_whose_rewrite_is_refused(workspace: Path) -> 
     with pytest.raises(CostlineError) as info:
         prove_merge(workspace, statement=sql, rows=24_000, partitions=60)
     assert "refused (partition-key:" in str(info.value)
+
+
+def test_the_checksum_ignores_row_order_and_files_but_not_values(tmp_path: Path) -> None:
+    from costline.warehouse.merge.prove import table_checksum
+
+    days = [DAY0, DAY0, DAY0 + dt.timedelta(days=1)]
+    rows = pa.table([days, [1, 2, 3], [10, 20, 30], ["A", "B", "C"]], schema=SCHEMA_DATE)
+    write_deltalake(str(tmp_path / "a"), rows, partition_by=["p"])
+    for i in (2, 1, 0):  # same rows, reversed, one file per row
+        write_deltalake(str(tmp_path / "b"), rows.slice(i, 1), partition_by=["p"], mode="append")
+    changed = rows.set_column(2, "v", pa.array([10, 20, 31]))
+    write_deltalake(str(tmp_path / "c"), changed, partition_by=["p"])
+    a, b, c = (table_checksum(tmp_path / n) for n in "abc")
+    assert a == b
+    assert a[0] == c[0] == 3 and a != c
