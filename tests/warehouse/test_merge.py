@@ -728,3 +728,43 @@ def test_the_checksum_ignores_row_order_and_files_but_not_values(tmp_path: Path)
     a, b, c = (table_checksum(tmp_path / n) for n in "abc")
     assert a == b
     assert a[0] == c[0] == 3 and a != c
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    target=target_rows,
+    new_content=st.dictionaries(
+        st.integers(0, 8),  # partition → its complete new content
+        st.dictionaries(st.integers(0, 6), st.integers(0, 99), min_size=1, max_size=4),
+        max_size=3,
+    ),
+)
+def test_property_insert_overwrite_replaces_exactly_the_batch_partitions_on_delta_rs(
+    target: dict[tuple[int, int], tuple[int, str]], new_content: dict[int, dict[int, int]]
+) -> None:
+    import tempfile
+
+    from costline.warehouse.merge.prove import overwrite_plan
+
+    spec = PartitionSpec(column="p", type="DATE")
+
+    def day(n: int) -> dt.date:
+        return DAY0 + dt.timedelta(days=n)
+
+    t_rows = [(day(p), k, v, op) for (p, k), (v, op) in target.items()]
+    b_rows = [(day(p), k, v, "N") for p, rows in new_content.items() for k, v in rows.items()]
+    sql = STATEMENTS["insert-row"]
+    result = rewrite_merge(sql, partition_column="p", strategy=Strategy.INSERT_OVERWRITE)
+    assert not result.refused
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "t"
+        columns = list(zip(*t_rows, strict=True)) if t_rows else [[], [], [], []]
+        write_deltalake(str(base), pa.table(columns, schema=SCHEMA_DATE), partition_by=["p"])
+        source_cols = list(zip(*b_rows, strict=True)) if b_rows else [[], [], [], []]
+        source = pa.table(source_cols, schema=SCHEMA_DATE)
+        parts = parse_merge(sql)
+        affected = affected_partitions(parts, spec, source, Strategy.INSERT_OVERWRITE)
+        run_plan(base, overwrite_plan(parts, spec, affected), source)
+        replaced = {day(p) for p in new_content}
+        expected = {r for r in t_rows if r[0] not in replaced} | set(b_rows)
+        assert _rows(base) == expected

@@ -210,6 +210,24 @@ def engine_plan(
     return EnginePlan(_sql(on), tuple(clauses), parts.source_ref, parts.target_ref)
 
 
+def overwrite_plan(
+    parts: MergeParts, partition: PartitionSpec, affected: list[object]
+) -> EnginePlan:
+    """delta-rs's form of ``--strategy insert-overwrite``: delete the affected partitions'
+    rows, insert the source through the MERGE's INSERT branch (``ON FALSE``: nothing matches)."""
+    target = exp.column(partition.column, table=parts.target_ref)
+    scope = (
+        exp.In(this=target, expressions=[_literal(v) for v in affected])
+        if affected
+        else exp.false()
+    )
+    insert = next(
+        c for c in engine_plan(parts, partition, None).clauses if c.kind.startswith("insert")
+    )
+    clauses = (Clause("by_source_delete", _sql(scope), {}), insert)
+    return EnginePlan("FALSE", clauses, parts.source_ref, parts.target_ref)
+
+
 def _rchar() -> int:
     try:
         with open("/proc/self/io", encoding="ascii") as f:
