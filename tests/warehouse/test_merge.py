@@ -333,7 +333,8 @@ def test_non_deterministic_and_accumulating_statements_are_flagged() -> None:
         ("SELECT 1", {}, "a SELECT statement, not a MERGE"),
         ("", {}, "empty; expected a MERGE statement"),
         ("MERGE x USING y ON\n t.a = ", {}, "statement:2:6: cannot parse the SQL"),
-        (ORDERS_MERGE + ";\nSELECT 1", {}, "2 statements; give exactly one MERGE"),
+        (ORDERS_MERGE + ";\n" + ORDERS_MERGE, {}, "2 MERGE statements; put each in its own"),
+        ("SELECT 1; SELECT 2", {}, "none of its 2 statements is a MERGE"),
         (
             "MERGE sales.returns t USING s ON t.a = s.a WHEN MATCHED THEN DELETE",
             {},
@@ -768,3 +769,12 @@ def test_property_insert_overwrite_replaces_exactly_the_batch_partitions_on_delt
         replaced = {day(p) for p in new_content}
         expected = {r for r in t_rows if r[0] not in replaced} | set(b_rows)
         assert _rows(base) == expected
+
+
+def test_a_merge_inside_a_script_is_rewritten_with_a_warning() -> None:
+    script = "DECLARE batch INT64 DEFAULT 42;\n" + ORDERS_MERGE.replace("= 42", "= batch")
+    result = rewrite_merge(script, catalog=CATALOG)
+    statements = next(c for c in result.checks if c.code == "statements")
+    assert statements.status is CheckStatus.WARN
+    assert "holds 2 statements: only its MERGE is rewritten" in statements.message
+    assert result.script is not None and "WHERE\n  batch_id = batch;" in result.script

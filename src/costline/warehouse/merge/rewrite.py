@@ -161,6 +161,7 @@ class MergeParts:
     target_ref: str
     source: exp.Expr
     source_ref: str
+    statements: int = 1
 
     @property
     def target_name(self) -> str:
@@ -192,14 +193,19 @@ def parse_merge(sql: str, *, origin: str = "statement") -> MergeParts:
         where = f":{first['line']}:{first['col']}" if first.get("line") else ""
         what = first.get("description") or str(exc).splitlines()[0]
         raise CostlineError(f"{origin}{where}: cannot parse the SQL (BigQuery): {what}") from None
-    if len(statements) != 1:
+    if not statements:
+        raise CostlineError(f"{origin}: empty; expected a MERGE statement")
+    merges = [s for s in statements if isinstance(s, exp.Merge)]
+    if not merges:
+        if len(statements) == 1:
+            kind = statements[0].key.upper()
+            raise CostlineError(f"{origin}: a {kind} statement, not a MERGE; nothing to rewrite")
+        raise CostlineError(f"{origin}: none of its {len(statements)} statements is a MERGE")
+    if len(merges) > 1:
         raise CostlineError(
-            f"{origin}: {len(statements)} statements; give exactly one MERGE statement"
+            f"{origin}: {len(merges)} MERGE statements; put each in its own file to rewrite it"
         )
-    merge = statements[0]
-    if not isinstance(merge, exp.Merge):
-        kind = merge.key.upper()
-        raise CostlineError(f"{origin}: a {kind} statement, not a MERGE; nothing to rewrite")
+    merge = merges[0]
     target = merge.this
     if not isinstance(target, exp.Table):
         raise CostlineError(f"{origin}: the MERGE target is not a table")
@@ -212,7 +218,9 @@ def parse_merge(sql: str, *, origin: str = "statement") -> MergeParts:
             f"{origin}: the USING subquery has no alias; write `USING (...) AS s` so the"
             " conditions can name it"
         )
-    return MergeParts(merge, target, target.alias_or_name, source, source_ref)
+    return MergeParts(
+        merge, target, target.alias_or_name, source, source_ref, statements=len(statements)
+    )
 
 
 def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
@@ -381,6 +389,15 @@ def check_merge(
     else:
         staging = "the source subquery is materialised once into a temp staging table"
     checks.append(Check(code="staging", status=CheckStatus.PASS, message=staging))
+    if parts.statements > 1:
+        checks.append(
+            Check(
+                code="statements",
+                status=CheckStatus.WARN,
+                message=f"the input holds {parts.statements} statements: only its MERGE is"
+                " rewritten; replace that statement with the script and keep the others",
+            )
+        )
     if strategy is Strategy.MERGE:
         checks += _merge_checks(parts, partition, scope_by_source)
     else:
