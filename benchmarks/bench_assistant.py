@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -216,6 +217,8 @@ def main() -> None:
         "goal_saving_ge_40pct": (slow.saving_vs_premium or 0) >= 0.40,
         "goal_no_overspend": all((r.budget_overspend_usd or 0) == 0 for r in runs.values()),
     }
+    if quick:
+        shutil.rmtree(ws.parent, ignore_errors=True)  # the throwaway workspace
     sys.stdout.write(json.dumps(figures) + "\n")
 
 
