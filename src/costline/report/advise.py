@@ -89,6 +89,11 @@ def advice_section(advice: Advice) -> str:
     details = []
     for r in advice.recommendations:
         if not r.changed:
+            if r.ddl:
+                details.append(
+                    f"<h3><code>{escape(r.table)}</code></h3><p>Keep the layout; set its "
+                    f"options:</p><pre><code>{escape(r.ddl)}</code></pre>"
+                )
             continue
         notes = "".join(f"<li>{escape(n)}</li>" for n in r.notes)
         proof = ""
@@ -103,7 +108,7 @@ def advice_section(advice: Advice) -> str:
             )
         details.append(
             f"<h3><code>{escape(r.table)}</code></h3>"
-            f"<p>{escape(r.partition_reason)}. Ingestion time instead: "
+            f"<p>{escape(r.partition_reason)}. Instead: "
             f"{escape(r.ingestion_time_alternative)}.</p>"
             f"<p>Estimated saving {usd(r.saving.saving_usd)} of {usd(r.saving.cost_usd)}: "
             f"{r.saving.replayed_jobs:,} of {r.saving.jobs:,} jobs replayed on the "
