@@ -301,6 +301,12 @@ def test_well_laid_out_tables_are_kept(demo_advice: Advice) -> None:
     assert not reports.changed
     assert reports.proposed.partition_column == "report_date"
     assert reports.saving.saving_usd == 0
+    # Kept, but no query reads old partitions: expiration (and a required filter) as options.
+    assert reports.ddl.startswith(
+        "ALTER TABLE `acme-dwh-prod.regulatory.regulatory_reports` SET OPTIONS ("
+    )
+    assert "partition_expiration_days = " in reports.ddl
+    assert any("expiration deletes older data" in n for n in reports.notes)
 
 
 def test_renderers_show_what_the_advice_holds(demo_advice: Advice) -> None:

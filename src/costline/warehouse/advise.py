@@ -848,7 +848,8 @@ def recommend(
             proposed = proposed.model_copy(update={"expiration_days": expiration})
             notes.append(
                 f"no query in the history reads {proposed.partition_column} older than "
-                f"{round(expiration / EXPIRATION_MARGIN)} days: partitions expire after "
+                f"{round(expiration / EXPIRATION_MARGIN)} days before the history's end: "
+                f"partitions expire after "
                 f"{expiration} days (with a {EXPIRATION_MARGIN - 1:.0%} margin); expiration "
                 "deletes older data: check retention rules first"
             )
