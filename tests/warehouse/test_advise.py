@@ -364,3 +364,20 @@ def test_open_ranges_and_current_date_are_evaluated_at_the_job_time() -> None:
     (p,) = preds
     assert (p.table, p.column, p.op) == ("ds.t", "d", "range")
     assert p.low == Bound(value=dt.date(2026, 7, 27), strict=True)
+
+
+def test_an_open_range_ends_at_the_job_time(tmp_path: Path) -> None:
+    rows = [
+        job(
+            "late",
+            query=f"SELECT SUM(amount) FROM `{TXN}` WHERE booking_date >= '2026-01-02'",
+            total_bytes_billed=TIB,
+            referenced_tables=tables(TXN),
+            creation_time="2026-01-03 08:00:00.000000 UTC",
+        )
+    ]
+    advice, _ = _run(Catalog(tables=(_local_table(tmp_path),)), rows, tmp_path)
+    (rec,) = advice.recommendations
+    assert rec.proposed.partition_column == "booking_date"
+    # On 3 January the table ended that day: two daily partitions of ten, not nine.
+    assert rec.saving.estimated_bytes == pytest.approx(0.2 * TIB)

@@ -47,7 +47,7 @@ from costline.warehouse.catalog import (
 from costline.warehouse.cost import cost_sql
 from costline.warehouse.fingerprint import shape_key_sql
 from costline.warehouse.jobs import JobHistory
-from costline.warehouse.predicates import Predicate, Scalar, statement_predicates
+from costline.warehouse.predicates import Bound, Predicate, Scalar, statement_predicates
 from costline.warehouse.profile import Profile
 
 # Storage-block size assumed for clustering. BigQuery sizes blocks adaptively and documents
@@ -194,6 +194,7 @@ class _Shape(_Model):
     cost: float
     samples: tuple[tuple[Predicate, ...], ...]
     texts: tuple[str, ...]
+    as_of: tuple[dt.datetime | None, ...] = ()
 
 
 def _workload(
@@ -251,6 +252,7 @@ def _workload(
         meta = catalog.get(table)
         parsed: list[tuple[Predicate, ...]] = []
         texts: list[str] = []
+        times: list[dt.datetime | None] = []
         if budget[table] <= 0:
             sample = []
         budget[table] -= len(sample)
@@ -261,6 +263,7 @@ def _workload(
             else:
                 parsed.append(tuple(p for p in preds if meta and catalog.get(p.table) is meta))
             texts.append(item["q"])
+            times.append(item["ts"])
         out[table].append(
             _Shape(
                 jobs=int(jobs),
@@ -268,6 +271,7 @@ def _workload(
                 cost=float(cost or 0),
                 samples=tuple(parsed),
                 texts=tuple(texts),
+                as_of=tuple(times),
             )
         )
     return out
@@ -482,8 +486,11 @@ class _Blocks:
                 np.maximum.reduceat(values, starts) if n else values,
             )
 
-    def fraction(self, preds: Sequence[Predicate], model: _DataModel) -> float:
-        """Fraction of the rows in the blocks a query with ``preds`` reads."""
+    def fraction(
+        self, preds: Sequence[Predicate], model: _DataModel, as_of: dt.datetime | None = None
+    ) -> float:
+        """Fraction of the rows in the blocks a query with ``preds`` reads. With ``as_of`` (the
+        job's time), a time range open at the top ends there: the table held no later rows."""
         if self.total == 0:
             return 1.0
         mask = np.ones(len(self.rows), dtype=bool)
@@ -491,6 +498,8 @@ class _Blocks:
             col = model.columns.get(p.column)
             if col is None:
                 continue
+            if as_of is not None and p.op == "range" and p.high is None and col.type in TIME_TYPES:
+                p = p.model_copy(update={"high": Bound(value=as_of)})
             if p.column == self.partition:
                 lo, hi = self.part_lo, self.part_hi
             elif p.column in self.minmax:
@@ -592,7 +601,13 @@ class _Scorer:
         if layout not in self._cache:
             blocks = _Blocks(self.model, layout, self.block_rows)
             self._cache[layout] = [
-                [blocks.fraction(preds, self.model) for preds in s.samples] for s in self.shapes
+                [
+                    blocks.fraction(preds, self.model, as_of)
+                    for preds, as_of in zip(
+                        s.samples, s.as_of or [None] * len(s.samples), strict=True
+                    )
+                ]
+                for s in self.shapes
             ]
         return self._cache[layout]
 

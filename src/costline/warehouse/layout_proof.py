@@ -167,6 +167,7 @@ def measure(
                 continue
             share_new = groups_new / groups["proposed"]
             groups_w += shape.billed * min(share_new / (groups_cur / groups["current"]), 1.0)
+            # The queries run on today's copy, so open ranges are not cut at the job time here.
             f_cur = blocks["current"].fraction(shape.samples[0], model)
             f_new = blocks["proposed"].fraction(shape.samples[0], model)
             estimated_w += shape.billed * (min(f_new / f_cur, 1.0) if f_cur > 0 else 1.0)
