@@ -265,3 +265,13 @@ def test_documented_json_schema_is_current() -> None:
         "the profile JSON changed: regenerate docs/profile.schema.json and bump SCHEMA_VERSION "
         "if a field was removed or changed meaning"
     )
+
+
+def test_profile_leaves_no_working_tables_behind(write_jsonl: Callable[..., Path]) -> None:
+    history = read_history(write_jsonl(_history()))
+    profile_history(history, PRICES, catalog=CATALOG)
+    leftovers = history.con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary "
+        "UNION ALL SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal"
+    ).fetchall()
+    assert leftovers == []

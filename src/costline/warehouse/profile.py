@@ -175,6 +175,31 @@ class Profile(_Model):
     team_label: str
 
 
+def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
+    """The table ``priced``: every job with its cost, day and shape key — but not its text.
+
+    The texts stay in ``jobs`` (``job_row`` points at a row's own): copying them is the
+    costliest thing a pass over the history can do, and only one per shape is ever read.
+    """
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE priced AS
+        SELECT * EXCLUDE (query), {cost_sql(prices, default_edition)} AS cost_usd,
+               date_trunc('day', creation_time)::DATE AS day,
+               CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
+                    WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
+                    ELSE 'k:' || {shape_key_sql("query")}
+               END AS shape
+        FROM (
+            SELECT *, rowid AS job_row,
+                   job_id IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
+                      AS is_script_parent
+            FROM jobs
+        )
+        """
+    )
+
+
 def _daily(day: dt.date, cost: Any, jobs: Any) -> DailyCost:
     # One per pattern and day (a hundred thousand and more): the values come typed from
     # DuckDB, so validating each again would only cost time.
@@ -199,25 +224,7 @@ def profile_history(
     step = progress or (lambda _name, _done: None)
 
     step("pricing jobs", 0.0)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE priced AS
-        SELECT * EXCLUDE (query), {cost_sql(prices, default_edition)} AS cost_usd,
-               date_trunc('day', creation_time)::DATE AS day,
-               CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
-                    WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
-                    ELSE 'k:' || {shape_key_sql("query")}
-               END AS shape
-        FROM (
-            -- The texts stay in ``jobs`` (a row points at its own): copying them is the
-            -- costliest thing a pass over the history can do.
-            SELECT *, rowid AS job_row,
-                   job_id IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
-                      AS is_script_parent
-            FROM jobs
-        )
-        """
-    )
+    _price(con, prices, default_edition)
 
     step("fingerprinting shapes", 0.25)
     # BigQuery's literal-normalised hash tells apart texts that differ in comments, spacing or
