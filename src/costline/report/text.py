@@ -133,6 +133,26 @@ def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None
                 highlight=False,
                 markup=False,
             )
+    if result.layout is not None:
+        changed = [r for r in result.layout.recommendations if r.changed]
+        console.print(
+            f"Table layout (`costline advise`): {len(changed)} tables to re-lay out, estimated "
+            f"saving {usd(result.layout.total_saving_usd)}",
+            highlight=False,
+        )
+        for r in changed:
+            m = r.measured
+            measured = (
+                f"; measured on DuckDB {m.measured_fraction:.1%} of the bytes scanned against "
+                f"{m.estimated_fraction:.1%} estimated"
+                if m is not None
+                else ""
+            )
+            console.print(
+                f"  {usd(r.saving.saving_usd):>10}  {r.table}: {r.proposed.describe()}{measured}",
+                highlight=False,
+                markup=False,
+            )
     merge = result.merge
     if merge is not None and merge.proof is not None:
         proof = merge.proof
