@@ -381,3 +381,23 @@ def test_an_open_range_ends_at_the_job_time(tmp_path: Path) -> None:
     assert rec.proposed.partition_column == "booking_date"
     # On 3 January the table ended that day: two daily partitions of ten, not nine.
     assert rec.saving.estimated_bytes == pytest.approx(0.2 * TIB)
+
+
+def test_an_integer_column_filtered_by_ranges_gets_integer_range_partitions(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        _q(
+            i,
+            f"SELECT SUM(amount) FROM `{TXN}` WHERE account_id BETWEEN {100 * i} AND "
+            f"{100 * i + 99}",
+        )
+        for i in range(5)
+    ]
+    advice, _ = _run(Catalog(tables=(_local_table(tmp_path),)), rows, tmp_path)
+    (rec,) = advice.recommendations
+    assert rec.proposed.partition_column == "account_id"
+    assert rec.proposed.integer_range == (0, 1000, 1)
+    assert "PARTITION BY RANGE_BUCKET(account_id, GENERATE_ARRAY(0, 1000, 1))" in rec.ddl
+    # Each query reads 100 of the 1,000 account ids.
+    assert rec.saving.fraction_scanned == pytest.approx(0.1)
