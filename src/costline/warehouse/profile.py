@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -175,6 +176,23 @@ class Profile(_Model):
     team_label: str
 
 
+# The job columns the aggregations read (copying the others would be wasted work).
+_PRICED_COLUMNS = (
+    "creation_time",
+    "project_id",
+    "user_email",
+    "job_type",
+    "cache_hit",
+    "total_bytes_processed",
+    "total_bytes_billed",
+    "total_slot_ms",
+    "reservation_id",
+    "labels",
+    "referenced_tables",
+    "error_reason",
+)
+
+
 def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
     """The table ``priced``: every job with its cost, day and shape key — but not its text.
 
@@ -184,7 +202,8 @@ def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE priced AS
-        SELECT * EXCLUDE (query), {cost_sql(prices, default_edition)} AS cost_usd,
+        SELECT {", ".join(_PRICED_COLUMNS)}, job_row, is_script_parent,
+               {cost_sql(prices, default_edition)} AS cost_usd,
                date_trunc('day', creation_time)::DATE AS day,
                CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
                     WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
@@ -246,16 +265,47 @@ def profile_history(
     for _, query, _, _, key in shapes:
         if query is not None:
             first_of_key.setdefault(key, query)
-    by_key = dict(
-        zip(
-            first_of_key,
-            analyse_shapes(
-                list(first_of_key.values()),
-                schema=catalog.column_names() if catalog else None,
-            ),
-            strict=True,
+    # The shapes are analysed in worker processes while DuckDB computes everything that does
+    # not depend on the patterns: the two kinds of work fill each other's idle time.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        analysing = background.submit(
+            analyse_shapes,
+            list(first_of_key.values()),
+            schema=catalog.column_names() if catalog else None,
         )
-    )
+        step("attributing", 0.4)
+        totals = _rows(
+            con,
+            """
+            SELECT count(*), coalesce(sum(cost_usd), 0),
+                   coalesce(sum(total_bytes_billed) FILTER (WHERE NOT is_script_parent), 0),
+                   coalesce(sum(total_slot_ms) FILTER (WHERE NOT is_script_parent), 0),
+                   coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NULL), 0),
+                   coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NOT NULL), 0),
+                   min(creation_time), max(creation_time)
+            FROM priced
+            """,
+        )[0]
+        attribution = _attribution(con)
+        daily = tuple(
+            _daily(d, c, n)
+            for d, c, n in _rows(
+                con, "SELECT day, sum(cost_usd), count(*) FROM priced GROUP BY day ORDER BY day"
+            )
+        )
+        by_team: dict[str, list[DailyCost]] = defaultdict(list)
+        for team, d, c, n in _rows(
+            con,
+            f"""
+            SELECT coalesce(list_filter(labels, lambda l: l.key = ?)[1].value, '{UNLABELLED}')
+                       AS t,
+                   day, sum(cost_usd), count(*)
+            FROM priced GROUP BY t, day ORDER BY t, day
+            """,
+            [team_label],
+        ):
+            by_team[team].append(_daily(d, c, n))
+        by_key = dict(zip(first_of_key, analysing.result(), strict=True))
     shape_fp: list[str] = []
     fp_info: dict[str, tuple[str | None, str, bool, tuple[str, ...]]] = {}
     fp_uses: dict[str, tuple[ColumnUse, ...]] = {}
@@ -286,46 +336,15 @@ def profile_history(
         "SELECT p.*, m.fp FROM priced p JOIN shape_map m USING (shape)"
     )
 
-    step("aggregating", 0.5)
-    totals = _rows(
-        con,
-        """
-        SELECT count(*), coalesce(sum(cost_usd), 0),
-               coalesce(sum(total_bytes_billed) FILTER (WHERE NOT is_script_parent), 0),
-               coalesce(sum(total_slot_ms) FILTER (WHERE NOT is_script_parent), 0),
-               coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NULL), 0),
-               coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NOT NULL), 0),
-               min(creation_time), max(creation_time)
-        FROM priced
-        """,
-    )[0]
+    step("aggregating", 0.7)
     n_jobs, total_cost, total_billed, total_slot, od_cost, cap_cost, t0, t1 = totals
     total_cost = float(total_cost)
     days = (t1.date() - t0.date()).days + 1 if t0 else 0
 
     examples = {fp: text for fp, (_, text) in fp_example.items()}
     fingerprints = _fingerprint_stats(con, fp_info, examples, total_cost, t0, t1)
-    step("attributing", 0.7)
-    attribution = _attribution(con)
     step("tables and access patterns", 0.85)
     tables = _tables(con, fingerprints, fp_uses, catalog)
-    daily = tuple(
-        _daily(d, c, n)
-        for d, c, n in _rows(
-            con, "SELECT day, sum(cost_usd), count(*) FROM priced GROUP BY day ORDER BY day"
-        )
-    )
-    by_team: dict[str, list[DailyCost]] = defaultdict(list)
-    for team, d, c, n in _rows(
-        con,
-        f"""
-        SELECT coalesce(list_filter(labels, lambda l: l.key = ?)[1].value, '{UNLABELLED}') AS t,
-               day, sum(cost_usd), count(*)
-        FROM priced GROUP BY t, day ORDER BY t, day
-        """,
-        [team_label],
-    ):
-        by_team[team].append(_daily(d, c, n))
 
     con.execute("DROP VIEW priced_fp")
     con.execute("DROP TABLE shape_map")
@@ -364,12 +383,19 @@ def _fingerprint_stats(
     t0: dt.datetime | None,
     t1: dt.datetime | None,
 ) -> tuple[FingerprintStats, ...]:
-    daily: dict[str, list[DailyCost]] = defaultdict(list)
-    for fp, d, c, n in _rows(
-        con,
-        "SELECT fp, day, sum(cost_usd), count(*) FROM priced_fp GROUP BY fp, day ORDER BY fp, day",
-    ):
-        daily[fp].append(_daily(d, c, n))
+    # A series per pattern (a hundred thousand pattern-days and more) comes out of DuckDB as
+    # ready records, validated into DailyCost in bulk with the pattern that holds them.
+    daily: dict[str, list[dict[str, Any]]] = dict(
+        _rows(
+            con,
+            """
+            SELECT fp, list({'date': day, 'cost_usd': c, 'jobs': n} ORDER BY day)
+            FROM (SELECT fp, day, sum(cost_usd)::DOUBLE AS c, count(*) AS n
+                  FROM priced_fp GROUP BY fp, day)
+            GROUP BY fp
+            """,
+        )
+    )
     labels: dict[str, dict[str, str]] = defaultdict(dict)
     for fp, key, value in _rows(
         con,
@@ -443,7 +469,7 @@ def _fingerprint_stats(
                 users=int(users),
                 tables=tables,
                 labels=labels.get(fp, {}),
-                daily=tuple(daily[fp]),
+                daily=daily.get(fp, ()),  # validated into DailyCost here
             )
         )
     return tuple(out)
