@@ -538,6 +538,17 @@ def test_audit_report_renders_the_capacity_section(write_jsonl: Callable[..., Pa
     best = plan.best
     assert best is not None and f"{best.annual_cost_usd:,.0f}" in page
 
+    from rich.console import Console
+
+    from costline.report.text import print_audit
+
+    console = Console(record=True, width=200)
+    print_audit(console, AuditResult(workspace="w", profile=profile, drivers=(), capacity=plan))
+    summary = next(line for line in console.export_text().splitlines() if "Capacity" in line)
+    assert f"cheapest plan {best.edition} {best.term}" in summary
+    assert f"{best.commitment_slots:,} committed slots" in summary
+    assert f"${best.annual_cost_usd:,.0f}" in summary
+
 
 # --- idle-slot sharing ------------------------------------------------------------------------
 

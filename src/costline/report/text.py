@@ -153,6 +153,20 @@ def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None
                 highlight=False,
                 markup=False,
             )
+    capacity = result.capacity
+    if capacity is not None and capacity.best is not None:
+        best = capacity.best
+        on_demand = next((p for p in capacity.plans if p.edition == "on_demand"), None)
+        against = (
+            f" (on-demand {usd(on_demand.annual_cost_usd)} a year)" if on_demand is not None else ""
+        )
+        console.print(
+            f"Capacity (`costline capacity`): cheapest plan {best.edition} {best.term}, "
+            f"{best.commitment_slots:,} committed slots covering {best.committed_share:.0%} of "
+            f"the slot usage, {usd(best.annual_cost_usd)} a year{against}",
+            highlight=False,
+            markup=False,
+        )
     merge = result.merge
     if merge is not None and merge.proof is not None:
         proof = merge.proof
