@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -74,3 +76,20 @@ def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+def costline(
+    *args: str | Path, cwd: Path | None = None, columns: int = 160
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``costline`` command as a user would — a fresh process with a bare environment —
+    and check that no traceback reached them, whatever the exit code."""
+    result = subprocess.run(
+        [sys.executable, "-m", "costline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd or Path.cwd()), "COLUMNS": str(columns)},
+    )
+    assert "Traceback" not in result.stderr + result.stdout
+    return result

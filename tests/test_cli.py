@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TIB, job
-
-
-def costline(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "costline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd or Path.cwd()), "COLUMNS": "160"},
-    )
-    assert "Traceback" not in result.stderr + result.stdout
-    return result
+from tests.conftest import TIB, costline, job
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import random
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from costline.warehouse.capacity import (
 from costline.warehouse.capacity.pricing import committed_share
 from costline.warehouse.jobs import read_history
 from tests.conftest import TIB, job
+from tests.conftest import costline as run_costline
 
 PRICES = load_prices()
 ENTERPRISE = PRICES.bigquery.editions[Edition.ENTERPRISE]
@@ -480,16 +480,7 @@ def test_growth_what_if_scales_the_load() -> None:
 
 
 def costline(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "costline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "COLUMNS": "120"},
-    )
-    assert "Traceback" not in result.stderr + result.stdout
-    return result
+    return run_costline(*args, cwd=cwd, columns=120)
 
 
 def test_cli_capacity_text_json_html(write_jsonl: Callable[..., Path], tmp_path: Path) -> None:

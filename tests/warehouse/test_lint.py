@@ -4,8 +4,6 @@ the demo's planted anti-patterns, and the command line."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from costline.warehouse.lint import (
 from costline.warehouse.profile import profile_history
 from costline.warehouse.rules import ALL_RULES, rule_doc
 from costline.warehouse.rules.examples import EXAMPLE_CATALOG
-from tests.conftest import TIB, job, tables
+from tests.conftest import TIB, costline, job, tables
 
 SARIF_SCHEMA = Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json"
 SCRIPT = """-- nightly report
@@ -525,19 +523,6 @@ def test_huge_in_lists_and_deep_nesting_are_handled() -> None:
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
-
-
-def costline(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "costline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "COLUMNS": "160"},
-    )
-    assert "Traceback" not in result.stderr + result.stdout
-    return result
 
 
 def test_cli_lint_formats_selection_and_exit_codes(tmp_path: Path) -> None:

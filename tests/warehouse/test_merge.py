@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from costline.warehouse.merge.prove import (
     run_plan,
 )
 from costline.warehouse.merge.rewrite import parse_merge
+from tests.conftest import costline
 
 
 def _table(name: str, cols: dict[str, str], column: str, unit: PartitionGranularity) -> TableMeta:
@@ -595,19 +594,6 @@ def test_prove_names_a_source_column_the_batch_lacks(workspace: Path) -> None:
 
 
 # -- the command line ------------------------------------------------------------------------
-
-
-def costline(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "costline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "COLUMNS": "160"},
-    )
-    assert "Traceback" not in result.stderr + result.stdout
-    return result
 
 
 def test_cli_rewrite_refusal_and_bad_input(workspace: Path, tmp_path: Path) -> None:
