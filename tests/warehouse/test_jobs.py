@@ -500,6 +500,13 @@ _json_values = st.recursive(
     ),
     max_leaves=6,
 )
+_timestamp_texts = st.builds(
+    lambda d, sep, frac, zone: f"{d:%Y-%m-%d}{sep}{d:%H:%M:%S}{frac}{zone}",
+    st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1)),
+    st.sampled_from(["T", " "]),
+    st.sampled_from(["", ".5", ".123456", ".1234567"]),
+    st.sampled_from(["", "Z", " UTC", "+02:00", "-05:30", " America/New_York"]),
+) | st.sampled_from(["1727740800", "1727740800.25", "2026-02-30T00:00:00Z", "2026-08-03", ""])
 _NESTED_FIELDS = ("labels", "referenced_tables", "destination_table", "error_result", "query_info")
 
 
@@ -519,6 +526,8 @@ def test_property_a_row_loads_the_same_from_a_clean_or_a_damaged_file(
                 max_size=3,
             )
         )
+        for name in data.draw(st.sets(st.sampled_from(["creation_time", "end_time"]))):
+            fields[name] = data.draw(_timestamp_texts | _json_values)
         rows.append(json.dumps(job(f"j{i}", **fields)))
     folder = tmp_path_factory.mktemp("paths")
     (folder / "clean.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -529,3 +538,12 @@ def test_property_a_row_loads_the_same_from_a_clean_or_a_damaged_file(
     assert _jobs(clean, columns) == _jobs(damaged, columns)
     problems = [(p.line, p.field, p.message) for p in damaged.problems]
     assert [(p.line, p.field, p.message) for p in clean.problems] == problems[:-1]
+
+
+def test_a_last_line_without_newline_keeps_its_number(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.jsonl"
+    rows = [job("a"), job("b"), job("c", total_bytes_billed="lots")]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")  # no final newline
+    history = read_history(path)
+    assert [(p.line, p.field) for p in history.problems] == [(3, "total_bytes_billed")]
+    assert [r[0] for r in _jobs(history, "line")] == [1, 2]
