@@ -4,7 +4,8 @@
     python benchmarks/bench_profile.py --quick    # 100,000 jobs
 
 For each input (JSONL as BigQuery exports it, the same without ``query_info`` hashes so every
-text goes through costline's own shape keys, and Parquet) it measures, each in a fresh process:
+text goes through costline's own shape keys, and Parquet with BigQuery's export types) it
+measures, each in a fresh process:
 
 - the *floor*: DuckDB reading the same file and grouping by raw query text;
 - costline: read + validate + price + fingerprint + attribute + table access, the whole profile.
@@ -106,9 +107,20 @@ def main() -> None:
         t0 = time.perf_counter()
         generate_history(jsonl, jobs=jobs, seed=11)
         generate_history(bare, jobs=jobs, seed=11, with_query_hashes=False)
+        # BigQuery exports Parquet with its own types: TIMESTAMP and INT64 columns, not the
+        # strings of the JSON export.
         connect().execute(
-            f"COPY (SELECT * FROM read_json('{jsonl}', format = 'newline_delimited')) "
-            f"TO '{parquet}' (FORMAT PARQUET)"
+            f"""
+            COPY (SELECT * REPLACE (
+                      creation_time::TIMESTAMPTZ AS creation_time,
+                      start_time::TIMESTAMPTZ AS start_time,
+                      end_time::TIMESTAMPTZ AS end_time,
+                      total_bytes_processed::BIGINT AS total_bytes_processed,
+                      total_bytes_billed::BIGINT AS total_bytes_billed,
+                      total_slot_ms::BIGINT AS total_slot_ms)
+                  FROM read_json('{jsonl}', format = 'newline_delimited'))
+            TO '{parquet}' (FORMAT PARQUET)
+            """
         )
         print(f"generated {jobs:,} jobs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
