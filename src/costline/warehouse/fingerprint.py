@@ -778,15 +778,6 @@ def _parse(
 _BEFORE_TABLE = _TABLE_KEYWORDS | {TokenType.INSERT, TokenType.USING, TokenType.DOT}
 
 
-def _is_function_name(tokens: Sequence[Token], i: int) -> bool:
-    """A bare name called like a function; :func:`fingerprint` prints those upper case."""
-    return (
-        i + 1 < len(tokens)
-        and tokens[i + 1].token_type is TokenType.L_PAREN
-        and (i == 0 or tokens[i - 1].token_type not in _BEFORE_TABLE)
-    )
-
-
 def token_key(sql: str, dialect: str = "bigquery") -> str:
     """A cheap key (tokenize only, no parse) under which texts share one fingerprint.
 
@@ -816,7 +807,8 @@ def token_key(sql: str, dialect: str = "bigquery") -> str:
         elif tt in _LITERAL_TOKENS:
             append(text if text not in ("0", "?") else _LIT_PLACEHOLDER)
         elif tt is TokenType.VAR:
-            # A bare name called like a function prints upper case (see _is_function_name).
+            # A bare name called like a function (not a table with a column list, see
+            # _BEFORE_TABLE): fingerprint() prints those upper case.
             called = (
                 i < last
                 and types[i + 1] is TokenType.L_PAREN
