@@ -179,7 +179,7 @@ def test_literal_variants_share_a_fingerprint_and_are_ranked_by_cost(profile: Pr
     assert merge.cost_usd == pytest.approx(1.5 * USD_PER_TIB)
     assert merge.example_query == MERGE_1  # the costliest run's text
     assert merge.labels == {"team": "risk", "pipeline": "positions_merge"}
-    assert [d.cost_usd for d in merge.daily] == pytest.approx([6.25, 3.125])
+    assert [d["cost_usd"] for d in merge.daily] == pytest.approx([6.25, 3.125])
     report = next(fp for fp in profile.fingerprints if fp.cache_hits)
     assert (report.jobs, report.cache_hits, report.users) == (2, 1, 1)
     assert report.cost_usd == pytest.approx(0.06)

@@ -39,8 +39,8 @@ def daily_cost_by_team(p: Profile) -> go.Figure:
     for i, (team, days) in enumerate(sorted(p.daily_by_team.items())):
         fig.add_trace(
             go.Scatter(
-                x=[d.date.isoformat() for d in days],
-                y=[round(d.cost_usd, 2) for d in days],
+                x=[d["date"].isoformat() for d in days],
+                y=[round(d["cost_usd"], 2) for d in days],
                 name=team,
                 stackgroup="cost",
                 line={"width": 0.5, "color": _PALETTE[i % len(_PALETTE)]},

@@ -22,7 +22,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 
-__all__ = ["ColumnUse", "column_uses", "statement_uses"]
+__all__ = ["ColumnSchema", "ColumnUse", "column_uses", "statement_uses"]
 
 Role = Literal["filter", "join", "group"]
 Op = Literal["eq", "range", "in", "like", "null", "function", "other"]
@@ -59,15 +59,25 @@ def _table_name(table: exp.Table) -> str:
     return ".".join(".".join(parts).split("."))
 
 
+class ColumnSchema(dict[str, frozenset[str]]):
+    """Table name -> lower-cased column names: a schema prepared once for many statements."""
+
+    @classmethod
+    def of(cls, schema: Schema | ColumnSchema | None) -> ColumnSchema:
+        if isinstance(schema, ColumnSchema):
+            return schema
+        return cls(
+            (name, frozenset(c.lower() for c in cols)) for name, cols in (schema or {}).items()
+        )
+
+
 class _Resolver:
     """Maps a column in a scope to the base-table columns it denotes."""
 
-    def __init__(self, schema: Schema | None) -> None:
-        self.schema: dict[str, set[str]] = {}
-        for name, columns in (schema or {}).items():
-            self.schema[name] = {c.lower() for c in columns}
+    def __init__(self, schema: Schema | ColumnSchema | None) -> None:
+        self.schema = ColumnSchema.of(schema)
 
-    def _schema_columns(self, table: str) -> set[str] | None:
+    def _schema_columns(self, table: str) -> frozenset[str] | None:
         if table in self.schema:
             return self.schema[table]
         # A query may name `ds.tbl` for the catalogue's `proj.ds.tbl`, or the reverse.
@@ -179,7 +189,7 @@ def _filter_kind(column: exp.Column, stop: exp.Expr) -> tuple[Op, exp.Expr | Non
 
 
 class _Collector:
-    def __init__(self, schema: Schema | None) -> None:
+    def __init__(self, schema: Schema | ColumnSchema | None) -> None:
         self.resolver = _Resolver(schema)
         self.uses: set[ColumnUse] = set()
 
@@ -375,9 +385,12 @@ def _top_queries(node: exp.Expr) -> list[exp.Expr]:
 
 
 def statement_uses(
-    statements: Sequence[exp.Expr], schema: Mapping[str, Sequence[str]] | None = None
+    statements: Sequence[exp.Expr], schema: Schema | ColumnSchema | None = None
 ) -> tuple[ColumnUse, ...]:
-    """:func:`column_uses` of already-parsed statements (which it does not modify)."""
+    """:func:`column_uses` of already-parsed statements (which it does not modify).
+
+    For many statements against one schema, pass it prepared once as a :class:`ColumnSchema`.
+    """
     collector = _Collector(schema)
     try:
         for stmt in statements:

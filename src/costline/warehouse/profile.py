@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from costline.core.errors import Problem
 from costline.core.prices import Edition, PriceCatalogue
@@ -45,7 +46,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class DailyCost(_Model):
+# A plain record rather than a model: a profile holds one per pattern and day (a hundred
+# thousand and more), and building a model object for each costs seven times as much.
+class DailyCost(TypedDict):
     """Cost of one day (UTC)."""
 
     date: dt.date
@@ -220,9 +223,7 @@ def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
 
 
 def _daily(day: dt.date, cost: Any, jobs: Any) -> DailyCost:
-    # One per pattern and day (a hundred thousand and more): the values come typed from
-    # DuckDB, so validating each again would only cost time.
-    return DailyCost.model_construct(date=day, cost_usd=float(cost), jobs=int(jobs))
+    return DailyCost(date=day, cost_usd=float(cost), jobs=int(jobs))
 
 
 def _rows(con: Any, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
@@ -384,7 +385,7 @@ def _fingerprint_stats(
     t1: dt.datetime | None,
 ) -> tuple[FingerprintStats, ...]:
     # A series per pattern (a hundred thousand pattern-days and more) comes out of DuckDB as
-    # ready records, validated into DailyCost in bulk with the pattern that holds them.
+    # ready records, validated as DailyCost in bulk with the pattern that holds them.
     daily: dict[str, list[dict[str, Any]]] = dict(
         _rows(
             con,
@@ -469,7 +470,7 @@ def _fingerprint_stats(
                 users=int(users),
                 tables=tables,
                 labels=labels.get(fp, {}),
-                daily=daily.get(fp, ()),  # validated into DailyCost here
+                daily=daily.get(fp, ()),  # validated as DailyCost here
             )
         )
     return tuple(out)
@@ -480,26 +481,38 @@ def _by(con: Any, sql: str) -> dict[str, float]:
 
 
 def _attribution(con: Any) -> Attribution:
+    # Jobs share a few thousand label sets and table lists: the history is summed per set
+    # first, and only those sums are split by label key or over tables.
     label: dict[str, dict[str, float]] = defaultdict(dict)
     for key, value, cost in _rows(
         con,
         f"""
-        WITH keys AS (SELECT DISTINCT l.key FROM (SELECT unnest(labels) AS l FROM priced))
+        WITH sets AS (SELECT labels, sum(cost_usd) AS c FROM priced GROUP BY labels),
+             keys AS (SELECT DISTINCT l.key FROM (SELECT unnest(labels) AS l FROM sets))
         SELECT k.key,
-               coalesce(list_filter(p.labels, lambda l: l.key = k.key)[1].value,
+               coalesce(list_filter(s.labels, lambda l: l.key = k.key)[1].value,
                         '{UNLABELLED}') AS v,
-               sum(p.cost_usd) AS c
-        FROM priced p CROSS JOIN keys k
+               sum(s.c) AS c
+        FROM sets s CROSS JOIN keys k
         GROUP BY k.key, v ORDER BY k.key, c DESC
         """,
     ):
         label[key][value] = float(cost)
-    table_split = f"""
-        SELECT coalesce(t, '{NO_TABLE}') AS t, cost_usd / greatest(len(referenced_tables), 1) AS c
+    table = _by(
+        con,
+        f"""
+        SELECT coalesce(t, '{NO_TABLE}') AS t, sum(c / greatest(len(referenced_tables), 1)) AS s
         FROM (SELECT unnest(CASE WHEN len(referenced_tables) = 0 THEN [NULL]
-                                 ELSE referenced_tables END) AS t,
-                     referenced_tables, cost_usd FROM priced)
-    """
+                                 ELSE referenced_tables END) AS t, referenced_tables, c
+              FROM (SELECT referenced_tables, sum(cost_usd) AS c
+                    FROM priced GROUP BY referenced_tables))
+        GROUP BY t ORDER BY s DESC
+        """,
+    )
+    # A table's dataset is its name without the last part.
+    dataset: dict[str, float] = defaultdict(float)
+    for name, cost in table.items():
+        dataset[name if name == NO_TABLE else name.rpartition(".")[0] or name] += cost
     return Attribution(
         label=dict(label),
         user=_by(
@@ -512,13 +525,8 @@ def _attribution(con: Any) -> Attribution:
             f"SELECT coalesce(project_id, '{UNLABELLED}') p, sum(cost_usd) c FROM priced "
             "GROUP BY p ORDER BY c DESC",
         ),
-        dataset=_by(
-            con,
-            f"""SELECT CASE WHEN t = '{NO_TABLE}' THEN t
-                            ELSE regexp_replace(t, '\\.[^.]*$', '') END AS d, sum(c) AS s
-                FROM ({table_split}) GROUP BY d ORDER BY s DESC""",
-        ),
-        table=_by(con, f"SELECT t, sum(c) AS s FROM ({table_split}) GROUP BY t ORDER BY s DESC"),
+        dataset=dict(sorted(dataset.items(), key=lambda kv: -kv[1])),
+        table=table,
         reservation=_by(
             con,
             "SELECT coalesce(reservation_id, 'on-demand') r, sum(cost_usd) c FROM priced "

@@ -15,7 +15,7 @@ from functools import partial
 
 from sqlglot import exp
 
-from costline.warehouse.access import ColumnUse, statement_uses
+from costline.warehouse.access import ColumnSchema, ColumnUse, statement_uses
 from costline.warehouse.fingerprint import Fingerprint, fingerprint_with, map_shapes
 
 Schema = Mapping[str, Sequence[str]]
@@ -29,7 +29,7 @@ class ShapeAnalysis:
     uses: tuple[ColumnUse, ...]
 
 
-def analyse_query(sql: str, schema: Schema | None = None) -> ShapeAnalysis:
+def analyse_query(sql: str, schema: Schema | ColumnSchema | None = None) -> ShapeAnalysis:
     """Fingerprint and column uses of one text, from a single parse."""
     uses: tuple[ColumnUse, ...] = ()
 
@@ -40,7 +40,7 @@ def analyse_query(sql: str, schema: Schema | None = None) -> ShapeAnalysis:
     return ShapeAnalysis(fingerprint_with(sql, visit=visit), uses)
 
 
-def _analyse_chunk(texts: Sequence[str], schema: Schema | None) -> list[ShapeAnalysis]:
+def _analyse_chunk(texts: Sequence[str], schema: ColumnSchema | None) -> list[ShapeAnalysis]:
     return [analyse_query(t, schema) for t in texts]
 
 
@@ -48,5 +48,5 @@ def analyse_shapes(
     texts: Iterable[str], *, schema: Schema | None = None, workers: int | None = None
 ) -> list[ShapeAnalysis]:
     """:func:`analyse_query` of every text, in input order, parsing once per token key."""
-    plain_schema = {k: list(v) for k, v in schema.items()} if schema else None
-    return map_shapes(texts, partial(_analyse_chunk, schema=plain_schema), workers=workers)
+    prepared = ColumnSchema.of(schema) if schema else None
+    return map_shapes(texts, partial(_analyse_chunk, schema=prepared), workers=workers)
