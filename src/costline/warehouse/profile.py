@@ -384,19 +384,7 @@ def _fingerprint_stats(
     t0: dt.datetime | None,
     t1: dt.datetime | None,
 ) -> tuple[FingerprintStats, ...]:
-    # A series per pattern (a hundred thousand pattern-days and more) comes out of DuckDB as
-    # ready records, validated as DailyCost in bulk with the pattern that holds them.
-    daily: dict[str, list[dict[str, Any]]] = dict(
-        _rows(
-            con,
-            """
-            SELECT fp, list({'date': day, 'cost_usd': c, 'jobs': n} ORDER BY day)
-            FROM (SELECT fp, day, sum(cost_usd)::DOUBLE AS c, count(*) AS n
-                  FROM priced_fp GROUP BY fp, day)
-            GROUP BY fp
-            """,
-        )
-    )
+    daily = _daily_by_pattern(con)
     labels: dict[str, dict[str, str]] = defaultdict(dict)
     for fp, key, value in _rows(
         con,
@@ -474,6 +462,35 @@ def _fingerprint_stats(
             )
         )
     return tuple(out)
+
+
+def _daily_by_pattern(con: Any) -> dict[str, list[DailyCost]]:
+    """Each pattern's daily series. A hundred thousand pattern-days and more: they leave
+    DuckDB as columns, and each day's date object is made once, not once per pattern."""
+    cols = con.execute(
+        """
+        SELECT fp, (day - DATE '1970-01-01')::INTEGER AS day, sum(cost_usd)::DOUBLE AS c,
+               count(*) AS n
+        FROM priced_fp GROUP BY fp, day ORDER BY fp, day
+        """
+    ).fetchnumpy()
+    epoch = dt.date(1970, 1, 1)
+    dates = {d: epoch + dt.timedelta(days=d) for d in set(cols["day"].tolist())}
+    out: dict[str, list[DailyCost]] = {}
+    series: list[DailyCost] = []
+    current = None
+    for fp, day, cost, jobs in zip(
+        cols["fp"].tolist(),
+        cols["day"].tolist(),
+        cols["c"].tolist(),
+        cols["n"].tolist(),
+        strict=True,
+    ):
+        if fp != current:
+            current, series = fp, []
+            out[fp] = series
+        series.append({"date": dates[day], "cost_usd": cost, "jobs": jobs})
+    return out
 
 
 def _by(con: Any, sql: str) -> dict[str, float]:
