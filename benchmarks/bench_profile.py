@@ -3,9 +3,9 @@
     python benchmarks/bench_profile.py            # 1,000,000 jobs
     python benchmarks/bench_profile.py --quick    # 100,000 jobs
 
-For each input (JSONL as BigQuery exports it, the same without ``query_info`` hashes so every
-text goes through costline's own shape keys, and Parquet with BigQuery's export types) it
-measures, each in a fresh process:
+For each input (JSONL as BigQuery exports it, the same with ten damaged lines, the same without
+``query_info`` hashes so every text goes through costline's own shape keys, and Parquet with
+BigQuery's export types) it measures, each in a fresh process:
 
 - the *floor*: DuckDB reading the same file and grouping by raw query text;
 - costline: read + validate + price + fingerprint + attribute + table access, the whole profile.
@@ -28,11 +28,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 FLOOR_SQL = {
     "jsonl": "SELECT query, count(*), sum(CAST(total_bytes_billed AS BIGINT)) "
     "FROM read_json('{path}', format = 'newline_delimited') GROUP BY query",
+    # The floor skips the damaged lines, which costline reads and reports.
+    "jsonl_damaged": "SELECT query, count(*), sum(CAST(total_bytes_billed AS BIGINT)) "
+    "FROM read_json('{path}', format = 'newline_delimited', ignore_errors = true) GROUP BY query",
     "parquet": "SELECT query, count(*), sum(CAST(total_bytes_billed AS BIGINT)) "
     "FROM read_parquet('{path}') GROUP BY query",
 }
@@ -76,10 +80,30 @@ def _profile(path: str, catalog: str, queue: Any) -> None:
             "read_s": t_read,
             "peak_mib": peak,
             "jobs": result.jobs,
+            "rejected": result.rejected_count,
             "fingerprints": len(result.fingerprints),
             "total_cost_usd": round(result.total_cost_usd, 2),
         }
     )
+
+
+def _damage(source: Path, target: Path, *, bad: int) -> None:
+    """A copy of ``source`` with ``bad`` lines spread through it damaged, as real exports are:
+    a line cut short, a count that is not a number, a timestamp that is not a time."""
+    with source.open("rb") as f:
+        lines = f.readlines()
+    step = len(lines) // (bad + 1)
+    for k in range(bad):
+        i = step * (k + 1)
+        line = lines[i]
+        if k % 3 == 0:
+            lines[i] = line[: len(line) // 2] + b"\n"
+        elif k % 3 == 1:
+            lines[i] = line.replace(b'"total_slot_ms":"', b'"total_slot_ms":"many ', 1)
+        else:
+            lines[i] = line.replace(b'"creation_time":"', b'"creation_time":"yesterday ', 1)
+    with target.open("wb") as f:
+        f.writelines(lines)
 
 
 def _run(target: Any, *args: Any) -> dict[str, Any]:
@@ -87,7 +111,13 @@ def _run(target: Any, *args: Any) -> dict[str, Any]:
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
-    result: dict[str, Any] = queue.get()
+    while True:
+        try:
+            result: dict[str, Any] = queue.get(timeout=1)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"{target.__name__} failed (exit code {proc.exitcode})") from None
     proc.join()
     return result
 
@@ -109,10 +139,12 @@ def main() -> None:
         root = args.dir or Path(tmp)
         ws = build_workspace(root / "ws", jobs=1_000, scale=0.01)
         jsonl = root / "jobs.jsonl"
+        damaged = root / "jobs-damaged.jsonl"
         bare = root / "jobs-no-hashes.jsonl"
         parquet = root / "jobs.parquet"
         t0 = time.perf_counter()
         generate_history(jsonl, jobs=jobs, seed=11)
+        _damage(jsonl, damaged, bad=10)
         generate_history(bare, jobs=jobs, seed=11, with_query_hashes=False)
         # BigQuery exports Parquet with its own types: TIMESTAMP and INT64 columns, not the
         # strings of the JSON export.
@@ -134,6 +166,7 @@ def main() -> None:
         figures: dict[str, Any] = {"jobs": jobs}
         for name, path, kind in (
             ("jsonl", jsonl, "jsonl"),
+            ("jsonl_ten_bad_lines", damaged, "jsonl_damaged"),
             ("jsonl_no_hashes", bare, "jsonl"),
             ("parquet", parquet, "parquet"),
         ):
@@ -156,6 +189,7 @@ def main() -> None:
                 "floor_peak_mib": round(max(f["peak_mib"] for f, _ in pairs)),
                 "fingerprints": last["fingerprints"],
                 "distinct_texts": last_floor["groups"],
+                "rejected": last["rejected"],
                 "total_cost_usd": last["total_cost_usd"],
             }
             print(f"{name}: {figures[name]}", file=sys.stderr)

@@ -179,6 +179,32 @@ def test_clean_and_damaged_files_load_the_same_rows(write_jsonl: Callable[..., P
     assert [r[0] for r in _jobs(clean, "line")] == [1, 2, 3, 6]
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_line_numbers_count_blank_and_indented_lines(tmp_path: Path, newline: str) -> None:
+    # The line-numbered reader: lines of spaces are skipped but keep their number, a record
+    # may be indented, anything else that is not one JSON object is reported on its line.
+    path = tmp_path / "jobs.jsonl"
+    lines = [
+        json.dumps(job("a")),
+        "",
+        "    ",
+        "   " + json.dumps(job("b")),
+        "{oops",
+        "\t",
+        "[1, 2]",
+        json.dumps(job("c")),
+    ]
+    path.write_bytes(newline.join(lines).encode() + newline.encode())
+    history = read_history(path)
+    assert (history.read, history.jobs, history.rejected) == (6, 3, 3)
+    assert [(p.line, p.message) for p in history.problems] == [
+        (5, "not valid JSON"),
+        (6, "not valid JSON"),
+        (7, "expected a JSON object, got array"),
+    ]
+    assert _jobs(history, "line, job_id") == [(1, "a"), (4, "b"), (8, "c")]
+
+
 def test_problem_list_is_bounded_but_counts_are_exact(write_jsonl: Callable[..., Path]) -> None:
     history = read_history(write_jsonl(["garbage"] * (MAX_REPORTED_PROBLEMS + 5)))
     report = history.reports[0]

@@ -271,23 +271,24 @@ def _stage_jsonl_records(con: duckdb.DuckDBPyConnection, path: Path, *, source: 
 
 def _raw_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     # Lines are read as text (a delimiter no valid JSON line can contain unescaped), so a bad
-    # line is a row to report rather than a reader error. Blank lines keep their number for
-    # the lines after them but are not records. The numbered lines are materialised first:
-    # parsing after an unpartitioned window would run on one thread.
+    # line is a row to report rather than a reader error. A blank line is a row of NULL: it
+    # keeps its number for the lines after it but is not a record. Insertion order is file
+    # order, so a row's position is its line number (a window over the scan would number them
+    # on one thread). Only a line that starts with a space can be all spaces: trimming every
+    # line would copy the whole file once more.
     try:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE json_lines AS
-            SELECT line, text FROM (
-                SELECT row_number() OVER () AS line, text
-                FROM read_csv({_sql_str(str(path))}, columns = {{'text': 'VARCHAR'}},
-                              delim = '\x1f', quote = '', escape = '', header = false,
-                              auto_detect = false, strict_mode = false)
-            ) WHERE text IS NOT NULL AND trim(text) <> ''
+            SELECT NULL::BIGINT AS line, text
+            FROM read_csv({_sql_str(str(path))}, columns = {{'text': 'VARCHAR'}},
+                          delim = '\x1f', quote = '', escape = '', header = false,
+                          auto_detect = false, strict_mode = false)
             """
         )
     except duckdb.Error as exc:
         raise CostlineError(f"{path}: cannot read as JSON lines: {_first_line(exc)}") from None
+    con.execute("UPDATE json_lines SET line = rowid + 1")
     struct = ", ".join(f'"{f.name}": "{_JSON_TYPE[f.kind]}"' for f in _FIELDS)
     fields = ", ".join(f"r.{f.name} AS {f.name}" for f in _FIELDS)
     # Each line is parsed once; only the lines that fail (rare) are parsed again to say why.
@@ -301,7 +302,8 @@ def _raw_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> str:
                         THEN 'expected a JSON object, got ' || lower(json_type(text::JSON))
                END AS doc_error,
                {fields}
-        FROM (SELECT line, text, try(json_transform(text, '{{{struct}}}')) AS r FROM json_lines)
+        FROM (SELECT line, text, try(json_transform(text, '{{{struct}}}')) AS r FROM json_lines
+              WHERE text <> '' AND NOT (starts_with(text, ' ') AND trim(text) = ''))
     """
 
 
