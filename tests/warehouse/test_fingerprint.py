@@ -14,6 +14,8 @@ from costline.warehouse.fingerprint import (
     fingerprint,
     fingerprint_many,
     normalize_lexically,
+    shape_key_head_sql,
+    shape_key_rest_sql,
     shape_key_sql,
 )
 
@@ -386,6 +388,17 @@ def duckdb_keys(con: duckdb.DuckDBPyConnection, texts: list[str]) -> list[str]:
     con.execute("CREATE OR REPLACE TEMP TABLE q (i INTEGER, t VARCHAR)")
     con.executemany("INSERT INTO q VALUES (?, ?)", list(enumerate(texts)))
     rows = con.execute(f"SELECT {shape_key_sql('t')} FROM q ORDER BY i").fetchall()
+    # The same key in two steps, grouped by the first step as the profiler does.
+    stepped = con.execute(
+        f"""
+        WITH heads AS (SELECT i, t, {shape_key_head_sql("t")} AS h FROM q),
+             rest AS (SELECT h, {shape_key_rest_sql("h")} AS k
+                      FROM (SELECT DISTINCT h FROM heads WHERE h IS NOT NULL))
+        SELECT CASE WHEN heads.h IS NULL THEN 'r' || t ELSE rest.k END
+        FROM heads LEFT JOIN rest USING (h) ORDER BY i
+        """
+    ).fetchall()
+    assert stepped == rows
     return [r[0] for r in rows]
 
 

@@ -251,6 +251,36 @@ def test_rejections_flow_into_the_profile(write_jsonl: Callable[..., Path]) -> N
     assert result.total_cost_usd == pytest.approx(USD_PER_TIB)
 
 
+def test_texts_with_and_without_hashes_and_with_control_characters_group_by_pattern(
+    write_jsonl: Callable[..., Path],
+) -> None:
+    # Hashed texts are keyed by BigQuery's hash, the others by the lexical shape key in two
+    # steps, a text holding the key's own marker characters by itself; all meet in one pattern.
+    def hashed(h: str) -> dict[str, object]:
+        return {"query_hashes": {"normalized_literals": h}}
+
+    texts = [
+        ("a", "SELECT x FROM d.t WHERE s = 'one'", hashed("h1")),
+        ("b", "SELECT x FROM d.t WHERE s = 'two'", hashed("h1")),
+        ("c", "select x from d.t where s = 'three'", None),
+        ("d", "SELECT x FROM d.t WHERE s = 'four' -- nightly", None),
+        ("e", "SELECT x FROM d.t WHERE s = 'f\x01ve'", None),
+        ("f", "SELECT z FROM d.t WHERE s = 'f\x02ve'", None),
+        ("g", "SELECT y FROM d.t WHERE s = 'one'", None),
+    ]
+    rows = [
+        job(i, query=q, total_bytes_billed=TIB, **({"query_info": h} if h else {}))
+        for i, q, h in texts
+    ]
+    result = profile_history(read_history(write_jsonl(rows)), PRICES)
+    assert sorted(fp.jobs for fp in result.fingerprints) == [1, 1, 5]
+    assert result.fingerprints[0].cost_usd == pytest.approx(5 * USD_PER_TIB)
+    assert {fp.example_query for fp in result.fingerprints if fp.jobs == 1} == {
+        texts[5][1],
+        texts[6][1],
+    }
+
+
 def test_empty_history_profiles_to_zero(write_jsonl: Callable[..., Path]) -> None:
     result = profile_history(read_history(write_jsonl([])), PRICES)
     assert result.jobs == 0 and result.total_cost_usd == 0 and result.fingerprints == ()

@@ -185,6 +185,16 @@ def _sql_string(value: str) -> str:
     return " || ".join(parts)
 
 
+def _passes_sql(expr: str, passes: Sequence[tuple[str, str]]) -> str:
+    for pattern, template in passes:
+        expr = f"regexp_replace({expr}, {_sql_string(pattern)}, {_sql_string(template)}, 'g')"
+    return expr
+
+
+def _marked_sql(column: str) -> str:
+    return f"(contains({column}, chr(1)) OR contains({column}, chr(2)))"
+
+
 def shape_key_sql(column: str) -> str:
     """A DuckDB expression mapping the query texts in ``column`` to a cheap grouping key.
 
@@ -196,15 +206,30 @@ def shape_key_sql(column: str) -> str:
     quote style, with r/b prefixes) and numeric literals, collapses IN lists and arrays of
     literals to one element and collapses whitespace, in the lexical order of BigQuery SQL,
     and never touches identifiers, backtick-quoted names or keywords. It is the vectorised
-    twin of :func:`normalize_lexically`.
+    twin of :func:`normalize_lexically`. (:func:`shape_key_head_sql` and
+    :func:`shape_key_rest_sql` compute the same key in two steps.)
     """
-    expr = column
-    for pattern, template in _PASSES:
-        expr = f"regexp_replace({expr}, {_sql_string(pattern)}, {_sql_string(template)}, 'g')"
     return (
-        f"CASE WHEN contains({column}, chr(1)) OR contains({column}, chr(2)) "
-        f"THEN 'r' || {column} ELSE 'k' || trim({expr}, ' ') END"
+        f"CASE WHEN {_marked_sql(column)} THEN 'r' || {column} "
+        f"ELSE 'k' || trim({_passes_sql(column, _PASSES)}, ' ') END"
     )
+
+
+def shape_key_head_sql(column: str) -> str:
+    """The first step of :func:`shape_key_sql`: string literals and comments blanked, or NULL
+    for a text that is keyed by itself (``'r' ||`` the text).
+
+    Most of what varies between runs of one query is its string literals, so a history has
+    far fewer distinct heads than texts: a caller groups by the head and runs the remaining
+    passes (:func:`shape_key_rest_sql`) once per distinct head. For a text ``q`` whose head
+    ``h`` is not NULL, ``shape_key_rest_sql(h)`` equals ``shape_key_sql(q)``.
+    """
+    return f"CASE WHEN {_marked_sql(column)} THEN NULL ELSE {_passes_sql(column, _PASSES[:1])} END"
+
+
+def shape_key_rest_sql(head: str) -> str:
+    """The shape key from a non-NULL :func:`shape_key_head_sql`; see there."""
+    return f"'k' || trim({_passes_sql(head, _PASSES[1:])}, ' ')"
 
 
 # --------------------------------------------------------------------------------------------

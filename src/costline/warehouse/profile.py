@@ -29,7 +29,7 @@ from costline.core.prices import Edition, PriceCatalogue
 from costline.warehouse.access import ColumnUse
 from costline.warehouse.catalog import Catalog, TableMeta
 from costline.warehouse.cost import cost_sql
-from costline.warehouse.fingerprint import shape_key_sql
+from costline.warehouse.fingerprint import shape_key_head_sql, shape_key_rest_sql, shape_key_sql
 from costline.warehouse.jobs import JobHistory
 from costline.warehouse.shapes import analyse_shapes
 
@@ -202,6 +202,23 @@ def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
     The texts stay in ``jobs`` (``job_row`` points at a row's own): copying them is the
     costliest thing a pass over the history can do, and only one per shape is ever read.
     """
+    # Texts without BigQuery's hash are keyed by the lexical shape key, in two steps: the
+    # first pass (string literals, comments) over every text, the other passes once per
+    # distinct result — most of what varies between runs of a query is its strings.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE lexical AS
+        SELECT rowid AS job_row, {shape_key_head_sql("query")} AS head
+        FROM jobs WHERE query IS NOT NULL AND query_hash IS NULL
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE lexical_keys AS
+        SELECT head, {shape_key_rest_sql("head")} AS key
+        FROM (SELECT DISTINCT head FROM lexical WHERE head IS NOT NULL)
+        """
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE priced AS
@@ -210,16 +227,21 @@ def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
                date_trunc('day', creation_time)::DATE AS day,
                CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
                     WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
-                    ELSE 'k:' || {shape_key_sql("query")}
+                    WHEN l.head IS NULL THEN 'k:r' || query  -- keyed by itself
+                    ELSE 'k:' || k.key
                END AS shape
         FROM (
             SELECT *, rowid AS job_row,
                    job_id IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
                       AS is_script_parent
             FROM jobs
-        )
+        ) j
+        LEFT JOIN lexical l USING (job_row)
+        LEFT JOIN lexical_keys k USING (head)
         """
     )
+    con.execute("DROP TABLE lexical")
+    con.execute("DROP TABLE lexical_keys")
 
 
 def _daily(day: dt.date, cost: Any, jobs: Any) -> DailyCost:
