@@ -280,7 +280,7 @@ def _raw_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> str:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE json_lines AS
-            SELECT NULL::BIGINT AS line, text
+            SELECT text
             FROM read_csv({_sql_str(str(path))}, columns = {{'text': 'VARCHAR'}},
                           delim = '\x1f', quote = '', escape = '', header = false,
                           auto_detect = false, strict_mode = false)
@@ -288,7 +288,6 @@ def _raw_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> str:
         )
     except duckdb.Error as exc:
         raise CostlineError(f"{path}: cannot read as JSON lines: {_first_line(exc)}") from None
-    con.execute("UPDATE json_lines SET line = rowid + 1")
     struct = ", ".join(f'"{f.name}": "{_JSON_TYPE[f.kind]}"' for f in _FIELDS)
     fields = ", ".join(f"r.{f.name} AS {f.name}" for f in _FIELDS)
     # Each line is parsed once; only the lines that fail (rare) are parsed again to say why.
@@ -302,8 +301,8 @@ def _raw_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> str:
                         THEN 'expected a JSON object, got ' || lower(json_type(text::JSON))
                END AS doc_error,
                {fields}
-        FROM (SELECT line, text, try(json_transform(text, '{{{struct}}}')) AS r FROM json_lines
-              WHERE text <> '' AND NOT (starts_with(text, ' ') AND trim(text) = ''))
+        FROM (SELECT rowid + 1 AS line, text, try(json_transform(text, '{{{struct}}}')) AS r
+              FROM json_lines WHERE text <> '' AND NOT (starts_with(text, ' ') AND trim(text) = ''))
     """
 
 
