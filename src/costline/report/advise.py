@@ -129,10 +129,10 @@ def advice_section(advice: Advice) -> str:
 
 def advice_html(advice: Advice) -> str:
     """A self-contained HTML page of the advice."""
-    from costline.report.html import _css
+    from costline.report.html import stylesheet
 
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>costline advise</title><style>{_css()}</style></head><body>"
+        f"<title>costline advise</title><style>{stylesheet()}</style></head><body>"
         f"{advice_section(advice)}</body></html>\n"
     )

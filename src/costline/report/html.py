@@ -100,7 +100,8 @@ def top_tables(p: Profile, limit: int = 15) -> go.Figure:
     return fig
 
 
-def _css() -> str:
+def stylesheet() -> str:
+    """The report stylesheet, inlined into every self-contained HTML page costline writes."""
     return resources.files("costline.report").joinpath("templates/report.css").read_text("utf-8")
 
 
@@ -137,6 +138,6 @@ def render_audit_html(result: AuditResult) -> str:
             capacity=capacity,
             layout=layout,
             plotlyjs=get_plotlyjs(),
-            css=_css(),
+            css=stylesheet(),
         )
     )

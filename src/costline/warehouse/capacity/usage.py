@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -270,19 +271,18 @@ def usage_from_history(
     con.execute("DROP TABLE capacity_jobs")
     sources = ", ".join(r.source for r in history.reports) or "job history"
     start_us = np.asarray(arrays["start_us"], dtype=np.int64)
+    common: dict[str, Any] = {
+        "resolution_s": resolution_s,
+        "source": sources,
+        "jobs": jobs,
+        "rows": jobs,
+        "bytes_billed": billed,
+        "on_demand_cost_usd": od_usd,
+        "problems": _problems(problem_rows),
+        "rejected": rejected,
+    }
     if start_us.size == 0:
-        return UsageSeries(
-            slots=np.zeros(0),
-            start=dt.datetime.fromtimestamp(0, dt.UTC),
-            resolution_s=resolution_s,
-            source=sources,
-            jobs=jobs,
-            rows=jobs,
-            bytes_billed=billed,
-            on_demand_cost_usd=od_usd,
-            problems=_problems(problem_rows),
-            rejected=rejected,
-        )
+        return UsageSeries(slots=np.zeros(0), start=dt.datetime.fromtimestamp(0, dt.UTC), **common)
     end_us = np.asarray(arrays["end_us"], dtype=np.int64)
     slot_ms = np.asarray(arrays["total_slot_ms"], dtype=np.float64)
     origin = _bucket_origin(int(start_us.min()), resolution_s)
@@ -305,15 +305,8 @@ def usage_from_history(
         slots=_clean(spread(s, e, slot_ms, buckets), resolution_s),
         reservations=parts,
         start=dt.datetime.fromtimestamp(origin / 1e6, dt.UTC),
-        resolution_s=resolution_s,
-        source=sources,
-        jobs=jobs,
-        rows=jobs,
-        bytes_billed=billed,
-        on_demand_cost_usd=od_usd,
-        problems=_problems(problem_rows),
-        rejected=rejected,
         observed_until=dt.datetime.fromtimestamp(last_start / 1e6, dt.UTC),
+        **common,
     )
 
 
