@@ -282,7 +282,7 @@ def _bytes_model(shapes: list[Shape], catalog: Catalog) -> tuple[NDArray[np.floa
                     if c is None:
                         raise CostlineError(f"{name} has no column {col} (read by {shape.key})")
                     row += c.avg_bytes or 0.0
-            full = meta.rows * row
+            full = (meta.rows or 0) * row
             cap[i] += full
             if read.scope == "full" or meta.partitioning is None or not meta.partitions:
                 fixed[i] += full * (read.prune if meta.partitioning is None else 1.0)

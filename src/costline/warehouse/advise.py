@@ -534,9 +534,13 @@ def _meets(
     return out
 
 
-def block_rows_for(model_rows: int, table_bytes: int, block_bytes: int) -> int:
+def block_rows_for(model_rows: int, table_bytes: int | None, block_bytes: int) -> int:
     """Rows of the data model per storage block of ``block_bytes`` in a table of
-    ``table_bytes``; at least enough rows to keep the simulation within ``MAX_BLOCKS``."""
+    ``table_bytes``; at least enough rows to keep the simulation within ``MAX_BLOCKS``.
+
+    A table of unknown size is one block: clustering is credited with no saving."""
+    if table_bytes is None:
+        return max(1, model_rows)
     exact = model_rows * block_bytes / max(table_bytes, 1)
     return max(1, round(exact), -(-model_rows // MAX_BLOCKS))
 
@@ -871,6 +875,7 @@ def recommend(
     if (
         proposed.partition_column
         and count
+        and meta.logical_bytes is not None
         and meta.logical_bytes / max(count, 1) < MIN_PARTITION_BYTES
     ):
         notes.append(

@@ -60,17 +60,31 @@ class Partitioning(BaseModel):
         return self.column or "_PARTITIONTIME"
 
 
+class TableKind(StrEnum):
+    """What a catalogue entry is; a view stores nothing and is read through its query."""
+
+    TABLE = "table"
+    VIEW = "view"
+    MATERIALIZED_VIEW = "materialized_view"
+    EXTERNAL = "external"
+
+
 class TableMeta(BaseModel):
-    """Everything costline knows about one table."""
+    """Everything costline knows about one table.
+
+    Sizes are None when the catalogue's source does not know them (a dbt manifest or a
+    metadata file beside the SQL knows the layout, not the bytes).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="project.dataset.table")
     columns: tuple[Column, ...]
+    kind: TableKind = TableKind.TABLE
     partitioning: Partitioning | None = None
     clustering: tuple[str, ...] = ()
-    rows: int = Field(ge=0)
-    logical_bytes: int = Field(ge=0)
+    rows: int | None = Field(default=None, ge=0)
+    logical_bytes: int | None = Field(default=None, ge=0)
     long_term_bytes: int = Field(default=0, ge=0)
     partitions: int | None = Field(default=None, ge=0)
     local_path: str | None = Field(

@@ -408,8 +408,11 @@ def scope_condition(select: exp.Expr) -> exp.Expr | None:
     return parts[0] if len(parts) == 1 else exp.and_(*parts, copy=False)
 
 
-def size_text(nbytes: int) -> str:
-    """A byte count for a message: ``300.1 TiB``."""
+def size_text(nbytes: int | None) -> str:
+    """A byte count for a message: ``300.1 TiB`` (``size unknown`` when the catalogue does not
+    say)."""
+    if nbytes is None:
+        return "size unknown"
     value = float(nbytes)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":

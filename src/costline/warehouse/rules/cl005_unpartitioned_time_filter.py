@@ -69,7 +69,7 @@ class UnpartitionedTimeFilter(Rule):
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
         for scan in table_scans(stmt, catalog):
             meta = scan.meta
-            if meta.partitioning is not None or meta.logical_bytes < LARGE_TABLE_BYTES:
+            if meta.partitioning is not None or (meta.logical_bytes or 0) < LARGE_TABLE_BYTES:
                 continue
             if not isinstance(scan.scope, exp.Select | exp.Update | exp.Delete):
                 continue

@@ -77,9 +77,9 @@ class JoinOrder(Rule):
             if not all(isinstance(s, exp.Table) and is_physical(s, ctes) for s in sources):
                 continue
             metas = [lookup(s, catalog) for s in sources if isinstance(s, exp.Table)]
-            if any(m is None for m in metas):
+            if any(m is None or m.logical_bytes is None for m in metas):
                 continue
-            sizes = [m.logical_bytes for m in metas if m is not None]
+            sizes = [m.logical_bytes or 0 for m in metas if m is not None]
             biggest = max(range(len(sizes)), key=sizes.__getitem__)
             if biggest == 0 or sizes[biggest] < SIZE_RATIO * max(sizes[0], 1):
                 continue
