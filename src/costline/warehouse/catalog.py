@@ -2,9 +2,13 @@
 
 A catalogue is a JSON file (``catalog.json`` in a workspace) holding one :class:`TableMeta`
 per table: columns with types and optional statistics, partitioning, clustering and sizes. The
-demo workspace writes one; ``costline catalog --bigquery`` (later) fetches one from
-INFORMATION_SCHEMA. Sizes are the warehouse's real sizes; a local copy of the data (``local_path``)
-may be a scaled sample, whose ratio to the real table is ``local_scale``.
+demo workspace writes one; ``costline catalog --bigquery`` fetches one from INFORMATION_SCHEMA.
+Sizes are the warehouse's real sizes; a local copy of the data (``local_path``) may be a scaled
+sample, whose ratio to the real table is ``local_scale``.
+
+:func:`load_catalog` also reads the layout where repositories already keep it, without
+credentials: a dbt manifest or project (:mod:`costline.warehouse.catalog_dbt`) and the
+``metadata.yaml`` files of a BigQuery ETL tree (:mod:`costline.warehouse.catalog_metadata`).
 """
 
 from __future__ import annotations
@@ -114,6 +118,10 @@ class Catalog(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tables: tuple[TableMeta, ...] = ()
+    # Where the tables were read from and what could not be used there; neither is written
+    # by save_catalog, so a saved catalogue stays what it always was.
+    source: str | None = Field(default=None, exclude=True)
+    problems: tuple[str, ...] = Field(default=(), exclude=True)
 
     def __iter__(self) -> Iterator[TableMeta]:  # type: ignore[override]
         return iter(self.tables)
@@ -132,18 +140,82 @@ class Catalog(BaseModel):
         return {t.name: [c.name for c in t.columns] for t in self.tables}
 
 
+# Legacy SQL type names (schema files, the REST API) and the standard SQL names that
+# INFORMATION_SCHEMA reports, which analyses compare against.
+_STANDARD_TYPES = {
+    "INTEGER": "INT64",
+    "FLOAT": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "RECORD": "STRUCT",
+}
+
+
+def bigquery_type(name: str) -> str:
+    """``name`` as INFORMATION_SCHEMA writes it: upper case, legacy names made standard."""
+    upper = name.strip().upper()
+    return _STANDARD_TYPES.get(upper, upper)
+
+
+def whole_days(days: float) -> int:
+    """A partition expiration given in (possibly fractional) days, as whole days, at least one."""
+    return max(1, round(days))
+
+
+ACCEPTED_FORMS = (
+    "a costline catalogue (JSON with 'tables'), a dbt manifest (target/manifest.json), "
+    "a dbt project directory (dbt_project.yml) or a directory of metadata.yaml files "
+    "(sql/<project>/<dataset>/<table>/metadata.yaml)"
+)
+
+
 def load_catalog(path: Path) -> Catalog:
-    """Read a catalogue file; a :class:`CostlineError` names the file and the bad entry."""
+    """Read the catalogue at ``path``, whichever of the accepted forms it is.
+
+    - a JSON file with ``tables``: a costline catalogue;
+    - a JSON file with ``metadata.dbt_schema_version``: a dbt manifest;
+    - a directory holding ``target/manifest.json`` (or ``manifest.json``): that manifest;
+    - a directory holding ``dbt_project.yml``: the dbt project, read without compiling it;
+    - a directory with ``metadata.yaml`` files below it: a BigQuery ETL tree;
+    - a ``dbt_project.yml`` or ``metadata.yaml`` file: its project, or its one table.
+
+    A file named on its own that cannot be used raises a :class:`CostlineError` naming the
+    file, the line where one is known, and the entry. In a tree, a bad file is one of the
+    catalogue's ``problems`` instead, and the rest is read.
+    """
+    from costline.warehouse.catalog_dbt import manifest_catalog, read_dbt_project
+    from costline.warehouse.catalog_metadata import read_metadata_table, read_metadata_tree
+
+    if path.is_dir():
+        for manifest in (path / "target" / "manifest.json", path / "manifest.json"):
+            if manifest.is_file():
+                return load_catalog(manifest)
+        if (path / "dbt_project.yml").is_file():
+            return read_dbt_project(path)
+        if next(path.rglob("metadata.yaml"), None) is not None:
+            return read_metadata_tree(path)
+        raise CostlineError(f"{path}: no catalogue found; expected {ACCEPTED_FORMS}")
+    if path.name == "dbt_project.yml" and path.is_file():
+        return read_dbt_project(path.parent)
+    if path.name == "metadata.yaml" and path.is_file():
+        return read_metadata_table(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CostlineError(f"cannot read catalogue {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CostlineError(f"{path}: not a text file; expected {ACCEPTED_FORMS}") from None
     except json.JSONDecodeError as exc:
         raise CostlineError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    try:
-        return Catalog.model_validate(data)
-    except ValidationError as exc:
-        raise CostlineError(f"{path}: {first_validation_error(exc)}") from None
+    if isinstance(data, dict) and "tables" in data:
+        try:
+            catalog = Catalog.model_validate(data)
+        except ValidationError as exc:
+            raise CostlineError(f"{path}: {first_validation_error(exc)}") from None
+        return catalog.model_copy(update={"source": f"costline catalogue {path}"})
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    if isinstance(metadata, dict) and "dbt_schema_version" in metadata:
+        return manifest_catalog(data, path)
+    raise CostlineError(f"{path}: not a catalogue; expected {ACCEPTED_FORMS}")
 
 
 def save_catalog(catalog: Catalog, path: Path) -> None:
