@@ -514,17 +514,29 @@ class ProofFormat(StrEnum):
     json = "json"
 
 
-def _default_catalog() -> Path | None:
-    """``./catalog.json``, else the demo workspace's catalogue, else None."""
-    for candidate in (Path("catalog.json"), default_workspace_dir() / "catalog.json"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _merge_catalog(catalog: Path | None, demo: bool) -> Path | None:
+    """The catalogue ``merge rewrite`` reads: ``--catalog``, the demo workspace's with
+    ``--demo``, else ``./catalog.json`` when there is one."""
+    if catalog is not None and demo:
+        raise CostlineError("give --catalog or --demo, not both")
+    if demo:
+        path = default_workspace_dir() / "catalog.json"
+        if not path.is_file():
+            raise CostlineError(
+                f"the demo workspace is not built ({path} missing): run `costline demo init`"
+            )
+        return path
+    if catalog is not None:
+        return catalog
+    here = Path("catalog.json")
+    return here if here.is_file() else None
 
 
 @merge_app.command("rewrite")
 def merge_rewrite(
-    file: Annotated[Path, typer.Argument(help="A file holding one BigQuery MERGE statement.")],
+    file: Annotated[
+        Path, typer.Argument(help="A file holding one BigQuery MERGE (alone or within a script).")
+    ],
     catalog: CatalogOption = None,
     strategy: Annotated[
         MergeStrategyOption, typer.Option(help="merge: scoped MERGE; insert-overwrite: dbt-style.")
@@ -543,6 +555,16 @@ def merge_rewrite(
         bool,
         typer.Option(help="Scope WHEN NOT MATCHED BY SOURCE branches to the affected partitions."),
     ] = False,
+    complete_partitions: Annotated[
+        bool,
+        typer.Option(
+            help="State that each batch holds the complete content of every partition it"
+            " touches (required by --strategy insert-overwrite, which deletes the rest)."
+        ),
+    ] = False,
+    demo: Annotated[
+        bool, typer.Option(help="Use the demo workspace's catalogue (its tables only).")
+    ] = False,
     fmt: Annotated[ProofFormat, typer.Option("--format", "-f")] = ProofFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
 ) -> None:
@@ -554,8 +576,10 @@ def merge_rewrite(
         sql = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise CostlineError(f"cannot read {file}: {exc.strerror}") from None
-    catalog_path = catalog if catalog is not None else _default_catalog()
-    if catalog is None and catalog_path is not None and partition_column is None:
+    catalog_path = _merge_catalog(catalog, demo)
+    if partition_column is not None:
+        err.print("partitioning: from --partition-column", highlight=False)
+    elif catalog_path is not None:
         err.print(f"catalogue: {catalog_path}", highlight=False)
     result = rewrite_merge(
         sql,
@@ -565,6 +589,7 @@ def merge_rewrite(
         partition_type=partition_type,
         strategy=Strategy(strategy.value),
         scope_by_source=scope_by_source,
+        complete_partitions=complete_partitions,
         origin=str(file),
     )
     if fmt is ProofFormat.json:

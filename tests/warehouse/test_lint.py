@@ -22,6 +22,7 @@ from costline.warehouse.fingerprint import fingerprint
 from costline.warehouse.jobs import read_history
 from costline.warehouse.lint import (
     LintResult,
+    StatementCounts,
     find_config,
     lint_history,
     lint_paths,
@@ -61,7 +62,7 @@ def test_a_script_is_linted_statement_by_statement_with_exact_positions() -> Non
     # The statement that does not parse is reported where it is, and the run goes on.
     [error] = result.errors
     assert (error.path, error.line) == ("nightly.sql", 5)
-    assert result.statements == 3
+    assert result.statements == StatementCounts(linted=3, unparsed=1, skipped=0)
 
 
 def test_scripting_blocks_are_read_and_loops_known() -> None:
@@ -91,7 +92,7 @@ def test_unterminated_string_and_non_sql_are_errors_with_a_location() -> None:
     assert result.errors[0].message.startswith("cannot tokenize")
     [bad] = lint_sql("SELECT a,\n  FROM", path="y.sql").errors
     assert (bad.line, bad.column) == (2, 6)
-    assert lint_sql("").statements == 0
+    assert lint_sql("").statements == StatementCounts()
     assert lint_sql("-- only a comment\n").errors == ()
 
 
@@ -236,7 +237,16 @@ def test_text_output(script_result: LintResult) -> None:
 
 def test_json_output_has_exactly_the_documented_fields(script_result: LintResult) -> None:
     data = json.loads(render_json(script_result))
-    assert list(data) == ["findings", "errors"]
+    assert list(data) == [
+        "files",
+        "statements",
+        "findings",
+        "errors",
+        "skipped",
+        "templated",
+        "catalog",
+    ]
+    assert data["statements"] == {"linted": 3, "unparsed": 1, "skipped": 0}
     first = data["findings"][0]
     assert first == {
         "path": "reports/nightly.sql",
@@ -250,7 +260,8 @@ def test_json_output_has_exactly_the_documented_fields(script_result: LintResult
         "equivalents": ["bigquery-antipattern-recognition:SimpleSelectStar"],
         "cost_usd": None,
     }
-    assert list(data["errors"][0]) == ["path", "line", "column", "message"]
+    assert list(data["errors"][0]) == ["path", "line", "column", "message", "kind"]
+    assert data["errors"][0]["kind"] == "parse"
 
 
 def test_sarif_output_validates_against_the_sarif_2_1_0_schema(script_result: LintResult) -> None:
@@ -270,7 +281,7 @@ def test_sarif_output_validates_against_the_sarif_2_1_0_schema(script_result: Li
     }
     assert len(run["invocations"][0]["toolExecutionNotifications"]) == 1
     # History findings carry their cost, and an empty run is valid too.
-    empty = json.loads(render_sarif(LintResult(findings=(), errors=(), files=0, statements=0)))
+    empty = json.loads(render_sarif(LintResult(findings=(), errors=(), files=0)))
     jsonschema.Draft4Validator(schema).validate(empty)
 
 

@@ -226,7 +226,16 @@ def test_coarser_date_granularity_truncates_both_sides() -> None:
 
 
 def test_insert_overwrite_replaces_the_affected_partitions_and_states_its_condition() -> None:
-    result = rewrite_merge(ORDERS_MERGE, catalog=CATALOG, strategy=Strategy.INSERT_OVERWRITE)
+    # Without the user's word that each batch holds whole partitions, it would delete data.
+    refused = rewrite_merge(ORDERS_MERGE, catalog=CATALOG, strategy=Strategy.INSERT_OVERWRITE)
+    assert [c.code for c in refused.refusals] == ["complete-partitions"]
+    assert "--complete-partitions" in refused.refusals[0].message
+    result = rewrite_merge(
+        ORDERS_MERGE,
+        catalog=CATALOG,
+        strategy=Strategy.INSERT_OVERWRITE,
+        complete_partitions=True,
+    )
     assert result.script is not None
     assert result.script.endswith(
         "  -- 3. replace those partitions wholesale with the source\n"
@@ -241,6 +250,7 @@ def test_insert_overwrite_replaces_the_affected_partitions_and_states_its_condit
     complete = next(c for c in result.checks if c.code == "complete-partitions")
     assert complete.status is CheckStatus.WARN
     assert "complete new content" in complete.message
+    assert "stated with --complete-partitions" in complete.message
 
 
 def test_the_demo_merge_rewrites_with_the_demo_catalogue() -> None:
@@ -250,7 +260,9 @@ def test_the_demo_merge_rewrites_with_the_demo_catalogue() -> None:
     assert result.script is not None
     assert "FROM `acme-dwh-prod.risk_staging.positions_delta`" in result.script
     assert "  ON t.as_of_date IN UNNEST(affected)\n" in result.script
-    assert "-- positions_nightly_merge" not in result.script  # comments do not wander
+    # The comments written above the MERGE head the script, once; they do not wander.
+    assert result.script.startswith("-- positions_nightly_merge: apply the day's position")
+    assert result.script.count("positions_nightly_merge") == 1
 
 
 def test_rewriting_the_rewrite_input_again_gives_the_same_script() -> None:
@@ -303,10 +315,14 @@ def test_refuses_by_source_branches_unless_asked_to_scope_them() -> None:
 
 def test_insert_overwrite_refuses_without_an_insert_or_with_by_source() -> None:
     no_insert = ORDERS_MERGE.split("WHEN NOT MATCHED")[0]
-    result = rewrite_merge(no_insert, catalog=CATALOG, strategy=Strategy.INSERT_OVERWRITE)
+    result = rewrite_merge(
+        no_insert, catalog=CATALOG, strategy=Strategy.INSERT_OVERWRITE, complete_partitions=True
+    )
     assert [c.code for c in result.refusals] == ["insert-branch"]
     with_by_source = ORDERS_MERGE + "\nWHEN NOT MATCHED BY SOURCE THEN DELETE"
-    result = rewrite_merge(with_by_source, catalog=CATALOG, strategy="insert-overwrite")
+    result = rewrite_merge(
+        with_by_source, catalog=CATALOG, strategy="insert-overwrite", complete_partitions=True
+    )
     assert [c.code for c in result.refusals] == ["by-source"]
 
 
@@ -601,7 +617,8 @@ def test_cli_rewrite_refusal_and_bad_input(workspace: Path, tmp_path: Path) -> N
     demo.write_text(DEMO_MERGE, encoding="utf-8")
     ok = costline("merge", "rewrite", demo, "--catalog", workspace / "catalog.json", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith("-- costline merge rewrite (merge): acme-dwh-prod.risk.positions")
+    assert ok.stdout.startswith("-- positions_nightly_merge: apply the day's position changes\n")
+    assert "-- costline merge rewrite (merge): acme-dwh-prod.risk.positions" in ok.stdout
     assert "pass   partition-key" in ok.stderr
 
     unsafe = tmp_path / "unsafe.sql"
@@ -741,7 +758,9 @@ def test_property_insert_overwrite_replaces_exactly_the_batch_partitions_on_delt
     t_rows = [(day(p), k, v, op) for (p, k), (v, op) in target.items()]
     b_rows = [(day(p), k, v, "N") for p, rows in new_content.items() for k, v in rows.items()]
     sql = STATEMENTS["insert-row"]
-    result = rewrite_merge(sql, partition_column="p", strategy=Strategy.INSERT_OVERWRITE)
+    result = rewrite_merge(
+        sql, partition_column="p", strategy=Strategy.INSERT_OVERWRITE, complete_partitions=True
+    )
     assert not result.refused
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "t"

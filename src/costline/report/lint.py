@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from costline import __version__
-from costline.warehouse.lint import LintFinding, LintResult
+from costline.warehouse.lint import CatalogSummary, LintFinding, LintResult
 from costline.warehouse.rules import ALL_RULES, Rule, Severity, rule_doc
 from costline.warehouse.rules.base import GOOGLE
 
@@ -26,7 +26,8 @@ def _usd(value: float) -> str:
 
 
 def render_text(result: LintResult) -> str:
-    """One line per finding (``path:line:col: CODE message``), its fix, then a summary."""
+    """One line per finding (``path:line:col: CODE message``), its fix, the statements that
+    could not be read, then a summary of what became of every statement."""
     lines: list[str] = []
     for f in result.findings:
         cost = f" [{_usd(f.cost_usd)}]" if f.cost_usd is not None else ""
@@ -34,22 +35,40 @@ def render_text(result: LintResult) -> str:
         if f.fix:
             lines.append(f"    fix: {f.fix}")
     for e in result.errors:
-        lines.append(f"{e.path}:{e.line}:{e.column}: cannot parse: {e.message}")
+        what = "cannot parse" if e.kind == "parse" else "internal error"
+        lines.append(f"{e.path}:{e.line}:{e.column}: {what}: {e.message}")
+    for k in result.skipped:
+        lines.append(f"{k.path}:{k.line}:{k.column}: skipped: {k.reason}")
     counts = Counter(f.severity for f in result.findings)
+    n = result.statements
     summary = (
         f"{len(result.findings):,} finding{'s' * (len(result.findings) != 1)}"
         f" ({counts[Severity.error]} error, {counts[Severity.warning]} warning, "
-        f"{counts[Severity.info]} info) in {result.statements:,} statement"
-        f"{'s' * (result.statements != 1)} of {result.files:,} "
+        f"{counts[Severity.info]} info) in {n.linted:,} statement"
+        f"{'s' * (n.linted != 1)} of {result.files:,} "
         f"{'source' if result.files == 1 else 'sources'}"
     )
-    if result.errors:
-        summary += f"; {len(result.errors)} could not be parsed"
+    if n.unparsed:
+        summary += f"; {n.unparsed:,} could not be parsed"
+    if n.skipped:
+        summary += f"; {n.skipped:,} skipped"
+    if result.templated:
+        summary += f"; {len(result.templated):,} templated (markup replaced before parsing)"
     costed = [f.cost_usd for f in result.findings if f.cost_usd is not None]
     if costed:
         summary += f"; the flagged patterns cost {_usd(_pattern_cost(result.findings))}"
     lines.append(summary)
+    if result.catalog is not None:
+        lines.append(_catalog_line(result.catalog))
     return "\n".join(lines) + "\n"
+
+
+def _catalog_line(c: CatalogSummary) -> str:
+    source = f" ({c.source})" if c.source else ""
+    return (
+        f"catalogue{source}: {c.tables:,} tables known, {c.partitioned:,} partitioned, "
+        f"{c.clustered:,} clustered, {c.views:,} views"
+    )
 
 
 def _pattern_cost(findings: tuple[LintFinding, ...]) -> float:
@@ -62,10 +81,16 @@ def _pattern_cost(findings: tuple[LintFinding, ...]) -> float:
 
 
 def render_json(result: LintResult) -> str:
-    """``{"findings": [...], "errors": [...]}`` with the documented fields."""
+    """One object: ``files``, ``statements`` (linted / unparsed / skipped), ``findings``,
+    ``errors``, ``skipped``, ``templated`` and ``catalog``, with the documented fields."""
     payload = {
+        "files": result.files,
+        "statements": result.statements.model_dump(mode="json"),
         "findings": [f.model_dump(mode="json") for f in result.findings],
         "errors": [e.model_dump(mode="json") for e in result.errors],
+        "skipped": [k.model_dump(mode="json") for k in result.skipped],
+        "templated": list(result.templated),
+        "catalog": result.catalog.model_dump(mode="json") if result.catalog else None,
     }
     return json.dumps(payload, indent=2) + "\n"
 
@@ -116,7 +141,9 @@ def render_sarif(result: LintResult) -> str:
     notifications = [
         {
             "level": "error",
-            "message": {"text": f"cannot parse: {e.message}"},
+            "message": {
+                "text": f"{'cannot parse' if e.kind == 'parse' else 'internal error'}: {e.message}"
+            },
             "locations": [
                 {
                     "physicalLocation": {
@@ -127,6 +154,20 @@ def render_sarif(result: LintResult) -> str:
             ],
         }
         for e in result.errors
+    ] + [
+        {
+            "level": "note",
+            "message": {"text": f"skipped: {k.reason}"},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(k.path)},
+                        "region": {"startLine": k.line, "startColumn": k.column},
+                    }
+                }
+            ],
+        }
+        for k in result.skipped
     ]
     log = {
         "$schema": SARIF_SCHEMA,
@@ -173,9 +214,10 @@ def render_github(result: LintResult) -> str:
             f"col={f.column},title={title}::{_escape_data(message)}"
         )
     for e in result.errors:
+        title = "cannot parse" if e.kind == "parse" else "internal error"
         lines.append(
             f"::error file={_escape_property(e.path)},line={e.line},col={e.column},"
-            f"title=cannot parse::{_escape_data(e.message)}"
+            f"title={title}::{_escape_data(e.message)}"
         )
     return "\n".join(lines) + ("\n" if lines else "")
 

@@ -12,20 +12,29 @@ given; otherwise it is dropped rather than guessed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 
+from costline.warehouse.sql import (
+    ColumnSchema,
+    Op,
+    Resolver,
+    filter_op,
+    outermost_queries,
+    parse_text,
+    table_name,
+)
+
 __all__ = ["ColumnSchema", "ColumnUse", "column_uses", "statement_uses"]
 
 Role = Literal["filter", "join", "group"]
-Op = Literal["eq", "range", "in", "like", "null", "function", "other"]
+Source = exp.Table | Scope
+Schema = Mapping[str, Sequence[str]]
 
 
 class ColumnUse(BaseModel):
@@ -45,108 +54,6 @@ class ColumnUse(BaseModel):
     clustering index on it can prune; ``DATE(ts) = ...`` is not."""
 
 
-Source = exp.Table | Scope
-Schema = Mapping[str, Sequence[str]]
-
-_RANGE = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between)
-_LIKE = (exp.Like, exp.ILike, exp.RegexpLike)
-_PREDICATES = (exp.EQ, exp.NullSafeEQ, exp.NEQ, exp.In, exp.Is, *_RANGE, *_LIKE)
-_MAX_DEPTH = 16
-
-
-def _table_name(table: exp.Table) -> str:
-    parts = [p.name for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p]
-    return ".".join(".".join(parts).split("."))
-
-
-class ColumnSchema(dict[str, frozenset[str]]):
-    """Table name -> lower-cased column names: a schema prepared once for many statements."""
-
-    @classmethod
-    def of(cls, schema: Schema | ColumnSchema | None) -> ColumnSchema:
-        if isinstance(schema, ColumnSchema):
-            return schema
-        return cls(
-            (name, frozenset(c.lower() for c in cols)) for name, cols in (schema or {}).items()
-        )
-
-
-class _Resolver:
-    """Maps a column in a scope to the base-table columns it denotes."""
-
-    def __init__(self, schema: Schema | ColumnSchema | None) -> None:
-        self.schema = ColumnSchema.of(schema)
-
-    def _schema_columns(self, table: str) -> frozenset[str] | None:
-        if table in self.schema:
-            return self.schema[table]
-        # A query may name `ds.tbl` for the catalogue's `proj.ds.tbl`, or the reverse.
-        for name, columns in self.schema.items():
-            if name.endswith("." + table) or table.endswith("." + name):
-                return columns
-        return None
-
-    def _provides(self, source: Source, name: str) -> bool | None:
-        if isinstance(source, exp.Table):
-            columns = self._schema_columns(_table_name(source))
-            return None if columns is None else name in columns
-        expression = source.expression
-        if isinstance(expression, exp.Select):
-            if any(isinstance(s, exp.Star) for s in expression.selects):
-                return None
-            return name in {s.alias_or_name.lower() for s in expression.selects}
-        return None
-
-    def resolve(
-        self, sources: Mapping[str, Source], qualifier: str, name: str, depth: int = 0
-    ) -> list[tuple[str, str]]:
-        """Base ``(table, column)`` pairs for column ``qualifier.name`` over ``sources``."""
-        if depth > _MAX_DEPTH:
-            return []
-        if qualifier:
-            source = sources.get(qualifier)
-            if source is None:
-                # BigQuery table aliases are case-insensitive.
-                lowered = qualifier.lower()
-                source = next((s for k, s in sources.items() if k.lower() == lowered), None)
-            if source is None:
-                return []
-        elif len(sources) == 1:
-            source = next(iter(sources.values()))
-        else:
-            hits = [s for s in sources.values() if self._provides(s, name)]
-            if len(hits) != 1:
-                return []
-            source = hits[0]
-        if isinstance(source, exp.Table):
-            table = _table_name(source)
-            known = self._schema_columns(table)
-            # A name the catalogue does not list is a script variable or a typo, not a column.
-            return [] if known is not None and name not in known else [(table, name)]
-        return self._through(source, name, depth + 1)
-
-    def _through(self, scope: Scope, name: str, depth: int) -> list[tuple[str, str]]:
-        """Follow a column out of a CTE or derived table when it passes through unchanged."""
-        expression = scope.expression
-        if isinstance(expression, exp.SetOperation):
-            out: list[tuple[str, str]] = []
-            for branch in scope.set_operation_scopes:
-                out.extend(self._through(branch, name, depth + 1))
-            return out
-        if not isinstance(expression, exp.Select):
-            return []
-        for select in expression.selects:
-            if select.alias_or_name.lower() != name:
-                continue
-            inner = select.this if isinstance(select, exp.Alias) else select
-            if isinstance(inner, exp.Column):
-                return self.resolve(scope.sources, inner.table, inner.name.lower(), depth)
-            return []
-        if any(isinstance(s, exp.Star) for s in expression.selects):
-            return self.resolve(scope.sources, "", name, depth)
-        return []
-
-
 def _is_implicit_join(predicate: exp.Expr | None) -> bool:
     """``a.x = b.y`` between two differently qualified columns (script variables and
     correlated names stay filters)."""
@@ -162,35 +69,9 @@ def _is_implicit_join(predicate: exp.Expr | None) -> bool:
     )
 
 
-def _filter_kind(column: exp.Column, stop: exp.Expr) -> tuple[Op, exp.Expr | None]:
-    """The predicate a column sits in, and whether a function call wraps it first."""
-    wrapped = False
-    node: exp.Expr = column
-    while node.parent is not None and node is not stop:
-        parent = node.parent
-        if isinstance(parent, _PREDICATES):
-            if wrapped:
-                return "function", parent
-            if isinstance(parent, exp.EQ | exp.NullSafeEQ):
-                return "eq", parent
-            if isinstance(parent, _RANGE):
-                return "range", parent
-            if isinstance(parent, exp.In):
-                return "in", parent
-            if isinstance(parent, _LIKE):
-                return "like", parent
-            if isinstance(parent, exp.Is):
-                return "null", parent
-            return "other", parent
-        if isinstance(parent, exp.Func | exp.Binary) and not isinstance(parent, exp.Connector):
-            wrapped = True
-        node = parent
-    return ("function" if wrapped else "other"), None
-
-
 class _Collector:
     def __init__(self, schema: Schema | ColumnSchema | None) -> None:
-        self.resolver = _Resolver(schema)
+        self.resolver = Resolver(schema)
         self.uses: set[ColumnUse] = set()
 
     def _add(self, pairs: Iterable[tuple[str, str]], role: Role, op: Op | None = None) -> None:
@@ -229,7 +110,7 @@ class _Collector:
                 pairs = [p for p in pairs if p[0] in only]
             if not pairs:
                 continue
-            op, predicate = _filter_kind(col, clause)
+            op, predicate = filter_op(col, clause)
             if op == "eq" and _is_implicit_join(predicate):
                 self._add(pairs, "join")
                 continue
@@ -313,7 +194,7 @@ class _Collector:
     def nested_queries(self, node: exp.Expr | None) -> None:
         if node is None:
             return
-        for query in _top_queries(node):
+        for query in outermost_queries(node):
             self.query(query)
 
     def merge(self, merge: exp.Merge) -> None:
@@ -329,7 +210,7 @@ class _Collector:
             if scope is not None:
                 sources[using.alias_or_name] = scope
             self.query(using.this)
-        target_name = {_table_name(target)}
+        target_name = {table_name(target)}
         on = merge.args.get("on")
         if on is not None:
             columns = list(on.find_all(exp.Column))
@@ -340,7 +221,7 @@ class _Collector:
             for col in columns:
                 pairs = self.resolver.resolve(sources, col.table, col.name.lower())
                 pairs = [p for p in pairs if p[0] in target_name]
-                op, predicate = _filter_kind(col, on)
+                op, predicate = filter_op(col, on)
                 if pairs and not _is_implicit_join(predicate):
                     self._add(pairs, "filter", op)
         whens = merge.args.get("whens")
@@ -374,16 +255,6 @@ class _Collector:
             self.nested_queries(stmt)
 
 
-def _top_queries(node: exp.Expr) -> list[exp.Expr]:
-    """The outermost queries under ``node`` (traverse_scope visits what they contain)."""
-    if isinstance(node, exp.Query):
-        return [node]
-    out: list[exp.Expr] = []
-    for child in node.iter_expressions():
-        out.extend(_top_queries(child))
-    return out
-
-
 def statement_uses(
     statements: Sequence[exp.Expr], schema: Schema | ColumnSchema | None = None
 ) -> tuple[ColumnUse, ...]:
@@ -414,13 +285,7 @@ def column_uses(
     resolves unqualified columns in scopes with several tables. Never raises: text that does
     not parse gives ``()``.
     """
-    logger = logging.getLogger("sqlglot")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except (SqlglotError, RecursionError, ValueError, KeyError, AttributeError, TypeError):
+    parsed = parse_text(sql, dialect)
+    if parsed.problems:
         return ()
-    finally:
-        logger.setLevel(previous)
-    return statement_uses(statements, schema)
+    return statement_uses(parsed.statements, schema)

@@ -27,9 +27,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -39,6 +38,8 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import Token, TokenType
 from sqlglot.tokens import Tokenizer
+
+from costline.warehouse.sql import SqlProblem, parse_statement, split_statements, table_name
 
 __all__ = [
     "Fingerprint",
@@ -608,12 +609,6 @@ def _statement_type(stmt: exp.Expr) -> str:
     return "UNKNOWN"
 
 
-def _table_name(table: exp.Table) -> str:
-    return ".".join(
-        p.name for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p
-    )
-
-
 def _tables(stmts: Sequence[exp.Expr]) -> tuple[str, ...]:
     names: set[str] = set()
     ctes: set[str] = set()
@@ -623,7 +618,7 @@ def _tables(stmts: Sequence[exp.Expr]) -> tuple[str, ...]:
         for table in stmt.find_all(exp.Table):
             if not isinstance(table.this, exp.Identifier):
                 continue
-            name = _table_name(table)
+            name = table_name(table)
             if name and not (len(table.parts) == 1 and name in ctes):
                 names.add(name)
     return tuple(sorted(names))
@@ -695,19 +690,6 @@ _TOKEN_MARK = "\x00tokens\x00"
 _LEXICAL_MARK = "\x00lexical\x00"
 
 
-@contextmanager
-def _quiet_parser() -> Iterator[None]:
-    # sqlglot logs a warning for every statement it keeps as an opaque Command (scripting);
-    # those are expected here and handled, so they would only be noise for millions of jobs.
-    logger = logging.getLogger("sqlglot")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
-
-
 @lru_cache(maxsize=4096)
 def fingerprint(sql: str, dialect: str = "bigquery") -> Fingerprint:
     """The fingerprint of one query text (parsed once; see the module docstring)."""
@@ -774,29 +756,22 @@ def fingerprint_with(
 def _parse(
     dialect_obj: sqlglot.Dialect, tokens: list[Token], sql: str
 ) -> list[exp.Expr | list[Token]]:
-    """Statements parsed from ``tokens``; in a script, a statement the parser rejects is kept
-    as its tokens so the rest of the script is still understood."""
-    with _quiet_parser():
-        try:
-            return [s for s in dialect_obj.parser().parse(tokens, sql) if s is not None]
-        except SqlglotError:
-            pass
-        chunks: list[list[Token]] = [[]]
-        for tok in tokens:
-            if tok.token_type is TokenType.SEMICOLON:
-                chunks.append([])
-            else:
-                chunks[-1].append(tok)
-        chunks = [c for c in chunks if c]
-        if len(chunks) < 2:
-            return [tokens]
-        out: list[exp.Expr | list[Token]] = []
-        for chunk in chunks:
-            try:
-                out.extend(s for s in dialect_obj.parser().parse(chunk, sql) if s is not None)
-            except SqlglotError:
-                out.append(chunk)
-        return out
+    """Statements parsed from ``tokens``; in a script, a statement the parser rejects (or
+    fails on) is kept as its tokens so the rest of the script is still understood."""
+    whole = parse_statement(tokens, sql, dialect_obj)
+    if not isinstance(whole, SqlProblem):
+        return list(whole)
+    chunks = split_statements(tokens)
+    if len(chunks) < 2:
+        return [tokens]
+    out: list[exp.Expr | list[Token]] = []
+    for chunk in chunks:
+        parsed = parse_statement(chunk, sql, dialect_obj)
+        if isinstance(parsed, SqlProblem):
+            out.append(chunk)
+        else:
+            out.extend(parsed)
+    return out
 
 
 # Tokens after which a name followed by "(" is a table with a column list, not a function.

@@ -1,12 +1,13 @@
 """``costline lint``: SQL anti-patterns that cost money, found statically.
 
-Each file (or each query text of a job history) is tokenized and parsed once with sqlglot
-(BigQuery dialect unless told otherwise). A script is split on its semicolons; BigQuery
-scripting (``IF ... THEN``, ``LOOP``, ``WHILE ... DO``, ``FOR ... DO``, ``BEGIN ... END``) is
-read at the token level so the statements inside are still linted and each knows how many loops
-enclose it. Every parsed statement's tree is walked once; the rules of
-:mod:`costline.warehouse.rules` look up the nodes they need. Text that does not parse becomes an
-:class:`LintError` with its line and column, and the run goes on.
+Each file (or each query text of a job history) is read once through the SQL-analysis layer
+(:func:`costline.warehouse.sql.read_script`, BigQuery dialect unless told otherwise): template
+markup replaced, BigQuery scripting understood, every statement parsed on its own. Every parsed
+statement's tree is walked once; the rules of :mod:`costline.warehouse.rules` look up the nodes
+they need. A statement that does not parse becomes a :class:`LintError` with its line, column
+and kind, one that cannot be analysed a :class:`LintSkip` with its reason, and the run goes on:
+every statement is accounted for in :class:`StatementCounts`. Files are linted in parallel
+worker processes with ``jobs``.
 
 Findings are plain values: renderers (:mod:`costline.report.lint`) print them, never recompute.
 """
@@ -15,32 +16,34 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
-import logging
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import lru_cache
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
-from sqlglot.errors import ParseError, SqlglotError, TokenError
-from sqlglot.tokenizer_core import Token, TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from costline.core.errors import CostlineError, first_validation_error
-from costline.warehouse.catalog import Catalog
+from costline.warehouse.catalog import Catalog, TableKind
 from costline.warehouse.profile import FingerprintStats
 from costline.warehouse.rules import ALL_RULES
 from costline.warehouse.rules.base import GOOGLE, Rule, Script, Severity, Statement, Violation
+from costline.warehouse.sql import ProblemKind, get_dialect, read_script
 
 __all__ = [
+    "CatalogSummary",
     "LintConfig",
     "LintError",
     "LintFinding",
     "LintResult",
+    "LintSkip",
     "PathOptions",
     "Severity",
+    "StatementCounts",
     "find_config",
     "lint_history",
     "lint_paths",
@@ -49,9 +52,6 @@ __all__ = [
 ]
 
 SQL_SUFFIXES = (".sql", ".bqsql")
-# costline's guard, not a BigQuery limit: sqlglot's parser copies each nested subquery, so its
-# time grows with the square of the depth; deeper statements are reported, not parsed.
-MAX_NESTING = 200
 
 
 class _Value(BaseModel):
@@ -74,12 +74,53 @@ class LintFinding(_Value):
 
 
 class LintError(_Value):
-    """SQL that could not be read, and where."""
+    """SQL that could not be read, and where: ``parse`` when the SQL is not understood,
+    ``internal`` when the parser or a rule failed on it (a bug to report, not the user's)."""
 
     path: str
     line: int
     column: int
     message: str
+    kind: ProblemKind = ProblemKind.parse
+
+
+class LintSkip(_Value):
+    """A statement read but not analysed, and why (a procedure call, dynamic SQL ...)."""
+
+    path: str
+    line: int
+    column: int
+    reason: str
+
+
+class StatementCounts(_Value):
+    """What became of every statement: checked, not parseable, or skipped with a reason."""
+
+    linted: int = 0
+    unparsed: int = 0
+    skipped: int = 0
+
+
+class CatalogSummary(_Value):
+    """Which catalogue a run used and what it knows."""
+
+    source: str | None
+    tables: int
+    partitioned: int
+    clustered: int
+    views: int
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> CatalogSummary:
+        """The summary of ``catalog``."""
+        tables = list(catalog)
+        return cls(
+            source=getattr(catalog, "source", None),
+            tables=len(tables),
+            partitioned=sum(t.partitioning is not None for t in tables),
+            clustered=sum(bool(t.clustering) for t in tables),
+            views=sum(t.kind is TableKind.VIEW for t in tables),
+        )
 
 
 class LintResult(_Value):
@@ -87,8 +128,12 @@ class LintResult(_Value):
 
     findings: tuple[LintFinding, ...]
     errors: tuple[LintError, ...]
+    skipped: tuple[LintSkip, ...] = ()
+    templated: tuple[str, ...] = ()
+    """Sources whose template markup (Jinja, ``${…}``) was replaced before parsing."""
     files: int = Field(description="files (or history patterns) linted")
-    statements: int = Field(description="statements parsed and checked")
+    statements: StatementCounts = StatementCounts()
+    catalog: CatalogSummary | None = None
 
     def at_or_above(self, severity: Severity) -> tuple[LintFinding, ...]:
         """Findings whose severity is ``severity`` or worse."""
@@ -184,12 +229,9 @@ def select_rules(select: Iterable[str], ignore: Iterable[str] = ()) -> list[type
 
 
 # --------------------------------------------------------------------------------------------
-# Reading a script
+# Reading a text
 # --------------------------------------------------------------------------------------------
 
-_LOOP_WORDS = {"LOOP", "REPEAT"}
-_BLOCK_ENDS = {"IF", "LOOP", "WHILE", "FOR", "REPEAT"}
-_LOCATION = re.compile(r"Line (\d+), Col: (\d+)")
 _NOQA = re.compile(
     r"(?:--|#)\s*noqa(?::\s*(?P<codes>[A-Za-z]+\d+(?:\s*,\s*[A-Za-z]+\d+)*))?", re.IGNORECASE
 )
@@ -201,6 +243,7 @@ class _Source:
     def __init__(self, path: str, sql: str) -> None:
         self.path = path
         self.sql = sql
+        self.text = sql
         self._line_starts: list[int] | None = None
         self.noqa: dict[int, frozenset[str] | None] = {}
         if "noqa" in sql or "NOQA" in sql:
@@ -212,11 +255,18 @@ class _Source:
                         frozenset(c.strip().upper() for c in codes.split(",")) if codes else None
                     )
 
+    def read_as(self, text: str) -> None:
+        """Offsets refer to ``text`` from now on: the source's templated rendering, which has
+        the same lines (``-- noqa`` comments stay those of the source as written)."""
+        if text is not self.sql:
+            self.text = text
+            self._line_starts = None
+
     def position(self, offset: int) -> tuple[int, int]:
         """1-based line and column of a character offset."""
         if self._line_starts is None:
             # Only texts with findings or errors need positions: computed on first use.
-            self._line_starts = [0, *(m.end() for m in re.finditer("\n", self.sql))]
+            self._line_starts = [0, *(m.end() for m in re.finditer("\n", self.text))]
         starts = self._line_starts
         index = bisect.bisect_right(starts, offset) - 1
         return index + 1, offset - starts[index] + 1
@@ -228,251 +278,6 @@ class _Source:
         return codes is None or code in codes
 
 
-def _skip_to(tokens: Sequence[Token], start: int, word: str) -> int:
-    """Index after the first ``word`` at parenthesis depth 0 from ``start`` (or the end)."""
-    depth = 0
-    for i in range(start, len(tokens)):
-        tok = tokens[i]
-        if tok.token_type is TokenType.L_PAREN:
-            depth += 1
-        elif tok.token_type is TokenType.R_PAREN:
-            depth -= 1
-        elif depth == 0 and tok.text.upper() == word:
-            return i + 1
-    return len(tokens)
-
-
-def _has_word(tokens: Sequence[Token], start: int, word: str) -> bool:
-    return any(t.text.upper() == word for t in tokens[start:])
-
-
-_SCRIPT_COMMANDS = {"BEGIN", "ELSEIF", "EXCEPTION", "LOOP", "REPEAT", "WHILE"}
-
-
-def _expand_command(tokens: list[Token], i: int, sql: str, dialect: sqlglot.Dialect) -> None:
-    """The tokenizer keeps the rest of a statement after a command word (``WHILE``, ``LOOP``,
-    ``BEGIN`` ...) as one string; tokenize it for real, keeping every position exact."""
-    start, end = tokens[i].end + 1, tokens[-1].end
-    padded = re.sub(r"[^\n]", " ", sql[:start]) + sql[start : end + 1]
-    tokens[i + 1 :] = dialect.tokenize(padded)
-
-
-def _control_prefix(
-    tokens: list[Token], stack: list[str], sql: str, dialect: sqlglot.Dialect
-) -> int:
-    """Consume BigQuery scripting keywords at the start of a chunk; return where SQL starts.
-
-    ``stack`` holds the open blocks ("loop", "if", "block") and is updated in place.
-    """
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        word = tok.text.upper()
-        if (
-            word in _SCRIPT_COMMANDS
-            and tok.token_type is TokenType.COMMAND
-            and i + 1 < len(tokens)
-            and tokens[i + 1].token_type is TokenType.STRING
-        ):
-            _expand_command(tokens, i, sql, dialect)
-        n = len(tokens)
-        nxt = tokens[i + 1].text.upper() if i + 1 < n else ""
-        if word == "END" and tok.token_type is TokenType.END:
-            if stack:
-                stack.pop()
-            i += 2 if nxt in _BLOCK_ENDS else 1
-        elif word == "BEGIN" and nxt not in ("TRANSACTION", "TRAN"):
-            stack.append("block")
-            i += 1
-        elif word in _LOOP_WORDS:
-            stack.append("loop")
-            i += 1
-        elif word == "WHILE" or (word == "FOR" and _has_word(tokens, i + 1, "DO")):
-            stack.append("loop")
-            i = _skip_to(tokens, i + 1, "DO")
-        elif word == "IF" and _has_word(tokens, i + 1, "THEN"):
-            stack.append("if")
-            i = _skip_to(tokens, i + 1, "THEN")
-        elif word == "ELSEIF" or (word == "EXCEPTION" and nxt == "WHEN"):
-            i = _skip_to(tokens, i + 1, "THEN")
-        elif word == "ELSE":
-            i += 1
-        elif word == "UNTIL":
-            # REPEAT ... UNTIL condition END REPEAT: the condition is no statement.
-            i = _skip_to(tokens, i + 1, "END") - 1
-        else:
-            break
-    return i
-
-
-def _nesting(tokens: Sequence[Token]) -> int:
-    depth = deepest = 0
-    for tok in tokens:
-        if tok.token_type is TokenType.L_PAREN:
-            depth += 1
-            deepest = max(deepest, depth)
-        elif tok.token_type is TokenType.R_PAREN:
-            depth -= 1
-    return deepest
-
-
-def _split(tokens: Sequence[Token], sql: str) -> list[list[Token]]:
-    if ";" not in sql:
-        return [list(tokens)] if tokens else []
-    chunks: list[list[Token]] = [[]]
-    for tok in tokens:
-        if tok.token_type is TokenType.SEMICOLON:
-            chunks.append([])
-        else:
-            chunks[-1].append(tok)
-    return [c for c in chunks if c]
-
-
-def _split_untokenizable(
-    source: _Source, dialect: sqlglot.Dialect, errors: list[LintError]
-) -> list[list[Token]]:
-    """Statements of a text the tokenizer rejects (an unterminated string, a stray
-    character): each piece between semicolons on its own, so only the bad one is lost."""
-    chunks: list[list[Token]] = []
-    offset = 0
-    for piece in source.sql.split(";"):
-        start = offset
-        offset += len(piece) + 1
-        if not piece.strip():
-            continue
-        try:
-            tokens = dialect.tokenize(piece)
-        except TokenError:
-            at = start + len(piece) - len(piece.lstrip())
-            line, col = source.position(at)
-            errors.append(
-                LintError(
-                    path=source.path,
-                    line=line,
-                    column=col,
-                    message="cannot tokenize (unterminated string or comment, or a stray "
-                    "character) in this statement",
-                )
-            )
-            continue
-        line0, col0 = source.position(start)
-        for tok in tokens:
-            if tok.line == 1:
-                tok.col += col0 - 1
-            tok.line += line0 - 1
-            tok.start += start
-            tok.end += start
-        if tokens:
-            chunks.append(list(tokens))
-    return chunks
-
-
-def _error_at(source: _Source, exc: SqlglotError, fallback: int) -> LintError:
-    line, col = source.position(fallback)
-    message = str(exc).split("\n", 1)[0]
-    if isinstance(exc, ParseError) and exc.errors:
-        first = exc.errors[0]
-        line = int(first.get("line") or line)
-        col = int(first.get("col") or col)
-        message = str(first.get("description") or message)
-    else:
-        match = _LOCATION.search(str(exc))
-        if match:
-            line, col = int(match.group(1)), int(match.group(2))
-            message = message.split(". Line")[0]
-    message = _TOKEN_REPR.sub(lambda m: _token_words(m.group(1)), message)
-    return LintError(path=source.path, line=line, column=max(col, 1), message=message)
-
-
-_TOKEN_REPR = re.compile(r"<Token token_type: TokenType\.\w+, text: (.*?), line: [^>]*>")
-
-
-def _token_words(text: str) -> str:
-    return "the end of the statement" if text == "SENTINEL" else repr(text)
-
-
-def _read_script(
-    source: _Source, dialect: sqlglot.Dialect
-) -> tuple[list[Statement], list[LintError]]:
-    errors: list[LintError] = []
-    try:
-        chunks = _split(dialect.tokenize(source.sql), source.sql)
-    except TokenError:
-        chunks = _split_untokenizable(source, dialect, errors)
-    parsed_all: list[tuple[exp.Expr, list[Token], int]] = []
-    stack: list[str] = []
-    for chunk in chunks:
-        try:
-            start = _control_prefix(chunk, stack, source.sql, dialect)
-        except TokenError as exc:
-            errors.append(_error_at(source, exc, chunk[0].start))
-            continue
-        body = chunk[start:]
-        if not body:
-            continue
-        loops = stack.count("loop")
-        if len(body) > 2 * MAX_NESTING and _nesting(body) > MAX_NESTING:
-            line, col = source.position(body[0].start)
-            errors.append(
-                LintError(
-                    path=source.path,
-                    line=line,
-                    column=col,
-                    message=f"statement nested more than {MAX_NESTING} levels deep; not analysed",
-                )
-            )
-            continue
-        try:
-            parsed = dialect.parser().parse(body, source.sql)
-        except SqlglotError as exc:
-            errors.append(_error_at(source, exc, body[0].start))
-            continue
-        except RecursionError:
-            errors.append(
-                LintError(
-                    path=source.path,
-                    line=source.position(body[0].start)[0],
-                    column=source.position(body[0].start)[1],
-                    message="statement nested too deeply to analyse",
-                )
-            )
-            continue
-        for expr in parsed:
-            if expr is None or isinstance(expr, exp.Command | exp.EndStatement):
-                continue
-            parsed_all.append((expr, body, loops))
-    variables = _declared(e for e, _, _ in parsed_all)
-    statements = []
-    for expr, body, loops in parsed_all:
-        if variables:
-            _bind_variables(expr, variables)
-        statements.append(Statement(expr, body[0].start, loop_depth=loops, tokens=body))
-    return statements, errors
-
-
-def _declared(statements: Iterable[exp.Expr]) -> set[str]:
-    """Names of the script's variables (``DECLARE a, b DATE ...``)."""
-    names: set[str] = set()
-    for stmt in statements:
-        if isinstance(stmt, exp.Declare):
-            for item in stmt.expressions:
-                this = item.this
-                for ident in this if isinstance(this, list) else [this]:
-                    if isinstance(ident, exp.Expr):
-                        names.add(ident.name.lower())
-    return names
-
-
-def _bind_variables(expr: exp.Expr, variables: set[str]) -> None:
-    """Turn references to script variables into variables: values known before a query runs,
-    which the engine prunes on like constants."""
-    for column in list(expr.find_all(exp.Column)):
-        if not column.table and column.name.lower() in variables:
-            var = exp.Var(this=column.name)
-            var.meta.update(column.this.meta)
-            column.replace(var)
-
-
 _INSTANCES: dict[type[Rule], Rule] = {}
 
 
@@ -482,14 +287,6 @@ def _instance(rule_cls: type[Rule]) -> Rule:
     if rule is None:
         rule = _INSTANCES[rule_cls] = rule_cls()
     return rule
-
-
-@lru_cache(maxsize=32)
-def _dialect(name: str) -> sqlglot.Dialect:
-    try:
-        return sqlglot.Dialect.get_or_raise(name)
-    except (ValueError, SqlglotError):
-        raise CostlineError(f"unknown SQL dialect {name!r}") from None
 
 
 def _keyword_offset(v: Violation, stmt: Statement, near: int) -> int:
@@ -531,41 +328,70 @@ def _statement_of(node: exp.Expr | None, statements: Sequence[Statement]) -> Sta
     return next((s for s in statements if s.expr is root), statements[0])
 
 
+class _Outcome:
+    """What linting one source gave."""
+
+    def __init__(self) -> None:
+        self.findings: list[LintFinding] = []
+        self.errors: list[LintError] = []
+        self.skipped: list[LintSkip] = []
+        self.linted = self.unparsed = 0
+        self.templated = False
+
+
 def _lint_source(
     source: _Source,
     rules: Sequence[type[Rule]],
-    dialect_name: str,
+    dialect: str,
     catalog: Catalog | None,
-) -> tuple[list[LintFinding], list[LintError], int]:
-    dialect = _dialect(dialect_name)
-    try:
-        statements, errors = _read_script(source, dialect)
-    except RecursionError:
-        error = LintError(
-            path=source.path, line=1, column=1, message="text nested too deeply to analyse"
+    *,
+    template: bool = True,
+) -> _Outcome:
+    out = _Outcome()
+    model = Path(source.path).stem if template else None
+    reading = read_script(source.sql, get_dialect(dialect), model=model, template=template)
+    source.read_as(reading.text)
+    out.templated = reading.templated is not None
+    out.unparsed = len(reading.problems)
+    for problem in reading.problems:
+        line, col = source.position(problem.offset)
+        out.errors.append(
+            LintError(
+                path=source.path,
+                line=problem.line or line,
+                column=problem.column or col,
+                message=problem.message,
+                kind=problem.kind,
+            )
         )
-        return [], [error], 0
-    if not statements:
-        return [], errors, 0
-    script = Script(path=source.path, sql=source.sql, statements=statements, catalog=catalog)
-    findings: list[LintFinding] = []
+    for skip in reading.skipped:
+        line, col = source.position(skip.offset)
+        out.skipped.append(LintSkip(path=source.path, line=line, column=col, reason=skip.reason))
+    if not reading.statements:
+        return out
+    statements = [
+        Statement(s.expr, s.offset, loop_depth=s.loop_depth, tokens=s.tokens)
+        for s in reading.statements
+    ]
+    out.linted = len(statements)
+    script = Script(path=source.path, sql=reading.text, statements=statements, catalog=catalog)
     # A history pattern is no file a command could be given.
     file_arg = "FILE" if "#" in source.path else source.path
     for rule_cls in rules:
         if rule_cls.needs_catalog and catalog is None:
             continue
-        rule = _instance(rule_cls)
         try:
-            violations: list[Violation] = list(rule.check(script))
+            violations: list[Violation] = list(_instance(rule_cls).check(script))
         except Exception as exc:  # a rule's bug must not cost the user the other findings
             line, col = source.position(statements[0].offset)
             reason = "nested too deeply" if isinstance(exc, RecursionError) else repr(exc)
-            errors.append(
+            out.errors.append(
                 LintError(
                     path=source.path,
                     line=line,
                     column=col,
                     message=f"rule {rule_cls.code} could not check this text: {reason}",
+                    kind=ProblemKind.internal,
                 )
             )
             continue
@@ -577,7 +403,7 @@ def _lint_source(
             line, col = source.position(offset)
             if source.suppressed(line, rule_cls.code):
                 continue
-            findings.append(
+            out.findings.append(
                 LintFinding(
                     path=source.path,
                     line=line,
@@ -590,23 +416,42 @@ def _lint_source(
                     equivalents=tuple(f"{GOOGLE}:{e}" for e in rule_cls.equivalents),
                 )
             )
-    findings.sort(key=lambda f: (f.line, f.column, f.code))
-    return findings, errors, len(statements)
+    out.findings.sort(key=lambda f: (f.line, f.column, f.code))
+    return out
 
 
-class _QuietParser:
-    """sqlglot logs a warning for each statement it keeps as an opaque command; lint reports
-    what matters itself."""
+class _Totals:
+    """Outcomes of many sources, added up into one result."""
 
-    def __enter__(self) -> None:
-        self.logger = logging.getLogger("sqlglot")
-        self.level = self.logger.level
-        if self.level < logging.ERROR:
-            self.logger.setLevel(logging.ERROR)
+    def __init__(self) -> None:
+        self.findings: list[LintFinding] = []
+        self.errors: list[LintError] = []
+        self.skipped: list[LintSkip] = []
+        self.templated: list[str] = []
+        self.files = self.linted = self.unparsed = 0
 
-    def __exit__(self, *_exc: object) -> None:
-        if self.logger.level != self.level:
-            self.logger.setLevel(self.level)
+    def add(self, path: str, out: _Outcome) -> None:
+        self.files += 1
+        self.findings.extend(out.findings)
+        self.errors.extend(out.errors)
+        self.skipped.extend(out.skipped)
+        self.linted += out.linted
+        self.unparsed += out.unparsed
+        if out.templated:
+            self.templated.append(path)
+
+    def result(self, catalog: Catalog | None) -> LintResult:
+        return LintResult(
+            findings=tuple(self.findings),
+            errors=tuple(self.errors),
+            skipped=tuple(self.skipped),
+            templated=tuple(self.templated),
+            files=self.files,
+            statements=StatementCounts(
+                linted=self.linted, unparsed=self.unparsed, skipped=len(self.skipped)
+            ),
+            catalog=CatalogSummary.of(catalog) if catalog is not None else None,
+        )
 
 
 def lint_sql(
@@ -616,13 +461,13 @@ def lint_sql(
     catalog: Catalog | None = None,
     dialect: str = "bigquery",
     rules: Sequence[type[Rule]] | None = None,
+    template: bool = True,
 ) -> LintResult:
-    """Lint one SQL text (a statement or a script)."""
-    with _QuietParser():
-        findings, errors, n = _lint_source(
-            _Source(path, sql), ALL_RULES if rules is None else rules, dialect, catalog
-        )
-    return LintResult(findings=tuple(findings), errors=tuple(errors), files=1, statements=n)
+    """Lint one SQL text (a statement or a script; templated SQL unless ``template=False``)."""
+    totals = _Totals()
+    chosen = ALL_RULES if rules is None else rules
+    totals.add(path, _lint_source(_Source(path, sql), chosen, dialect, catalog, template=template))
+    return totals.result(catalog)
 
 
 def _walk(paths: Iterable[Path]) -> Iterator[Path]:
@@ -641,41 +486,88 @@ def _walk(paths: Iterable[Path]) -> Iterator[Path]:
             raise CostlineError(f"{path}: no such file or directory")
 
 
+def _lint_file(file: Path, config: LintConfig, catalog: Catalog | None) -> _Outcome:
+    name = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
+        out = _Outcome()
+        reason = (
+            f"not UTF-8 text: {exc.reason}"
+            if isinstance(exc, UnicodeDecodeError)
+            else f"cannot read: {exc.strerror}"
+        )
+        out.errors.append(LintError(path=name, line=1, column=1, message=reason))
+        out.unparsed = 1
+        return out
+    rules, dialect = config.options_for(name)
+    return _lint_source(_Source(name, text), rules, dialect, catalog)
+
+
+# Each worker process receives the configuration and the catalogue once, not with every file.
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(config: LintConfig, catalog: Catalog | None) -> None:
+    _WORKER["config"], _WORKER["catalog"] = config, catalog
+
+
+def _lint_files(files: Sequence[Path]) -> list[_Outcome]:
+    config = _WORKER["config"]
+    catalog = _WORKER["catalog"]
+    assert isinstance(config, LintConfig)
+    assert catalog is None or isinstance(catalog, Catalog)
+    return [_lint_file(f, config, catalog) for f in files]
+
+
+def _batches(files: Sequence[Path], jobs: int) -> list[Sequence[Path]]:
+    size = max(1, min(64, -(-len(files) // (jobs * 8))))
+    return [files[i : i + size] for i in range(0, len(files), size)]
+
+
 def lint_paths(
     paths: Sequence[Path],
     *,
     config: LintConfig | None = None,
     catalog: Catalog | None = None,
+    jobs: int | None = 1,
+    progress: Callable[[str, float], None] | None = None,
 ) -> LintResult:
-    """Lint SQL files; directories are walked for ``*.sql``."""
+    """Lint SQL files; directories are walked for ``*.sql``.
+
+    ``jobs`` worker processes lint files in parallel (None: one per CPU); the result is the
+    same, in the same order, whatever their number.
+    """
     config = config or LintConfig()
-    findings: list[LintFinding] = []
-    errors: list[LintError] = []
-    files = statements = 0
-    with _QuietParser():
-        for file in _walk(paths):
-            files += 1
-            name = str(file)
-            try:
-                text = file.read_text(encoding="utf-8")
-            except UnicodeDecodeError as exc:
-                errors.append(
-                    LintError(path=name, line=1, column=1, message=f"not UTF-8 text: {exc.reason}")
-                )
-                continue
-            except OSError as exc:
-                errors.append(
-                    LintError(path=name, line=1, column=1, message=f"cannot read: {exc.strerror}")
-                )
-                continue
-            rules, dialect = config.options_for(name)
-            f, e, n = _lint_source(_Source(name, text), rules, dialect, catalog)
-            findings.extend(f)
-            errors.extend(e)
-            statements += n
-    return LintResult(
-        findings=tuple(findings), errors=tuple(errors), files=files, statements=statements
-    )
+    files = list(_walk(paths))
+    step = progress or (lambda _name, _done: None)
+    workers = (os.cpu_count() or 1) if jobs is None else max(1, jobs)
+    totals = _Totals()
+    outcomes: Iterable[list[_Outcome]]
+    pool: ProcessPoolExecutor | None = None
+    if workers > 1 and len(files) > 1:
+        try:
+            pool = ProcessPoolExecutor(
+                max_workers=workers, initializer=_init_worker, initargs=(config, catalog)
+            )
+        except (OSError, RuntimeError):
+            pool = None
+    batches = _batches(files, workers)
+    try:
+        if pool is not None:
+            outcomes = pool.map(_lint_files, batches)
+        else:
+            outcomes = ([_lint_file(f, config, catalog) for f in batch] for batch in batches)
+        done = 0
+        for batch, results in zip(batches, outcomes, strict=True):
+            for file, out in zip(batch, results, strict=True):
+                totals.add(str(file), out)
+            done += len(batch)
+            step("linting files", done / max(len(files), 1))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return totals.result(catalog)
 
 
 def lint_history(
@@ -690,28 +582,23 @@ def lint_history(
     """Lint the example text of each pattern of a profile (``Profile.fingerprints``).
 
     Each finding carries the cost of its pattern over the history and names it
-    ``SOURCE#fp_…``; findings are ranked by cost, costliest first.
+    ``SOURCE#fp_…``; findings are ranked by cost, costliest first. Query texts of a job history
+    are SQL as BigQuery ran it, never templates.
     """
     chosen = ALL_RULES if rules is None else rules
-    findings: list[LintFinding] = []
-    errors: list[LintError] = []
-    files = statements = 0
+    totals = _Totals()
     patterns = list(patterns)
     step = progress or (lambda _name, _done: None)
-    with _QuietParser():
-        for i, fp in enumerate(patterns):
-            if i % 250 == 0:
-                step("linting query patterns", i / max(len(patterns), 1))
-            text = fp.example_query
-            if not text:
-                continue
-            files += 1
-            cost = float(fp.cost_usd)
-            f, e, n = _lint_source(_Source(f"{source}#{fp.id}", text), chosen, dialect, catalog)
-            findings.extend(x.model_copy(update={"cost_usd": cost}) for x in f)
-            errors.extend(e)
-            statements += n
-    findings.sort(key=lambda f: (-(f.cost_usd or 0.0), f.path, f.line, f.column, f.code))
-    return LintResult(
-        findings=tuple(findings), errors=tuple(errors), files=files, statements=statements
-    )
+    for i, fp in enumerate(patterns):
+        if i % 250 == 0:
+            step("linting query patterns", i / max(len(patterns), 1))
+        text = fp.example_query
+        if not text:
+            continue
+        cost = float(fp.cost_usd)
+        name = f"{source}#{fp.id}"
+        out = _lint_source(_Source(name, text), chosen, dialect, catalog, template=False)
+        out.findings = [x.model_copy(update={"cost_usd": cost}) for x in out.findings]
+        totals.add(name, out)
+    totals.findings.sort(key=lambda f: (-(f.cost_usd or 0.0), f.path, f.line, f.column, f.code))
+    return totals.result(catalog)

@@ -3,7 +3,8 @@
 Partition and clustering advice replays the history against a proposed layout: a query that
 says ``booking_date BETWEEN '2026-08-01' AND '2026-08-07'`` reads seven daily partitions, one
 that says ``channel = 'web'`` reads the blocks of one clustering value. This module reads those
-restrictions out of the SQL with sqlglot.
+restrictions out of the SQL: the filters are the SQL-analysis layer's
+(:func:`costline.warehouse.sql.column_filters`); this module evaluates their values.
 
 Only what an engine can prune on is kept: a bare column (no function or cast around it)
 compared with a constant (``=``, ``IN`` list, ``<``/``<=``/``>``/``>=``, ``BETWEEN``), in a
@@ -18,19 +19,30 @@ does.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Iterator
 from typing import Literal
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
+from costline.warehouse.sql import (
+    ColumnFilter,
+    FilterKind,
+    Scalar,
+    bare_column,
+    column_filters,
+    constant_value,
+    outermost_queries,
+    parse_text,
+    table_name,
+)
+
 __all__ = ["Bound", "Predicate", "Scalar", "statement_predicates"]
 
-Scalar = str | int | float | bool | dt.date | dt.datetime
+
+def _any_column(column: exp.Column) -> bool:
+    return True
 
 
 class Bound(BaseModel):
@@ -59,137 +71,43 @@ class Predicate(BaseModel):
     high: Bound | None = None
 
 
-_UNITS = {"DAY": "days", "HOUR": "hours", "MINUTE": "minutes", "SECOND": "seconds", "WEEK": "weeks"}
-
-
-def _table_name(table: exp.Table) -> str:
-    parts = [p.name for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p]
-    return ".".join(".".join(parts).split("."))
-
-
-def _parse_time(text: str) -> dt.date | dt.datetime | None:
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            return dt.date.fromisoformat(text)
-        value = dt.datetime.fromisoformat(text.replace(" UTC", "+00:00"))
-    except ValueError:
+def _restriction(f: ColumnFilter, as_of: dt.datetime | None) -> _Restriction | None:
+    """Kind, values, low and high of a constant filter whose values evaluate here."""
+    pred = f.predicate
+    if isinstance(pred, exp.In):
+        values = [constant_value(v, as_of) for v in pred.expressions]
+        if pred.args.get("query") is None and values and all(v is not None for v in values):
+            return "in", tuple(v for v in values if v is not None), None, None
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _interval(node: exp.Expr) -> dt.timedelta | None:
-    if not isinstance(node, exp.Interval):
-        return None
-    amount = _constant(node.this, None)
-    unit = node.unit.name.upper() if node.unit is not None else ""
-    if not isinstance(amount, int | float) or isinstance(amount, bool) or unit not in _UNITS:
-        return None
-    return dt.timedelta(**{_UNITS[unit]: float(amount)})
-
-
-def _constant(node: exp.Expr | None, as_of: dt.datetime | None) -> Scalar | None:
-    """The value of a constant expression, or None when it is not one we can evaluate."""
-    if node is None:
-        return None
-    if isinstance(node, exp.Paren):
-        return _constant(node.this, as_of)
-    if isinstance(node, exp.Boolean):
-        return bool(node.this)
-    if isinstance(node, exp.Literal):
-        if node.is_string:
-            return str(node.this)
-        text = str(node.this)
-        try:
-            return int(text)
-        except ValueError:
-            return float(text)
-    if isinstance(node, exp.Neg):
-        inner = _constant(node.this, as_of)
-        return -inner if isinstance(inner, int | float) and not isinstance(inner, bool) else None
-    if isinstance(node, exp.Cast | exp.TsOrDsToDate | exp.Date | exp.Timestamp):
-        inner = _constant(node.this, as_of)
-        if isinstance(inner, str):
-            parsed = _parse_time(inner)
-            if parsed is None:
-                return None
-            to = node.args.get("to")
-            wants_date = isinstance(node, exp.TsOrDsToDate | exp.Date) or (
-                isinstance(to, exp.DataType) and to.is_type(exp.DataType.Type.DATE)
-            )
-            if wants_date and isinstance(parsed, dt.datetime):
-                return parsed.date()
-            if not wants_date and not isinstance(parsed, dt.datetime):
-                return dt.datetime.combine(parsed, dt.time(), tzinfo=dt.UTC)
-            return parsed
-        return inner if isinstance(inner, dt.date) else None
-    if isinstance(node, exp.CurrentDate):
-        return as_of.date() if as_of else None
-    if isinstance(node, exp.CurrentTimestamp | exp.CurrentDatetime):
-        return as_of
-    if isinstance(node, exp.DateSub | exp.DateAdd | exp.TimestampSub | exp.TimestampAdd):
-        base = _constant(node.this, as_of)
-        unit = node.args.get("unit")
-        amount = node.expression
-        delta = _interval(amount) if isinstance(amount, exp.Interval) else None
-        if delta is None and unit is not None:
-            n = _constant(amount, as_of)
-            key = unit.name.upper()
-            if isinstance(n, str) and n.lstrip("-").isdigit():
-                n = int(n)
-            if isinstance(n, int) and not isinstance(n, bool) and key in _UNITS:
-                delta = dt.timedelta(**{_UNITS[key]: n})
-        if delta is None or not isinstance(base, dt.date):
+    if isinstance(pred, exp.Between):
+        low = constant_value(pred.args.get("low"), as_of)
+        high = constant_value(pred.args.get("high"), as_of)
+        if low is None or high is None:
             return None
-        sign = -1 if isinstance(node, exp.DateSub | exp.TimestampSub) else 1
-        return base + sign * delta
+        return "range", (), Bound(value=low), Bound(value=high)
+    column_first = bare_column(pred.this) is f.column
+    other = pred.expression if column_first else pred.this
+    value = constant_value(other, as_of)
+    if value is None:
+        return None
+    if isinstance(pred, exp.EQ):
+        return "in", (value,), None, None
+    kind = type(pred) if column_first else _FLIP.get(type(pred))
+    bound = Bound(value=value, strict=kind in (exp.GT, exp.LT))
+    if kind in (exp.GT, exp.GTE):
+        return "range", (), bound, None
+    if kind in (exp.LT, exp.LTE):
+        return "range", (), None, bound
     return None
 
 
-def _conjuncts(node: exp.Expr) -> Iterator[exp.Expr]:
-    if isinstance(node, exp.And):
-        yield from _conjuncts(node.this)
-        yield from _conjuncts(node.expression)
-    elif isinstance(node, exp.Paren):
-        yield from _conjuncts(node.this)
-    else:
-        yield node
-
-
-_FLIP = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}
-
-
-def _one(
-    node: exp.Expr, as_of: dt.datetime | None
-) -> tuple[exp.Column, Literal["in", "range"], tuple[Scalar, ...], Bound | None, Bound | None]:
-    """Column, kind, values, low and high of a sargable comparison; raises ValueError if none."""
-    if isinstance(node, exp.EQ):
-        for col, other in ((node.this, node.expression), (node.expression, node.this)):
-            value = _constant(other, as_of)
-            if isinstance(col, exp.Column) and value is not None:
-                return col, "in", (value,), None, None
-    elif isinstance(node, exp.In) and isinstance(node.this, exp.Column):
-        if node.args.get("query") is None and node.expressions:
-            values = [_constant(v, as_of) for v in node.expressions]
-            if all(v is not None for v in values):
-                return node.this, "in", tuple(v for v in values if v is not None), None, None
-    elif isinstance(node, exp.Between) and isinstance(node.this, exp.Column):
-        low = _constant(node.args.get("low"), as_of)
-        high = _constant(node.args.get("high"), as_of)
-        if low is not None and high is not None:
-            return node.this, "range", (), Bound(value=low), Bound(value=high)
-    elif isinstance(node, exp.GT | exp.GTE | exp.LT | exp.LTE):
-        kind: type[exp.Expr] = type(node)
-        col, other = node.this, node.expression
-        if not isinstance(col, exp.Column):
-            col, other, kind = node.expression, node.this, _FLIP[type(node)]
-        value = _constant(other, as_of)
-        if isinstance(col, exp.Column) and value is not None:
-            bound = Bound(value=value, strict=kind in (exp.GT, exp.LT))
-            if kind in (exp.GT, exp.GTE):
-                return col, "range", (), bound, None
-            return col, "range", (), None, bound
-    raise ValueError("not a sargable constant comparison")
+_Restriction = tuple[Literal["in", "range"], tuple[Scalar, ...], Bound | None, Bound | None]
+_FLIP: dict[type[exp.Expr], type[exp.Expr]] = {
+    exp.GT: exp.LT,
+    exp.GTE: exp.LTE,
+    exp.LT: exp.GT,
+    exp.LTE: exp.GTE,
+}
 
 
 class _Reader:
@@ -198,11 +116,16 @@ class _Reader:
         self.out: list[Predicate] = []
 
     def clause(self, clause: exp.Expr, sources: dict[str, str], only: str | None = None) -> None:
-        for node in _conjuncts(clause):
-            try:
-                col, op, values, low, high = _one(node, self.as_of)
-            except ValueError:
+        for f in column_filters(clause, _any_column):
+            # Disjunctions are dropped: a predicate read here never restricts more than the
+            # query does.
+            if f.kind is not FilterKind.constant or isinstance(f.predicate, exp.Or):
                 continue
+            found = _restriction(f, self.as_of)
+            if found is None:
+                continue
+            op, values, low, high = found
+            col = f.column
             qualifier = col.table.lower()
             if qualifier:
                 table = sources.get(qualifier)
@@ -222,7 +145,7 @@ class _Reader:
             if not isinstance(select, exp.Select):
                 continue
             sources = {
-                alias.lower(): _table_name(source)
+                alias.lower(): table_name(source)
                 for alias, (_, source) in scope.selected_sources.items()
                 if isinstance(source, exp.Table)
             }
@@ -237,34 +160,23 @@ class _Reader:
 
     def statement(self, stmt: exp.Expr) -> None:
         if isinstance(stmt, exp.Merge) and isinstance(stmt.this, exp.Table):
-            target = _table_name(stmt.this)
+            target = table_name(stmt.this)
             sources = {stmt.this.alias_or_name.lower(): target}
             using = stmt.args.get("using")
             if isinstance(using, exp.Table):
-                sources[using.alias_or_name.lower()] = _table_name(using)
+                sources[using.alias_or_name.lower()] = table_name(using)
             on = stmt.args.get("on")
             if on is not None:
                 self.clause(on, sources, only=target)
-            for query in _queries(using):
+            for query in outermost_queries(using):
                 self.query(query)
             return
         if isinstance(stmt, exp.Update | exp.Delete) and isinstance(stmt.this, exp.Table):
             where = stmt.args.get("where")
             if where is not None:
-                self.clause(where.this, {stmt.this.alias_or_name.lower(): _table_name(stmt.this)})
-        for query in _queries(stmt):
+                self.clause(where.this, {stmt.this.alias_or_name.lower(): table_name(stmt.this)})
+        for query in outermost_queries(stmt):
             self.query(query)
-
-
-def _queries(node: exp.Expr | None) -> list[exp.Expr]:
-    if node is None:
-        return []
-    if isinstance(node, exp.Query):
-        return [node]
-    out: list[exp.Expr] = []
-    for child in node.iter_expressions():
-        out.extend(_queries(child))
-    return out
 
 
 def statement_predicates(
@@ -273,19 +185,17 @@ def statement_predicates(
     """The constant predicates of every statement in ``sql``, per base table.
 
     Tables are named as written, unquoted (``proj.ds.t`` or ``ds.t``). ``as_of`` (the job's
-    creation time) evaluates ``CURRENT_DATE()`` and friends. Returns None when the text does not
-    parse, so a caller can tell "no restriction" from "could not read".
+    creation time) evaluates ``CURRENT_DATE()`` and friends. Returns None when a statement of
+    the text does not parse, so a caller can tell "no restriction" from "could not read".
     """
-    logger = logging.getLogger("sqlglot")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
+    parsed = parse_text(sql, dialect)
+    if parsed.problems:
+        return None
+    reader = _Reader(as_of)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-        reader = _Reader(as_of)
-        for stmt in statements:
+        for stmt in parsed.statements:
             reader.statement(stmt)
     except (SqlglotError, RecursionError, ValueError, KeyError, AttributeError, TypeError):
+        # sqlglot's scope analysis rejects some valid statements: not readable, not "none".
         return None
-    finally:
-        logger.setLevel(previous)
     return tuple(reader.out)

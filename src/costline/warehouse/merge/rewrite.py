@@ -21,13 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
-from sqlglot.errors import ParseError
 
 from costline.core.errors import CostlineError
 from costline.warehouse.catalog import Catalog, PartitionGranularity, TableMeta
+from costline.warehouse.sql import merge_scope, read_script
+from costline.warehouse.sql import partition_key as sql_partition_key
 
 DIALECT = "bigquery"
 AFFECTED = "affected"
@@ -162,6 +162,12 @@ class MergeParts:
     source: exp.Expr
     source_ref: str
     statements: int = 1
+    templated: bool = False
+    """The text was a template: its markup was replaced before parsing."""
+    unparsed: int = 0
+    """Statements of the text that could not be parsed (only the MERGE is rewritten)."""
+    comments: tuple[str, ...] = ()
+    """The comment lines written right above the MERGE."""
 
     @property
     def target_name(self) -> str:
@@ -183,29 +189,36 @@ class MergeParts:
 
 
 def parse_merge(sql: str, *, origin: str = "statement") -> MergeParts:
-    """Parse one BigQuery MERGE; a :class:`CostlineError` says what is wrong and where."""
+    """The one MERGE of a file (a statement or a whole script, read as ``costline lint`` reads
+    it); a :class:`CostlineError` says what is wrong and where."""
     if not sql.strip():
         raise CostlineError(f"{origin}: empty; expected a MERGE statement")
-    try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
-    except ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        where = f":{first['line']}:{first['col']}" if first.get("line") else ""
-        what = first.get("description") or str(exc).splitlines()[0]
-        raise CostlineError(f"{origin}{where}: cannot parse the SQL (BigQuery): {what}") from None
-    if not statements:
-        raise CostlineError(f"{origin}: empty; expected a MERGE statement")
-    merges = [s for s in statements if isinstance(s, exp.Merge)]
+    reading = read_script(sql, DIALECT)
+    merges = [s for s in reading.statements if isinstance(s.expr, exp.Merge)]
+    if not merges and reading.problems:
+        first = reading.problems[0]
+        line, col = first.line, first.column
+        if line is None:
+            line = reading.text.count("\n", 0, first.offset) + 1
+            col = first.offset - (reading.text.rfind("\n", 0, first.offset) + 1) + 1
+        raise CostlineError(
+            f"{origin}:{line}:{col}: cannot parse the SQL (BigQuery): {first.message}"
+        )
     if not merges:
-        if len(statements) == 1:
-            kind = statements[0].key.upper()
+        if not reading.statements:
+            raise CostlineError(f"{origin}: empty; expected a MERGE statement")
+        if len(reading.statements) == 1:
+            kind = reading.statements[0].expr.key.upper()
             raise CostlineError(f"{origin}: a {kind} statement, not a MERGE; nothing to rewrite")
-        raise CostlineError(f"{origin}: none of its {len(statements)} statements is a MERGE")
+        raise CostlineError(
+            f"{origin}: none of its {len(reading.statements)} statements is a MERGE"
+        )
     if len(merges) > 1:
         raise CostlineError(
             f"{origin}: {len(merges)} MERGE statements; put each in its own file to rewrite it"
         )
-    merge = merges[0]
+    merge = merges[0].expr
+    assert isinstance(merge, exp.Merge)
     target = merge.this
     if not isinstance(target, exp.Table):
         raise CostlineError(f"{origin}: the MERGE target is not a table")
@@ -219,44 +232,34 @@ def parse_merge(sql: str, *, origin: str = "statement") -> MergeParts:
             " conditions can name it"
         )
     return MergeParts(
-        merge, target, target.alias_or_name, source, source_ref, statements=len(statements)
+        merge,
+        target,
+        target.alias_or_name,
+        source,
+        source_ref,
+        statements=len(reading.statements) + len(reading.skipped),
+        templated=reading.templated is not None,
+        unparsed=len(reading.problems),
+        comments=_leading_comments(reading.text, merges[0].offset),
     )
 
 
-def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
-    if isinstance(condition, exp.And):
-        return _conjuncts(condition.this) + _conjuncts(condition.expression)
-    if isinstance(condition, exp.Paren):
-        return _conjuncts(condition.this)
-    return [condition]
-
-
-def _refers_to(column: exp.Column, ref: str, name: str) -> bool:
-    return column.table.lower() == ref.lower() and column.name.lower() == name.lower()
-
-
-def _only_source(expr: exp.Expr, parts: MergeParts) -> bool:
-    columns = list(expr.find_all(exp.Column))
-    return bool(columns) and all(c.table.lower() == parts.source_ref.lower() for c in columns)
+def _leading_comments(text: str, offset: int) -> tuple[str, ...]:
+    """The comment lines right above the MERGE: what its authors wrote about it."""
+    lines = text[:offset].rstrip("\n ").splitlines()
+    kept: list[str] = []
+    for line in reversed(lines):
+        stripped = line.strip()
+        if stripped.startswith(("--", "#")):
+            kept.append(stripped)
+        elif stripped:
+            break
+    return tuple(reversed(kept))
 
 
 def partition_key(parts: MergeParts, column: str) -> exp.Expr | None:
     """The source expression ON equates with the target's partition column, if any."""
-    for conjunct in _conjuncts(parts.on):
-        if not isinstance(conjunct, exp.EQ):
-            continue
-        for mine, other in (
-            (conjunct.this, conjunct.expression),
-            (conjunct.expression, conjunct.this),
-        ):
-            if (
-                isinstance(mine, exp.Column)
-                and _refers_to(mine, parts.target_ref, column)
-                and _only_source(other, parts)
-            ):
-                found: exp.Expr = other
-                return found
-    return None
+    return sql_partition_key(parts.merge, column)
 
 
 def _set_column(assignment: exp.Expr) -> str:
@@ -372,7 +375,12 @@ def _nondeterministic(parts: MergeParts) -> list[str]:
 
 
 def check_merge(
-    parts: MergeParts, partition: PartitionSpec, strategy: Strategy, *, scope_by_source: bool
+    parts: MergeParts,
+    partition: PartitionSpec,
+    strategy: Strategy,
+    *,
+    scope_by_source: bool,
+    complete_partitions: bool = False,
 ) -> list[Check]:
     """Every precondition of the rewrite of ``parts``, with its outcome and explanation."""
     t = parts.target_ref
@@ -389,6 +397,25 @@ def check_merge(
     else:
         staging = "the source subquery is materialised once into a temp staging table"
     checks.append(Check(code="staging", status=CheckStatus.PASS, message=staging))
+    if parts.templated:
+        checks.append(
+            Check(
+                code="templated",
+                status=CheckStatus.WARN,
+                message="the input is a template: its placeholders were read as names and"
+                " query parameters, and the script shows them that way; put the markup back"
+                " (or rewrite the rendered SQL, e.g. `dbt compile`'s output)",
+            )
+        )
+    if parts.unparsed:
+        checks.append(
+            Check(
+                code="unparsed",
+                status=CheckStatus.WARN,
+                message=f"{parts.unparsed} other statement(s) of the input could not be parsed"
+                " (`costline lint` shows where); the MERGE itself parsed",
+            )
+        )
     if parts.statements > 1:
         checks.append(
             Check(
@@ -401,7 +428,7 @@ def check_merge(
     if strategy is Strategy.MERGE:
         checks += _merge_checks(parts, partition, scope_by_source)
     else:
-        checks += _overwrite_checks(parts, partition)
+        checks += _overwrite_checks(parts, partition, complete_partitions)
     found = _nondeterministic(parts)
     if found:
         checks.append(
@@ -510,12 +537,26 @@ def _merge_checks(parts: MergeParts, partition: PartitionSpec, scope: bool) -> l
             )
         )
     by_source = [w for w in parts.whens if _is_by_source(w)]
+    unscoped = _unscoped_by_source(parts, partition)
     if not by_source:
         checks.append(
             Check(
                 code="by-source",
                 status=CheckStatus.PASS,
                 message="no WHEN NOT MATCHED BY SOURCE branch",
+            )
+        )
+    elif not unscoped:
+        conditions = "; ".join(
+            str(w.args["condition"].sql(DIALECT)) for w in by_source if w.args.get("condition")
+        )
+        checks.append(
+            Check(
+                code="by-source",
+                status=CheckStatus.PASS,
+                message=f"WHEN NOT MATCHED BY SOURCE already filters {t}.{col} with a constant"
+                f" of its own ({conditions}): it visits only those partitions, and the rewrite"
+                " leaves it as written",
             )
         )
     elif scope:
@@ -544,7 +585,19 @@ def _merge_checks(parts: MergeParts, partition: PartitionSpec, scope: bool) -> l
     return checks
 
 
-def _overwrite_checks(parts: MergeParts, partition: PartitionSpec) -> list[Check]:
+def _unscoped_by_source(parts: MergeParts, partition: PartitionSpec) -> list[exp.When]:
+    """The BY SOURCE branches without a constant filter of their own on the partition column
+    (a parameter, a variable, a literal): each visits every partition of the target."""
+    scope = merge_scope(parts.merge, {partition.column.lower()})
+    branches = [w for w in parts.whens if _is_by_source(w)]
+    if scope is None:
+        return branches
+    return [branches[i] for i in scope.unscoped_by_source]
+
+
+def _overwrite_checks(
+    parts: MergeParts, partition: PartitionSpec, complete_partitions: bool
+) -> list[Check]:
     col = partition.column
     checks: list[Check] = []
     if insert_value(parts, col) is None:
@@ -578,16 +631,29 @@ def _overwrite_checks(parts: MergeParts, partition: PartitionSpec) -> list[Check
                 " insert-overwrite never touches; use --strategy merge --scope-by-source",
             )
         )
-    checks.append(
-        Check(
-            code="complete-partitions",
-            status=CheckStatus.WARN,
-            message="insert-overwrite deletes every row of the affected partitions and inserts"
-            " the source: valid only when the source holds the complete new content of each"
-            " partition it touches. Matched rows take the INSERT's values; the original's"
-            " UPDATE and DELETE branches are not carried over",
-        )
+    what = (
+        "insert-overwrite deletes every row of the affected partitions and inserts the source:"
+        " valid only when the source holds the complete new content of each partition it"
+        " touches. Matched rows take the INSERT's values; the original's UPDATE and DELETE"
+        " branches are not carried over"
     )
+    if complete_partitions:
+        checks.append(
+            Check(
+                code="complete-partitions",
+                status=CheckStatus.WARN,
+                message=f"{what}; stated with --complete-partitions",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                code="complete-partitions",
+                status=CheckStatus.REFUSE,
+                message=f"{what}. Otherwise it deletes data: pass --complete-partitions to state"
+                " that each batch carries whole partitions, or use --strategy merge",
+            )
+        )
     return checks
 
 
@@ -619,11 +685,13 @@ def _and(left: exp.Expr, right: exp.Expr | None) -> exp.Expr:
 def scoped_merge(parts: MergeParts, partition: PartitionSpec, staging: exp.Expr) -> exp.Merge:
     """The MERGE of ``parts`` against ``staging``, with the affected-partitions filter in ON
     and in every BY SOURCE branch."""
+    unscoped = [parts.whens.index(w) for w in _unscoped_by_source(parts, partition)]
     merge = parts.merge.copy()
     merge.set("using", staging)
     merge.set("on", _and(_scoped(parts, partition), parts.on))
-    for when in merge.args["whens"].expressions:
-        if _is_by_source(when):
+    for i, when in enumerate(merge.args["whens"].expressions):
+        # A branch that already names its partitions is left as written.
+        if i in unscoped:
             when.set("condition", _and(_scoped(parts, partition), when.args.get("condition")))
     return merge
 
@@ -654,16 +722,11 @@ def affected_value(parts: MergeParts, partition: PartitionSpec, strategy: Strate
     return partition.bucket(value)
 
 
-def _strip_comments(node: exp.Expr) -> exp.Expr:
-    for sub in node.walk():
-        sub.comments = None
-    return node
-
-
 def build_script(parts: MergeParts, partition: PartitionSpec, strategy: Strategy) -> str:
     """The BigQuery script of the rewrite (the checks must have passed)."""
     source = parts.source
     header = [
+        *parts.comments,
         f"-- costline merge rewrite ({strategy.value}): {parts.target_name},"
         f" partitioned by {partition.describe()}",
     ]
@@ -677,7 +740,7 @@ def build_script(parts: MergeParts, partition: PartitionSpec, strategy: Strategy
     else:
         name = _staging_name(parts)
         query = source.this if isinstance(source, exp.Subquery) else source
-        body = _strip_comments(query.copy()).sql(DIALECT, pretty=True)
+        body = query.sql(DIALECT, pretty=True)
         stage_sql = [
             "-- 1. the source, materialised once",
             f"CREATE OR REPLACE TEMP TABLE {name} AS\n{body};",
@@ -696,7 +759,9 @@ def build_script(parts: MergeParts, partition: PartitionSpec, strategy: Strategy
     else:
         merge = overwrite_merge(parts, partition, staging_ref)
         what = "-- 3. replace those partitions wholesale with the source"
-    merge_sql = _strip_comments(merge).sql(DIALECT, pretty=True)
+    # The comments above the MERGE head the script; the ones inside stay where they are.
+    merge.comments = None
+    merge_sql = merge.sql(DIALECT, pretty=True)
     block = "\n".join(
         [
             "-- 2. the partitions the batch touches, computed once",
@@ -717,6 +782,7 @@ def rewrite_merge(
     partition_type: str | None = None,
     strategy: Strategy = Strategy.MERGE,
     scope_by_source: bool = False,
+    complete_partitions: bool = False,
     origin: str = "statement",
 ) -> MergeRewrite:
     """Check and rewrite one MERGE; the result carries the checks and, unless refused, the script.
@@ -734,7 +800,13 @@ def rewrite_merge(
         partition_type=partition_type,
         catalog_name=catalog_name,
     )
-    checks = check_merge(parts, partition, strategy, scope_by_source=scope_by_source)
+    checks = check_merge(
+        parts,
+        partition,
+        strategy,
+        scope_by_source=scope_by_source,
+        complete_partitions=complete_partitions,
+    )
     refused = any(c.status is CheckStatus.REFUSE for c in checks)
     return MergeRewrite(
         target=parts.target_name,
@@ -743,41 +815,3 @@ def rewrite_merge(
         checks=tuple(checks),
         script=None if refused else build_script(parts, partition, strategy),
     )
-
-
-def _constant(node: exp.Expr) -> bool:
-    return not list(node.find_all(exp.Column))
-
-
-def has_constant_partition_filter(parts: MergeParts, column: str) -> bool:
-    """True when ON already restricts the target's partition column to constants."""
-    for conjunct in _conjuncts(parts.on):
-        if isinstance(conjunct, exp.In):
-            values = conjunct.expressions or [conjunct.args.get("unnest")]
-            if (
-                isinstance(conjunct.this, exp.Column)
-                and _refers_to(conjunct.this, parts.target_ref, column)
-                and all(v is not None and _constant(v) for v in values)
-            ):
-                return True
-        if isinstance(conjunct, (exp.EQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between)):
-            sides = [conjunct.this, *(v for k, v in conjunct.args.items() if k != "this")]
-            mine = [s for s in sides if isinstance(s, exp.Column)]
-            others = [s for s in sides if isinstance(s, exp.Expr) and s not in mine]
-            if (
-                mine
-                and all(_refers_to(m, parts.target_ref, column) for m in mine)
-                and all(_constant(o) for o in others)
-            ):
-                return True
-    return False
-
-
-def is_full_table_merge(sql: str, catalog: Catalog) -> bool:
-    """A MERGE into a column-partitioned table whose ON has no constant partition filter."""
-    try:
-        parts = parse_merge(sql)
-        partition = resolve_partition(parts.target_name, catalog)
-    except CostlineError:
-        return False
-    return not has_constant_partition_filter(parts, partition.column)

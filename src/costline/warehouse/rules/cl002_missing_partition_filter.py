@@ -7,18 +7,9 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    FilterKind,
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    column_filters,
-    partition_columns,
-    scope_condition,
-    size_text,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
 from costline.warehouse.rules.scans import Scan, table_scans
+from costline.warehouse.sql import FilterKind, column_filters, partition_columns, scope_condition
 
 
 class MissingPartitionFilter(Rule):

@@ -7,20 +7,16 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
+from costline.warehouse.rules.scans import table_scans
+from costline.warehouse.sql import (
     ColumnFilter,
     FilterKind,
-    Rule,
-    Severity,
-    Statement,
-    Violation,
     column_filters,
     partition_columns,
     scope_condition,
-    size_text,
     wrapper_of,
 )
-from costline.warehouse.rules.scans import table_scans
 
 PSEUDO = {"_partitiontime", "_partitiondate"}
 # Wrappers BigQuery still prunes on: truncating the ingestion-time pseudo column to its day.

@@ -7,18 +7,9 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    FilterKind,
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    is_constant,
-    partition_columns,
-    size_text,
-    where_of,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
 from costline.warehouse.rules.scans import table_scans
+from costline.warehouse.sql import FilterKind, is_constant, partition_columns, where_of
 
 
 class UnscopedDml(Rule):

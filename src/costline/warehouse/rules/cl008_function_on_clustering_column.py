@@ -5,15 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    FilterKind,
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    wrapper_of,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
 from costline.warehouse.rules.scans import table_scans
+from costline.warehouse.sql import FilterKind, wrapper_of
 
 
 class FunctionOnClusteringColumn(Rule):

@@ -7,18 +7,9 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    bare_column,
-    column_table,
-    conjuncts,
-    scope_tables,
-    where_of,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
 from costline.warehouse.rules.scans import table_scans
+from costline.warehouse.sql import bare_column, column_table, conjuncts, scope_tables, where_of
 
 _COMPARE = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 

@@ -7,17 +7,8 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    is_physical,
-    lookup,
-    scope_tables,
-    size_text,
-    table_name,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
+from costline.warehouse.sql import is_physical, lookup, scope_tables, table_name
 
 
 class SelectStar(Rule):

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, table_name
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.sql import table_name
 
 
 class SemiJoinWithoutAggregation(Rule):

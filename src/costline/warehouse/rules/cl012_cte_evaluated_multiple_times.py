@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, is_physical
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.sql import is_physical
 
 
 class CteEvaluatedMultipleTimes(Rule):

@@ -7,14 +7,8 @@ from collections.abc import Callable, Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    conjuncts,
-    enclosing_select,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.sql import conjuncts, enclosing_select
 
 
 def _is_one(node: exp.Expr) -> bool:

@@ -7,12 +7,9 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.sql import (
     FilterKind,
-    Rule,
-    Severity,
-    Statement,
-    Violation,
     column_filters,
     column_table,
     lookup,

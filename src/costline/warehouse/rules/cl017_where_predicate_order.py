@@ -7,16 +7,8 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    bare_column,
-    conjuncts,
-    is_constant,
-    where_of,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.sql import bare_column, conjuncts, is_constant, where_of
 
 _EXPENSIVE = (exp.Like, exp.ILike, exp.RegexpLike, exp.RegexpILike)
 

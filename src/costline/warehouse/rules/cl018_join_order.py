@@ -7,16 +7,8 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    is_physical,
-    lookup,
-    select_sources,
-    size_text,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
+from costline.warehouse.sql import is_physical, lookup, select_sources
 
 # costline's margin: only a clearly bigger table later in the join is worth reordering for.
 SIZE_RATIO = 2.0

@@ -7,15 +7,8 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    alias_of,
-    conjuncts,
-    where_of,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.sql import alias_of, conjuncts, where_of
 
 
 def _single_row(source: exp.Expr) -> bool:

@@ -7,16 +7,8 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import (
-    Rule,
-    Severity,
-    Statement,
-    Violation,
-    alias_of,
-    conjuncts,
-    is_physical,
-    table_name,
-)
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.sql import alias_of, conjuncts, is_physical, table_name
 
 _INEQUALITY = (exp.GT, exp.GTE, exp.LT, exp.LTE)
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 from sqlglot import exp
 
-from costline.warehouse.rules.base import Rule, Script, Severity, Violation, table_name
+from costline.warehouse.rules.base import Rule, Script, Severity, Violation
+from costline.warehouse.sql import table_name
 
 # costline's threshold: three one-row INSERTs into one table in a script is a pattern, not a
 # one-off.

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog, TableMeta
-from costline.warehouse.rules.base import (
+from costline.warehouse.rules.base import Statement
+from costline.warehouse.sql import (
     ColumnFilter,
-    Statement,
     column_filters,
     is_physical,
     lookup,

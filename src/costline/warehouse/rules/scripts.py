@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from costline.warehouse.rules.base import Script, table_name
+from costline.warehouse.rules.base import Script
+from costline.warehouse.sql import table_name
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""How many rows a query or a join source can return, when the SQL alone says so.
+
+A cross join with a side that returns one row (an aggregate without GROUP BY, ``LIMIT 1``, a
+SELECT without FROM) or a handful of literal rows (``VALUES``, ``UNNEST([…])``, a UNION ALL of
+literal SELECTs used as a scaffold) multiplies nothing. Anything that reads a table without
+such a bound is unbounded (None): the SQL alone cannot say how many rows it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlglot import exp
+
+__all__ = ["cte_queries", "row_bound"]
+
+_MAX_DEPTH = 16
+
+
+def cte_queries(root: exp.Expr) -> dict[str, exp.Expr]:
+    """Lower-case CTE name → its query, for every CTE defined in ``root``."""
+    return {cte.alias_or_name.lower(): cte.this for cte in root.find_all(exp.CTE)}
+
+
+def _limit(query: exp.Expr) -> int | None:
+    limit = query.args.get("limit")
+    value = limit.expression if isinstance(limit, exp.Limit) else None
+    if isinstance(value, exp.Literal) and not value.is_string and value.name.isdigit():
+        return int(value.name)
+    return None
+
+
+def _aggregated(select: exp.Select) -> bool:
+    """Every output is an aggregate and nothing is grouped: exactly one row."""
+    if select.args.get("group") or not select.expressions:
+        return False
+    return all(
+        e.find(exp.AggFunc) is not None and e.find(exp.Window) is None for e in select.expressions
+    )
+
+
+def row_bound(node: exp.Expr, ctes: Mapping[str, exp.Expr], depth: int = 0) -> int | None:
+    """An upper bound on the rows ``node`` (a query, subquery, join source or CTE reference)
+    returns, or None when the SQL does not bound it."""
+    if depth > _MAX_DEPTH:
+        return None
+    bound = _bound(node, ctes, depth)
+    if isinstance(node, exp.Query):
+        limit = _limit(node)
+        if limit is not None:
+            bound = limit if bound is None else min(bound, limit)
+    return bound
+
+
+def _bound(node: exp.Expr, ctes: Mapping[str, exp.Expr], depth: int) -> int | None:
+    if isinstance(node, exp.Subquery):
+        return row_bound(node.this, ctes, depth + 1)
+    if isinstance(node, exp.Table):
+        if node.args.get("db") or not isinstance(node.this, exp.Identifier):
+            return None
+        query = ctes.get(node.name.lower())
+        return None if query is None else row_bound(query, ctes, depth + 1)
+    if isinstance(node, exp.Values):
+        return len(node.expressions)
+    if isinstance(node, exp.Unnest):
+        total = 0
+        for array in node.expressions:
+            if not isinstance(array, exp.Array) or array.find(exp.Column, exp.Query):
+                return None
+            total += len(array.expressions)
+        return total
+    if isinstance(node, exp.Union):
+        left = row_bound(node.this, ctes, depth + 1)
+        right = row_bound(node.expression, ctes, depth + 1)
+        return None if left is None or right is None else left + right
+    if isinstance(node, exp.Intersect | exp.Except):
+        return row_bound(node.this, ctes, depth + 1)
+    if isinstance(node, exp.Select):
+        from_ = node.args.get("from_")
+        if from_ is None or from_.this is None:
+            return 1
+        if _aggregated(node):
+            return 1
+        # Filtering and grouping never add rows; joins may.
+        bound = row_bound(from_.this, ctes, depth + 1)
+        for join in node.args.get("joins") or ():
+            other = row_bound(join.this, ctes, depth + 1)
+            if bound is None or other is None:
+                return None
+            bound *= other
+        return bound
+    return None
