@@ -32,7 +32,7 @@ from costline.warehouse.catalog import Catalog, TableKind
 from costline.warehouse.profile import FingerprintStats
 from costline.warehouse.rules import ALL_RULES
 from costline.warehouse.rules.base import GOOGLE, Rule, Script, Severity, Statement, Violation
-from costline.warehouse.sql import ProblemKind, get_dialect, read_script
+from costline.warehouse.sql import Output, ProblemKind, get_dialect, read_script
 
 __all__ = [
     "CatalogSummary",
@@ -328,6 +328,26 @@ def _statement_of(node: exp.Expr | None, statements: Sequence[Statement]) -> Sta
     return next((s for s in statements if s.expr is root), statements[0])
 
 
+# File names under which an ETL tree (sql/<project>/<dataset>/<table>/) keeps the query that
+# fills its table or defines its view.
+_TABLE_FILES = frozenset({"query.sql", "view.sql"})
+
+
+def _destination(path: str, catalog: Catalog | None) -> Output | None:
+    """Where a file's bare SELECT is written, when the catalogue knows: a dbt model (named by
+    its file) or an ETL tree's ``query.sql``/``view.sql`` (named by its directories)."""
+    if catalog is None:
+        return None
+    file = Path(path)
+    if file.name in _TABLE_FILES and len(file.parts) >= 4:
+        meta = catalog.get(".".join(file.parts[-4:-1]))
+    else:
+        meta = catalog.get(file.stem)
+    if meta is None:
+        return None
+    return Output.view if meta.kind is TableKind.VIEW else Output.table
+
+
 class _Outcome:
     """What linting one source gave."""
 
@@ -369,8 +389,15 @@ def _lint_source(
         out.skipped.append(LintSkip(path=source.path, line=line, column=col, reason=skip.reason))
     if not reading.statements:
         return out
+    written_to = _destination(source.path, catalog) if template else None
     statements = [
-        Statement(s.expr, s.offset, loop_depth=s.loop_depth, tokens=s.tokens)
+        Statement(
+            s.expr,
+            s.offset,
+            loop_depth=s.loop_depth,
+            tokens=s.tokens,
+            output=written_to if isinstance(s.expr, exp.Query) else None,
+        )
         for s in reading.statements
     ]
     out.linted = len(statements)
@@ -413,7 +440,10 @@ def _lint_source(
                     severity=v.severity or rule_cls.severity,
                     message=v.message,
                     fix=v.fix.replace("{path}", file_arg) if v.fix else None,
-                    equivalents=tuple(f"{GOOGLE}:{e}" for e in rule_cls.equivalents),
+                    equivalents=tuple(
+                        f"{GOOGLE}:{e}"
+                        for e in (rule_cls.equivalents if v.equivalents is None else v.equivalents)
+                    ),
                 )
             )
     out.findings.sort(key=lambda f: (f.line, f.column, f.code))

@@ -18,6 +18,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import Token
 
 from costline.warehouse.catalog import Catalog
+from costline.warehouse.sql import Output, statement_output
 
 GOOGLE = "bigquery-antipattern-recognition"
 
@@ -48,6 +49,9 @@ class Violation:
     """How to fix it; ``{path}`` stands for the file linted."""
     severity: Severity | None = None
     """Overrides the rule's severity (a finding reported as only "possible" is milder)."""
+    equivalents: tuple[str, ...] | None = None
+    """Overrides the rule's peer equivalents (a finding the peer's definition does not cover
+    claims none)."""
     keyword: str | None = None
     """Report at this keyword (``ORDER``) rather than at the node's first word: the ``nth``
     occurrence in the statement, or else the last one before the node."""
@@ -65,11 +69,16 @@ class Statement:
     """How many scripting loops (LOOP, WHILE, REPEAT, FOR) enclose the statement."""
     tokens: Sequence[Token] = ()
     """The statement's tokens (positions of keywords the tree does not keep)."""
+    output: Output | None = None
+    """Where the statement's rows go; by default what the statement itself says (a bare
+    SELECT in a dbt model materialised as a view is a view's body)."""
     nodes: dict[type[exp.Expr], list[exp.Expr]] = field(default_factory=dict)
     cache: dict[str, object] = field(default_factory=dict)
     """Analyses several rules share (see :mod:`costline.warehouse.rules.scans`)."""
 
     def __post_init__(self) -> None:
+        if self.output is None:
+            self.output = statement_output(self.expr)
         index = self.nodes
         for node in self.expr.walk():
             kind = type(node)

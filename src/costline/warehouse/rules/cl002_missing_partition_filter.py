@@ -9,7 +9,13 @@ from sqlglot import exp
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
 from costline.warehouse.rules.scans import Scan, table_scans
-from costline.warehouse.sql import FilterKind, column_filters, partition_columns, scope_condition
+from costline.warehouse.sql import (
+    FilterKind,
+    Output,
+    column_filters,
+    partition_columns,
+    scope_condition,
+)
 
 
 class MissingPartitionFilter(Rule):
@@ -19,7 +25,8 @@ class MissingPartitionFilter(Rule):
 
     Flags a `SELECT` that reads a partitioned table (known from the catalogue) with no filter
     on the partition column in its `WHERE` or `JOIN ... ON`, nor in an enclosing query the
-    engine pushes filters down from.
+    engine pushes filters down from. A view's body is not flagged: its readers' filters are
+    pushed down to the table, so they decide what is scanned.
 
     **Why is this bad?**
 
@@ -53,6 +60,8 @@ class MissingPartitionFilter(Rule):
     needs_catalog = True
 
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
+        if stmt.output is Output.view:
+            return  # a view's readers filter it; their filters reach the table
         for scan in table_scans(stmt, catalog):
             meta = scan.meta
             columns = partition_columns(meta)

@@ -8,23 +8,34 @@ from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
-from costline.warehouse.sql import is_physical, lookup, scope_tables, table_name
+from costline.warehouse.sql import (
+    Output,
+    is_physical,
+    lookup,
+    reaches_output,
+    scope_tables,
+    select_sources,
+    table_name,
+)
 
 
 class SelectStar(Rule):
-    """`SELECT *` straight from a stored table.
+    """`SELECT *` from a stored table, in the query whose rows are kept.
 
     **What it does**
 
-    Flags `SELECT *` (or `t.*`) whose source is a stored table, not a CTE or subquery that
-    already narrowed the columns. `SELECT * EXCEPT (...)` and `EXISTS (SELECT * ...)` are
-    left alone: the first names its columns, the second reads none.
+    Flags `SELECT *` (or `t.*`) over a stored table when every column it produces reaches the
+    statement's result: the query a `CREATE TABLE AS`, `INSERT` or a top-level `SELECT`
+    returns, directly or through CTEs and subqueries that pass all columns on with `*`. A
+    `SELECT *` in a CTE or subquery whose consumer names its columns is left alone (BigQuery
+    reads only the columns used), and so is one in a view (its consumers decide what is read),
+    `SELECT * EXCEPT (...)`, `EXISTS (SELECT * ...)` and a MERGE's `USING` source.
 
     **Why is this bad?**
 
-    BigQuery is columnar and bills the bytes of every column a query reads. `SELECT *` on a
-    wide table pays for all of them, however few the consumer uses — and `LIMIT` does not
-    reduce the bytes billed.
+    BigQuery is columnar and bills the bytes of every column a query reads. `SELECT *` into a
+    table or a result pays for all of them, however few the consumers use — and `LIMIT` does
+    not reduce the bytes billed.
 
     **Anti-pattern**
 
@@ -46,19 +57,19 @@ class SelectStar(Rule):
     code = "CL010"
     name = "select-star"
     severity = Severity.warning
-    summary = "SELECT * reads every column of a stored table"
+    summary = "SELECT * of a stored table in the query whose rows are kept"
     equivalents = ("SimpleSelectStar",)
 
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
+        if stmt.output in (Output.view, Output.other):
+            return
         ctes = stmt.cte_names()
         for star in stmt.all(exp.Star):
-            if star.args.get("except_") or star.args.get("replace"):
+            if star.args.get("except_"):
                 continue
             holder = star.parent if isinstance(star.parent, exp.Column) else star
             select = holder.parent
             if not isinstance(select, exp.Select) or holder.arg_key != "expressions":
-                continue
-            if isinstance(select.parent, exp.Exists):
                 continue
             tables = scope_tables(select)
             if isinstance(holder, exp.Column):
@@ -67,16 +78,28 @@ class SelectStar(Rule):
             else:
                 targets = list(tables.values())
             stored = [t for t in targets if is_physical(t, ctes)]
-            if not stored:
+            if not stored or not reaches_output(select, stmt.expr):
                 continue
             table = stored[0]
             meta = lookup(table, catalog)
             detail = (
-                f" ({len(meta.columns)} columns, {size_text(meta.logical_bytes)})" if meta else ""
+                f" ({len(meta.columns)} columns, {size_text(meta.logical_bytes)})"
+                if meta and meta.columns
+                else ""
             )
             yield Violation(
                 star,
-                f"SELECT * reads every column of {table_name(table)}{detail}; BigQuery bills each "
-                "column read",
+                f"SELECT * reads every column of {table_name(table)}{detail}; BigQuery bills "
+                "each column read",
                 fix="list the columns the consumer needs (or SELECT * EXCEPT the wide ones)",
+                # Google's SimpleSelectStar is a single-table SELECT without joins or grouping.
+                equivalents=None if _simple(select) else (),
             )
+
+
+def _simple(select: exp.Select) -> bool:
+    return (
+        len(select_sources(select)) == 1
+        and not select.args.get("joins")
+        and not select.args.get("group")
+    )

@@ -21,9 +21,11 @@ class CteEvaluatedMultipleTimes(Rule):
 
     **Why is this bad?**
 
-    BigQuery does not materialise non-recursive CTEs: each reference re-runs the CTE's query
-    and bills its scan again. A CTE referenced three times over a 25 TiB table bills 75 TiB.
-    Materialise it once into a temporary table, or restructure to read it once.
+    BigQuery does not materialise a non-recursive CTE: each reference may run the CTE's query
+    again, scanning, filtering and shuffling its rows each time. On-demand billing counts the
+    bytes of a table's columns once per query however often it is read, so the repeated work
+    is slot time (what a reservation pays for, and latency), not bytes billed. Read it once,
+    or materialise it into a temporary table when it is expensive to compute.
 
     **Anti-pattern**
 
@@ -50,7 +52,7 @@ class CteEvaluatedMultipleTimes(Rule):
 
     code = "CL012"
     name = "cte-evaluated-multiple-times"
-    severity = Severity.warning
+    severity = Severity.info
     summary = "CTE over a table referenced several times, scanned each time"
     equivalents = ("CTEsEvalMultipleTimes",)
 
@@ -75,7 +77,7 @@ class CteEvaluatedMultipleTimes(Rule):
                 continue
             yield Violation(
                 cte,
-                f"CTE {cte.alias_or_name} is referenced {uses} times: BigQuery runs it, and "
-                f"bills its scan of {reads[0].name}, {uses} times",
-                fix="materialise it once (CREATE TEMP TABLE) or read it once",
+                f"CTE {cte.alias_or_name} is referenced {uses} times: BigQuery may run its scan "
+                f"of {reads[0].name} {uses} times (slot time; bytes are billed once per query)",
+                fix="read it once, or materialise it (CREATE TEMP TABLE) if it is costly",
             )

@@ -8,7 +8,7 @@ from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
-from costline.warehouse.sql import conjuncts, enclosing_select
+from costline.warehouse.sql import conjuncts, consumers, enclosing_select, passes_column
 
 
 def _is_one(node: exp.Expr) -> bool:
@@ -33,8 +33,8 @@ class LatestRecordRowNumber(Rule):
     **What it does**
 
     Flags `ROW_NUMBER() OVER (PARTITION BY key ORDER BY ...)` used only to keep the first row
-    per key (`QUALIFY ... = 1` or an outer `WHERE rn = 1`). Pagination (`rn <= 10`) and
-    other uses of the row number are not flagged.
+    per key (`QUALIFY ... = 1`, or `WHERE rn = 1` in a query that reads that `rn`).
+    Pagination (`rn <= 10`) and other uses of the row number are not flagged.
 
     **Why is this bad?**
 
@@ -73,20 +73,30 @@ class LatestRecordRowNumber(Rule):
 
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
         for window in stmt.all(exp.Window):
-            if not isinstance(window.this, exp.RowNumber):
+            if type(window.this) not in _NUMBERING:
                 continue
             if not window.args.get("partition_by") or not window.args.get("order"):
                 continue
             if _filtered_to_first(window, stmt):
+                fn = _NUMBERING[type(window.this)]
                 yield Violation(
                     window,
-                    "ROW_NUMBER() numbers every row of each key only to keep the first",
+                    f"{fn}() numbers every row of each key only to keep the first",
                     fix="ARRAY_AGG(t ORDER BY … LIMIT 1)[OFFSET(0)] … GROUP BY the key",
                 )
 
 
+# RANK() = 1 keeps every tie, which ARRAY_AGG(... LIMIT 1) does not: only ROW_NUMBER is flagged.
+_NUMBERING: dict[type[exp.Expr], str] = {exp.RowNumber: "ROW_NUMBER"}
+_MAX_DEPTH = 16
+
+
 def _filtered_to_first(window: exp.Expr, stmt: Statement) -> bool:
+    """``QUALIFY rn = 1`` in the window's own SELECT, or ``WHERE rn = 1`` in a query that reads
+    that SELECT's ``rn`` (directly, or passed on unchanged by queries in between)."""
     select = enclosing_select(window)
+    if select is None:
+        return False
     alias = window.parent.alias.lower() if isinstance(window.parent, exp.Alias) else None
 
     def is_window(node: exp.Expr) -> bool:
@@ -94,16 +104,34 @@ def _filtered_to_first(window: exp.Expr, stmt: Statement) -> bool:
             alias is not None and isinstance(node, exp.Column) and node.name.lower() == alias
         )
 
-    if select is not None:
-        qualify = select.args.get("qualify")
-        if qualify is not None and any(_keeps_first(p, is_window) for p in conjuncts(qualify.this)):
-            return True
+    qualify = select.args.get("qualify")
+    if qualify is not None and any(_keeps_first(p, is_window) for p in conjuncts(qualify.this)):
+        return True
     if alias is None:
         return False
-    for outer in stmt.all(exp.Select):
-        if outer is select:
-            continue
-        where = outer.args.get("where")
-        if where is not None and any(_keeps_first(p, is_window) for p in conjuncts(where.this)):
+    return _filtered_downstream(select, alias, stmt.expr, 0)
+
+
+def _filtered_downstream(select: exp.Expr, alias: str, root: exp.Expr, depth: int) -> bool:
+    if depth > _MAX_DEPTH:
+        return False
+
+    def is_alias(node: exp.Expr) -> bool:
+        return isinstance(node, exp.Column) and node.name.lower() == alias
+
+    for consumer, name in consumers(select, root):
+        where = consumer.args.get("where")
+        if where is not None and any(
+            _keeps_first(p, is_alias) and _reads(p, name) for p in conjuncts(where.this)
+        ):
+            return True
+        if passes_column(consumer, name, alias) and _filtered_downstream(
+            consumer, alias, root, depth + 1
+        ):
             return True
     return False
+
+
+def _reads(predicate: exp.Expr, source: str) -> bool:
+    """The predicate's column comes from ``source`` (qualified by it, or unqualified)."""
+    return any(c.table.lower() in ("", source) for c in predicate.find_all(exp.Column))

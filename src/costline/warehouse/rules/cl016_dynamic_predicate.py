@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
 from costline.warehouse.sql import (
+    ColumnFilter,
     FilterKind,
     column_filters,
     column_table,
     lookup,
     partition_columns,
     scope_tables,
+    unnest_aliases,
     where_of,
 )
 
@@ -24,9 +27,11 @@ class DynamicPredicate(Rule):
 
     **What it does**
 
-    Flags `WHERE col = (SELECT ...)` and other comparisons of a column with a subquery's
-    result. With a catalogue, only filters on a partition or clustering column are flagged
-    (there the subquery costs pruning); without one, every scalar-subquery comparison is.
+    Flags `WHERE col = (SELECT ...)`, `col IN (SELECT ...)` and other comparisons of a column
+    with a subquery's result. When the catalogue knows the column's table, only filters on a
+    partition or clustering column are flagged (there the subquery costs pruning); without it,
+    every such filter is reported at `info`, naming what the catalogue would settle. Fields of
+    `UNNEST`ed arrays are never partition columns and are left alone.
 
     **Why is this bad?**
 
@@ -69,29 +74,53 @@ class DynamicPredicate(Rule):
             if where is None or where.find(exp.Query) is None:
                 continue
             tables = scope_tables(select)
-            for f in column_filters(where, lambda c: True):
+            unnested = frozenset(unnest_aliases(select))
+            for f in column_filters(where, partial(_not_unnested, unnested)):
                 if f.kind is not FilterKind.dynamic:
                     continue
-                if isinstance(f.predicate, exp.In):
-                    continue  # a semi-join: CL011's concern, and pruned by the join itself
-                if catalog is None:
-                    what = "column"
-                else:
-                    table = column_table(f.column, tables, catalog)
-                    meta = lookup(table, catalog) if table is not None else None
-                    if meta is None:
-                        continue
-                    name = f.column.name.lower()
-                    if name in partition_columns(meta):
-                        what = "partition column"
-                    elif name in {c.lower() for c in meta.clustering}:
-                        what = "clustering column"
-                    else:
-                        continue
-                yield Violation(
-                    f.predicate,
-                    f"the {what} {f.column.name} is compared with a subquery: the value is "
-                    "known only at run time, so nothing is pruned",
-                    fix="compute the value first (DECLARE v DEFAULT (SELECT …)) and filter "
-                    "with the variable",
-                )
+                yield from _violation(f, tables, catalog)
+
+
+def _not_unnested(unnested: frozenset[str], column: exp.Column) -> bool:
+    return column.table.lower() not in unnested
+
+
+def _violation(
+    f: ColumnFilter, tables: dict[str, exp.Table], catalog: Catalog | None
+) -> Iterable[Violation]:
+    table = column_table(f.column, tables, catalog)
+    meta = lookup(table, catalog) if table is not None else None
+    compared = (
+        "listed by a subquery" if isinstance(f.predicate, exp.In) else "compared with a subquery"
+    )
+    fix = (
+        "compute the values first (DECLARE v DEFAULT (SELECT …), or an ARRAY for IN) and filter "
+        "with the variable"
+    )
+    if meta is None:
+        if table is None and len(tables) != 1 and catalog is None:
+            where = "a table this query reads"
+        else:
+            where = table.name if table is not None else "the table"
+        yield Violation(
+            f.predicate,
+            f"the column {f.column.name} is {compared}: values known only at run time prune "
+            f"nothing; it matters if {f.column.name} partitions or clusters {where} (the "
+            "catalogue settles it: --catalog)",
+            fix=fix,
+            severity=Severity.info,
+        )
+        return
+    name = f.column.name.lower()
+    if name in partition_columns(meta):
+        what = "partition column"
+    elif name in {c.lower() for c in meta.clustering}:
+        what = "clustering column"
+    else:
+        return
+    yield Violation(
+        f.predicate,
+        f"the {what} {f.column.name} of {meta.short_name} is {compared}: the values are known "
+        "only at run time, so nothing is pruned",
+        fix=fix,
+    )

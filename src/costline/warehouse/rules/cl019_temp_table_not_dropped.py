@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from costline.warehouse.rules.base import Rule, Script, Severity, Violation
-from costline.warehouse.rules.scripts import created_tables, dropped_tables
+from costline.warehouse.rules.scripts import created_tables, dropped_after
 
 
 class TempTableNotDropped(Rule):
@@ -49,9 +49,8 @@ class TempTableNotDropped(Rule):
         created = [c for c in created_tables(script) if c.temporary]
         if not created:
             return
-        dropped = dropped_tables(script)
         for c in created:
-            if c.name not in dropped:
+            if not dropped_after(script, c):
                 yield Violation(
                     c.node,
                     f"temporary table {c.name} is never dropped: it is stored, and billed, for "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from costline.warehouse.rules.base import Rule, Script, Severity, Violation
-from costline.warehouse.rules.scripts import created_tables, dropped_tables
+from costline.warehouse.rules.scripts import created_tables, dropped_after
 
 
 class TableCreatedAndDropped(Rule):
@@ -13,7 +13,8 @@ class TableCreatedAndDropped(Rule):
 
     **What it does**
 
-    Flags `CREATE TABLE` (not `TEMP`) of a table the same script later drops.
+    Flags `CREATE TABLE` (not `TEMP`) of a table the same script drops *after* creating it.
+    `DROP TABLE IF EXISTS t` before `CREATE TABLE t` is the recreate idiom and is not flagged.
 
     **Why is this bad?**
 
@@ -51,9 +52,8 @@ class TableCreatedAndDropped(Rule):
         created = [c for c in created_tables(script) if not c.temporary]
         if not created:
             return
-        dropped = dropped_tables(script)
         for c in created:
-            if c.name in dropped:
+            if dropped_after(script, c):
                 yield Violation(
                     c.node,
                     f"{c.name} is created and dropped in the same script: it is scratch space",

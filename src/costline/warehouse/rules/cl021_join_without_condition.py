@@ -8,22 +8,24 @@ from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
-from costline.warehouse.sql import alias_of, conjuncts, where_of
+from costline.warehouse.sql import (
+    alias_of,
+    conjuncts,
+    cte_queries,
+    reads_tables,
+    row_bound,
+    where_of,
+)
+
+# costline's threshold, not BigQuery's: a side of at most this many rows (known from the SQL:
+# an aggregate without GROUP BY, LIMIT n, literal VALUES) multiplies the other side by little.
+SMALL_SIDE_ROWS = 1_000
 
 
-def _single_row(source: exp.Expr) -> bool:
-    """A subquery that returns one row: no FROM, or aggregates without GROUP BY."""
-    query = source.this if isinstance(source, exp.Subquery) else None
-    if not isinstance(query, exp.Select):
-        return False
-    if query.args.get("from_") is None:
-        return True
-    limit = query.args.get("limit")
-    if limit is not None and limit.expression is not None and limit.expression.name == "1":
-        return True
-    return not query.args.get("group") and all(
-        e.find(exp.AggFunc) is not None for e in query.expressions
-    )
+def _small(source: exp.Expr, ctes: dict[str, exp.Expr]) -> bool:
+    """A side that multiplies nothing much: a few rows, or built from constants alone."""
+    bound = row_bound(source, ctes)
+    return (bound is not None and bound <= SMALL_SIDE_ROWS) or not reads_tables(source, ctes)
 
 
 def _linked_in_where(select: exp.Expr, alias: str) -> bool:
@@ -46,7 +48,9 @@ class JoinWithoutCondition(Rule):
 
     Flags `CROSS JOIN`, comma joins and `JOIN ... ON TRUE` (or any constant condition)
     between stored tables or subqueries, unless `WHERE` relates the two sides (an implicit
-    inner join). Joins with `UNNEST` and with single-row subqueries are not flagged.
+    inner join). A side that multiplies little is not flagged: `UNNEST`, a side the SQL bounds
+    to a few rows (an aggregate without `GROUP BY`, `LIMIT 1`, literal `VALUES`, a CTE of
+    those), and a scaffold built from constants alone (a date spine, literal rows).
 
     **Why is this bad?**
 
@@ -90,13 +94,14 @@ class JoinWithoutCondition(Rule):
                 continue
             if on is not None and on.find(exp.Column) is not None:
                 continue
-            if _single_row(source):
+            ctes = cte_queries(stmt.expr)
+            if _small(source, ctes):
                 continue
             select = join.parent
             if select is None:
                 continue
             from_ = select.args.get("from_")
-            if from_ is not None and _single_row(from_.this):
+            if from_ is not None and _small(from_.this, ctes):
                 continue
             if on is None and _linked_in_where(select, alias_of_source(source)):
                 continue

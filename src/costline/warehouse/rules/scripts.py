@@ -17,12 +17,14 @@ class Created:
     node: exp.Expr
     name: str
     temporary: bool
+    position: int
+    """The statement's index in the script."""
 
 
 def created_tables(script: Script) -> list[Created]:
     """Every ``CREATE [TEMP] TABLE`` of the script, in order."""
     out: list[Created] = []
-    for stmt in script.statements:
+    for position, stmt in enumerate(script.statements):
         node = stmt.expr
         if not isinstance(node, exp.Create) or (node.kind or "").upper() != "TABLE":
             continue
@@ -32,16 +34,19 @@ def created_tables(script: Script) -> list[Created]:
             continue
         props = node.args.get("properties")
         temporary = bool(props and props.find(exp.TemporaryProperty))
-        out.append(Created(node, table_name(table).lower(), temporary))
+        out.append(Created(node, table_name(table).lower(), temporary, position))
     return out
 
 
-def dropped_tables(script: Script) -> set[str]:
-    """Lower-case names of the tables the script drops."""
-    names: set[str] = set()
-    for stmt in script.statements:
+def dropped_after(script: Script, created: Created) -> bool:
+    """Whether the script drops the table after creating it (a ``DROP TABLE IF EXISTS``
+    *before* the ``CREATE`` is the recreate idiom, not a cleanup)."""
+    for stmt in script.statements[created.position + 1 :]:
         node = stmt.expr
-        if isinstance(node, exp.Drop) and (node.kind or "").upper() == "TABLE":
-            for table in node.find_all(exp.Table):
-                names.add(table_name(table).lower())
-    return names
+        if (
+            isinstance(node, exp.Drop)
+            and (node.kind or "").upper() == "TABLE"
+            and any(table_name(t).lower() == created.name for t in node.find_all(exp.Table))
+        ):
+            return True
+    return False

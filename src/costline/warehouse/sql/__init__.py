@@ -2,7 +2,8 @@
 
 Parsing with per-statement error isolation (:mod:`.parse`), BigQuery scripts and templated SQL
 (:mod:`.script`, :mod:`.template`), names and tables through CTEs, aliases and UNNEST
-(:mod:`.names`), the constant, dynamic and function-wrapped filters on each column
+(:mod:`.names`), where a statement's rows go and which queries produce them
+(:mod:`.statements`), the constant, dynamic and function-wrapped filters on each column
 (:mod:`.filters`), row bounds of join sources (:mod:`.rows`) and the partitions a MERGE reads
 (:mod:`.merge`). Lint rules, the profile's access patterns, ``advise``'s predicate replay,
 ``merge`` and fingerprinting use it, so one question gets one answer.
@@ -69,12 +70,21 @@ from costline.warehouse.sql.parse import (
     split_statements,
     tokenize,
 )
-from costline.warehouse.sql.rows import cte_queries, row_bound
+from costline.warehouse.sql.rows import cte_queries, reads_tables, row_bound
 from costline.warehouse.sql.script import (
     ScriptReading,
     ScriptStatement,
     SkippedStatement,
     read_script,
+)
+from costline.warehouse.sql.statements import (
+    Output,
+    consumers,
+    output_query,
+    passes_column,
+    reaches_output,
+    star_over,
+    statement_output,
 )
 from costline.warehouse.sql.template import Templated, detemplate, has_template
 
@@ -87,6 +97,7 @@ __all__ = [
     "FilterKind",
     "MergeScope",
     "Op",
+    "Output",
     "ParsedText",
     "ProblemKind",
     "Resolver",
@@ -104,6 +115,7 @@ __all__ = [
     "comparison_pairs",
     "conjuncts",
     "constant_value",
+    "consumers",
     "cte_names",
     "cte_queries",
     "detemplate",
@@ -119,18 +131,24 @@ __all__ = [
     "merge_scope",
     "or_branches",
     "outermost_queries",
+    "output_query",
     "parse_statement",
     "parse_text",
     "partition_columns",
     "partition_key",
+    "passes_column",
     "quiet",
+    "reaches_output",
     "read_script",
+    "reads_tables",
     "row_bound",
     "scope_condition",
     "scope_tables",
     "select_sources",
     "source_alias",
     "split_statements",
+    "star_over",
+    "statement_output",
     "table_column_test",
     "table_name",
     "target_alias",

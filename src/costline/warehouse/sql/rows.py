@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from sqlglot import exp
 
-__all__ = ["cte_queries", "row_bound"]
+__all__ = ["cte_queries", "reads_tables", "row_bound"]
 
 _MAX_DEPTH = 16
 
@@ -90,3 +90,18 @@ def _bound(node: exp.Expr, ctes: Mapping[str, exp.Expr], depth: int) -> int | No
             bound *= other
         return bound
     return None
+
+
+def reads_tables(node: exp.Expr, ctes: Mapping[str, exp.Expr], depth: int = 0) -> bool:
+    """Whether ``node`` reads a stored table, directly or through the CTEs it names: a side
+    built from constants alone (a date spine from ``GENERATE_DATE_ARRAY``, literal rows) is a
+    scaffold, whatever its row count."""
+    if depth > _MAX_DEPTH:
+        return True
+    for table in node.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # a table function
+        query = None if table.args.get("db") else ctes.get(table.name.lower())
+        if query is None or reads_tables(query, ctes, depth + 1):
+            return True
+    return False

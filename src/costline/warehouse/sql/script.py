@@ -150,7 +150,7 @@ class _Reader:
             if isinstance(expr, exp.EndStatement):
                 continue
             if isinstance(expr, exp.Command):
-                words = " ".join(t.text for t in tokens[:3])
+                words = " ".join(t.text for t in tokens[:4])
                 self.skip(
                     tokens[0].start,
                     f"{words}: a statement the SQL parser keeps only as text; not analysed",
@@ -344,6 +344,17 @@ def read_script(
     templated = detemplate(sql, model=model) if template else None
     text = templated.text if templated is not None else sql
     reading = ScriptReading(text=text, templated=templated)
+    if templated is not None:
+        reading.skipped += [
+            SkippedStatement(
+                at,
+                f"{{{{ {macro}(…) }}}}: a statement produced by a template macro; its SQL is "
+                "not in this file"
+                if macro != "include"
+                else "{% include … %}: SQL kept in another file, analysed there",
+            )
+            for at, macro in templated.macros
+        ]
     try:
         chunks = split_statements(tokenize(text, dialect_obj))
     except TokenError:
@@ -362,4 +373,5 @@ def read_script(
         for stmt in reading.statements:
             _bind_variables(stmt.expr, variables)
     reading.problems.sort(key=lambda p: p.offset)
+    reading.skipped.sort(key=lambda k: k.offset)
     return reading
