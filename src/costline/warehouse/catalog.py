@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from costline.core.errors import CostlineError, first_validation_error
 
@@ -126,14 +126,29 @@ class Catalog(BaseModel):
     def __iter__(self) -> Iterator[TableMeta]:  # type: ignore[override]
         return iter(self.tables)
 
+    _index: tuple[int, dict[str, TableMeta | None]] | None = PrivateAttr(default=None)
+
     def get(self, name: str) -> TableMeta | None:
         """The table written ``name`` in a query: ``proj.ds.t``, ``ds.t`` or a unique ``t``."""
-        key = name.strip("`")
+        # Keyed by the tables it indexes: a copy with other tables builds its own.
+        if self._index is None or self._index[0] != id(self.tables):
+            self._index = (id(self.tables), self._build_index())
+        return self._index[1].get(name.strip("`"))
+
+    def _build_index(self) -> dict[str, TableMeta | None]:
+        # Every name a query may write, built once: catalogues of thousands of tables are
+        # asked for every table reference of every statement. The first table with a full or
+        # short name wins, as a scan in order would give; a bare table name only when unique.
+        index: dict[str, TableMeta | None] = {}
+        last: dict[str, list[TableMeta]] = {}
         for table in self.tables:
-            if key in (table.name, table.short_name):
-                return table
-        matches = [t for t in self.tables if t.name.rsplit(".", 1)[-1] == key]
-        return matches[0] if len(matches) == 1 else None
+            last.setdefault(table.name.rsplit(".", 1)[-1], []).append(table)
+        for key, tables in last.items():
+            index[key] = tables[0] if len(tables) == 1 else None
+        for table in reversed(self.tables):
+            index[table.short_name] = table
+            index[table.name] = table
+        return index
 
     def column_names(self) -> dict[str, list[str]]:
         """Table name → column names, in the form sqlglot-based analyses take."""

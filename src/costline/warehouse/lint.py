@@ -21,6 +21,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -216,16 +217,22 @@ def _known_prefix(code: str) -> bool:
 
 def select_rules(select: Iterable[str], ignore: Iterable[str] = ()) -> list[type[Rule]]:
     """Rules whose code starts with one of ``select`` and with none of ``ignore`` (like ruff)."""
-    sel = [s.strip().upper() for s in select if s.strip()]
-    ign = [s.strip().upper() for s in ignore if s.strip()]
+    sel = tuple(s.strip().upper() for s in select if s.strip())
+    ign = tuple(s.strip().upper() for s in ignore if s.strip())
+    return list(_selected(sel, ign))
+
+
+@lru_cache(maxsize=256)
+def _selected(sel: tuple[str, ...], ign: tuple[str, ...]) -> tuple[type[Rule], ...]:
+    # Asked once per file of a repository, with the same few selections.
     for code in (*sel, *ign):
         if not _known_prefix(code):
             raise CostlineError(f"unknown rule code {code!r}; `costline rules` lists them")
-    return [
+    return tuple(
         r
         for r in ALL_RULES
         if any(r.code.startswith(s) for s in sel) and not any(r.code.startswith(i) for i in ign)
-    ]
+    )
 
 
 # --------------------------------------------------------------------------------------------

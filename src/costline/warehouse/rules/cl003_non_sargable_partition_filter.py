@@ -14,13 +14,12 @@ from costline.warehouse.sql import (
     FilterKind,
     column_filters,
     partition_columns,
+    prunes,
     scope_condition,
     wrapper_of,
 )
 
 PSEUDO = {"_partitiontime", "_partitiondate"}
-# Wrappers BigQuery still prunes on: truncating the ingestion-time pseudo column to its day.
-_PRUNABLE = (exp.Date, exp.TimestampTrunc, exp.DateTrunc)
 
 
 class NonSargablePartitionFilter(Rule):
@@ -35,9 +34,10 @@ class NonSargablePartitionFilter(Rule):
 
     **Why is this bad?**
 
-    BigQuery prunes partitions only on predicates over the bare column. Once the column is inside
-    an expression, the filter is evaluated row by row after every partition has been read: the
-    query is billed for the whole table although it returns one day.
+    BigQuery prunes partitions on predicates over the bare column, or over the column truncated
+    to a date or a time unit (`DATE(ts)`, `TIMESTAMP_TRUNC(ts, DAY)`). Once the column is inside
+    any other expression, the filter is evaluated row by row after every partition has been
+    read: the query is billed for the whole table although it returns one day.
 
     **Anti-pattern**
 
@@ -71,7 +71,7 @@ class NonSargablePartitionFilter(Rule):
                 if not columns or any(f.kind is FilterKind.constant for f in found):
                     continue
                 for f in found:
-                    if f.kind is FilterKind.wrapped and not _prunable(f):
+                    if f.kind is FilterKind.wrapped and not prunes(f):
                         yield _violation(
                             f, scan.meta.short_name, size_text(scan.meta.logical_bytes)
                         )
@@ -86,14 +86,9 @@ class NonSargablePartitionFilter(Rule):
             if any(f.kind is FilterKind.constant for f in found):
                 continue
             for f in found:
-                if f.kind is FilterKind.wrapped and not _prunable(f):
+                if f.kind is FilterKind.wrapped and not prunes(f):
                     yield _violation(f, "the table", None)
                     break
-
-
-def _prunable(f: ColumnFilter) -> bool:
-    wrapper = f.column.parent
-    return isinstance(wrapper, _PRUNABLE) and f.column.name.lower() in PSEUDO
 
 
 def _violation(f: ColumnFilter, table: str, size: str | None) -> Violation:

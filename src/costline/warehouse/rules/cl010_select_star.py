@@ -29,7 +29,9 @@ class SelectStar(Rule):
     returns, directly or through CTEs and subqueries that pass all columns on with `*`. A
     `SELECT *` in a CTE or subquery whose consumer names its columns is left alone (BigQuery
     reads only the columns used), and so is one in a view (its consumers decide what is read),
-    `SELECT * EXCEPT (...)`, `EXISTS (SELECT * ...)` and a MERGE's `USING` source.
+    `SELECT * EXCEPT (...)`, `EXISTS (SELECT * ...)` and a MERGE's `USING` source. A copy into
+    a table (`CREATE TABLE AS`, `INSERT`, a dbt table model) is reported at `info`: the columns
+    are written, so they are needed unless the table is wider than its readers' needs.
 
     **Why is this bad?**
 
@@ -87,19 +89,32 @@ class SelectStar(Rule):
                 if meta and meta.columns
                 else ""
             )
+            if stmt.output is Output.table:
+                # A copy into a table: every column is written, so every column is needed
+                # unless the table is wider than its readers' needs.
+                yield Violation(
+                    star,
+                    f"SELECT * copies every column of {table_name(table)}{detail} into the "
+                    "table: each is billed on every run; fine when the table needs them all",
+                    fix="list the columns the table's readers need",
+                    severity=Severity.info,
+                    equivalents=None if _simple(select) else (),
+                )
+                continue
             yield Violation(
                 star,
                 f"SELECT * reads every column of {table_name(table)}{detail}; BigQuery bills "
                 "each column read",
                 fix="list the columns the consumer needs (or SELECT * EXCEPT the wide ones)",
-                # Google's SimpleSelectStar is a single-table SELECT without joins or grouping.
                 equivalents=None if _simple(select) else (),
             )
 
 
 def _simple(select: exp.Select) -> bool:
+    """Google's SimpleSelectStar: one table, no join, no grouping, no other query around."""
     return (
         len(select_sources(select)) == 1
         and not select.args.get("joins")
         and not select.args.get("group")
+        and sum(1 for _ in select.root().find_all(exp.From)) == 1
     )

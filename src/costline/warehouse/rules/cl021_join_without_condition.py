@@ -9,7 +9,9 @@ from sqlglot import exp
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
 from costline.warehouse.sql import (
+    FilterKind,
     alias_of,
+    column_filters,
     conjuncts,
     cte_queries,
     reads_tables,
@@ -50,7 +52,9 @@ class JoinWithoutCondition(Rule):
     between stored tables or subqueries, unless `WHERE` relates the two sides (an implicit
     inner join). A side that multiplies little is not flagged: `UNNEST`, a side the SQL bounds
     to a few rows (an aggregate without `GROUP BY`, `LIMIT 1`, literal `VALUES`, a CTE of
-    those), and a scaffold built from constants alone (a date spine, literal rows).
+    those), and a scaffold built from constants alone (a date spine, literal rows). A side that
+    picks its rows by a constant key filter (`WHERE lang IN UNNEST(@languages)`) is reported at
+    `info`: usually a short list multiplied on purpose.
 
     **Why is this bad?**
 
@@ -106,12 +110,36 @@ class JoinWithoutCondition(Rule):
             if on is None and _linked_in_where(select, alias_of_source(source)):
                 continue
             what = "CROSS JOIN" if on is None else f"JOIN ... ON {on.sql('bigquery')}"
+            if _lookup(source, ctes):
+                # A side that picks keys by constants (the configured languages, one client)
+                # is usually a short list, multiplied on purpose.
+                yield Violation(
+                    join,
+                    f"{what} with {source.alias_or_name}, which picks rows by a constant key "
+                    "filter: every row pairs with each of them; fine when that is a short list",
+                    fix="join ON the columns that relate the two sides, if any",
+                    severity=Severity.info,
+                )
+                continue
             yield Violation(
                 join,
                 f"{what} with {source.alias_or_name}: every row pairs with every row of the "
                 "other side",
                 fix="join ON the columns that relate the two tables",
             )
+
+
+def _lookup(source: exp.Expr, ctes: dict[str, exp.Expr]) -> bool:
+    """A side that keeps rows by a constant equality or IN list (a lookup of a few keys)."""
+    query: exp.Expr | None = source.this if isinstance(source, exp.Subquery) else None
+    if isinstance(source, exp.Table) and not source.args.get("db"):
+        query = ctes.get(source.name.lower())
+    if not isinstance(query, exp.Select):
+        return False
+    return any(
+        f.kind is FilterKind.constant and f.equality
+        for f in column_filters(where_of(query), lambda c: True)
+    )
 
 
 def alias_of_source(source: exp.Expr) -> str:

@@ -8,7 +8,8 @@ a column with something, classified by what an engine can do with it:
 - ``constant``: the bare column against values known before the query runs (literals, query
   parameters, script variables, ``CURRENT_DATE()`` and functions of those) — prunable;
 - ``wrapped``: the column inside a function or cast, against constants — not prunable
-  (``DATE(ts) = '…'``);
+  (``CAST(d AS STRING) = '…'``), except for a truncation to a date or a time unit
+  (``DATE(ts) = '…'``, see :func:`prunes`);
 - ``dynamic``: the bare column against a subquery — its values are known only at run time.
 
 An OR is a constant filter only when every branch constant-filters the same column; a filter
@@ -44,6 +45,7 @@ __all__ = [
     "is_constant",
     "join_conditions",
     "or_branches",
+    "prunes",
     "scope_condition",
     "table_column_test",
     "where_of",
@@ -235,6 +237,26 @@ def _or_filters(pred: exp.Expr, test: ColumnTest) -> list[ColumnFilter]:
                 ColumnFilter(f.column, FilterKind.constant, pred, "in" if pinned else "range")
             )
     return out
+
+
+# Wrappers BigQuery still prunes partitions on: the column truncated to a date or a time unit
+# (`DATE(ts) = @day` on a TIMESTAMP column partitioned by day is the usual daily filter).
+_TRUNCATIONS = (exp.Date, exp.TsOrDsToDate, exp.TimestampTrunc, exp.DatetimeTrunc, exp.DateTrunc)
+
+
+def prunes(f: ColumnFilter) -> bool:
+    """Whether a filter lets the engine prune on its column: a constant one, or a wrapped one
+    whose only wrapper truncates the column to a date or a time unit."""
+    if f.kind is FilterKind.constant:
+        return True
+    if f.kind is not FilterKind.wrapped:
+        return False
+    wrapper = f.column.parent
+    if wrapper is None or wrapper.parent is not f.predicate:
+        return False
+    if isinstance(wrapper, exp.Cast):
+        return wrapper.to.is_type(exp.DataType.Type.DATE)
+    return isinstance(wrapper, _TRUNCATIONS)
 
 
 def wrapper_of(f: ColumnFilter) -> exp.Expr:

@@ -20,6 +20,7 @@ from costline.warehouse.sql.filters import (
     FilterKind,
     column_filters,
     conjuncts,
+    prunes,
     where_of,
 )
 from costline.warehouse.sql.names import lookup, partition_columns
@@ -140,14 +141,14 @@ def merge_scope(merge: exp.Merge, columns: set[str] | None) -> MergeScope | None
     for when in whens:
         if not _is_by_source(when):
             found.extend(column_filters(when.args.get("condition"), on_part))
-    constant = any(f.kind is FilterKind.constant for f in found)
+    constant = any(prunes(f) for f in found)
     if not constant and columns is not None:
         constant = _source_constant(merge, columns)
     dynamic = next((f for f in found if f.kind is FilterKind.dynamic), None)
     unscoped: list[int] = []
     for n, when in enumerate(w for w in whens if _is_by_source(w)):
         own = column_filters(when.args.get("condition"), on_part)
-        if not any(f.kind is FilterKind.constant for f in own):
+        if not any(prunes(f) for f in own):
             unscoped.append(n)
     return MergeScope(
         merge=merge,
@@ -173,7 +174,7 @@ def _source_constant(merge: exp.Merge, columns: set[str]) -> bool:
     if not linked:
         return False
     filters = column_filters(where_of(query), lambda c: c.name.lower() in linked)
-    return any(f.kind is FilterKind.constant for f in filters)
+    return any(prunes(f) for f in filters)
 
 
 @dataclass(frozen=True)

@@ -125,13 +125,17 @@ def tokenize(sql: str, dialect: sqlglot.Dialect) -> list[Token]:
 def split_statements(tokens: Sequence[Token]) -> list[list[Token]]:
     """Tokens grouped into statements at each semicolon (a semicolon inside a string or a
     comment is no token, so this never splits one)."""
-    chunks: list[list[Token]] = [[]]
-    for tok in tokens:
-        if tok.token_type is TokenType.SEMICOLON:
-            chunks.append([])
-        else:
-            chunks[-1].append(tok)
-    return [c for c in chunks if c]
+    semicolon = TokenType.SEMICOLON
+    cuts = [i for i, tok in enumerate(tokens) if tok.token_type is semicolon]
+    if not cuts:
+        return [list(tokens)] if tokens else []
+    chunks: list[list[Token]] = []
+    start = 0
+    for cut in (*cuts, len(tokens)):
+        if cut > start:
+            chunks.append(list(tokens[start:cut]))
+        start = cut + 1
+    return chunks
 
 
 def tokenize_span(sql: str, start: int, end: int, dialect: sqlglot.Dialect) -> list[Token]:
@@ -174,13 +178,16 @@ def tokenize_pieces(sql: str, dialect: sqlglot.Dialect) -> tuple[list[list[Token
 
 def nesting(tokens: Sequence[Token]) -> int:
     """The deepest parenthesis nesting in ``tokens``."""
+    opening, closing = TokenType.L_PAREN, TokenType.R_PAREN
     depth = deepest = 0
-    for tok in tokens:
-        if tok.token_type is TokenType.L_PAREN:
+    for kind in [
+        t.token_type for t in tokens if t.token_type is opening or t.token_type is closing
+    ]:
+        if kind is opening:
             depth += 1
             if depth > deepest:
                 deepest = depth
-        elif tok.token_type is TokenType.R_PAREN:
+        else:
             depth -= 1
     return deepest
 
