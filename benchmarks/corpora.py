@@ -86,9 +86,7 @@ def git_dir(corpus: Corpus) -> Path:
     )
     # Blobs arrive on demand: only the exported directory is ever downloaded in full.
     partial = [] if mirror else ["--filter=blob:none"]
-    subprocess.run(
-        ["git", "clone", "--quiet", "--bare", *partial, source, str(path)], check=True
-    )
+    subprocess.run(["git", "clone", "--quiet", "--bare", *partial, source, str(path)], check=True)
     return path
 
 

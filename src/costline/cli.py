@@ -57,7 +57,11 @@ PricesOption = Annotated[
 ]
 CatalogOption = Annotated[
     Path | None,
-    typer.Option("--catalog", help="Table catalogue (JSON) with partitioning and sizes."),
+    typer.Option(
+        "--catalog",
+        help="Table catalogue: a costline catalog.json, a dbt manifest.json or project"
+        " directory, or a directory of metadata.yaml files.",
+    ),
 ]
 
 
@@ -706,6 +710,12 @@ def lint(
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     prices: PricesOption = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs", "-j", min=1, help="Worker processes linting files (default: one per CPU)."
+        ),
+    ] = None,
 ) -> None:
     """Find SQL anti-patterns that cost money (rules: `costline rules`)."""
     from costline.report.lint import render_github, render_json, render_sarif, render_text
@@ -727,6 +737,13 @@ def lint(
     if catalog_path is None and history and (history[0].parent / "catalog.json").is_file():
         catalog_path = history[0].parent / "catalog.json"  # a workspace's own catalogue
     tables = load_catalog(catalog_path) if catalog_path else None
+    if tables is not None and tables.problems:
+        err.print(
+            f"catalogue {catalog_path}: {len(tables.problems)} entr"
+            f"{'y' if len(tables.problems) == 1 else 'ies'} could not be read, e.g."
+            f" {tables.problems[0]}",
+            highlight=False,
+        )
     if history:
         from costline.warehouse.jobs import read_history
         from costline.warehouse.profile import profile_history
@@ -743,7 +760,8 @@ def lint(
             dialect=config.dialect,
         )
     elif paths:
-        result = lint_paths(paths, config=config, catalog=tables)
+        with _progress() as step:
+            result = lint_paths(paths, config=config, catalog=tables, jobs=jobs, progress=step)
     else:
         raise CostlineError("give SQL files or directories, or --history JOBS")
     render = {

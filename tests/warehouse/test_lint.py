@@ -477,6 +477,53 @@ VOCAB = [
     "#",
     "\n",
     "EXCEPT",
+    # wrong arities and empty arguments sqlglot itself fails on
+    "DATE_ADD()",
+    "REGEXP_EXTRACT()",
+    "DATE_SUB(,)",
+    "SAFE_CAST()",
+    # every construct of BigQuery's procedural language
+    "DECLARE",
+    "SET",
+    "BEGIN",
+    "EXCEPTION WHEN ERROR THEN",
+    "IF",
+    "THEN",
+    "ELSEIF",
+    "ELSE",
+    "END IF",
+    "LOOP",
+    "END LOOP",
+    "WHILE",
+    "DO",
+    "END WHILE",
+    "REPEAT",
+    "UNTIL",
+    "END REPEAT",
+    "FOR x IN",
+    "END FOR",
+    "CASE",
+    "END CASE",
+    "BREAK",
+    "LEAVE",
+    "CONTINUE",
+    "RETURN",
+    "RAISE USING MESSAGE =",
+    "EXECUTE IMMEDIATE",
+    "CALL",
+    "ASSERT",
+    "BEGIN TRANSACTION",
+    "COMMIT",
+    "label:",
+    "CREATE PROCEDURE d.p()",
+    # template markup
+    "{{ ref('m') }}",
+    "{%",
+    "%}",
+    "{{",
+    "}}",
+    "{% if x %}",
+    "{% endif %}",
 ]
 EXAMPLES = [rule_doc(r).example(s) for r in ALL_RULES for s in ("Anti-pattern", "Best practice")]
 FUZZ = settings(
@@ -572,6 +619,73 @@ def test_cli_lint_formats_selection_and_exit_codes(tmp_path: Path) -> None:
     ]:
         bad = costline(*args, cwd=tmp_path)
         assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+
+
+def test_cli_lint_on_a_repository_a_crash_or_a_template_costs_nothing(tmp_path: Path) -> None:
+    """A repository as found: templates, scripting, statements sqlglot fails on, in parallel."""
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    (repo / "dbt_project.yml").write_text("name: shop\nversion: '1.0'\n")
+    (repo / "models" / "orders.sql").write_text(
+        "{{ config(materialized='table', partition_by={'field': 'day', 'data_type': 'date'}) }}\n"
+        "SELECT id, day FROM {{ source('raw', 'orders') }}\n"
+    )
+    (repo / "models" / "daily.sql").write_text(
+        "{{ config(materialized='view') }}\nSELECT * FROM {{ ref('orders') }}\n"
+    )
+    (repo / "models" / "report.sql").write_text(
+        "{{ config(materialized='table') }}\n"
+        "SELECT day, COUNT(*) AS n FROM {{ ref('orders') }}\nGROUP BY day\n"
+    )
+    (repo / "scripts").mkdir()
+    (repo / "scripts" / "nightly.sql").write_text(
+        "DECLARE d DATE DEFAULT CURRENT_DATE();\n"
+        "SELECT DATE_ADD() AS broken;\n"
+        "FOR r IN (SELECT id FROM d.batches) DO\n"
+        "  CALL d.process(r.id);\n"
+        "END FOR;\n"
+        "SELECT * FROM d.big ORDER BY id;\n"
+    )
+    run = costline(
+        "lint", "models", "scripts", "--catalog", ".", "--format", "json", "--jobs", "2", cwd=repo
+    )
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["files"] == 4
+    assert data["statements"] == {"linted": 6, "unparsed": 1, "skipped": 1}
+    [error] = data["errors"]
+    assert (error["path"], error["line"], error["kind"]) == ("scripts/nightly.sql", 2, "internal")
+    [skip] = data["skipped"]
+    assert (skip["path"], skip["line"]) == ("scripts/nightly.sql", 4)
+    assert skip["reason"].startswith("CALL d.process: a procedure call")
+    assert sorted(data["templated"]) == [
+        "models/daily.sql",
+        "models/orders.sql",
+        "models/report.sql",
+    ]
+    assert data["catalog"]["tables"] >= 3 and data["catalog"]["partitioned"] == 1
+    assert [(f["path"], f["line"], f["code"]) for f in data["findings"]] == [
+        # the view reads what its readers ask for; the table reads its partitions in full
+        ("models/report.sql", 2, "CL002"),
+        ("scripts/nightly.sql", 6, "CL010"),
+        ("scripts/nightly.sql", 6, "CL013"),
+    ]
+    text = costline("lint", "models", "scripts", "--catalog", ".", cwd=repo)
+    assert "scripts/nightly.sql:2:1: internal error: the SQL parser failed" in text.stdout
+    assert "scripts/nightly.sql:4:3: skipped: CALL d.process" in text.stdout
+    assert "; 1 could not be parsed; 1 skipped; 3 templated" in text.stdout
+    assert "catalogue (dbt project" in text.stdout
+
+
+def test_parallel_linting_gives_the_same_result(tmp_path: Path) -> None:
+    for i in range(40):
+        (tmp_path / f"q{i:02}.sql").write_text(
+            f"SELECT * FROM d.t{i % 3} ORDER BY a;\nSELECT REGEXP_EXTRACT();\nSELECT 1 FROM ("
+        )
+    one = lint_paths([tmp_path], jobs=1)
+    two = lint_paths([tmp_path], jobs=2)
+    assert one == two
+    assert one.statements == StatementCounts(linted=40, unparsed=80, skipped=0)
 
 
 def test_cli_rules_lists_and_explains(tmp_path: Path) -> None:

@@ -609,6 +609,38 @@ def test_prove_names_a_source_column_the_batch_lacks(workspace: Path) -> None:
     assert "s.clean_price" in str(info.value)
 
 
+def test_a_merge_inside_a_real_script_is_found_and_rewritten() -> None:
+    script = (
+        "-- nightly orders load\n"
+        "DECLARE batch INT64 DEFAULT 42;\n"
+        "FOR b IN (SELECT DISTINCT batch_id FROM sales.batches) DO\n"
+        "  CALL sales.log_batch(b.batch_id);\n"
+        "END FOR;\n"
+        "BEGIN\n"
+        "  -- apply the batch\n" + ORDERS_MERGE.replace("batch_id = 42", "batch_id = batch") + ";\n"
+        "EXCEPTION WHEN ERROR THEN\n"
+        "  RAISE USING MESSAGE = @@error.message;\n"
+        "END;\n"
+    )
+    result = rewrite_merge(script, catalog=CATALOG)
+    assert not result.refused
+    assert result.script is not None
+    assert result.script.startswith("-- apply the batch\n-- costline merge rewrite (merge)")
+    statements = next(c for c in result.checks if c.code == "statements")
+    assert statements.status is CheckStatus.WARN
+
+
+def test_a_by_source_branch_scoped_by_a_parameter_is_described_and_kept() -> None:
+    sql = ORDERS_MERGE + "\nWHEN NOT MATCHED BY SOURCE AND t.order_date = @day THEN DELETE"
+    result = rewrite_merge(sql, catalog=CATALOG)
+    assert not result.refused
+    by_source = next(c for c in result.checks if c.code == "by-source")
+    assert by_source.status is CheckStatus.PASS
+    assert "already filters t.order_date with a constant of its own" in by_source.message
+    assert result.script is not None
+    assert "WHEN NOT MATCHED BY SOURCE AND t.order_date = @day THEN DELETE" in result.script
+
+
 # -- the command line ------------------------------------------------------------------------
 
 
@@ -783,3 +815,28 @@ def test_a_merge_inside_a_script_is_rewritten_with_a_warning() -> None:
     assert statements.status is CheckStatus.WARN
     assert "holds 2 statements: only its MERGE is rewritten" in statements.message
     assert result.script is not None and "WHERE\n  batch_id = batch;" in result.script
+
+
+def test_cli_rewrite_states_its_catalogue_and_never_guesses_one(tmp_path: Path) -> None:
+    orders = tmp_path / "orders.sql"
+    orders.write_text(ORDERS_MERGE, encoding="utf-8")
+    save_catalog(CATALOG, tmp_path / "catalog.json")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # No --catalog, no ./catalog.json: the demo's catalogue is not silently used.
+    unknown = costline("merge", "rewrite", orders, cwd=elsewhere)
+    assert unknown.returncode == 2
+    assert "the partition column of sales.orders is unknown: give --catalog" in unknown.stderr
+    here = costline("merge", "rewrite", orders, cwd=tmp_path)
+    assert here.returncode == 0 and "catalogue: catalog.json" in here.stderr
+    overwrite = ("--strategy", "insert-overwrite", "--catalog", tmp_path / "catalog.json")
+    refused = costline("merge", "rewrite", orders, *overwrite, cwd=elsewhere)
+    assert refused.returncode == 1
+    assert "refuse complete-partitions" in refused.stderr
+    stated = costline(
+        "merge", "rewrite", orders, *overwrite, "--complete-partitions", cwd=elsewhere
+    )
+    assert stated.returncode == 0, stated.stderr
+    assert "ON FALSE" in stated.stdout
+    both = costline("merge", "rewrite", orders, "--demo", "--catalog", "x.json", cwd=elsewhere)
+    assert both.returncode == 2 and "give --catalog or --demo, not both" in both.stderr

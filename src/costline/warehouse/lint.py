@@ -50,6 +50,7 @@ __all__ = [
     "lint_paths",
     "lint_sql",
     "select_rules",
+    "sql_files",
 ]
 
 SQL_SUFFIXES = (".sql", ".bqsql")
@@ -507,7 +508,9 @@ def lint_sql(
     return totals.result(catalog)
 
 
-def _walk(paths: Iterable[Path]) -> Iterator[Path]:
+def sql_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The SQL files of ``paths``: files as given, directories walked (sorted) for ``*.sql``
+    and ``*.bqsql``, hidden directories skipped."""
     for path in paths:
         if path.is_dir():
             yield from sorted(
@@ -576,7 +579,7 @@ def lint_paths(
     same, in the same order, whatever their number.
     """
     config = config or LintConfig()
-    files = list(_walk(paths))
+    files = list(sql_files(paths))
     step = progress or (lambda _name, _done: None)
     workers = (os.cpu_count() or 1) if jobs is None else max(1, jobs)
     totals = _Totals()

@@ -284,6 +284,66 @@ CASES: list[tuple[str, str, bool]] = [
     ("CL023", "LOOP\n INSERT INTO d.t SELECT a FROM d.u;\n BREAK;\nEND LOOP", False),
     ("CL023", "FOR r IN (SELECT a FROM d.u) DO\n INSERT INTO d.t VALUES (r.a);\nEND FOR", True),
     ("CL023", "REPEAT\n INSERT INTO d.t VALUES (1);\n UNTIL TRUE\nEND REPEAT", True),
+    # --- what an expert reads from the context (real repositories' idioms) ---
+    # SELECT *: pass-through views, CTEs and subqueries whose consumer names its columns
+    ("CL010", f"CREATE VIEW d.v AS SELECT * FROM {POS}", False),
+    ("CL010", f"WITH p AS (SELECT * FROM {POS}) SELECT desk FROM p", False),
+    ("CL010", f"SELECT desk FROM (SELECT * FROM {POS}) AS p", False),
+    ("CL010", f"WITH p AS (SELECT * FROM {POS}) SELECT * FROM p", True),
+    ("CL010", f"WITH p AS (SELECT * FROM {POS}), q AS (SELECT p.* FROM p) SELECT * FROM q", True),
+    (
+        "CL010",
+        f"MERGE d.t t USING (SELECT * FROM {DELTA}) s ON t.k = s.k WHEN MATCHED THEN DELETE",
+        False,
+    ),
+    # cross joins with sides that multiply little
+    ("CL021", "WITH tot AS (SELECT SUM(x) AS s FROM d.u) SELECT a FROM d.t CROSS JOIN tot", False),
+    (
+        "CL021",
+        "WITH days AS (SELECT d FROM UNNEST(GENERATE_DATE_ARRAY('2026-01-01', '2026-12-31')) AS d)"
+        " SELECT a, d FROM d.t CROSS JOIN days",
+        False,
+    ),
+    (
+        "CL021",
+        "WITH k AS (SELECT 'a' AS x UNION ALL SELECT 'b') SELECT 1 FROM d.t CROSS JOIN k",
+        False,
+    ),
+    ("CL021", "SELECT 1 FROM d.t AS a CROSS JOIN (SELECT x FROM d.u LIMIT 1) AS b", False),
+    # ORDER BY: grouped reports are small; into a table the order is discarded
+    ("CL013", "SELECT desk, SUM(v) AS v FROM d.t GROUP BY desk ORDER BY v DESC", False),
+    ("CL013", "CREATE TABLE d.x AS SELECT a FROM d.t ORDER BY a", True),
+    ("CL013", "CREATE VIEW d.v AS SELECT a FROM d.t ORDER BY a", True),
+    # DROP before CREATE is the recreate idiom
+    ("CL020", "DROP TABLE IF EXISTS d.x; CREATE TABLE d.x AS SELECT 1 AS a", False),
+    ("CL020", "DROP TABLE IF EXISTS d.x; CREATE TABLE d.x AS SELECT 1 AS a; DROP TABLE d.x", True),
+    ("CL019", "DROP TABLE IF EXISTS tmp; CREATE TEMP TABLE tmp AS SELECT 1 AS a", True),
+    # ROW_NUMBER filtered only by a query that reads its number
+    (
+        "CL015",
+        "SELECT * FROM (SELECT k FROM (SELECT k, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts)"
+        " AS rn FROM d.t)) WHERE rn = 1",
+        False,
+    ),
+    (
+        "CL015",
+        "WITH r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM d.t),"
+        " s AS (SELECT * FROM r) SELECT * FROM s WHERE rn = 1",
+        True,
+    ),
+    # MERGE: insert-only and unpartitioned targets read no partitions to match
+    ("CL001", f"MERGE {POS} t USING {DELTA} s ON FALSE WHEN NOT MATCHED THEN INSERT ROW", False),
+    (
+        "CL001",
+        f"MERGE {POS} t USING {DELTA} s ON FALSE WHEN NOT MATCHED BY SOURCE THEN DELETE",
+        True,
+    ),
+    # a timestamp partition truncated to its date still prunes
+    (
+        "CL003",
+        "SELECT 1 FROM `acme.finance.transactions` WHERE DATE(booking_date) = '2026-08-03'",
+        False,
+    ),
 ]
 
 
@@ -398,3 +458,33 @@ def test_single_row_inserts_in_a_script_are_reported_once_with_the_count() -> No
     [f] = findings(sql, "CL023")
     assert f.message.startswith("5 one-row INSERTs into d.log")
     assert (f.line, f.column) == (1, 1)
+
+
+def test_severities_say_what_is_worth_acting_on() -> None:
+    """Copies into tables, CPU-only advice and guesses without a catalogue are info."""
+    [copy] = findings(f"CREATE TABLE d.x AS SELECT * FROM {POS}", "CL010")
+    assert copy.severity is Severity.info and "copies every column" in copy.message
+    [read] = findings(f"SELECT * FROM {POS}", "CL010")
+    assert read.severity is Severity.warning
+    [cte] = findings(
+        f"WITH d AS (SELECT * FROM {TXN}) SELECT (SELECT COUNT(*) FROM d), (SELECT 1 FROM d)",
+        "CL012",
+    )
+    assert cte.severity is Severity.info and "bytes are billed once per query" in cte.message
+    [guess] = findings("SELECT 1 FROM d.t WHERE k IN (SELECT k FROM d.u)", "CL016", catalog=None)
+    assert guess.severity is Severity.info and "the catalogue settles it" in guess.message
+    [lookup] = findings(
+        "WITH langs AS (SELECT l FROM d.languages WHERE l IN UNNEST(@wanted))"
+        " SELECT a, l FROM d.t CROSS JOIN langs",
+        "CL021",
+    )
+    assert lookup.severity is Severity.info
+    [semi] = findings("SELECT 1 FROM d.t WHERE k IN (SELECT k FROM d.u)", "CL011")
+    assert "a semi-join keeps an outer row once" in semi.message
+
+
+def test_a_peer_detector_is_claimed_only_where_its_definition_holds() -> None:
+    [simple] = findings("SELECT * FROM d.t", "CL010")
+    assert simple.equivalents == ("bigquery-antipattern-recognition:SimpleSelectStar",)
+    [joined] = findings("SELECT * FROM d.t JOIN d.u USING (k)", "CL010")
+    assert joined.equivalents == ()

@@ -189,9 +189,11 @@ class _Reader:
                 i += 2 if nxt in _BLOCK_ENDS else 1
                 if i == len(tokens) - 1 and tokens[i].token_type is TokenType.VAR:
                     i += 1  # `END LOOP label`
+            elif word.startswith("BEGIN") and (
+                nxt in ("TRANSACTION", "TRAN") or word.split()[1:2] in (["TRANSACTION"], ["TRAN"])
+            ):
+                return  # a transaction is no block (the tokenizer may keep it as one token)
             elif word == "BEGIN":
-                if nxt in ("TRANSACTION", "TRAN"):
-                    return
                 self.stack.append("block")
                 i += 1
             elif word in ("LOOP", "REPEAT"):

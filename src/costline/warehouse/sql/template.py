@@ -110,19 +110,16 @@ def _blank(text: str) -> str:
     return _NOT_NEWLINE.sub(" ", text)
 
 
+_QUOTED_OR = r"""'[^']*'|"[^"]*"|"""
+_TAG_ENDS = {close: re.compile(_QUOTED_OR + re.escape(close)) for close in ("}}", "%}", "#}", "}")}
+
+
 def _tag_end(text: str, start: int, close: str) -> int:
     """Index just after ``close`` from ``start``, skipping quoted strings inside the tag."""
-    i, n = start, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in "'\"":
-            j = text.find(ch, i + 1)
-            i = n if j < 0 else j + 1
-            continue
-        if text.startswith(close, i):
-            return i + len(close)
-        i += 1
-    return n
+    for m in _TAG_ENDS[close].finditer(text, start):
+        if m.group(0) == close:
+            return m.end()
+    return len(text)
 
 
 def _closing(text: str, start: int, closer: str, *, escapes: bool) -> int:
@@ -375,12 +372,13 @@ _UNKNOWN = object()
 _RELATIONS = frozenset({"ref", "source", "this"})
 # Where the scanner may change state in SQL code.
 _CODE_STOPS = re.compile(r"""'''|\"\"\"|['"`]|--|#(?!\})|/\*|\{\{|\{%|\{#|\$\{|\{(?=[A-Za-z_])""")
-_MARKUP = ("{{", "{%", "{#", "${")
+_MARKUP = re.compile(r"\{\{|\{%|\{#|\$\{")
 
 
-def _next_markup(text: str, start: int) -> int:
-    found = [p for p in (text.find(m, start) for m in _MARKUP) if p >= 0]
-    return min(found, default=-1)
+def _next_markup(text: str, start: int, end: int) -> int:
+    """The first markup at or after ``start`` and before ``end`` (-1: none)."""
+    m = _MARKUP.search(text, start, end)
+    return m.start() if m else -1
 
 
 def detemplate(text: str, *, model: str | None = None) -> Templated | None:
@@ -402,8 +400,8 @@ def detemplate(text: str, *, model: str | None = None) -> Templated | None:
         else:
             # Inside a string, a quoted name or a comment: only its end and markup matter.
             j = _closing(text, i, closer, escapes=state == _STRING)
-            k = _next_markup(text, i)
-            if k >= 0 and (j < 0 or k < j):
+            k = _next_markup(text, i, n if j < 0 else j)
+            if k >= 0:
                 r.emit(text[i:k], code=state != _COMMENT)
                 token, i = text[k : k + 2], k
             else:
