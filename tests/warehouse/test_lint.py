@@ -17,7 +17,7 @@ from costline.core.prices import load_prices
 from costline.demo.history import generate_history
 from costline.demo.warehouse import demo_catalog
 from costline.report.lint import render_github, render_json, render_sarif, render_text
-from costline.warehouse.catalog import save_catalog
+from costline.warehouse.catalog import Catalog, TableMeta, save_catalog
 from costline.warehouse.fingerprint import fingerprint
 from costline.warehouse.jobs import read_history
 from costline.warehouse.lint import (
@@ -217,13 +217,15 @@ def test_bad_configuration_names_the_file(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def script_result() -> LintResult:
-    return lint_sql(SCRIPT, path="reports/nightly.sql")
+    # d.orders is large: a SELECT * of it is a warning (of a table of unknown size, info).
+    orders = TableMeta(name="acme.d.orders", columns=(), logical_bytes=2 * TIB)
+    return lint_sql(SCRIPT, path="reports/nightly.sql", catalog=Catalog(tables=(orders,)))
 
 
 def test_text_output(script_result: LintResult) -> None:
     assert render_text(script_result).splitlines() == [
-        "reports/nightly.sql:2:8: CL010 warning SELECT * reads every column of d.orders; "
-        "BigQuery bills each column read",
+        "reports/nightly.sql:2:8: CL010 warning SELECT * reads every column of d.orders "
+        "(2.0 TiB); BigQuery bills each column read",
         "    fix: list the columns the consumer needs (or SELECT * EXCEPT the wide ones)",
         "reports/nightly.sql:4:1: CL013 info ORDER BY without LIMIT sorts the whole result "
         "on one worker",
@@ -232,6 +234,7 @@ def test_text_output(script_result: LintResult) -> None:
         f"{script_result.errors[0].message}",
         "2 findings (0 error, 1 warning, 1 info) in 3 statements of 1 source; "
         "1 could not be parsed",
+        "catalogue: 1 tables known, 0 partitioned, 0 clustered, 0 views",
     ]
 
 
@@ -255,7 +258,8 @@ def test_json_output_has_exactly_the_documented_fields(script_result: LintResult
         "code": "CL010",
         "name": "select-star",
         "severity": "warning",
-        "message": "SELECT * reads every column of d.orders; BigQuery bills each column read",
+        "message": "SELECT * reads every column of d.orders (2.0 TiB); BigQuery bills each "
+        "column read",
         "fix": "list the columns the consumer needs (or SELECT * EXCEPT the wide ones)",
         "equivalents": ["bigquery-antipattern-recognition:SimpleSelectStar"],
         "cost_usd": None,
@@ -289,7 +293,7 @@ def test_github_annotations(script_result: LintResult) -> None:
     lines = render_github(script_result).splitlines()
     assert lines[0] == (
         "::warning file=reports/nightly.sql,line=2,col=8,title=CL010 select-star::"
-        "SELECT * reads every column of d.orders; BigQuery bills each column read "
+        "SELECT * reads every column of d.orders (2.0 TiB); BigQuery bills each column read "
         "(fix: list the columns the consumer needs (or SELECT * EXCEPT the wide ones))"
     )
     assert lines[1].startswith("::notice file=reports/nightly.sql,line=4,col=1,title=CL013")

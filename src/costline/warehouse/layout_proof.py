@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import sqlglot
 from sqlglot import exp
 
 from costline.warehouse.advise import (
@@ -34,6 +33,7 @@ from costline.warehouse.advise import (
     parquet_glob,
 )
 from costline.warehouse.catalog import PartitionGranularity, TableMeta
+from costline.warehouse.sql import parse_text, table_name
 
 ROW_GROUP_ROWS = 1024  # local storage block
 PROOF_QUERIES = 12  # costliest single-table query shapes run on both layouts
@@ -85,19 +85,16 @@ def write_layout(con: Any, source: str, layout: Layout, meta: TableMeta, out: Pa
 
 def _single_table_select(sql: str, table: str, location: str) -> str | None:
     """The query's SELECT in DuckDB SQL over ``location``, if it reads only ``table``."""
-    try:
-        stmt = sqlglot.parse_one(sql, read="bigquery")
-    except (sqlglot.errors.SqlglotError, ValueError):
+    parsed = parse_text(sql)
+    if parsed.problems or len(parsed.statements) != 1:
         return None
+    stmt = parsed.statements[0]
     if isinstance(stmt, exp.Create):
         stmt = stmt.expression
     if not isinstance(stmt, exp.Query):
         return None
     tables = list(stmt.find_all(exp.Table))
-    names = {
-        ".".join(p.name for p in (t.args.get("catalog"), t.args.get("db"), t.this) if p)
-        for t in tables
-    }
+    names = {table_name(t) for t in tables}
     if len(names) != 1 or not table.endswith(next(iter(names)).split(".", 1)[-1]):
         return None
     for t in tables:

@@ -114,15 +114,25 @@ class CatalogSummary(_Value):
 
     @classmethod
     def of(cls, catalog: Catalog) -> CatalogSummary:
-        """The summary of ``catalog``."""
+        """The summary of ``catalog`` (computed once per catalogue)."""
+        cached = _SUMMARIES.get(id(catalog))
+        if cached is not None and cached[0] is catalog:
+            return cached[1]
         tables = list(catalog)
-        return cls(
+        summary = cls(
             source=getattr(catalog, "source", None),
             tables=len(tables),
             partitioned=sum(t.partitioning is not None for t in tables),
             clustered=sum(bool(t.clustering) for t in tables),
             views=sum(t.kind is TableKind.VIEW for t in tables),
         )
+        if len(_SUMMARIES) > 8:
+            _SUMMARIES.clear()
+        _SUMMARIES[id(catalog)] = (catalog, summary)
+        return summary
+
+
+_SUMMARIES: dict[int, tuple[Catalog, CatalogSummary]] = {}
 
 
 class LintResult(_Value):
@@ -344,13 +354,13 @@ _TABLE_FILES = frozenset({"query.sql", "view.sql"})
 def _destination(path: str, catalog: Catalog | None) -> Output | None:
     """Where a file's bare SELECT is written, when the catalogue knows: a dbt model (named by
     its file) or an ETL tree's ``query.sql``/``view.sql`` (named by its directories)."""
-    if catalog is None:
+    if catalog is None or not path.endswith(SQL_SUFFIXES):
         return None
-    file = Path(path)
-    if file.name in _TABLE_FILES and len(file.parts) >= 4:
-        meta = catalog.get(".".join(file.parts[-4:-1]))
+    parts = path.replace("\\", "/").split("/")
+    if parts[-1] in _TABLE_FILES and len(parts) >= 4:
+        meta = catalog.get(".".join(parts[-4:-1]))
     else:
-        meta = catalog.get(file.stem)
+        meta = catalog.get(parts[-1].rsplit(".", 1)[0])
     if meta is None:
         return None
     return Output.view if meta.kind is TableKind.VIEW else Output.table
@@ -479,13 +489,14 @@ class _Totals:
             self.templated.append(path)
 
     def result(self, catalog: Catalog | None) -> LintResult:
-        return LintResult(
+        # Every part is a value built and validated here already: no second validation.
+        return LintResult.model_construct(
             findings=tuple(self.findings),
             errors=tuple(self.errors),
             skipped=tuple(self.skipped),
             templated=tuple(self.templated),
             files=self.files,
-            statements=StatementCounts(
+            statements=StatementCounts.model_construct(
                 linted=self.linted, unparsed=self.unparsed, skipped=len(self.skipped)
             ),
             catalog=CatalogSummary.of(catalog) if catalog is not None else None,

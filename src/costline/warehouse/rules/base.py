@@ -17,7 +17,7 @@ from typing import ClassVar
 from sqlglot import exp
 from sqlglot.tokenizer_core import Token
 
-from costline.warehouse.catalog import Catalog
+from costline.warehouse.catalog import Catalog, TableMeta
 from costline.warehouse.sql import Output, statement_output
 
 GOOGLE = "bigquery-antipattern-recognition"
@@ -134,6 +134,36 @@ class Rule:
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
         """Violations in one statement."""
         return ()
+
+
+# costline's threshold, not a BigQuery limit: below one on-demand TiB ($6.25) a full scan per
+# run is rarely worth a migration. A finding whose cost is the table's size is a warning only
+# when the catalogue knows the table is at least this large.
+LARGE_TABLE_BYTES = 1 << 40
+SIZE_SETTLES = (
+    "; the table's size settles whether it matters (a catalogue with sizes: "
+    "costline catalog --bigquery)"
+)
+
+
+def large(meta: TableMeta | None) -> bool:
+    """Whether the catalogue knows the table is large enough for its scans to matter."""
+    return meta is not None and (meta.logical_bytes or 0) >= LARGE_TABLE_BYTES
+
+
+def by_size(meta: TableMeta | None) -> tuple[Severity | None, str]:
+    """The severity of a finding whose cost scales with the table's size (None: the rule's
+    own) and what to add to its message when the size cannot settle it."""
+    if large(meta):
+        return None, ""
+    if meta is not None and meta.logical_bytes is not None:
+        return Severity.info, f"; at {size_text(meta.logical_bytes)} a full read costs little"
+    return Severity.info, SIZE_SETTLES
+
+
+def sized(name: str, nbytes: int | None) -> str:
+    """``name (300.1 TiB)``, or the name alone when the catalogue does not know the size."""
+    return name if nbytes is None else f"{name} ({size_text(nbytes)})"
 
 
 def size_text(nbytes: int | None) -> str:

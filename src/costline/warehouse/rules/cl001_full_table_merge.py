@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, sized
 from costline.warehouse.sql import TargetScope, table_name, target_scope
 
 REWRITE = "costline merge rewrite {path}"
@@ -100,12 +100,12 @@ def _check(found: TargetScope) -> Iterable[Violation]:
             )
         return
     part = meta.partitioning.pseudo_column
-    size = size_text(meta.logical_bytes)
+    table = sized(meta.short_name, meta.logical_bytes)
     if scope.full_table:
         if scope.dynamic is not None:
             yield Violation(
                 scope.dynamic.predicate,
-                f"MERGE into {meta.short_name} ({size}) filters its partition column {part} "
+                f"MERGE into {table} filters its partition column {part} "
                 "with a subquery: the engine cannot prune on values known only at run time; "
                 "compute the partition set first and filter with constants",
                 fix=REWRITE,
@@ -113,16 +113,21 @@ def _check(found: TargetScope) -> Iterable[Violation]:
         else:
             yield Violation(
                 target,
-                f"full-table MERGE: {meta.short_name} ({size}) is partitioned by {part} but "
-                "neither ON, WHEN nor USING filters it by a constant, so every run reads and "
-                "rewrites the whole table",
+                f"full-table MERGE: {table} is partitioned by {part} but neither ON, a WHEN "
+                "[NOT] MATCHED condition nor USING filters it by a constant, so every run reads "
+                "the whole table to match the source and rewrites what it changes"
+                + (
+                    " (a WHEN NOT MATCHED BY SOURCE condition scopes only its own branch)"
+                    if scope.by_source_scoped
+                    else ""
+                ),
                 fix=REWRITE,
             )
     for n in scope.unscoped_by_source:
         yield Violation(
             target,
             f"WHEN NOT MATCHED BY SOURCE without a constant filter on {part}: it visits "
-            f"every partition of {meta.short_name} ({size}) outside the source",
+            f"every partition of {table} outside the source",
             fix=REWRITE,
             keyword="SOURCE",
             nth=n,

@@ -7,7 +7,14 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
+from costline.warehouse.rules.base import (
+    Rule,
+    Severity,
+    Statement,
+    Violation,
+    by_size,
+    size_text,
+)
 from costline.warehouse.rules.scans import Scan, table_scans
 from costline.warehouse.sql import (
     FilterKind,
@@ -71,18 +78,20 @@ class MissingPartitionFilter(Rule):
                 continue
             part = meta.partitioning.pseudo_column if meta.partitioning else ""
             required = meta.partitioning is not None and meta.partitioning.require_partition_filter
+            severity, note = by_size(meta)
+            if required:
+                severity, note = (
+                    Severity.error,
+                    "; the table requires a partition filter, so the query fails",
+                )
             yield Violation(
                 scan.table,
                 f"{meta.short_name} is partitioned by {part} but this query does not filter on "
-                f"it: every run reads all {meta.partitions or 'of its'} partitions "
-                f"({size_text(meta.logical_bytes)})"
-                + (
-                    "; the table requires a partition filter, so the query fails"
-                    if required
-                    else ""
-                ),
+                f"it: every run reads all {meta.partitions or 'of its'} partitions"
+                + (f" ({size_text(meta.logical_bytes)})" if meta.logical_bytes is not None else "")
+                + note,
                 fix=f"add a constant filter on {part}, e.g. WHERE {part} = '…'",
-                severity=Severity.error if required else None,
+                severity=severity,
             )
 
 

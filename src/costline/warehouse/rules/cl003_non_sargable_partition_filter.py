@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, sized
 from costline.warehouse.rules.scans import table_scans
 from costline.warehouse.sql import (
     ColumnFilter,
@@ -72,9 +72,7 @@ class NonSargablePartitionFilter(Rule):
                     continue
                 for f in found:
                     if f.kind is FilterKind.wrapped and not prunes(f):
-                        yield _violation(
-                            f, scan.meta.short_name, size_text(scan.meta.logical_bytes)
-                        )
+                        yield _violation(f, sized(scan.meta.short_name, scan.meta.logical_bytes))
                         break
             return
         for select in stmt.all(exp.Select, exp.Update, exp.Delete):
@@ -87,17 +85,16 @@ class NonSargablePartitionFilter(Rule):
                 continue
             for f in found:
                 if f.kind is FilterKind.wrapped and not prunes(f):
-                    yield _violation(f, "the table", None)
+                    yield _violation(f, "the table")
                     break
 
 
-def _violation(f: ColumnFilter, table: str, size: str | None) -> Violation:
+def _violation(f: ColumnFilter, table: str) -> Violation:
     column = f.column.name
     what = wrapper_of(f).sql("bigquery")
-    scanned = f" ({size})" if size else ""
     return Violation(
         f.predicate,
-        f"partition column {column} is wrapped in {what}: no partition of {table}{scanned} "
+        f"partition column {column} is wrapped in {what}: no partition of {table} "
         "is pruned, the filter runs after the full scan",
         fix=f"compare the bare column with a constant of its type, e.g. {column} = DATE '…' "
         f"or {column} BETWEEN … AND …",

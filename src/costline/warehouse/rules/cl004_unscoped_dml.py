@@ -67,8 +67,13 @@ class UnscopedDml(Rule):
             yield Violation(
                 scan.table,
                 f"{verb} on {scan.meta.short_name} without a constant filter on its partition "
-                f"column {part}: it reads all {size_text(scan.meta.logical_bytes)} to find the "
-                "rows",
+                f"column {part}: it reads "
+                + (
+                    f"all {size_text(scan.meta.logical_bytes)}"
+                    if scan.meta.logical_bytes is not None
+                    else "the whole table"
+                )
+                + " to find the rows",
                 fix=f"add the partitions the rows can be in: WHERE {part} BETWEEN … AND … AND …",
             )
         for dml in stmt.all(exp.Update, exp.Delete):

@@ -7,13 +7,17 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
+from costline.warehouse.rules.base import (
+    LARGE_TABLE_BYTES,
+    Rule,
+    Severity,
+    Statement,
+    Violation,
+    size_text,
+)
 from costline.warehouse.rules.scans import table_scans
 from costline.warehouse.sql import FilterKind
 
-# costline's threshold, not a BigQuery limit: below one on-demand TiB a full scan per run is
-# rarely worth a migration.
-LARGE_TABLE_BYTES = 1 << 40
 TIME_TYPES = {"DATE", "DATETIME", "TIMESTAMP"}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
 from costline.warehouse.rules.scans import table_scans
-from costline.warehouse.sql import FilterKind, wrapper_of
+from costline.warehouse.sql import FilterKind, partition_columns, prunes, wrapper_of
 
 
 class FunctionOnClusteringColumn(Rule):
@@ -52,8 +52,12 @@ class FunctionOnClusteringColumn(Rule):
             clustering = {c.lower() for c in scan.meta.clustering}
             found = scan.on(clustering)
             bare = {f.column.name.lower() for f in found if f.kind is FilterKind.constant}
+            partition = partition_columns(scan.meta)
             for f in found:
-                if f.kind is FilterKind.wrapped and f.column.name.lower() not in bare:
+                name = f.column.name.lower()
+                if name in partition and prunes(f):
+                    continue  # `DATE(ts)` on the partition column still prunes its partitions
+                if f.kind is FilterKind.wrapped and name not in bare:
                     what = wrapper_of(f).sql("bigquery")
                     yield Violation(
                         f.predicate,

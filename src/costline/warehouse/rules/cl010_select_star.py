@@ -7,7 +7,14 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, size_text
+from costline.warehouse.rules.base import (
+    Rule,
+    Severity,
+    Statement,
+    Violation,
+    by_size,
+    size_text,
+)
 from costline.warehouse.sql import (
     Output,
     is_physical,
@@ -31,7 +38,8 @@ class SelectStar(Rule):
     reads only the columns used), and so is one in a view (its consumers decide what is read),
     `SELECT * EXCEPT (...)`, `EXISTS (SELECT * ...)` and a MERGE's `USING` source. A copy into
     a table (`CREATE TABLE AS`, `INSERT`, a dbt table model) is reported at `info`: the columns
-    are written, so they are needed unless the table is wider than its readers' needs.
+    are written, so they are needed unless the table is wider than its readers' needs. So is a
+    read of a table the catalogue does not know to be large: its size settles what it costs.
 
     **Why is this bad?**
 
@@ -84,11 +92,10 @@ class SelectStar(Rule):
                 continue
             table = stored[0]
             meta = lookup(table, catalog)
-            detail = (
-                f" ({len(meta.columns)} columns, {size_text(meta.logical_bytes)})"
-                if meta and meta.columns
-                else ""
-            )
+            facts = [f"{len(meta.columns)} columns"] if meta and meta.columns else []
+            if meta and meta.logical_bytes is not None:
+                facts.append(size_text(meta.logical_bytes))
+            detail = f" ({', '.join(facts)})" if facts else ""
             if stmt.output is Output.table:
                 # A copy into a table: every column is written, so every column is needed
                 # unless the table is wider than its readers' needs.
@@ -101,11 +108,13 @@ class SelectStar(Rule):
                     equivalents=None if _simple(select) else (),
                 )
                 continue
+            severity, note = by_size(meta)
             yield Violation(
                 star,
                 f"SELECT * reads every column of {table_name(table)}{detail}; BigQuery bills "
-                "each column read",
+                f"each column read{note}",
                 fix="list the columns the consumer needs (or SELECT * EXCEPT the wide ones)",
+                severity=severity,
                 equivalents=None if _simple(select) else (),
             )
 

@@ -8,7 +8,7 @@ from functools import partial
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, by_size
 from costline.warehouse.sql import (
     ColumnFilter,
     FilterKind,
@@ -118,9 +118,11 @@ def _violation(
         what = "clustering column"
     else:
         return
+    severity, note = by_size(meta)
     yield Violation(
         f.predicate,
         f"the {what} {f.column.name} of {meta.short_name} is {compared}: the values are known "
-        "only at run time, so nothing is pruned",
+        f"only at run time, so nothing is pruned{note}",
         fix=fix,
+        severity=severity,
     )

@@ -7,13 +7,14 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, large
 from costline.warehouse.sql import (
     FilterKind,
     alias_of,
     column_filters,
     conjuncts,
     cte_queries,
+    lookup,
     reads_tables,
     row_bound,
     where_of,
@@ -87,7 +88,9 @@ class JoinWithoutCondition(Rule):
     summary = "cross join or join without a condition"
 
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
-        for join in stmt.all(exp.Join):
+        joins = stmt.all(exp.Join)
+        ctes = cte_queries(stmt.expr) if joins else {}
+        for join in joins:
             source = join.this
             if not isinstance(source, exp.Table | exp.Subquery):
                 continue
@@ -98,7 +101,6 @@ class JoinWithoutCondition(Rule):
                 continue
             if on is not None and on.find(exp.Column) is not None:
                 continue
-            ctes = cte_queries(stmt.expr)
             if _small(source, ctes):
                 continue
             select = join.parent
@@ -121,12 +123,41 @@ class JoinWithoutCondition(Rule):
                     severity=Severity.info,
                 )
                 continue
+            both_large = from_ is not None and all(
+                _reads_large(side, ctes, catalog) for side in (source, from_.this)
+            )
             yield Violation(
                 join,
                 f"{what} with {source.alias_or_name}: every row pairs with every row of the "
-                "other side",
+                "other side"
+                + (
+                    ""
+                    if both_large
+                    else "; fine for a small dimension (the sides' sizes in the catalogue "
+                    "settle it)"
+                ),
                 fix="join ON the columns that relate the two tables",
+                severity=None if both_large else Severity.info,
             )
+
+
+def _reads_large(side: exp.Expr, ctes: dict[str, exp.Expr], catalog: Catalog | None) -> bool:
+    """Whether the catalogue knows a side reads a large stored table (through its CTEs)."""
+    if catalog is None:
+        return False
+    pending, seen = [side], set()
+    while pending:
+        node = pending.pop()
+        tables = [node] if isinstance(node, exp.Table) else list(node.find_all(exp.Table))
+        for table in tables:
+            name = table.name.lower()
+            if not table.args.get("db") and name in ctes:
+                if name not in seen:
+                    seen.add(name)
+                    pending.append(ctes[name])
+            elif large(lookup(table, catalog)):
+                return True
+    return False
 
 
 def _lookup(source: exp.Expr, ctes: dict[str, exp.Expr]) -> bool:

@@ -11,12 +11,19 @@ from costline.warehouse.catalog import Catalog, TableMeta
 from costline.warehouse.rules.base import Statement
 from costline.warehouse.sql import (
     ColumnFilter,
+    ColumnTest,
+    FilterKind,
     column_filters,
+    equated_columns,
+    is_false,
     is_physical,
     lookup,
+    partition_columns,
     scope_condition,
     scope_tables,
     table_column_test,
+    unused_ctes,
+    where_of,
 )
 
 
@@ -43,11 +50,63 @@ def _column_names(meta: TableMeta) -> frozenset[str]:
     cached = _NAMES.get(id(meta))
     if cached is not None and cached[0] is meta:
         return cached[1]
-    names = frozenset({c.name.lower() for c in meta.columns} | {"_partitiontime", "_partitiondate"})
+    # The layout's columns count even when the catalogue lists no schema (a dbt config or a
+    # metadata file knows the partition and clustering columns, not always the others).
+    layout = {c.lower() for c in meta.clustering} | partition_columns(meta)
+    names = frozenset(
+        {c.name.lower() for c in meta.columns} | layout | {"_partitiontime", "_partitiondate"}
+    )
     if len(_NAMES) > 1024:
         _NAMES.clear()
     _NAMES[id(meta)] = (meta, names)
     return names
+
+
+def _in_cte(node: exp.Expr, names: set[str]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.CTE) and parent.alias_or_name.lower() in names:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _using_columns(select: exp.Expr) -> set[str]:
+    """Lower-case names of the columns a SELECT joins ``USING (...)``."""
+    return {
+        ident.name.lower()
+        for join in select.args.get("joins") or ()
+        for ident in join.args.get("using") or ()
+    }
+
+
+def _joined_test(own: ColumnTest, using: set[str]) -> ColumnTest:
+    """``own``, also accepting a ``USING`` column of any side: ``USING (d)`` makes the sides'
+    ``d`` one key, so a constant filter on one side's ``d`` restricts every side."""
+    if not using:
+        return own
+    return lambda c: own(c) or c.name.lower() in using
+
+
+def _same_column(column: exp.Column) -> ColumnTest:
+    key = (column.table.lower(), column.name.lower())
+    return lambda c: (c.table.lower(), c.name.lower()) == key
+
+
+def _propagated(
+    select: exp.Expr, condition: exp.Expr | None, test: ColumnTest
+) -> list[ColumnFilter]:
+    """Constant filters a join key inherits from the column it is equated with
+    (``ON t.d = u.d WHERE u.d = @day`` restricts ``t.d`` to ``@day`` too)."""
+    out: list[ColumnFilter] = []
+    for left, right in equated_columns(select):
+        for mine, other in ((left, right), (right, left)):
+            if not test(mine) or test(other):
+                continue
+            for f in column_filters(condition, _same_column(other)):
+                if f.kind is FilterKind.constant:
+                    out.append(ColumnFilter(mine, f.kind, f.predicate, f.op))
+    return out
 
 
 def table_scans(stmt: Statement, catalog: Catalog | None) -> list[Scan]:
@@ -58,18 +117,26 @@ def table_scans(stmt: Statement, catalog: Catalog | None) -> list[Scan]:
     scans: list[Scan] = []
     if catalog is not None:
         ctes = stmt.cte_names()
+        defined = stmt.all(exp.CTE)
+        unused = unused_ctes(stmt.expr, defined, stmt.all(exp.Table)) if defined else set()
         for select in stmt.all(exp.Select):
             tables = scope_tables(select)
-            if not tables:
-                continue
+            if not tables or is_false(where_of(select)):
+                continue  # no table, or a schema-only query that reads no row
+            if unused and _in_cte(select, unused):
+                continue  # BigQuery never runs a CTE nothing reads
             condition = scope_condition(select)
+            shared = _using_columns(select)
             for table in tables.values():
                 meta = lookup(table, catalog) if is_physical(table, ctes) else None
                 if meta is None:
                     continue
-                test = table_column_test(table, _column_names(meta), tables, catalog)
-                filters = tuple(column_filters(condition, test))
-                scans.append(Scan(table, meta, select, filters))
+                names = _column_names(meta)
+                test = _joined_test(
+                    table_column_test(table, names, tables, catalog), shared & names
+                )
+                found = column_filters(condition, test) + _propagated(select, condition, test)
+                scans.append(Scan(table, meta, select, tuple(found)))
         for dml in stmt.all(exp.Update, exp.Delete):
             table = dml.this
             if not isinstance(table, exp.Table):
@@ -79,8 +146,8 @@ def table_scans(stmt: Statement, catalog: Catalog | None) -> list[Scan]:
                 continue
             tables = {(table.alias or table.name).lower(): table}
             where = dml.args.get("where")
-            test = table_column_test(table, _column_names(meta), tables, catalog)
-            filters = tuple(column_filters(where.this if where is not None else None, test))
-            scans.append(Scan(table, meta, dml, filters))
+            dml_test = table_column_test(table, _column_names(meta), tables, catalog)
+            where_filters = column_filters(where.this if where is not None else None, dml_test)
+            scans.append(Scan(table, meta, dml, tuple(where_filters)))
     stmt.cache["scans"] = scans
     return scans

@@ -22,9 +22,11 @@ from costline.warehouse.sql.filters import (
     comparison_pairs,
     conjuncts,
     constant_value,
+    equated_columns,
     filter_op,
     has_subquery,
     is_constant,
+    is_false,
     join_conditions,
     or_branches,
     prunes,
@@ -71,7 +73,7 @@ from costline.warehouse.sql.parse import (
     split_statements,
     tokenize,
 )
-from costline.warehouse.sql.rows import cte_queries, reads_tables, row_bound
+from costline.warehouse.sql.rows import cte_queries, reads_tables, row_bound, unused_ctes
 from costline.warehouse.sql.script import (
     ScriptReading,
     ScriptStatement,
@@ -121,11 +123,13 @@ __all__ = [
     "cte_queries",
     "detemplate",
     "enclosing_select",
+    "equated_columns",
     "filter_op",
     "get_dialect",
     "has_subquery",
     "has_template",
     "is_constant",
+    "is_false",
     "is_physical",
     "join_conditions",
     "lookup",
@@ -157,6 +161,7 @@ __all__ = [
     "target_scope",
     "tokenize",
     "unnest_aliases",
+    "unused_ctes",
     "where_of",
     "wrapper_of",
 ]

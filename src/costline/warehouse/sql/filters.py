@@ -40,9 +40,11 @@ __all__ = [
     "comparison_pairs",
     "conjuncts",
     "constant_value",
+    "equated_columns",
     "filter_op",
     "has_subquery",
     "is_constant",
+    "is_false",
     "join_conditions",
     "or_branches",
     "prunes",
@@ -216,8 +218,13 @@ def column_filters(condition: exp.Expr | None, test: ColumnTest) -> list[ColumnF
 
 
 def _or_filters(pred: exp.Expr, test: ColumnTest) -> list[ColumnFilter]:
-    """An OR restricts a column only where every branch constant-filters that column."""
-    branches = [column_filters(b, test) for b in or_branches(pred)]
+    """An OR restricts a column only where every branch constant-filters that column.
+
+    A branch without any column (``@day IS NULL`` in ``@day IS NULL OR d = @day``) is decided
+    before the query runs, so the engine still prunes on the others."""
+    branches = [column_filters(b, test) for b in or_branches(pred) if not is_constant(b)]
+    if not branches:
+        return []
 
     def keys(filters: list[ColumnFilter]) -> set[tuple[str, str]]:
         return {
@@ -257,6 +264,35 @@ def prunes(f: ColumnFilter) -> bool:
     if isinstance(wrapper, exp.Cast):
         return wrapper.to.is_type(exp.DataType.Type.DATE)
     return isinstance(wrapper, _TRUNCATIONS)
+
+
+def equated_columns(select: exp.Expr) -> list[tuple[exp.Column, exp.Column]]:
+    """Pairs of columns a SELECT's join conditions (``ON a.k = b.k``, and ``WHERE`` for comma
+    joins) equate: a constant filter on one side restricts the other to the same values."""
+    pairs: list[tuple[exp.Column, exp.Column]] = []
+    for pred in conjuncts(scope_condition(select)):
+        if isinstance(pred, exp.EQ):
+            left, right = bare_column(pred.this), bare_column(pred.expression)
+            if left is not None and right is not None:
+                pairs.append((left, right))
+    return pairs
+
+
+def is_false(condition: exp.Expr | None) -> bool:
+    """``WHERE FALSE`` (or ``1 = 0``): a query that reads no row, used to create schemas."""
+    while isinstance(condition, exp.Paren):
+        condition = condition.this
+    if isinstance(condition, exp.Boolean):
+        return not condition.this
+    if isinstance(condition, exp.EQ | exp.NEQ) and all(
+        isinstance(v, exp.Literal) and not v.is_string
+        for v in (condition.this, condition.expression)
+    ):
+        same = condition.this.name == condition.expression.name
+        return same is isinstance(condition, exp.NEQ)
+    return isinstance(condition, exp.And) and (
+        is_false(condition.this) or is_false(condition.expression)
+    )
 
 
 def wrapper_of(f: ColumnFilter) -> exp.Expr:

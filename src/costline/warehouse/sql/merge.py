@@ -105,6 +105,8 @@ class MergeScope:
     unscoped_by_source: tuple[int, ...]
     """Positions (among the BY SOURCE branches) of ``WHEN NOT MATCHED BY SOURCE`` branches
     without a constant partition filter of their own: each visits the whole target."""
+    by_source_scoped: bool = False
+    """Some BY SOURCE branch does filter the partition column by a constant."""
 
     @property
     def full_table(self) -> bool:
@@ -146,7 +148,8 @@ def merge_scope(merge: exp.Merge, columns: set[str] | None) -> MergeScope | None
         constant = _source_constant(merge, columns)
     dynamic = next((f for f in found if f.kind is FilterKind.dynamic), None)
     unscoped: list[int] = []
-    for n, when in enumerate(w for w in whens if _is_by_source(w)):
+    branches = [w for w in whens if _is_by_source(w)]
+    for n, when in enumerate(branches):
         own = column_filters(when.args.get("condition"), on_part)
         if not any(prunes(f) for f in own):
             unscoped.append(n)
@@ -156,6 +159,7 @@ def merge_scope(merge: exp.Merge, columns: set[str] | None) -> MergeScope | None
         dynamic=None if constant else dynamic,
         insert_only=_is_false(on),
         unscoped_by_source=tuple(unscoped),
+        by_source_scoped=len(unscoped) < len(branches),
     )
 
 

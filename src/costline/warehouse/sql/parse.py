@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -78,31 +77,35 @@ class ParsedText:
     problems: list[SqlProblem]
 
 
-class _Quiet:
+class _Quiet(logging.Filter):
     """sqlglot logs a warning for each statement it keeps as an opaque command; every caller
-    reports what matters itself. Re-entrant and thread-safe: nested uses share one level."""
+    reports what matters itself. While any caller is inside ``quiet()``, the sqlglot logger
+    drops records below ERROR; a filter rather than a level change, because changing a
+    logger's level clears every logger's cache, once per statement of a large run."""
 
     def __init__(self) -> None:
+        super().__init__("costline.quiet")
         self.depth = 0
-        self.level = logging.NOTSET
         self.lock = threading.Lock()
-        self.logger = logging.getLogger("sqlglot")
+        self.installed = False
 
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.depth == 0 or record.levelno >= logging.ERROR
+
+    def __call__(self) -> _Quiet:
+        return self
+
+    def __enter__(self) -> None:
+        # A plain counter under a lock, not a generator: entered once per statement parsed.
         with self.lock:
-            if self.depth == 0:
-                self.level = self.logger.level
-                if self.level < logging.ERROR:
-                    self.logger.setLevel(logging.ERROR)
+            if not self.installed:
+                logging.getLogger("sqlglot").addFilter(self)
+                self.installed = True
             self.depth += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.depth -= 1
-                if self.depth == 0 and self.logger.level != self.level:
-                    self.logger.setLevel(self.level)
+
+    def __exit__(self, *_exc: object) -> None:
+        with self.lock:
+            self.depth -= 1
 
 
 quiet = _Quiet()

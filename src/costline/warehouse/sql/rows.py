@@ -8,11 +8,11 @@ such a bound is unbounded (None): the SQL alone cannot say how many rows it retu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlglot import exp
 
-__all__ = ["cte_queries", "reads_tables", "row_bound"]
+__all__ = ["cte_queries", "reads_tables", "row_bound", "unused_ctes"]
 
 _MAX_DEPTH = 16
 
@@ -90,6 +90,45 @@ def _bound(node: exp.Expr, ctes: Mapping[str, exp.Expr], depth: int) -> int | No
             bound *= other
         return bound
     return None
+
+
+def unused_ctes(
+    root: exp.Expr,
+    ctes: Sequence[exp.Expr] | None = None,
+    tables: Sequence[exp.Expr] | None = None,
+) -> set[str]:
+    """Lower-case names of the CTEs nothing reads, directly or through other CTEs: BigQuery
+    never runs them. ``ctes`` and ``tables`` are the statement's CTE and table nodes when the
+    caller has them already."""
+    found = list(root.find_all(exp.CTE)) if ctes is None else ctes
+    defined = {cte.alias_or_name.lower() for cte in found}
+    if not defined:
+        return set()
+    # Which CTE names each part reads: the main query ("") and every CTE body.
+    reads: dict[str, set[str]] = {}
+    for table in root.find_all(exp.Table) if tables is None else tables:
+        name = table.name.lower()
+        if table.args.get("db") or name not in defined:
+            continue
+        reads.setdefault(_enclosing_cte(table), set()).add(name)
+    used: set[str] = set()
+    pending = [""]
+    while pending:
+        for name in reads.get(pending.pop(), ()):
+            if name not in used:
+                used.add(name)
+                pending.append(name)
+    return set(defined) - used
+
+
+def _enclosing_cte(node: exp.Expr) -> str:
+    """The name of the CTE whose body holds ``node``, or "" for the main query."""
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.CTE):
+            return parent.alias_or_name.lower()
+        parent = parent.parent
+    return ""
 
 
 def reads_tables(node: exp.Expr, ctes: Mapping[str, exp.Expr], depth: int = 0) -> bool:

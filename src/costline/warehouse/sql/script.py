@@ -38,6 +38,7 @@ from costline.warehouse.sql.parse import (
     SqlProblem,
     get_dialect,
     parse_statement,
+    quiet,
     split_statements,
     tokenize,
     tokenize_pieces,
@@ -363,13 +364,14 @@ def read_script(
         chunks, bad = tokenize_pieces(text, dialect_obj)
         reading.problems += [SqlProblem(at, _UNTOKENIZABLE) for at in bad]
     reader = _Reader(text, dialect_obj, reading)
-    for chunk in chunks:
-        try:
-            reader.chunk(chunk)
-        except RecursionError:
-            reading.problems.append(
-                SqlProblem(chunk[0].start, "statement nested too deeply to analyse")
-            )
+    with quiet():  # once for the text, not once per statement
+        for chunk in chunks:
+            try:
+                reader.chunk(chunk)
+            except RecursionError:
+                reading.problems.append(
+                    SqlProblem(chunk[0].start, "statement nested too deeply to analyse")
+                )
     variables = _declared(s.expr for s in reading.statements)
     if variables:
         for stmt in reading.statements:

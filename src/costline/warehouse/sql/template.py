@@ -17,8 +17,9 @@ would mean to a cost analysis, without rendering anything:
 - ``{% include … %}`` → ``(SELECT NULL)``, a query that reads nothing (the included query is
   analysed in its own file, and reported here as skipped);
 - ``{{ config(…) }}``, ``{# … #}``, ``{% set … %}``, macro and test definitions → blank;
-- ``{% if %}`` keeps its first branch (the incremental form of a dbt model, the one that runs
-  every day) and drops the others, and what the kept condition compares is assumed from then
+- ``{% if %}`` keeps the branch that runs every day: ``is_incremental()`` is true (dbt),
+  ``is_init()`` false (bigquery-etl's one-off initialisation); any other condition keeps its
+  first branch and drops the others, and what the kept condition compares is assumed from then
   on (``{% if flavour == 'ecc' %}`` kept, a later ``{% if flavour == 's4' %}`` is dropped);
   ``loop.first``/``loop.last`` are true in the one pass of a ``{% for %}`` body that is kept.
 
@@ -92,6 +93,10 @@ _KEPT_BLOCKS = frozenset(
 _BLOCK_ENDS = {f"end{name}": name for name in (*_DROPPED_BLOCKS, *_KEPT_BLOCKS, "if")}
 # The single pass of a loop body that is kept is both its first and its last.
 _LOOP_VARIABLES = {"loop.first": True, "loop.last": True}
+# Template functions whose value on the run that happens every day is known: dbt's
+# is_incremental() (true but on the first build), bigquery-etl's is_init() (true only for the
+# one-off initialisation of a table).
+_RUN_EVERY_DAY = {"is_incremental": True, "is_init": False}
 _INCLUDED = "(SELECT NULL)"
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -201,6 +206,12 @@ class _Renderer:
             self.tags += 1
             self.put(_blank(markup), code=False)
             return
+        text = self.literal(body) if body[:1] in "'\"" or " if " in body else None
+        if text is not None:
+            # A string the template writes as it is (`{{ "," if not loop.last }}`).
+            self.placeholders += 1
+            self.put(self.fit(text, markup, pad=state != _QUOTED), code=True)
+            return
         if state == _CODE and self.statement_start() and "(" in body and head not in _RELATIONS:
             # A macro that writes a whole statement: its SQL is elsewhere.
             self.macros.append((self.at, body.split("(", 1)[0].strip()))
@@ -218,6 +229,28 @@ class _Renderer:
             replacement = "@" + name.replace(".", "_")
         pad = state != _QUOTED and not in_path
         self.put(self.fit(replacement, markup, pad=pad), code=True)
+
+    def literal(self, body: str) -> str | None:
+        """The text of an expression that is a string literal, or an inline ``if`` choosing
+        between literals (decided like a ``{% if %}``); None for anything else."""
+        inline = _INLINE_IF.fullmatch(body)
+        if inline is not None and inline.group("other") is None:
+            # Jinja's `a if cond` (no else) is no Python: decide it here.
+            chosen = inline.group("value") if self.decide(inline.group("cond")) else "''"
+            body = chosen
+        try:
+            tree = ast.parse(_PYTHON_WORDS.sub(_python_word, body), mode="eval").body
+        except (SyntaxError, ValueError):
+            return None
+        if isinstance(tree, ast.IfExp):
+            tree = tree.body if self.decide(ast.unparse(tree.test)) else tree.orelse
+        if (
+            isinstance(tree, ast.Constant)
+            and isinstance(tree.value, str)
+            and "\n" not in tree.value
+        ):
+            return tree.value
+        return None
 
     def relation(self, head: str, after: str) -> bool:
         if head in _RELATIONS:
@@ -302,6 +335,7 @@ class _Renderer:
         return value
 
 
+_INLINE_IF = re.compile(r"(?P<value>.+?)\s+if\s+(?P<cond>.+?)(?:\s+else\s+(?P<other>.+))?")
 _PYTHON_WORDS = re.compile(r"\b(true|false|none)\b")
 
 
@@ -332,6 +366,10 @@ def _evaluate(node: ast.expr, assumed: dict[str, object]) -> bool | None:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         inner = _evaluate(node.operand, assumed)
         return None if inner is None else not inner
+    if isinstance(node, ast.Call) and not node.args and not node.keywords:
+        called = _dotted(node.func)
+        known = _RUN_EVERY_DAY.get(called or "")
+        return known
     name = _dotted(node)
     if name is not None:
         value = _LOOP_VARIABLES.get(name, assumed.get(name, _UNKNOWN))
