@@ -42,15 +42,17 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from corpora import PEER, git_dir
 from costline.warehouse.lint import lint_sql
 from costline.warehouse.rules import ALL_RULES
 from costline.warehouse.rules.base import GOOGLE
 
-PEER = "/work/.mirror/GoogleCloudPlatform+bigquery-antipattern-recognition/repo"
-COMMIT = "8ea9eaf1de871141894a13e3ef7e31725c0471e1"
+COMMIT = PEER.commit
 MODULE = "bigquery-antipattern-recognition/src"
 TESTS = f"{MODULE}/test/java/com/google/zetasql/toolkit/antipattern/parser/"
 MAIN = f"{MODULE}/main/java/"
@@ -686,9 +688,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="the same run (it is fast anyway)")
-    parser.add_argument("--peer", default=PEER, help="git directory of the peer repository")
+    parser.add_argument(
+        "--peer",
+        default=None,
+        help="git directory of the peer repository (default: cloned once into the cache)",
+    )
     parser.add_argument("--commit", default=COMMIT, help="commit of the peer to read")
     args = parser.parse_args()
+    if args.peer is None:
+        args.peer = str(git_dir(PEER))
     peer = Peer(args.peer, args.commit)
     try:
         det = read_detectors(peer)

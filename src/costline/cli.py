@@ -716,6 +716,12 @@ def lint(
             "--jobs", "-j", min=1, help="Worker processes linting files (default: one per CPU)."
         ),
     ] = None,
+    min_severity: Annotated[
+        FailOn | None,
+        typer.Option(
+            "--min-severity", help="Show only findings this severe (info shows everything)."
+        ),
+    ] = None,
 ) -> None:
     """Find SQL anti-patterns that cost money (rules: `costline rules`)."""
     from costline.report.lint import render_github, render_json, render_sarif, render_text
@@ -764,17 +770,21 @@ def lint(
             result = lint_paths(paths, config=config, catalog=tables, jobs=jobs, progress=step)
     else:
         raise CostlineError("give SQL files or directories, or --history JOBS")
+    threshold = fail_on.value if fail_on else (config.fail_on.value if config.fail_on else None)
+    failing = threshold not in (None, FailOn.never.value) and bool(
+        result.at_or_above(Severity(threshold)) or result.errors
+    )
+    if min_severity is not None and min_severity is not FailOn.never:
+        floor = Severity(min_severity.value)
+        result = result.model_copy(update={"findings": result.at_or_above(floor)})
+    quiet_notes = min_severity is not None and min_severity is not FailOn.info
     render = {
-        LintFormat.text: render_text,
+        LintFormat.text: lambda r: render_text(r, list_skipped=not quiet_notes),
         LintFormat.json: render_json,
         LintFormat.sarif: render_sarif,
         LintFormat.github: render_github,
     }[fmt]
     _write_or_print(render(result), output)
-    threshold = fail_on.value if fail_on else (config.fail_on.value if config.fail_on else None)
-    failing = threshold not in (None, FailOn.never.value) and (
-        result.at_or_above(Severity(threshold)) or result.errors
-    )
     if failing:
         raise typer.Exit(1)
 

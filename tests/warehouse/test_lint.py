@@ -679,6 +679,15 @@ def test_cli_lint_on_a_repository_a_crash_or_a_template_costs_nothing(tmp_path: 
     assert "scripts/nightly.sql:4:3: skipped: CALL d.process" in text.stdout
     assert "; 1 could not be parsed; 1 skipped; 3 templated" in text.stdout
     assert "catalogue (dbt project" in text.stdout
+    # On a large repository CI shows what is worth acting on; every statement is still counted.
+    focused = costline(
+        "lint", "models", "scripts", "--catalog", ".", "--min-severity", "warning", cwd=repo
+    )
+    assert " info " not in focused.stdout and "skipped:" not in focused.stdout
+    assert "internal error: the SQL parser failed" in focused.stdout
+    assert focused.stdout.splitlines()[-2].endswith(
+        "1 skipped; 3 templated (markup replaced before parsing)"
+    )
 
 
 def test_parallel_linting_gives_the_same_result(tmp_path: Path) -> None:

@@ -25,9 +25,10 @@ def _usd(value: float) -> str:
     return f"${value:,.0f}" if value >= 100 else f"${value:,.2f}"
 
 
-def render_text(result: LintResult) -> str:
+def render_text(result: LintResult, *, list_skipped: bool = True) -> str:
     """One line per finding (``path:line:col: CODE message``), its fix, the statements that
-    could not be read, then a summary of what became of every statement."""
+    could not be read (and, with ``list_skipped``, those skipped), then a summary of what
+    became of every statement."""
     lines: list[str] = []
     for f in result.findings:
         cost = f" [{_usd(f.cost_usd)}]" if f.cost_usd is not None else ""
@@ -37,7 +38,7 @@ def render_text(result: LintResult) -> str:
     for e in result.errors:
         what = "cannot parse" if e.kind == "parse" else "internal error"
         lines.append(f"{e.path}:{e.line}:{e.column}: {what}: {e.message}")
-    for k in result.skipped:
+    for k in result.skipped if list_skipped else ():
         lines.append(f"{k.path}:{k.line}:{k.column}: skipped: {k.reason}")
     counts = Counter(f.severity for f in result.findings)
     n = result.statements

@@ -489,14 +489,13 @@ class _Totals:
             self.templated.append(path)
 
     def result(self, catalog: Catalog | None) -> LintResult:
-        # Every part is a value built and validated here already: no second validation.
-        return LintResult.model_construct(
+        return LintResult(
             findings=tuple(self.findings),
             errors=tuple(self.errors),
             skipped=tuple(self.skipped),
             templated=tuple(self.templated),
             files=self.files,
-            statements=StatementCounts.model_construct(
+            statements=StatementCounts(
                 linted=self.linted, unparsed=self.unparsed, skipped=len(self.skipped)
             ),
             catalog=CatalogSummary.of(catalog) if catalog is not None else None,

@@ -13,7 +13,6 @@ from costline.warehouse.sql import (
     alias_of,
     column_filters,
     conjuncts,
-    cte_queries,
     lookup,
     reads_tables,
     row_bound,
@@ -89,7 +88,7 @@ class JoinWithoutCondition(Rule):
 
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
         joins = stmt.all(exp.Join)
-        ctes = cte_queries(stmt.expr) if joins else {}
+        ctes = {c.alias_or_name.lower(): c.this for c in stmt.all(exp.CTE)} if joins else {}
         for join in joins:
             source = join.this
             if not isinstance(source, exp.Table | exp.Subquery):

@@ -12,6 +12,7 @@ from costline.warehouse.rules.base import Statement
 from costline.warehouse.sql import (
     ColumnFilter,
     ColumnTest,
+    Condition,
     FilterKind,
     column_filters,
     equated_columns,
@@ -94,12 +95,12 @@ def _same_column(column: exp.Column) -> ColumnTest:
 
 
 def _propagated(
-    select: exp.Expr, condition: exp.Expr | None, test: ColumnTest
+    condition: Condition, pairs: list[tuple[exp.Column, exp.Column]], test: ColumnTest
 ) -> list[ColumnFilter]:
     """Constant filters a join key inherits from the column it is equated with
     (``ON t.d = u.d WHERE u.d = @day`` restricts ``t.d`` to ``@day`` too)."""
     out: list[ColumnFilter] = []
-    for left, right in equated_columns(select):
+    for left, right in pairs:
         for mine, other in ((left, right), (right, left)):
             if not test(mine) or test(other):
                 continue
@@ -127,6 +128,7 @@ def table_scans(stmt: Statement, catalog: Catalog | None) -> list[Scan]:
                 continue  # BigQuery never runs a CTE nothing reads
             condition = scope_condition(select)
             shared = _using_columns(select)
+            pairs = equated_columns(condition) if len(tables) > 1 else []
             for table in tables.values():
                 meta = lookup(table, catalog) if is_physical(table, ctes) else None
                 if meta is None:
@@ -135,7 +137,7 @@ def table_scans(stmt: Statement, catalog: Catalog | None) -> list[Scan]:
                 test = _joined_test(
                     table_column_test(table, names, tables, catalog), shared & names
                 )
-                found = column_filters(condition, test) + _propagated(select, condition, test)
+                found = column_filters(condition, test) + _propagated(condition, pairs, test)
                 scans.append(Scan(table, meta, select, tuple(found)))
         for dml in stmt.all(exp.Update, exp.Delete):
             table = dml.this

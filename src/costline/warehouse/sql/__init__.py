@@ -14,6 +14,7 @@ from __future__ import annotations
 from costline.warehouse.sql.filters import (
     ColumnFilter,
     ColumnTest,
+    Condition,
     FilterKind,
     Op,
     Scalar,
@@ -97,6 +98,7 @@ __all__ = [
     "ColumnFilter",
     "ColumnSchema",
     "ColumnTest",
+    "Condition",
     "FilterKind",
     "MergeScope",
     "Op",

@@ -19,7 +19,7 @@ under NOT or inside a subquery does not restrict this query's rows.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -32,6 +32,7 @@ from costline.warehouse.sql.names import column_table
 __all__ = [
     "ColumnFilter",
     "ColumnTest",
+    "Condition",
     "FilterKind",
     "Op",
     "Scalar",
@@ -64,12 +65,17 @@ Op = Literal["eq", "range", "in", "like", "null", "function", "other"]
 Scalar = str | int | float | bool | dt.date | dt.datetime
 
 
-def conjuncts(condition: exp.Expr | None) -> list[exp.Expr]:
-    """``a AND (b AND c)`` → ``[a, b, c]`` (parentheses removed)."""
+Condition = exp.Expr | Sequence[exp.Expr] | None
+"""A condition, or several that all hold (a WHERE and the ON of each join)."""
+
+
+def conjuncts(condition: Condition) -> list[exp.Expr]:
+    """``a AND (b AND c)`` → ``[a, b, c]`` (parentheses removed); several conditions give the
+    conjuncts of all of them."""
     if condition is None:
         return []
     out: list[exp.Expr] = []
-    stack = [condition]
+    stack = [condition] if isinstance(condition, exp.Expr) else list(reversed(condition))
     while stack:
         node = stack.pop()
         if isinstance(node, exp.Paren):
@@ -188,7 +194,7 @@ def filter_op(column: exp.Column, stop: exp.Expr) -> tuple[Op, exp.Expr | None]:
     return ("function" if wrapped else "other"), None
 
 
-def column_filters(condition: exp.Expr | None, test: ColumnTest) -> list[ColumnFilter]:
+def column_filters(condition: Condition, test: ColumnTest) -> list[ColumnFilter]:
     """Filters on the columns ``test`` accepts, in the AND-conjuncts of ``condition``."""
     out: list[ColumnFilter] = []
     for pred in conjuncts(condition):
@@ -266,11 +272,11 @@ def prunes(f: ColumnFilter) -> bool:
     return isinstance(wrapper, _TRUNCATIONS)
 
 
-def equated_columns(select: exp.Expr) -> list[tuple[exp.Column, exp.Column]]:
-    """Pairs of columns a SELECT's join conditions (``ON a.k = b.k``, and ``WHERE`` for comma
-    joins) equate: a constant filter on one side restricts the other to the same values."""
+def equated_columns(condition: Condition) -> list[tuple[exp.Column, exp.Column]]:
+    """Pairs of columns a condition equates (``ON a.k = b.k``, or ``WHERE`` for comma joins):
+    a constant filter on one side restricts the other to the same values."""
     pairs: list[tuple[exp.Column, exp.Column]] = []
-    for pred in conjuncts(scope_condition(select)):
+    for pred in conjuncts(condition):
         if isinstance(pred, exp.EQ):
             left, right = bare_column(pred.this), bare_column(pred.expression)
             if left is not None and right is not None:
@@ -329,12 +335,10 @@ def join_conditions(select: exp.Expr) -> list[exp.Expr]:
     return [j.args["on"] for j in select.args.get("joins") or () if j.args.get("on") is not None]
 
 
-def scope_condition(select: exp.Expr) -> exp.Expr | None:
-    """WHERE and every JOIN ... ON of a SELECT, as one AND."""
-    parts = [c for c in (where_of(select), *join_conditions(select)) if c is not None]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else exp.and_(*parts, copy=False)
+def scope_condition(select: exp.Expr) -> tuple[exp.Expr, ...]:
+    """WHERE and every JOIN ... ON of a SELECT: the conditions that all hold for its rows
+    (kept apart, not combined into a new AND, so no node of the tree changes parent)."""
+    return tuple(c for c in (where_of(select), *join_conditions(select)) if c is not None)
 
 
 # --------------------------------------------------------------------------------------------
