@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -183,6 +184,19 @@ ACCEPTED_FORMS = (
 )
 
 
+def read_json(path: Path, what: str, not_text: str = "not UTF-8 text") -> Any:
+    """The JSON document at ``path``; a :class:`CostlineError` names the file (and the line of
+    JSON that does not parse)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CostlineError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CostlineError(f"{path}: {not_text}") from None
+    except json.JSONDecodeError as exc:
+        raise CostlineError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+
+
 def load_catalog(path: Path) -> Catalog:
     """Read the catalogue at ``path``, whichever of the accepted forms it is.
 
@@ -213,14 +227,7 @@ def load_catalog(path: Path) -> Catalog:
         return read_dbt_project(path.parent)
     if path.name == "metadata.yaml" and path.is_file():
         return read_metadata_table(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CostlineError(f"cannot read catalogue {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise CostlineError(f"{path}: not a text file; expected {ACCEPTED_FORMS}") from None
-    except json.JSONDecodeError as exc:
-        raise CostlineError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    data = read_json(path, "catalogue", f"not a text file; expected {ACCEPTED_FORMS}")
     if isinstance(data, dict) and "tables" in data:
         try:
             catalog = Catalog.model_validate(data)

@@ -27,7 +27,6 @@ string ``"DATE(col)"`` / ``"col"``), with ``require_partition_filter`` and
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -45,6 +44,7 @@ from costline.warehouse.catalog import (
     TableKind,
     TableMeta,
     bigquery_type,
+    read_json,
     whole_days,
 )
 from costline.warehouse.catalog_metadata import read_yaml
@@ -115,15 +115,7 @@ def read_dbt_manifest(path: Path) -> Catalog:
     A file that is not a readable manifest raises a :class:`CostlineError` naming it (and the
     line, for JSON that does not parse); a node that cannot be used is a problem.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CostlineError(f"cannot read dbt manifest {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise CostlineError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise CostlineError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    return manifest_catalog(data, path)
+    return manifest_catalog(read_json(path, "dbt manifest"), path)
 
 
 def manifest_catalog(data: object, path: Path) -> Catalog:

@@ -338,6 +338,17 @@ CASES: list[tuple[str, str, bool]] = [
         f"MERGE {POS} t USING {DELTA} s ON FALSE WHEN NOT MATCHED BY SOURCE THEN DELETE",
         True,
     ),
+    # a CTE that is de-duplicated already ships no duplicates
+    (
+        "CL011",
+        "WITH ks AS (SELECT DISTINCT k FROM d.u) SELECT 1 FROM d.t WHERE k IN (SELECT k FROM ks)",
+        False,
+    ),
+    (
+        "CL011",
+        "WITH ks AS (SELECT k FROM d.u) SELECT 1 FROM d.t WHERE k IN (SELECT k FROM ks)",
+        True,
+    ),
     # a timestamp partition truncated to its date still prunes
     (
         "CL003",
@@ -479,6 +490,23 @@ def test_severities_say_what_is_worth_acting_on() -> None:
         "CL021",
     )
     assert lookup.severity is Severity.info
+    # A full-table MERGE costs what its target weighs: unknown size, information.
+    unsized = Catalog(
+        tables=(
+            TableMeta(
+                name="p.d.events",
+                columns=(Column(name="day", type="DATE"), Column(name="id", type="STRING")),
+                partitioning=Partitioning(column="day"),
+            ),
+        )
+    )
+    merge = "MERGE d.events t USING d.new s ON t.id = s.id WHEN MATCHED THEN DELETE"
+    [f] = findings(merge, "CL001", catalog=unsized)
+    assert f.severity is Severity.info
+    assert f.message.endswith(
+        "the table's size settles whether it matters (a catalogue with "
+        "sizes: costline catalog --bigquery)"
+    )
     [semi] = findings("SELECT 1 FROM d.t WHERE k IN (SELECT k FROM d.u)", "CL011")
     assert "a semi-join keeps an outer row once" in semi.message
 

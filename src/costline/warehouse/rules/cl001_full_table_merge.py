@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, sized
+from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, by_size, sized
 from costline.warehouse.sql import TargetScope, table_name, target_scope
 
 REWRITE = "costline merge rewrite {path}"
@@ -25,7 +25,10 @@ class FullTableMerge(Rule):
     (the insert-overwrite form) matches no row, so only its BY SOURCE branches are checked; a
     target the catalogue knows as unpartitioned is never flagged. Without a catalogue entry for
     the target, a MERGE with no constant filter on any target column is reported at `info` as a
-    *possible* full-table MERGE: the target's partitioning in the catalogue settles it.
+    *possible* full-table MERGE: the target's partitioning in the catalogue settles it. What a
+    full read costs is the target's size: a target the catalogue knows is large is an `error`,
+    one it knows is small, or cannot size (a dbt project or metadata files know layouts, not
+    bytes), is `info` and says so.
 
     **Why is this bad?**
 
@@ -101,14 +104,18 @@ def _check(found: TargetScope) -> Iterable[Violation]:
         return
     part = meta.partitioning.pseudo_column
     table = sized(meta.short_name, meta.logical_bytes)
+    # What a full read costs is the target's size: an error for a large table, information
+    # for a small one or one the catalogue cannot size (it says what would settle it).
+    severity, note = by_size(meta)
     if scope.full_table:
         if scope.dynamic is not None:
             yield Violation(
                 scope.dynamic.predicate,
                 f"MERGE into {table} filters its partition column {part} "
                 "with a subquery: the engine cannot prune on values known only at run time; "
-                "compute the partition set first and filter with constants",
+                f"compute the partition set first and filter with constants{note}",
                 fix=REWRITE,
+                severity=severity,
             )
         else:
             yield Violation(
@@ -120,15 +127,18 @@ def _check(found: TargetScope) -> Iterable[Violation]:
                     " (a WHEN NOT MATCHED BY SOURCE condition scopes only its own branch)"
                     if scope.by_source_scoped
                     else ""
-                ),
+                )
+                + note,
                 fix=REWRITE,
+                severity=severity,
             )
     for n in scope.unscoped_by_source:
         yield Violation(
             target,
             f"WHEN NOT MATCHED BY SOURCE without a constant filter on {part}: it visits "
-            f"every partition of {table} outside the source",
+            f"every partition of {table} outside the source{note}",
             fix=REWRITE,
+            severity=severity,
             keyword="SOURCE",
             nth=n,
         )

@@ -92,8 +92,12 @@ class SelectStar(Rule):
                 continue
             table = stored[0]
             meta = lookup(table, catalog)
-            facts = [f"{len(meta.columns)} columns"] if meta and meta.columns else []
+            # A catalogue that knows no size (a dbt project's property files, metadata beside
+            # the SQL) may list only some columns: their count is stated only beside a size.
+            facts = []
             if meta and meta.logical_bytes is not None:
+                if meta.columns:
+                    facts.append(f"{len(meta.columns)} columns")
                 facts.append(size_text(meta.logical_bytes))
             detail = f" ({', '.join(facts)})" if facts else ""
             if stmt.output is Output.table:

@@ -11,6 +11,13 @@ from costline.warehouse.rules.base import Rule, Severity, Statement, Violation
 from costline.warehouse.sql import table_name
 
 
+def _distinct(select: exp.Select) -> bool:
+    """DISTINCT, GROUP BY, LIMIT or an aggregate: the SELECT returns no duplicates to ship."""
+    if select.args.get("distinct") or select.args.get("group") or select.args.get("limit"):
+        return True
+    return any(e.find(exp.AggFunc) for e in select.expressions)
+
+
 class SemiJoinWithoutAggregation(Rule):
     """`IN` / `NOT IN` subquery that does not de-duplicate its values.
 
@@ -57,7 +64,9 @@ class SemiJoinWithoutAggregation(Rule):
     equivalents = ("SemiJoinWithoutAgg",)
 
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
-        for pred in stmt.all(exp.In):
+        ins = stmt.all(exp.In)
+        ctes = {c.alias_or_name.lower(): c.this for c in stmt.all(exp.CTE)} if ins else {}
+        for pred in ins:
             query = pred.args.get("query")
             select = query.this if isinstance(query, exp.Subquery) else query
             if not isinstance(select, exp.Select):
@@ -65,10 +74,12 @@ class SemiJoinWithoutAggregation(Rule):
             from_ = select.args.get("from_")
             if from_ is None or not isinstance(from_.this, exp.Table):
                 continue
-            if select.args.get("distinct") or select.args.get("group") or select.args.get("limit"):
+            if _distinct(select):
                 continue
-            if any(e.find(exp.AggFunc) for e in select.expressions):
-                continue
+            source = from_.this
+            cte = ctes.get(source.name.lower()) if not source.args.get("db") else None
+            if isinstance(cte, exp.Select) and not select.args.get("joins") and _distinct(cte):
+                continue  # it reads a CTE that is de-duplicated already
             kind = "NOT IN" if isinstance(pred.parent, exp.Not) else "IN"
             yield Violation(
                 pred,

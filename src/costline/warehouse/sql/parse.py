@@ -195,6 +195,11 @@ def nesting(tokens: Sequence[Token]) -> int:
     return deepest
 
 
+UNTOKENIZABLE = (
+    "cannot tokenize (unterminated string or comment, or a stray character) in this statement"
+)
+
+
 _LOCATION = re.compile(r"Line (\d+), Col: (\d+)")
 _TOKEN_REPR = re.compile(r"<Token token_type: TokenType\.\w+, text: (.*?), line: [^>]*>")
 
@@ -263,7 +268,7 @@ def parse_text(sql: str, dialect: str | sqlglot.Dialect = DEFAULT_DIALECT) -> Pa
         chunks = split_statements(tokenize(sql, dialect_obj))
     except TokenError:
         chunks, bad = tokenize_pieces(sql, dialect_obj)
-        problems += [SqlProblem(at, _UNTOKENIZABLE) for at in bad]
+        problems += [SqlProblem(at, UNTOKENIZABLE) for at in bad]
     statements: list[exp.Expr] = []
     for chunk in chunks:
         parsed = parse_statement(chunk, sql, dialect_obj)
@@ -272,8 +277,3 @@ def parse_text(sql: str, dialect: str | sqlglot.Dialect = DEFAULT_DIALECT) -> Pa
         else:
             statements.extend(parsed)
     return ParsedText(statements, problems)
-
-
-_UNTOKENIZABLE = (
-    "cannot tokenize (unterminated string or comment, or a stray character) in this statement"
-)

@@ -35,6 +35,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from costline.warehouse.sql.parse import (
     DEFAULT_DIALECT,
+    UNTOKENIZABLE,
     SqlProblem,
     get_dialect,
     parse_statement,
@@ -81,9 +82,6 @@ class ScriptReading:
     templated: Templated | None = None
 
 
-_UNTOKENIZABLE = (
-    "cannot tokenize (unterminated string or comment, or a stray character) in this statement"
-)
 # Token types after which sqlglot's tokenizer keeps the rest of the statement as one string.
 _COMMAND_TYPES = frozenset({TokenType.COMMAND, TokenType.EXECUTE})
 _BLOCK_ENDS = frozenset({"IF", "LOOP", "WHILE", "FOR", "REPEAT", "CASE"})
@@ -151,7 +149,12 @@ class _Reader:
             if isinstance(expr, exp.EndStatement):
                 continue
             if isinstance(expr, exp.Command):
-                words = " ".join(t.text for t in tokens[:4])
+                head = []
+                for t in tokens[:7]:
+                    if t.token_type is TokenType.L_PAREN:
+                        break
+                    head.append(t.text)
+                words = " ".join(head)
                 self.skip(
                     tokens[0].start,
                     f"{words}: a statement the SQL parser keeps only as text; not analysed",
@@ -287,7 +290,7 @@ class _Reader:
         try:
             inner = tokenize_span(self.text, start, end, self.dialect)
         except TokenError:
-            self.reading.problems.append(SqlProblem(start, _UNTOKENIZABLE))
+            self.reading.problems.append(SqlProblem(start, UNTOKENIZABLE))
             return
         for piece in split_statements(inner):
             self.chunk(piece)
@@ -362,7 +365,7 @@ def read_script(
         chunks = split_statements(tokenize(text, dialect_obj))
     except TokenError:
         chunks, bad = tokenize_pieces(text, dialect_obj)
-        reading.problems += [SqlProblem(at, _UNTOKENIZABLE) for at in bad]
+        reading.problems += [SqlProblem(at, UNTOKENIZABLE) for at in bad]
     reader = _Reader(text, dialect_obj, reading)
     with quiet():  # once for the text, not once per statement
         for chunk in chunks:
