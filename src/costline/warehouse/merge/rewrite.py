@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from costline.core.errors import CostlineError
 from costline.warehouse.catalog import Catalog, PartitionGranularity, TableMeta
-from costline.warehouse.sql import merge_scope, read_script
+from costline.warehouse.sql import is_by_source, merge_scope, read_script
 from costline.warehouse.sql import partition_key as sql_partition_key
 
 DIALECT = "bigquery"
@@ -274,10 +274,6 @@ def _updates(parts: MergeParts) -> list[exp.EQ]:
         if isinstance(then, exp.Update):
             out.extend(e for e in then.expressions if isinstance(e, exp.EQ))
     return out
-
-
-def _is_by_source(when: exp.When) -> bool:
-    return bool(when.args.get("source")) and not when.args.get("matched")
 
 
 def _insert(parts: MergeParts) -> exp.When | None:
@@ -536,7 +532,7 @@ def _merge_checks(parts: MergeParts, partition: PartitionSpec, scope: bool) -> l
                 message=f"{why}: rows stay in their partition",
             )
         )
-    by_source = [w for w in parts.whens if _is_by_source(w)]
+    by_source = [w for w in parts.whens if is_by_source(w)]
     unscoped = _unscoped_by_source(parts, partition)
     if not by_source:
         checks.append(
@@ -589,7 +585,7 @@ def _unscoped_by_source(parts: MergeParts, partition: PartitionSpec) -> list[exp
     """The BY SOURCE branches without a constant filter of their own on the partition column
     (a parameter, a variable, a literal): each visits every partition of the target."""
     scope = merge_scope(parts.merge, {partition.column.lower()})
-    branches = [w for w in parts.whens if _is_by_source(w)]
+    branches = [w for w in parts.whens if is_by_source(w)]
     if scope is None:
         return branches
     return [branches[i] for i in scope.unscoped_by_source]
@@ -622,7 +618,7 @@ def _overwrite_checks(
                 message=f"the INSERT branch gives each source row's {col}",
             )
         )
-    if any(_is_by_source(w) for w in parts.whens):
+    if any(is_by_source(w) for w in parts.whens):
         checks.append(
             Check(
                 code="by-source",

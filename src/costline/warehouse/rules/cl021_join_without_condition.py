@@ -16,6 +16,7 @@ from costline.warehouse.sql import (
     lookup,
     reads_tables,
     row_bound,
+    stored_tables,
     where_of,
 )
 
@@ -142,21 +143,9 @@ class JoinWithoutCondition(Rule):
 
 def _reads_large(side: exp.Expr, ctes: dict[str, exp.Expr], catalog: Catalog | None) -> bool:
     """Whether the catalogue knows a side reads a large stored table (through its CTEs)."""
-    if catalog is None:
-        return False
-    pending, seen = [side], set()
-    while pending:
-        node = pending.pop()
-        tables = [node] if isinstance(node, exp.Table) else list(node.find_all(exp.Table))
-        for table in tables:
-            name = table.name.lower()
-            if not table.args.get("db") and name in ctes:
-                if name not in seen:
-                    seen.add(name)
-                    pending.append(ctes[name])
-            elif large(lookup(table, catalog)):
-                return True
-    return False
+    return catalog is not None and any(
+        large(lookup(table, catalog)) for table in stored_tables(side, ctes)
+    )
 
 
 def _lookup(source: exp.Expr, ctes: dict[str, exp.Expr]) -> bool:

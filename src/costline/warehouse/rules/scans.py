@@ -25,6 +25,7 @@ from costline.warehouse.sql import (
     table_column_test,
     unused_ctes,
     where_of,
+    within_ctes,
 )
 
 
@@ -61,15 +62,6 @@ def _column_names(meta: TableMeta) -> frozenset[str]:
         _NAMES.clear()
     _NAMES[id(meta)] = (meta, names)
     return names
-
-
-def _in_cte(node: exp.Expr, names: set[str]) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if isinstance(parent, exp.CTE) and parent.alias_or_name.lower() in names:
-            return True
-        parent = parent.parent
-    return False
 
 
 def _using_columns(select: exp.Expr) -> set[str]:
@@ -124,7 +116,7 @@ def table_scans(stmt: Statement, catalog: Catalog | None) -> list[Scan]:
             tables = scope_tables(select)
             if not tables or is_false(where_of(select)):
                 continue  # no table, or a schema-only query that reads no row
-            if unused and _in_cte(select, unused):
+            if unused and within_ctes(select, unused):
                 continue  # BigQuery never runs a CTE nothing reads
             condition = scope_condition(select)
             shared = _using_columns(select)

@@ -39,6 +39,7 @@ from costline.warehouse.sql.filters import (
 from costline.warehouse.sql.merge import (
     MergeScope,
     TargetScope,
+    is_by_source,
     merge_scope,
     partition_key,
     source_alias,
@@ -74,7 +75,14 @@ from costline.warehouse.sql.parse import (
     split_statements,
     tokenize,
 )
-from costline.warehouse.sql.rows import cte_queries, reads_tables, row_bound, unused_ctes
+from costline.warehouse.sql.rows import (
+    cte_queries,
+    reads_tables,
+    row_bound,
+    stored_tables,
+    unused_ctes,
+    within_ctes,
+)
 from costline.warehouse.sql.script import (
     ScriptReading,
     ScriptStatement,
@@ -130,6 +138,7 @@ __all__ = [
     "get_dialect",
     "has_subquery",
     "has_template",
+    "is_by_source",
     "is_constant",
     "is_false",
     "is_physical",
@@ -157,6 +166,7 @@ __all__ = [
     "split_statements",
     "star_over",
     "statement_output",
+    "stored_tables",
     "table_column_test",
     "table_name",
     "target_alias",
@@ -165,5 +175,6 @@ __all__ = [
     "unnest_aliases",
     "unused_ctes",
     "where_of",
+    "within_ctes",
     "wrapper_of",
 ]

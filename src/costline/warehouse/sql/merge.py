@@ -28,6 +28,7 @@ from costline.warehouse.sql.names import lookup, partition_columns
 __all__ = [
     "MergeScope",
     "TargetScope",
+    "is_by_source",
     "merge_scope",
     "partition_key",
     "source_alias",
@@ -53,7 +54,8 @@ def _whens(merge: exp.Merge) -> list[exp.When]:
     return list(whens.expressions) if whens is not None else []
 
 
-def _is_by_source(when: exp.Expr) -> bool:
+def is_by_source(when: exp.Expr) -> bool:
+    """A ``WHEN NOT MATCHED BY SOURCE`` branch."""
     return bool(when.args.get("source")) and not when.args.get("matched")
 
 
@@ -141,14 +143,14 @@ def merge_scope(merge: exp.Merge, columns: set[str] | None) -> MergeScope | None
     whens = _whens(merge)
     found = column_filters(on, on_part)
     for when in whens:
-        if not _is_by_source(when):
+        if not is_by_source(when):
             found.extend(column_filters(when.args.get("condition"), on_part))
     constant = any(prunes(f) for f in found)
     if not constant and columns is not None:
         constant = _source_constant(merge, columns)
     dynamic = next((f for f in found if f.kind is FilterKind.dynamic), None)
     unscoped: list[int] = []
-    branches = [w for w in whens if _is_by_source(w)]
+    branches = [w for w in whens if is_by_source(w)]
     for n, when in enumerate(branches):
         own = column_filters(when.args.get("condition"), on_part)
         if not any(prunes(f) for f in own):

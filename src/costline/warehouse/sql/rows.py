@@ -8,11 +8,18 @@ such a bound is unbounded (None): the SQL alone cannot say how many rows it retu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from sqlglot import exp
 
-__all__ = ["cte_queries", "reads_tables", "row_bound", "unused_ctes"]
+__all__ = [
+    "cte_queries",
+    "reads_tables",
+    "row_bound",
+    "stored_tables",
+    "unused_ctes",
+    "within_ctes",
+]
 
 _MAX_DEPTH = 16
 
@@ -131,16 +138,35 @@ def _enclosing_cte(node: exp.Expr) -> str:
     return ""
 
 
-def reads_tables(node: exp.Expr, ctes: Mapping[str, exp.Expr], depth: int = 0) -> bool:
-    """Whether ``node`` reads a stored table, directly or through the CTEs it names: a side
-    built from constants alone (a date spine from ``GENERATE_DATE_ARRAY``, literal rows) is a
-    scaffold, whatever its row count."""
+def stored_tables(
+    node: exp.Expr, ctes: Mapping[str, exp.Expr], depth: int = 0
+) -> Iterator[exp.Table]:
+    """The stored tables ``node`` reads, directly or through the CTEs it names (each CTE
+    followed once per reference; table functions are not tables)."""
     if depth > _MAX_DEPTH:
-        return True
-    for table in node.find_all(exp.Table):
+        return
+    for table in [node] if isinstance(node, exp.Table) else node.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue  # a table function
         query = None if table.args.get("db") else ctes.get(table.name.lower())
-        if query is None or reads_tables(query, ctes, depth + 1):
+        if query is None:
+            yield table
+        else:
+            yield from stored_tables(query, ctes, depth + 1)
+
+
+def reads_tables(node: exp.Expr, ctes: Mapping[str, exp.Expr]) -> bool:
+    """Whether ``node`` reads a stored table, directly or through the CTEs it names: a side
+    built from constants alone (a date spine from ``GENERATE_DATE_ARRAY``, literal rows) is a
+    scaffold, whatever its row count."""
+    return next(stored_tables(node, ctes), None) is not None
+
+
+def within_ctes(node: exp.Expr, names: set[str]) -> bool:
+    """Whether ``node`` sits in the body of one of the CTEs ``names`` (at any depth)."""
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.CTE) and parent.alias_or_name.lower() in names:
             return True
+        parent = parent.parent
     return False
