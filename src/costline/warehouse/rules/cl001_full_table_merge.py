@@ -14,7 +14,7 @@ REWRITE = "costline merge rewrite {path}"
 
 
 class FullTableMerge(Rule):
-    """MERGE that reads and rewrites every partition of its target.
+    """MERGE that reads every partition of its target.
 
     **What it does**
 
@@ -33,9 +33,9 @@ class FullTableMerge(Rule):
     **Why is this bad?**
 
     BigQuery prunes a MERGE's target only on constant predicates over its partition column.
-    Joining on `t.as_of_date = s.as_of_date` does not prune: every run reads and rewrites the
-    whole target, although the source touches one or two partitions. On a 300 TiB table that
-    is the whole table's scan price per run.
+    Joining on `t.as_of_date = s.as_of_date` does not prune: every run reads the whole target
+    to find the matches (and rewrites the partitions it changes), although the source touches
+    one or two partitions. On a 300 TiB table that is the whole table's scan price per run.
 
     **Anti-pattern**
 
@@ -95,9 +95,9 @@ def _check(found: TargetScope) -> Iterable[Violation]:
             yield Violation(
                 target,
                 f"possible full-table MERGE into {name}: no constant filter on any target "
-                "column in ON, WHEN or USING; if the target is partitioned, every run reads and "
-                f"rewrites all of it (a catalogue entry for {name} with its partitioning settles "
-                "it: --catalog)",
+                "column in ON, WHEN or USING; if the target is partitioned, every run reads all "
+                f"of it to match the source (a catalogue entry for {name} with its partitioning "
+                "settles it: --catalog)",
                 fix=REWRITE,
                 severity=Severity.info,
             )

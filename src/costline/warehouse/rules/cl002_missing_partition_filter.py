@@ -37,9 +37,10 @@ class MissingPartitionFilter(Rule):
 
     **Why is this bad?**
 
-    Partition pruning is the only thing that stops BigQuery from billing every partition of the
-    table. Without a filter on the partition column the query pays for the whole table, every
-    time it runs; with `require_partition_filter` set it fails instead.
+    Partition pruning is what keeps BigQuery from reading every partition of the table
+    (clustering then skips blocks inside the partitions read). Without a filter on the
+    partition column the query pays for every partition, every time it runs; with
+    `require_partition_filter` set it fails instead.
 
     **Anti-pattern**
 

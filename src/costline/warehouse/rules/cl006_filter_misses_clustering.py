@@ -21,9 +21,9 @@ class FilterMissesClustering(Rule):
     **Why is this bad?**
 
     Clustering sorts the table's storage blocks by the clustering columns; BigQuery skips
-    blocks only for filters on them. A workload that filters on other columns pays for the
-    clustering (re-clustering, layout choices) and gets none of the block pruning: either
-    filter on the clustering columns or re-cluster on what the workload filters.
+    blocks only for filters on them. A workload that filters on other columns gets none of the
+    block pruning the layout was chosen for (automatic re-clustering itself is free): either
+    filter on the clustering columns or cluster the table on what the workload filters.
 
     **Anti-pattern**
 

@@ -17,9 +17,9 @@ class TempTableNotDropped(Rule):
 
     **Why is this bad?**
 
-    A script's temporary tables live, and are billed as storage, for 24 hours after the script
-    ends. For a pipeline that runs every hour and stages gigabytes, that is a day of storage
-    for each run. Dropping the table when the script is done frees it at once.
+    A script's temporary tables are kept, as storage, for up to 24 hours after the script ends.
+    For a pipeline that runs every hour and stages gigabytes, that can be a day of storage for
+    each run. Dropping the table when the script is done frees it at once.
 
     **Anti-pattern**
 
@@ -54,6 +54,6 @@ class TempTableNotDropped(Rule):
                 yield Violation(
                     c.node,
                     f"temporary table {c.name} is never dropped: it is stored, and billed, for "
-                    "24 hours after the script ends",
+                    "up to 24 hours after the script ends",
                     fix=f"DROP TABLE {c.name} at the end of the script",
                 )

@@ -25,9 +25,9 @@ class SingleRowInserts(Rule):
 
     **Why is this bad?**
 
-    Every DML statement is a job: it is billed at least the on-demand minimum (10 MB in the
-    packaged price catalogue), counts against the table's DML quotas, and writes a new storage
-    file that must later be compacted. Row-at-a-time inserts multiply all three. One
+    Every DML statement is a job: it counts against the table's DML quotas, takes slot time to
+    plan and commit, and writes a new storage file that must later be compacted. Row-at-a-time
+    inserts multiply all three (the saving is slot time and quota, not documented bytes). One
     `INSERT ... SELECT` (or a multi-row `VALUES`) does the same work once; streaming or the
     Storage Write API suits real row-at-a-time feeds.
 
@@ -69,8 +69,8 @@ class SingleRowInserts(Rule):
             if stmt.loop_depth:
                 yield Violation(
                     node,
-                    f"one-row INSERT into {name} inside a loop: each iteration is a DML job, "
-                    "billed at least the per-query minimum",
+                    f"one-row INSERT into {name} inside a loop: each iteration is a DML job "
+                    "(slot time, DML quota and a storage file each)",
                     fix="collect the rows and INSERT … SELECT them once after the loop",
                 )
                 continue
@@ -80,6 +80,6 @@ class SingleRowInserts(Rule):
                 yield Violation(
                     nodes[0],
                     f"{len(nodes)} one-row INSERTs into {name} in one script: each is a DML "
-                    "job, billed at least the per-query minimum",
+                    "job (slot time, DML quota and a storage file each)",
                     fix="one INSERT with a multi-row VALUES list, or INSERT … SELECT",
                 )
