@@ -76,17 +76,32 @@ def test_fifty_slot_rounding() -> None:
     assert payg_cost([100.0000000001] * 600) == pytest.approx(100 * 600 / 3600 * PAYG)
 
 
-def test_scale_down_window_restarts_at_each_new_peak() -> None:
-    # 100 slots at 0 s and again at 30 s: the window restarts, 100 slots are held 0..89 s.
+def test_the_window_restarts_only_at_a_scale_up_then_capacity_follows_demand() -> None:
+    # Google's rule: after a scale-up capacity is kept 60 s; only a further scale-up restarts
+    # the window; 60 s after the last increase capacity drops to what is needed.
+    # 100 slots at 0 s and again at 30 s: no increase at 30 s, so 100 slots for 0..59 s only.
     values = [100] + [0] * 29 + [100] + [0] * 169
-    assert payg_cost(values) == pytest.approx(100 * 90 / 3600 * PAYG)
-    # A step down: 200 held for a minute after 0 s, then the 100 needed until 9 s for 59 s more.
-    values = [200] + [100] * 9 + [0] * 190
+    assert payg_cost(values) == pytest.approx(100 * 60 / 3600 * PAYG)
+    # 150 at 30 s is an increase: 100 for 0..29 s, then 150 held for 30..89 s.
+    values = [100] + [0] * 29 + [150] + [0] * 169
+    billed = billed_autoscale(series(values)).billed
+    assert billed[:30].tolist() == [100] * 30
+    assert billed[30:90].tolist() == [150] * 60
+    assert not billed[90:].any()
+    # A step down: 200 held for the minute after 0 s; from 60 s the 100 still needed, until it
+    # is no longer needed (10 s more), then nothing. A need inside the window never extends it.
+    values = [200] + [100] * 69 + [0] * 130
     billed = billed_autoscale(series(values)).billed
     assert billed[:60].tolist() == [200] * 60
-    assert billed[60:69].tolist() == [100] * 9
-    assert not billed[69:].any()
-    assert payg_cost(values) == pytest.approx((200 * 60 + 100 * 9) / 3600 * PAYG)
+    assert billed[60:70].tolist() == [100] * 10
+    assert not billed[70:].any()
+    assert payg_cost(values) == pytest.approx((200 * 60 + 100 * 10) / 3600 * PAYG)
+    # Following demand down after the window, a rise is a new scale-up with its own minute.
+    values = [100] * 70 + [150] + [0] * 129
+    billed = billed_autoscale(series(values)).billed
+    assert billed[:70].tolist() == [100] * 70
+    assert billed[70:130].tolist() == [150] * 60
+    assert not billed[130:].any()
 
 
 def test_minute_resolution_bills_each_minute_at_its_rounded_average() -> None:
@@ -152,8 +167,8 @@ def test_max_reservation_size_queues_work_as_delay() -> None:
     assert q.mean_delay_seconds == pytest.approx(100 * (1830 + 1770) / 12000)  # 30 s
     assert q.spill_seconds == 0
     assert period_cost(curve, 0, 0.0, PAYG) == pytest.approx(100 * 120 / 3600 * PAYG)
-    # Without the cap: 200 slots for 60 s, held 59 s more.
-    assert payg_cost(values) == pytest.approx(200 * 119 / 3600 * PAYG)
+    # Without the cap: 200 slots for 60 s, the minute of the one scale-up.
+    assert payg_cost(values) == pytest.approx(200 * 60 / 3600 * PAYG)
 
 
 def test_queued_work_past_the_end_is_run_not_dropped() -> None:
@@ -173,17 +188,20 @@ def test_max_slots_must_be_a_reservation_size() -> None:
 
 
 def reference_autoscaler(demand: list[float], commitment: int, window: int) -> list[int]:
-    """The autoscaler as a state machine, second by second: each 50-slot increment stays
-    allocated until ``window`` seconds after the last second that needed it."""
-    last_needed: dict[int, int] = {}
+    """The documented rule as a state machine, second by second, written from its wording:
+    scale up at once to what is needed above the baseline, in 50-slot steps; after a scale-up
+    keep the capacity for ``window`` seconds, a further scale-up restarting the window; once
+    ``window`` seconds have passed since the last scale-up, drop to what is needed."""
+    allocated, last_scale_up = 0, None
     billed = []
     for t, slots in enumerate(demand):
         above = max(slots - commitment, 0.0)
-        steps = int(np.ceil(above / 50 - 1e-6 / 50)) if above > 0 else 0
-        for k in range(1, steps + 1):
-            last_needed[k] = t
-        held = [k for k, when in last_needed.items() if t - when < window]
-        billed.append(50 * max(held, default=0))
+        needed = 50 * int(np.ceil(above / 50 - 1e-6 / 50)) if above > 0 else 0
+        if needed > allocated:
+            allocated, last_scale_up = needed, t
+        elif last_scale_up is None or t - last_scale_up >= window:
+            allocated = needed
+        billed.append(allocated)
     return billed
 
 
@@ -368,8 +386,8 @@ def test_timeline_gaps_are_idle_time(write_jsonl: Callable[..., Path]) -> None:
     s = usage_from_timeline(write_jsonl(rows, "timeline.jsonl"), PRICES)
     assert s.buckets == 110
     assert s.slots.tolist() == [50.0] * 10 + [0.0] * 90 + [50.0] * 10
-    # First block: 10 s, held to 68 s (69 s); second: 10 s, the series ends at 110 s.
-    assert payg_cost(s.slots.tolist()) == pytest.approx(50 * (69 + 10) / 3600 * PAYG)
+    # First block: scaled up at 0 s, kept its one minute; second: 10 s, the series ends at 110 s.
+    assert payg_cost(s.slots.tolist()) == pytest.approx(50 * (60 + 10) / 3600 * PAYG)
     assert s.on_demand_cost_usd is None
     assert any("total_bytes_billed" in n for n in s.notes)
 
@@ -547,7 +565,7 @@ def test_audit_report_renders_the_capacity_section(write_jsonl: Callable[..., Pa
 def test_idle_slot_sharing_against_reservations_bought_apart() -> None:
     # Reservation a runs 100 slots in the first half hour, b in the second: pooled, 100 slots
     # are busy all the time and worth committing; apart, each is busy half the time (below the
-    # 80% a 1-year commitment needs) and autoscales, the first held 59 s past its end.
+    # 80% a 1-year commitment needs) and autoscales, each billed while it runs.
     a = [100.0] * 1800 + [0.0] * 1800
     b = [0.0] * 1800 + [100.0] * 1800
     s = series(
@@ -561,7 +579,7 @@ def test_idle_slot_sharing_against_reservations_bought_apart() -> None:
     assert by[("1y", "optimal_commitment")].annual_cost_usd == pytest.approx(100 * COMMIT_1Y * year)
     apart = by[("1y", "per_reservation")]
     assert apart.reservation_commitments == {"a": 0, "b": 0}
-    assert apart.annual_cost_usd == pytest.approx(100 * (3600 + 59) / 3600 * PAYG * year)
+    assert apart.annual_cost_usd == pytest.approx(100 * 3600 / 3600 * PAYG * year)
     assert not apart.optimal
     # 3-year (60%): still below; each reservation is busy 50% of the time.
     assert by[("3y", "per_reservation")].commitment_slots == 0

@@ -26,8 +26,8 @@ from costline.warehouse.capacity.pricing import (
     BilledCurve,
     BillingRules,
     IntArray,
-    round_up,
-    sliding_max,
+    held_steps,
+    round_up_steps,
 )
 from costline.warehouse.capacity.usage import FloatArray
 
@@ -77,14 +77,14 @@ def brute_force_curve(
     :func:`cost_curve` (O(N × levels)).
 
     For each level ``C`` the autoscaler sees the demand above ``C``, rounds it up to 50 and
-    holds it for the scale-down window; the commitment is paid for every bucket.
+    holds each scale-up for the window; the commitment is paid for every bucket.
     """
     window = max(1, rules.window_seconds // resolution_s)
     out = np.empty(levels.size, dtype=np.float64)
     seconds = served.size * resolution_s
     for i, level in enumerate(levels.tolist()):
-        above = round_up(np.maximum(served - level, 0.0), rules.step_slots)
-        billed = sliding_max(above, window)
+        above = round_up_steps(np.maximum(served - level, 0.0), rules.step_slots)
+        billed = held_steps(above, window) * rules.step_slots
         out[i] = (
             level * seconds * commit_price + float(billed.sum()) * resolution_s * payg_price
         ) / SECONDS_PER_HOUR

@@ -6,11 +6,12 @@ The model, with prices from the catalogue (``core/data/prices.toml``) and the bi
 - **On-demand**: bytes billed × the price per TiB, BigQuery's minimums applied per job
   (:mod:`costline.warehouse.cost`).
 - **Editions pay-as-you-go autoscaling**: the autoscaler allocates slots in multiples of
-  ``RULES.step_slots`` (50), rounding the demand up. Allocated slots are billed per second with
-  a one-minute minimum: each 50-slot increment stays allocated (and billed) until
-  ``RULES.window_seconds`` (60 s) have passed since the last second it was needed, so a new
-  peak restarts the scale-down window. Formally, with ``r(t)`` the demand rounded up to 50,
-  the billed slots are ``W(t) = max(r(u) for u in (t - 60 s, t])``, a sliding maximum.
+  ``RULES.step_slots`` (50), rounding the demand up, and bills them per second with a
+  one-minute minimum. After each scale-up the capacity is kept for ``RULES.window_seconds``
+  (60 s); a further scale-up restarts that window; once 60 s have passed since the last
+  increase, capacity drops to what is needed (Google's "slots autoscaling" rule; see
+  :func:`held_steps`). It is not a sliding maximum of the demand: a second that needs less
+  than the allocation never extends it.
 - **Max reservation size** (optional, ``max_slots``): demand above it waits in a FIFO queue and
   runs as soon as slots free up; nothing is dropped. The backlog follows Lindley's recursion
   ``B(t) = max(0, B(t-1) + demand(t) - max_slots)``, computed in closed form with a running
@@ -98,26 +99,39 @@ def round_up(slots: FloatArray, step: int = RULES.step_slots) -> IntArray:
     return round_up_steps(slots, step) * np.int32(step)
 
 
-def sliding_max(values: IntArray, window: int) -> IntArray:
-    """``out[t] = max(values[max(t - window + 1, 0) .. t])``, in O(n log window).
+def held_steps(steps: IntArray, window: int) -> IntArray:
+    """The autoscaler's allocation, in steps, for a demand of ``steps`` per bucket.
 
-    Doubling: after k passes ``out[t]`` is the maximum of the last ``2**k`` values; one more
-    pass with the remaining shift covers exactly ``window`` (two overlapping spans). Each pass
-    is one vectorised ``maximum`` over the array.
+    BigQuery's documented rule: capacity scales up at once to what is needed; after each scale
+    up it is kept for ``window`` buckets (the one-minute minimum), a later increase restarting
+    that window; once the window has passed since the last increase, capacity drops to what
+    is needed. Scale-ups are the only events that hold capacity, so the loop runs once per
+    scale-up and once per stretch that follows demand, each a vectorised slice.
     """
-    out = values.copy()
-    spare = np.empty_like(out)
-    span = 1
-    while span * 2 <= window and span < out.size:
-        spare[:span] = out[:span]
-        np.maximum(out[span:], out[:-span], out=spare[span:])
-        out, spare = spare, out
-        span *= 2
-    rest = min(window, out.size) - span
-    if rest > 0:
-        spare[:rest] = out[:rest]
-        np.maximum(out[rest:], out[:-rest], out=spare[rest:])
-        out = spare
+    n = int(steps.size)
+    out = np.empty_like(steps)
+    if n == 0:
+        return out
+    # Where demand rises from one bucket to the next: while capacity follows demand, these
+    # are the only buckets that can scale it up.
+    rises = np.flatnonzero(steps[1:] > steps[:-1]) + 1
+    i, prev = 0, 0
+    while i < n:
+        level = int(steps[i])
+        if level <= prev:
+            # Following demand down (or flat) until it next rises above the bucket before it.
+            k = np.searchsorted(rises, i + 1)
+            j = int(rises[k]) if k < rises.size else n
+            out[i:j] = steps[i:j]
+            prev = int(steps[j - 1])
+            i = j
+            continue
+        # A scale-up at i: held at its level for the window, unless demand rises above it.
+        end = min(i + window, n)
+        above = np.flatnonzero(steps[i + 1 : end] > level)
+        stop = i + 1 + int(above[0]) if above.size else end
+        out[i:stop] = level
+        prev, i = level, stop
     return out
 
 
@@ -176,7 +190,7 @@ class BilledCurve:
     """What the autoscaler bills, second by second, for a usage series.
 
     ``served`` is the demand after the max-reservation queue (the demand itself without a cap);
-    ``billed`` is ``W(t)``, the sliding maximum of ``served`` rounded up to 50 slots.
+    ``billed`` is the autoscaler's allocation for it (:func:`held_steps`), in slots.
     ``level_counts[j]`` counts the buckets where ``W(t) = 50 j``, and ``covered[c]`` is the
     used slot-bucket sum committed slots ``50 c`` would cover, ``sum_t min(served(t), 50 c)``:
     both are computed once, so every level's cost and share is a lookup.
@@ -236,7 +250,7 @@ def billed_autoscale(
             spill_seconds=0,
         )
     window = max(1, rules.window_seconds // series.resolution_s)
-    held = sliding_max(round_up_steps(served, rules.step_slots), window)
+    held = held_steps(round_up_steps(served, rules.step_slots), window)
     billed = held * np.int32(rules.step_slots)
     step = rules.commitment_step_slots
     levels = held if step == rules.step_slots else billed // step
