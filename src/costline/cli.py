@@ -205,6 +205,13 @@ def capacity(
             help="--no-idle-sharing also prices each reservation with its own commitment.",
         ),
     ] = True,
+    fluid: Annotated[
+        bool,
+        typer.Option(
+            "--fluid",
+            help="Price autoscaling with fluid scaling: second by second, no one-minute minimum.",
+        ),
+    ] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     prices: PricesOption = None,
@@ -256,6 +263,7 @@ def capacity(
             max_slots=max_slots,
             growth=what_if,
             idle_sharing=idle_sharing,
+            fluid=fluid,
             progress=step,
         )
     _report_rejections(result.rejected, result.rows, [str(p) for p in result.problems], False)

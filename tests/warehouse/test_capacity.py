@@ -21,6 +21,7 @@ from costline.core.errors import CostlineError
 from costline.core.prices import Edition, load_prices
 from costline.warehouse.capacity import (
     RULES,
+    CapacityResult,
     UsageSeries,
     billed_autoscale,
     brute_force_curve,
@@ -34,7 +35,7 @@ from costline.warehouse.capacity import (
     usage_from_history,
     usage_from_timeline,
 )
-from costline.warehouse.capacity.pricing import committed_share
+from costline.warehouse.capacity.pricing import FLUID_RULES, committed_share
 from costline.warehouse.jobs import read_history
 from tests.conftest import TIB, job
 from tests.conftest import costline as run_costline
@@ -65,8 +66,26 @@ def payg_cost(values: list[float], max_slots: int | None = None) -> float:
 
 
 def test_one_minute_minimum() -> None:
-    # 30 slots for one second: rounded up to 50 and billed for a full minute.
-    assert payg_cost([30] + [0] * 99) == pytest.approx(50 * 60 / 3600 * PAYG)  # $0.05
+    # 30 slots for one second: rounded up to 50, and kept for the 60 s after it.
+    assert payg_cost([30] + [0] * 99) == pytest.approx(50 * 61 / 3600 * PAYG)
+
+
+def test_the_documentations_worked_example() -> None:
+    # Google's "slots" page: 100 slots are needed for one second at 12:00:00; the peak is kept
+    # for the scale-down window; at 12:01:01 50 slots are needed and capacity scales *down* to
+    # 50 (a decrease restarts no window), at 12:01:02 none, and it drops again at once.
+    values = [100] + [0] * 60 + [50] + [0] * 38
+    billed = billed_autoscale(series(values)).billed
+    assert billed[:61].tolist() == [100] * 61  # 12:00:00 .. 12:01:00
+    assert billed[61] == 50  # 12:01:01
+    assert not billed[62:].any()  # from 12:01:02
+    assert payg_cost(values) == pytest.approx((100 * 61 + 50) / 3600 * PAYG)
+    # The page's second example: a new, higher peak inside the window starts a new window.
+    values = [100] + [0] * 29 + [200] + [0] * 69
+    billed = billed_autoscale(series(values)).billed
+    assert billed[:30].tolist() == [100] * 30
+    assert billed[30:91].tolist() == [200] * 61
+    assert not billed[91:].any()
 
 
 def test_fifty_slot_rounding() -> None:
@@ -79,35 +98,55 @@ def test_fifty_slot_rounding() -> None:
 def test_the_window_restarts_only_at_a_scale_up_then_capacity_follows_demand() -> None:
     # Google's rule: after a scale-up capacity is kept 60 s; only a further scale-up restarts
     # the window; 60 s after the last increase capacity drops to what is needed.
-    # 100 slots at 0 s and again at 30 s: no increase at 30 s, so 100 slots for 0..59 s only.
+    # 100 slots at 0 s and again at 30 s: no increase at 30 s, so 100 slots for 0..60 s only.
     values = [100] + [0] * 29 + [100] + [0] * 169
-    assert payg_cost(values) == pytest.approx(100 * 60 / 3600 * PAYG)
-    # 150 at 30 s is an increase: 100 for 0..29 s, then 150 held for 30..89 s.
+    assert payg_cost(values) == pytest.approx(100 * 61 / 3600 * PAYG)
+    # 150 at 30 s is an increase: 100 for 0..29 s, then 150 held for 30..90 s.
     values = [100] + [0] * 29 + [150] + [0] * 169
     billed = billed_autoscale(series(values)).billed
     assert billed[:30].tolist() == [100] * 30
-    assert billed[30:90].tolist() == [150] * 60
-    assert not billed[90:].any()
-    # A step down: 200 held for the minute after 0 s; from 60 s the 100 still needed, until it
-    # is no longer needed (10 s more), then nothing. A need inside the window never extends it.
+    assert billed[30:91].tolist() == [150] * 61
+    assert not billed[91:].any()
+    # A step down: 200 held through the window after 0 s; from 61 s the 100 still needed, until
+    # it is no longer needed, then nothing. A need inside the window never extends it.
     values = [200] + [100] * 69 + [0] * 130
     billed = billed_autoscale(series(values)).billed
-    assert billed[:60].tolist() == [200] * 60
-    assert billed[60:70].tolist() == [100] * 10
+    assert billed[:61].tolist() == [200] * 61
+    assert billed[61:70].tolist() == [100] * 9
     assert not billed[70:].any()
-    assert payg_cost(values) == pytest.approx((200 * 60 + 100 * 10) / 3600 * PAYG)
-    # Following demand down after the window, a rise is a new scale-up with its own minute.
+    assert payg_cost(values) == pytest.approx((200 * 61 + 100 * 9) / 3600 * PAYG)
+    # Following demand down after the window, a rise is a new scale-up with its own window.
     values = [100] * 70 + [150] + [0] * 129
     billed = billed_autoscale(series(values)).billed
     assert billed[:70].tolist() == [100] * 70
-    assert billed[70:130].tolist() == [150] * 60
-    assert not billed[130:].any()
+    assert billed[70:131].tolist() == [150] * 61
+    assert not billed[131:].any()
+
+
+def test_fluid_scaling_follows_demand_second_by_second() -> None:
+    # Same 50-slot steps, no one-minute minimum, no scale-down window.
+    values = [30] + [0] * 9 + [120] * 3 + [60] + [0] * 6
+    curve = billed_autoscale(series(values), rules=FLUID_RULES)
+    assert curve.billed.tolist() == [50] + [0] * 9 + [150] * 3 + [100] + [0] * 6
+    assert period_cost(curve, 0, 0.0, PAYG) == pytest.approx((50 + 450 + 100) / 3600 * PAYG)
+    standard, fluid = (
+        plan_capacity(series([100] + [0] * 3599), PRICES, editions=[Edition.ENTERPRISE], fluid=f)
+        for f in (False, True)
+    )
+    assert (standard.scaling, fluid.scaling) == ("standard", "fluid")
+
+    def payg(result: CapacityResult) -> float:
+        return next(p.annual_cost_usd for p in result.plans if p.term == "none")
+
+    # One second of 100 slots an hour: 61 s billed with the window, 1 s without.
+    assert payg(standard) == pytest.approx(61 * payg(fluid))
 
 
 def test_minute_resolution_bills_each_minute_at_its_rounded_average() -> None:
+    # A scale-up in one minute is kept through the next (the window after it reaches into it).
     curve = billed_autoscale(series([30, 0, 120], resolution_s=60))
-    assert curve.billed.tolist() == [50, 0, 150]
-    assert period_cost(curve, 0, 0.0, PAYG) == pytest.approx(200 * 60 / 3600 * PAYG)
+    assert curve.billed.tolist() == [50, 50, 150]
+    assert period_cost(curve, 0, 0.0, PAYG) == pytest.approx(250 * 60 / 3600 * PAYG)
 
 
 def test_commitment_is_paid_every_second_and_autoscale_covers_the_rest() -> None:
@@ -167,8 +206,8 @@ def test_max_reservation_size_queues_work_as_delay() -> None:
     assert q.mean_delay_seconds == pytest.approx(100 * (1830 + 1770) / 12000)  # 30 s
     assert q.spill_seconds == 0
     assert period_cost(curve, 0, 0.0, PAYG) == pytest.approx(100 * 120 / 3600 * PAYG)
-    # Without the cap: 200 slots for 60 s, the minute of the one scale-up.
-    assert payg_cost(values) == pytest.approx(200 * 60 / 3600 * PAYG)
+    # Without the cap: 200 slots from the one scale-up through its window.
+    assert payg_cost(values) == pytest.approx(200 * 61 / 3600 * PAYG)
 
 
 def test_queued_work_past_the_end_is_run_not_dropped() -> None:
@@ -190,8 +229,9 @@ def test_max_slots_must_be_a_reservation_size() -> None:
 def reference_autoscaler(demand: list[float], commitment: int, window: int) -> list[int]:
     """The documented rule as a state machine, second by second, written from its wording:
     scale up at once to what is needed above the baseline, in 50-slot steps; after a scale-up
-    keep the capacity for ``window`` seconds, a further scale-up restarting the window; once
-    ``window`` seconds have passed since the last scale-up, drop to what is needed."""
+    keep the capacity for the ``window`` seconds after it, a further scale-up restarting the
+    window; once ``window`` seconds have passed since the last scale-up, drop to what is
+    needed."""
     allocated, last_scale_up = 0, None
     billed = []
     for t, slots in enumerate(demand):
@@ -199,7 +239,7 @@ def reference_autoscaler(demand: list[float], commitment: int, window: int) -> l
         needed = 50 * int(np.ceil(above / 50 - 1e-6 / 50)) if above > 0 else 0
         if needed > allocated:
             allocated, last_scale_up = needed, t
-        elif last_scale_up is None or t - last_scale_up >= window:
+        elif last_scale_up is None or t - last_scale_up > window:
             allocated = needed
         billed.append(allocated)
     return billed
@@ -386,8 +426,8 @@ def test_timeline_gaps_are_idle_time(write_jsonl: Callable[..., Path]) -> None:
     s = usage_from_timeline(write_jsonl(rows, "timeline.jsonl"), PRICES)
     assert s.buckets == 110
     assert s.slots.tolist() == [50.0] * 10 + [0.0] * 90 + [50.0] * 10
-    # First block: scaled up at 0 s, kept its one minute; second: 10 s, the series ends at 110 s.
-    assert payg_cost(s.slots.tolist()) == pytest.approx(50 * (60 + 10) / 3600 * PAYG)
+    # First block: scaled up at 0 s, kept through its window; second: 10 s, the series ends.
+    assert payg_cost(s.slots.tolist()) == pytest.approx(50 * (61 + 10) / 3600 * PAYG)
     assert s.on_demand_cost_usd is None
     assert any("total_bytes_billed" in n for n in s.notes)
 

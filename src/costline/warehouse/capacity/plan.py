@@ -30,9 +30,11 @@ from costline.core.prices import Edition, PriceCatalogue
 from costline.warehouse.capacity.forecast import ForecastFit, fit_forecast
 from costline.warehouse.capacity.optimise import cost_curve, smallest_level_with_share
 from costline.warehouse.capacity.pricing import (
+    FLUID_RULES,
     RULES,
     SECONDS_PER_YEAR,
     BilledCurve,
+    BillingRules,
     QueueStats,
     Term,
     billed_autoscale,
@@ -166,6 +168,9 @@ class CapacityResult(_Model):
     what_if: WhatIf | None
     profile: UsageProfile
     load_duration: LoadDuration
+    scaling: str = "standard"
+    """How autoscaling was priced: "standard" (one-minute minimum, scale-down window) or
+    "fluid" (second by second)."""
     rules_source: str
     prices_source: str
 
@@ -270,14 +275,18 @@ def _price_edition(
 
 
 def _per_reservation(
-    series: UsageSeries, edition: Edition, prices: PriceCatalogue, cap: int | None
+    series: UsageSeries,
+    edition: Edition,
+    prices: PriceCatalogue,
+    cap: int | None,
+    rules: BillingRules,
 ) -> list[Plan]:
     """Each reservation bought on its own, with its own optimal commitment: no idle slot of
     one serves another. Never cheaper than the pooled optimum (the pooled billed curve is at
     most the sum of the reservations'); the difference is what idle-slot sharing is worth."""
     price = prices.bigquery.editions[edition]
     curves = {
-        name: billed_autoscale(replace(series, slots=slots, reservations={}), cap)
+        name: billed_autoscale(replace(series, slots=slots, reservations={}), cap, rules)
         for name, slots in series.reservations.items()
     }
     total_used = sum(float(c.served.sum()) for c in curves.values())
@@ -319,13 +328,16 @@ def price_plans(
     editions: Iterable[Edition] | None = None,
     max_slots: int | None = None,
     idle_sharing: bool = True,
+    fluid: bool = False,
 ) -> tuple[list[Plan], list[CostCurve], dict[str, BilledCurve]]:
     """Every plan for ``series`` (see the module docstring), the cost curves behind the
-    optimal commitments, and the billed autoscale curve of each edition.
+    optimal commitments, and the billed autoscale curve of each edition. ``fluid`` prices
+    autoscaling with fluid scaling (no one-minute minimum, no scale-down window).
 
     With ``idle_sharing=False`` and a series split by reservation, each edition and term also
     gets a ``per_reservation`` plan: every reservation with its own optimal commitment."""
     _check_max_slots(max_slots)
+    rules = FLUID_RULES if fluid else RULES
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
     plans: list[Plan] = []
     if series.on_demand_cost_usd is not None and series.period_seconds:
@@ -351,12 +363,12 @@ def price_plans(
             raise CostlineError(f"the price catalogue has no {edition.value} edition")
         cap = _cap(edition, max_slots)
         if cap not in by_cap:
-            by_cap[cap] = billed_autoscale(series, cap)
+            by_cap[cap] = billed_autoscale(series, cap, rules)
         curve = by_cap[cap]
         billed[edition.value] = curve
         edition_plans, edition_curves = _price_edition(edition, curve, prices, cap)
         if not idle_sharing and series.reservations:
-            edition_plans += _per_reservation(series, edition, prices, cap)
+            edition_plans += _per_reservation(series, edition, prices, cap, rules)
         plans += edition_plans
         curves += edition_curves
     return plans, curves, billed
@@ -431,6 +443,7 @@ def plan_capacity(
     growth: float | None = None,
     forecast: bool = True,
     idle_sharing: bool = True,
+    fluid: bool = False,
     progress: Progress | None = None,
 ) -> CapacityResult:
     """Price every plan for ``series``, find each optimum, forecast the next 12 months and
@@ -440,7 +453,12 @@ def plan_capacity(
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
     step("capacity: pricing plans", 0.1)
     plans, curves, billed = price_plans(
-        series, prices, editions=chosen, max_slots=max_slots, idle_sharing=idle_sharing
+        series,
+        prices,
+        editions=chosen,
+        max_slots=max_slots,
+        idle_sharing=idle_sharing,
+        fluid=fluid,
     )
     notes = list(series.notes)
     if series.buckets == 0 or not float(series.slots.sum()):
@@ -522,6 +540,7 @@ def plan_capacity(
         what_if=what_if,
         profile=_profile(series),
         load_duration=duration,
+        scaling="fluid" if fluid else "standard",
         rules_source=RULES.source,
         prices_source=f"{od.source} ({od.as_of})",
     )

@@ -7,11 +7,11 @@ The model, with prices from the catalogue (``core/data/prices.toml``) and the bi
   (:mod:`costline.warehouse.cost`).
 - **Editions pay-as-you-go autoscaling**: the autoscaler allocates slots in multiples of
   ``RULES.step_slots`` (50), rounding the demand up, and bills them per second with a
-  one-minute minimum. After each scale-up the capacity is kept for ``RULES.window_seconds``
-  (60 s); a further scale-up restarts that window; once 60 s have passed since the last
-  increase, capacity drops to what is needed (Google's "slots autoscaling" rule; see
-  :func:`held_steps`). It is not a sliding maximum of the demand: a second that needs less
-  than the allocation never extends it.
+  one-minute minimum. After each scale-up the capacity is kept for the ``RULES.window_seconds``
+  (60 s) that follow; a further scale-up restarts that window; once 60 s have passed since the
+  last increase, capacity drops to what is needed (Google's "slots autoscaling" rule and
+  worked example; see :func:`held_steps`). It is not a sliding maximum of the demand: a second
+  that needs less than the allocation never extends it.
 - **Max reservation size** (optional, ``max_slots``): demand above it waits in a FIFO queue and
   runs as soon as slots free up; nothing is dropped. The backlog follows Lindley's recursion
   ``B(t) = max(0, B(t-1) + demand(t) - max_slots)``, computed in closed form with a running
@@ -57,15 +57,21 @@ class BillingRules:
     window_seconds: int = 60
     commitment_step_slots: int = 50
     standard_max_slots: int = 1_600
+    """Standard edition: per reservation (10 reservations per administration project)."""
+    fluid: bool = False
+    """Fluid scaling (GA 2026-06-03): capacity follows demand second by second, in the same
+    50-slot steps, with no one-minute minimum and no scale-down window."""
     source: str = (
-        "https://cloud.google.com/bigquery/docs/slots-autoscaling-intro; "
-        "https://cloud.google.com/bigquery/docs/editions-intro; "
+        "https://docs.cloud.google.com/bigquery/docs/slots; "
+        "https://docs.cloud.google.com/bigquery/docs/editions-intro; "
+        "https://docs.cloud.google.com/bigquery/docs/release-notes (June 03, 2026: fluid scaling); "
         "https://cloud.google.com/bigquery/pricing#capacity_compute_analysis_pricing"
     )
-    as_of: str = "2026-06-01"
+    as_of: str = "2026-08-20"
 
 
 RULES = BillingRules()
+FLUID_RULES = BillingRules(fluid=True)
 
 
 class Term(StrEnum):
@@ -102,11 +108,14 @@ def round_up(slots: FloatArray, step: int = RULES.step_slots) -> IntArray:
 def held_steps(steps: IntArray, window: int) -> IntArray:
     """The autoscaler's allocation, in steps, for a demand of ``steps`` per bucket.
 
-    BigQuery's documented rule: capacity scales up at once to what is needed; after each scale
-    up it is kept for ``window`` buckets (the one-minute minimum), a later increase restarting
-    that window; once the window has passed since the last increase, capacity drops to what
-    is needed. Scale-ups are the only events that hold capacity, so the loop runs once per
-    scale-up and once per stretch that follows demand, each a vectorised slice.
+    BigQuery's documented rule: capacity scales up at once to what is needed; a scale-up is
+    retained for the ``window`` buckets after the one it happened in (the scale-down window), a
+    later increase restarting it; once the window has passed since the last increase, capacity
+    drops to what is needed, and a drop restarts nothing. The documentation's own example fixes
+    where the window ends: 100 slots needed for one second at 12:00:00 are still there at
+    12:01:00, and a need of 50 at 12:01:01 is a scale *down* to 50 (then 0 at 12:01:02).
+    Scale-ups are the only events that hold capacity, so the loop runs once per scale-up and
+    once per stretch that follows demand, each a vectorised slice.
     """
     n = int(steps.size)
     out = np.empty_like(steps)
@@ -126,8 +135,8 @@ def held_steps(steps: IntArray, window: int) -> IntArray:
             prev = int(steps[j - 1])
             i = j
             continue
-        # A scale-up at i: held at its level for the window, unless demand rises above it.
-        end = min(i + window, n)
+        # A scale-up at i: held at its level through the window, unless demand rises above it.
+        end = min(i + window + 1, n)
         above = np.flatnonzero(steps[i + 1 : end] > level)
         stop = i + 1 + int(above[0]) if above.size else end
         out[i:stop] = level
@@ -249,7 +258,7 @@ def billed_autoscale(
             peak_backlog_slot_hours=0.0,
             spill_seconds=0,
         )
-    window = max(1, rules.window_seconds // series.resolution_s)
+    window = 0 if rules.fluid else max(1, rules.window_seconds // series.resolution_s)
     held = held_steps(round_up_steps(served, rules.step_slots), window)
     billed = held * np.int32(rules.step_slots)
     step = rules.commitment_step_slots
