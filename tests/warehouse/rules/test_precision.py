@@ -106,7 +106,21 @@ CASES: list[tuple[str, str, bool]] = [
     ),
     ("CL002", f"SELECT portfolio_id FROM {POS} WHERE NOT as_of_date = '2026-08-02'", True),
     # CL003 non-sargable partition filter
-    ("CL003", f"SELECT desk FROM {POS} WHERE EXTRACT(YEAR FROM as_of_date) = 2026", True),
+    # EXTRACT(YEAR ...), DATE_TRUNC, DATE_ADD, DATE_DIFF are on Google's list of pruning functions
+    ("CL003", f"SELECT desk FROM {POS} WHERE EXTRACT(YEAR FROM as_of_date) = 2026", False),
+    ("CL003", f"SELECT desk FROM {POS} WHERE EXTRACT(MONTH FROM as_of_date) = 8", True),
+    ("CL003", f"SELECT desk FROM {POS} WHERE DATE_TRUNC(as_of_date, MONTH) = '2026-08-01'", False),
+    (
+        "CL003",
+        f"SELECT desk FROM {POS} WHERE DATE_ADD(as_of_date, INTERVAL 1 DAY) = '2026-08-02'",
+        False,
+    ),
+    (
+        "CL003",
+        f"SELECT desk FROM {POS} WHERE DATE_DIFF(as_of_date, DATE '2026-01-01', DAY) < 7",
+        False,
+    ),
+    ("CL003", f"SELECT desk FROM {POS} WHERE CAST(as_of_date AS STRING) = '2026-08-02'", True),
     (
         "CL003",
         f"SELECT desk FROM {POS} WHERE as_of_date >= '2026-08-01' "
@@ -516,3 +530,43 @@ def test_a_peer_detector_is_claimed_only_where_its_definition_holds() -> None:
     assert simple.equivalents == ("bigquery-antipattern-recognition:SimpleSelectStar",)
     [joined] = findings("SELECT * FROM d.t JOIN d.u USING (k)", "CL010")
     assert joined.equivalents == ()
+
+
+def test_pruning_functions_follow_the_column_type_and_arguments() -> None:
+    catalog = Catalog(
+        tables=(
+            TableMeta(
+                name="p.web.hits",
+                columns=(Column(name="ts", type="TIMESTAMP"), Column(name="v", type="INT64")),
+                partitioning=Partitioning(column="ts", granularity=PartitionGranularity.DAY),
+                rows=10,
+                logical_bytes=1 << 30,
+            ),
+            TableMeta(
+                name="p.crm.customers",
+                columns=(Column(name="customer_id", type="INT64"), Column(name="v", type="INT64")),
+                partitioning=Partitioning(
+                    column="customer_id", granularity=PartitionGranularity.INTEGER_RANGE
+                ),
+                rows=10,
+                logical_bytes=1 << 30,
+            ),
+        )
+    )
+
+    def fires(sql: str) -> bool:
+        return findings(sql, "CL003", catalog=catalog) != []
+
+    # FORMAT_TIMESTAMP prunes only with the date formats Google lists.
+    assert not fires("SELECT v FROM web.hits WHERE FORMAT_TIMESTAMP('%Y%m%d', ts) = '20260802'")
+    assert not fires("SELECT v FROM web.hits WHERE FORMAT_TIMESTAMP('%F', ts) = '2026-08-02'")
+    assert fires("SELECT v FROM web.hits WHERE FORMAT_TIMESTAMP('%Y%m', ts) = '202608'")
+    assert not fires("SELECT v FROM web.hits WHERE TIMESTAMP_TRUNC(ts, DAY) = '2026-08-02'")
+    assert not fires("SELECT v FROM web.hits WHERE EXTRACT(DATE FROM ts) = '2026-08-02'")
+    assert fires("SELECT v FROM web.hits WHERE EXTRACT(HOUR FROM ts) = 3")
+    # A second column among the arguments makes the function row by row.
+    assert fires("SELECT v FROM web.hits WHERE TIMESTAMP_DIFF(ts, TIMESTAMP(v), DAY) = 0")
+    # On an integer-range column no function prunes, the bare column does.
+    assert fires("SELECT v FROM crm.customers WHERE MOD(customer_id, 10) = 0")
+    assert fires("SELECT v FROM crm.customers WHERE DATE(customer_id) = '2026-01-01'")
+    assert not fires("SELECT v FROM crm.customers WHERE customer_id BETWEEN 0 AND 999")

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sqlglot import exp
 
-from costline.warehouse.catalog import Catalog
+from costline.warehouse.catalog import Catalog, PartitionGranularity
 from costline.warehouse.rules.base import Rule, Severity, Statement, Violation, sized
 from costline.warehouse.rules.scans import table_scans
 from costline.warehouse.sql import (
@@ -34,10 +34,16 @@ class NonSargablePartitionFilter(Rule):
 
     **Why is this bad?**
 
-    BigQuery prunes partitions on predicates over the bare column, or over the column truncated
-    to a date or a time unit (`DATE(ts)`, `TIMESTAMP_TRUNC(ts, DAY)`). Once the column is inside
-    any other expression, the filter is evaluated row by row after every partition has been
-    read: the query is billed for the whole table although it returns one day.
+    BigQuery prunes partitions on predicates over the bare column, or over the column inside one
+    of the functions Google lists as pruning, with constant other arguments: `DATE_ADD`,
+    `DATE_SUB`, `DATE_DIFF`, `DATE_TRUNC`, `EXTRACT(YEAR ...)`, `DATETIME_DIFF`,
+    `TIMESTAMP_ADD`, `TIMESTAMP_SUB`, `TIMESTAMP_DIFF`, `TIMESTAMP_TRUNC`, `EXTRACT(DATE|YEAR
+    ...)`, `FORMAT_TIMESTAMP` with `%F`, `%Y-%m-%d` or `%Y%m%d`, and `DATE(ts)` / `CAST(ts AS
+    DATE)` (docs.cloud.google.com/bigquery/docs/querying-partitioned-tables). Inside any other
+    expression (`FORMAT_DATE`, `EXTRACT(MONTH ...)`, `CAST(d AS STRING)`, `ts + INTERVAL ...`),
+    or any function of an integer-range partition column, the filter is evaluated row by row
+    after every partition has been read: the query is billed for the whole table although it
+    returns one day.
 
     **Anti-pattern**
 
@@ -68,10 +74,12 @@ class NonSargablePartitionFilter(Rule):
             for scan in table_scans(stmt, catalog):
                 columns = partition_columns(scan.meta)
                 found = scan.on(columns)
+                part = scan.meta.partitioning
+                ranged = part is not None and part.granularity is PartitionGranularity.INTEGER_RANGE
                 if not columns or any(f.kind is FilterKind.constant for f in found):
                     continue
                 for f in found:
-                    if f.kind is FilterKind.wrapped and not prunes(f):
+                    if f.kind is FilterKind.wrapped and not prunes(f, integer_range=ranged):
                         yield _violation(f, sized(scan.meta.short_name, scan.meta.logical_bytes))
                         break
             return

@@ -8,8 +8,8 @@ a column with something, classified by what an engine can do with it:
 - ``constant``: the bare column against values known before the query runs (literals, query
   parameters, script variables, ``CURRENT_DATE()`` and functions of those) — prunable;
 - ``wrapped``: the column inside a function or cast, against constants — not prunable
-  (``CAST(d AS STRING) = '…'``), except for a truncation to a date or a time unit
-  (``DATE(ts) = '…'``, see :func:`prunes`);
+  (``CAST(d AS STRING) = '…'``), except in the functions Google lists as pruning
+  (``DATE(ts) = '…'``, ``DATE_TRUNC(d, MONTH) = …``, see :func:`prunes`);
 - ``dynamic``: the bare column against a subquery — its values are known only at run time.
 
 An OR is a constant filter only when every branch constant-filters the same column; a filter
@@ -30,6 +30,7 @@ from costline.warehouse.catalog import Catalog
 from costline.warehouse.sql.names import column_table
 
 __all__ = [
+    "PRUNING_FUNCTIONS",
     "ColumnFilter",
     "ColumnTest",
     "Condition",
@@ -252,24 +253,59 @@ def _or_filters(pred: exp.Expr, test: ColumnTest) -> list[ColumnFilter]:
     return out
 
 
-# Wrappers BigQuery still prunes partitions on: the column truncated to a date or a time unit
-# (`DATE(ts) = @day` on a TIMESTAMP column partitioned by day is the usual daily filter).
-_TRUNCATIONS = (exp.Date, exp.TsOrDsToDate, exp.TimestampTrunc, exp.DatetimeTrunc, exp.DateTrunc)
+# Functions of the partitioning column BigQuery still prunes on when their other arguments are
+# constant, as Google lists them ("Query partitioned tables", read 2026-12-03:
+# https://docs.cloud.google.com/bigquery/docs/querying-partitioned-tables), with DATE(col) and
+# CAST(col AS DATE) from the same page's examples. Anything else needs a full scan; on an
+# integer-range partitioned column no function prunes.
+PRUNING_FUNCTIONS = (
+    exp.DateAdd,
+    exp.DateSub,
+    exp.DateDiff,
+    exp.DateTrunc,
+    exp.DatetimeDiff,
+    exp.TimestampAdd,
+    exp.TimestampSub,
+    exp.TimestampDiff,
+    exp.TimestampTrunc,
+    exp.Date,
+    exp.TsOrDsToDate,
+)
+PRUNING_EXTRACT_PARTS = frozenset({"YEAR", "DATE"})
+PRUNING_TIMESTAMP_FORMATS = frozenset({"%F", "%Y-%m-%d", "%Y%m%d"})
 
 
-def prunes(f: ColumnFilter) -> bool:
+def _pruning_wrapper(column: exp.Column) -> exp.Expr | None:
+    """The one documented function wrapping ``column`` that still prunes, if it is one."""
+    wrapper = column.parent
+    if isinstance(wrapper, exp.TsOrDsToTimestamp) and isinstance(wrapper.parent, exp.TimeToStr):
+        # FORMAT_TIMESTAMP(fmt, ts): only the date formats Google lists.
+        formatted = wrapper.parent
+        fmt = formatted.args.get("format")
+        ok = isinstance(fmt, exp.Literal) and fmt.name in PRUNING_TIMESTAMP_FORMATS
+        return formatted if ok else None
+    if isinstance(wrapper, exp.Extract):
+        return wrapper if wrapper.this.name.upper() in PRUNING_EXTRACT_PARTS else None
+    if isinstance(wrapper, exp.Cast):
+        return wrapper if wrapper.to.is_type(exp.DataType.Type.DATE) else None
+    if isinstance(wrapper, PRUNING_FUNCTIONS) and not isinstance(wrapper.parent, exp.TimeToStr):
+        return wrapper
+    return None
+
+
+def prunes(f: ColumnFilter, *, integer_range: bool = False) -> bool:
     """Whether a filter lets the engine prune on its column: a constant one, or a wrapped one
-    whose only wrapper truncates the column to a date or a time unit."""
+    whose only wrapper is a function Google lists as pruning (:data:`PRUNING_FUNCTIONS`) with
+    constant other arguments. ``integer_range``: the column partitions by integer range, where
+    no function prunes."""
     if f.kind is FilterKind.constant:
         return True
-    if f.kind is not FilterKind.wrapped:
+    if f.kind is not FilterKind.wrapped or integer_range:
         return False
-    wrapper = f.column.parent
+    wrapper = _pruning_wrapper(f.column)
     if wrapper is None or wrapper.parent is not f.predicate:
         return False
-    if isinstance(wrapper, exp.Cast):
-        return wrapper.to.is_type(exp.DataType.Type.DATE)
-    return isinstance(wrapper, _TRUNCATIONS)
+    return all(c is f.column for c in wrapper.find_all(exp.Column))
 
 
 def equated_columns(condition: Condition) -> list[tuple[exp.Column, exp.Column]]:
