@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def _jobs(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         " error_result: 'STRUCT(reason VARCHAR, location VARCHAR, message VARCHAR)',"
         " query_info: 'STRUCT(query_hashes STRUCT(normalized_literals VARCHAR))'})"
     )
-    # The profiler's pricing rules, written independently of the generator.
+    # The profiler's pricing rules, written independently of the generator: on-demand bytes at
+    # the price per TiB (nothing for a failure other than a cancellation); each reservation's
+    # autoscaled bill, from the reference autoscaler below, shared by slot time.
     prices = load_prices().bigquery
     slot = {e.value.upper(): p.payg_usd_per_slot_hour for e, p in prices.editions.items()}
     con.execute(
@@ -39,10 +42,8 @@ def _jobs(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         " CAST(total_bytes_billed AS HUGEINT) AS billed,"
         " CAST(total_bytes_processed AS HUGEINT) AS processed,"
         " CAST(total_slot_ms AS HUGEINT) AS slot_ms,"
-        " CASE WHEN statement_type = 'SCRIPT' THEN 0"
-        f"  WHEN reservation_id IS NOT NULL THEN CAST(total_slot_ms AS DOUBLE) / 3600000"
-        f"   * CASE edition WHEN 'STANDARD' THEN {slot['STANDARD']}"
-        f"     WHEN 'ENTERPRISE' THEN {slot['ENTERPRISE']} ELSE {slot['ENTERPRISE_PLUS']} END"
+        " CASE WHEN statement_type = 'SCRIPT' OR reservation_id IS NOT NULL THEN 0"
+        "  WHEN error_result IS NOT NULL AND error_result.reason <> 'stopped' THEN 0"
         "  ELSE CAST(total_bytes_billed AS DOUBLE) / 1099511627776"
         f"   * {prices.on_demand.usd_per_tib}"
         " END AS cost,"
@@ -50,6 +51,57 @@ def _jobs(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "  AS team"
         " FROM jobs"
     )
+    for reservation, edition in con.execute(
+        "SELECT DISTINCT reservation_id, edition FROM priced WHERE reservation_id IS NOT NULL"
+    ).fetchall():
+        demand = _demand_per_second(con, reservation)
+        used_ms = sum(demand.values()) * 1000
+        usd = reference_bill_slot_seconds(demand) / 3600 * slot[edition]
+        con.execute(
+            "UPDATE priced SET cost = CAST(total_slot_ms AS DOUBLE) * ? WHERE reservation_id = ?"
+            " AND statement_type <> 'SCRIPT'",
+            [usd / used_ms, reservation],
+        )
+
+
+def _demand_per_second(con: duckdb.DuckDBPyConnection, reservation: str) -> dict[int, float]:
+    """Slots per second of ``reservation``'s jobs, each job's slot-ms spread evenly over its run."""
+    rows = con.execute(
+        "WITH j AS (SELECT epoch_us(CAST(start_time AS TIMESTAMPTZ)) / 1e6 AS s,"
+        "  epoch_us(CAST(end_time AS TIMESTAMPTZ)) / 1e6 AS e, CAST(total_slot_ms AS DOUBLE) AS ms"
+        "  FROM jobs WHERE reservation_id = ? AND statement_type <> 'SCRIPT'"
+        "  AND CAST(total_slot_ms AS BIGINT) > 0)"
+        " SELECT t, sum(CASE WHEN e = s THEN ms"
+        "  ELSE ms * (least(e, t + 1) - greatest(s, t)) / (e - s) END) / 1000"
+        " FROM j, generate_series(CAST(floor(s) AS BIGINT), CAST(floor(e) AS BIGINT)) AS g(t)"
+        " GROUP BY t",
+        [reservation],
+    ).fetchall()
+    return {int(t): float(slots) for t, slots in rows}
+
+
+def reference_bill_slot_seconds(demand: dict[int, float], window: int = 60) -> float:
+    """Slot-seconds BigQuery's autoscaler bills for ``demand`` (slots in each busy second),
+    from the documentation's wording: scale up at once to the need, in 50-slot steps; keep a
+    scale-up for the ``window`` seconds after it, a further scale-up restarting it; once the
+    window has passed since the last scale-up, drop to the need. Idle seconds need nothing."""
+    allocated, last_up, previous, total = 0, -(10**12), None, 0
+    for t in sorted(demand):
+        if previous is not None and t - previous > 1:  # idle seconds previous+1 .. t-1
+            total += allocated * max(0, min(t - 1, last_up + window) - previous)
+            if t - 1 > last_up + window:
+                allocated = 0
+        slots = demand[t]
+        needed = 50 * math.ceil(slots / 50 - 1e-6 / 50) if slots > 1e-6 else 0
+        if needed > allocated:
+            allocated, last_up = needed, t
+        elif t - last_up > window:
+            allocated = needed
+        total += allocated
+        previous = t
+    if previous is not None:  # the last scale-up is held after the work ends
+        total += allocated * max(0, last_up + window - previous)
+    return float(total)
 
 
 @pytest.fixture(scope="module")

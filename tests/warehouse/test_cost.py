@@ -45,6 +45,21 @@ TIB = 1 << 40
             51 * MIB / TIB * 6.25,
         ),
         (BillableJob(total_bytes_billed=None, total_bytes_processed=0), 0.0),
+        # A SCRIPT parent is never priced, children in the history or not.
+        (BillableJob(total_bytes_billed=TIB, statement_type="SCRIPT"), 0.0),
+        (BillableJob(total_slot_ms=3_600_000, reservation_id="r", statement_type="SCRIPT"), 0.0),
+        # A failed on-demand query is free; a cancelled one is billed what it processed.
+        (BillableJob(total_bytes_billed=TIB, error_reason="invalidQuery"), 0.0),
+        (BillableJob(total_bytes_billed=TIB, error_reason="resourcesExceeded"), 0.0),
+        (BillableJob(total_bytes_billed=TIB, error_reason="stopped"), 6.25),
+        # Capacity work that failed still used (and was allocated) slots.
+        (BillableJob(total_slot_ms=3_600_000, reservation_id="r", error_reason="timeout"), 0.06),
+        # BigQuery ML training at its own per-TiB price; under capacity it is slot time.
+        (BillableJob(total_bytes_billed=TIB, statement_type="CREATE_MODEL"), 312.5),
+        (
+            BillableJob(total_slot_ms=3_600_000, reservation_id="r", statement_type="CREATE_MODEL"),
+            0.06,
+        ),
     ],
 )
 def test_job_cost_rules(job: BillableJob, expected: float) -> None:
@@ -73,6 +88,8 @@ _jobs = st.builds(
     edition=st.sampled_from([None, "STANDARD", "ENTERPRISE", "ENTERPRISE_PLUS"]),
     referenced_tables=st.integers(0, 6),
     is_script_parent_with_children=st.booleans(),
+    statement_type=st.sampled_from([None, "SELECT", "SCRIPT", "CREATE_MODEL", "MERGE"]),
+    error_reason=st.sampled_from([None, "stopped", "invalidQuery", "accessDenied"]),
 )
 
 
@@ -83,10 +100,11 @@ def test_vectorised_sql_equals_the_definition(jobs: list[BillableJob], default: 
     con.execute(
         "CREATE TABLE jobs (i INT, cache_hit BOOLEAN, total_bytes_billed BIGINT, "
         "total_bytes_processed BIGINT, total_slot_ms BIGINT, reservation_id VARCHAR, "
-        "edition VARCHAR, referenced_tables VARCHAR[], is_script_parent BOOLEAN)"
+        "edition VARCHAR, referenced_tables VARCHAR[], is_script_parent BOOLEAN, "
+        "statement_type VARCHAR, error_reason VARCHAR)"
     )
     con.executemany(
-        "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 i,
@@ -98,6 +116,8 @@ def test_vectorised_sql_equals_the_definition(jobs: list[BillableJob], default: 
                 j.edition,
                 [f"p.d.t{k}" for k in range(j.referenced_tables)],
                 j.is_script_parent_with_children,
+                j.statement_type,
+                j.error_reason,
             )
             for i, j in enumerate(jobs)
         ],

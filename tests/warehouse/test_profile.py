@@ -38,6 +38,10 @@ REPORT_2 = (
     " where p.as_of_date = '2026-10-09' and p.portfolio_id in (7)  group by p.portfolio_id"
 )
 ADHOC = "SELECT * FROM fin.transactions WHERE amount > 1000"
+# One slot for an hour in an Enterprise reservation: the slot time is worth $0.06, but the
+# autoscaler allocates a whole 50-slot step for the hour (the scale-up at its start is long
+# past its one-minute window when the job ends, so the step goes with it).
+REPORT_BILLED = 50 * 0.06
 
 
 def _history() -> list[dict[str, object]]:
@@ -50,7 +54,9 @@ def _history() -> list[dict[str, object]]:
             total_bytes_billed=TIB,
             labels=risk,
             referenced_tables=tables(POS, "acme.staging.positions_delta"),
-            creation_time="2026-10-01 02:00:00 UTC",
+            creation_time="2026-10-01 12:00:00 UTC",
+            start_time="2026-10-01 12:00:01 UTC",
+            end_time="2026-10-01 12:10:00 UTC",
         ),
         job(
             "m2",
@@ -59,7 +65,9 @@ def _history() -> list[dict[str, object]]:
             total_bytes_billed=TIB // 2,
             labels=risk,
             referenced_tables=tables(POS, "acme.staging.positions_delta"),
-            creation_time="2026-10-02 02:00:00 UTC",
+            creation_time="2026-10-02 12:00:00 UTC",
+            start_time="2026-10-02 12:00:01 UTC",
+            end_time="2026-10-02 12:10:00 UTC",
         ),
         job(
             "r1",
@@ -71,6 +79,8 @@ def _history() -> list[dict[str, object]]:
             referenced_tables=tables(POS, INS),
             user_email="ana@acme.com",
             creation_time="2026-10-01 09:00:00 UTC",
+            start_time="2026-10-01 09:00:00 UTC",
+            end_time="2026-10-01 10:00:00 UTC",
         ),
         job(
             "r2",
@@ -108,7 +118,7 @@ def _history() -> list[dict[str, object]]:
             user_email="bo@acme.com",
             creation_time="2026-10-05 10:00:02 UTC",
         ),
-        # failed, still billed
+        # failed: BigQuery does not charge a query that returns an error
         job(
             "f",
             query="SELECT broken FROM fin.transactions",
@@ -160,12 +170,18 @@ def profile(write_jsonl: Callable[..., Path]) -> Profile:
 
 def test_totals_apply_every_pricing_rule(profile: Profile) -> None:
     merges = 1.5 * USD_PER_TIB
-    report = 0.06  # one Enterprise slot-hour; the cache hit is free
     script = 2 * USD_PER_TIB  # children only, parent not counted
-    failed = 10 * MIB / TIB * USD_PER_TIB
     assert profile.jobs == 9 and profile.rejected_count == 0
-    assert profile.total_cost_usd == pytest.approx(merges + report + script + failed)
-    assert profile.capacity_cost_usd == pytest.approx(report)
+    # the failed query is not charged, the cache hit is free
+    assert profile.total_cost_usd == pytest.approx(merges + REPORT_BILLED + script)
+    assert profile.on_demand_cost_usd == pytest.approx(merges + script)
+    assert profile.capacity_cost_usd == pytest.approx(REPORT_BILLED)
+    assert profile.capacity.slot_time_price_usd == pytest.approx(0.06)
+    [bill] = profile.capacity.reservations
+    assert (bill.reservation, bill.basis, bill.jobs) == ("acme:US.bi", "simulated", 1)
+    assert bill.autoscale_slot_hours == pytest.approx(50.0)
+    assert bill.used_slot_hours == pytest.approx(1.0)
+    assert any("1 on-demand queries returned an error" in n for n in profile.notes)
     assert profile.total_bytes_billed == TIB + TIB // 2 + 2 * TIB + 10 * MIB
 
 
@@ -179,10 +195,15 @@ def test_literal_variants_share_a_fingerprint_and_are_ranked_by_cost(profile: Pr
     assert merge.cost_usd == pytest.approx(1.5 * USD_PER_TIB)
     assert merge.example_query == MERGE_1  # the costliest run's text
     assert merge.labels == {"team": "risk", "pipeline": "positions_merge"}
-    assert [d["cost_usd"] for d in merge.daily] == pytest.approx([6.25, 3.125])
+    # billing days are Pacific-time dates of the jobs' end
+    assert [(str(d["date"]), d["cost_usd"]) for d in merge.daily] == [
+        ("2026-10-01", pytest.approx(6.25)),
+        ("2026-10-02", pytest.approx(3.125)),
+    ]
     report = next(fp for fp in profile.fingerprints if fp.cache_hits)
     assert (report.jobs, report.cache_hits, report.users) == (2, 1, 1)
-    assert report.cost_usd == pytest.approx(0.06)
+    assert report.cost_usd == pytest.approx(REPORT_BILLED)
+    assert profile.fingerprints[-1].cost_usd == 0  # the failed query
     assert len(profile.fingerprints) == 6  # merge, report, adhoc, script, failed, load
     assert by_example  # every fingerprint has a unique id
     assert len({fp.id for fp in profile.fingerprints}) == len(profile.fingerprints)
@@ -192,18 +213,20 @@ def test_literal_variants_share_a_fingerprint_and_are_ranked_by_cost(profile: Pr
 
 def test_attribution_by_label_user_project_dataset_table(profile: Profile) -> None:
     a = profile.attribution
-    script = 2 * USD_PER_TIB + 10 * MIB / TIB * USD_PER_TIB
+    script = 2 * USD_PER_TIB
+    report = REPORT_BILLED
     assert a.label["team"] == pytest.approx(
-        {"risk": 1.5 * USD_PER_TIB, "finance": 0.06, UNLABELLED: script}
+        {"risk": 1.5 * USD_PER_TIB, "finance": report, UNLABELLED: script}
     )
     assert a.label["pipeline"] == pytest.approx(
-        {"positions_merge": 1.5 * USD_PER_TIB, UNLABELLED: 0.06 + script}
+        {"positions_merge": 1.5 * USD_PER_TIB, UNLABELLED: report + script}
     )
     assert a.user["bo@acme.com"] == pytest.approx(script)
-    assert a.user["ana@acme.com"] == pytest.approx(0.06)
+    assert a.user["ana@acme.com"] == pytest.approx(report)
+    assert a.reservation["acme:US.bi"] == pytest.approx(report)
     # a job's cost is split equally over the tables it references
-    assert a.table[POS] == pytest.approx(1.5 * USD_PER_TIB / 2 + 0.06 / 2)
-    assert a.table[INS] == pytest.approx(0.03)
+    assert a.table[POS] == pytest.approx(1.5 * USD_PER_TIB / 2 + report / 2)
+    assert a.table[INS] == pytest.approx(report / 2)
     assert a.table[TXN] == pytest.approx(script)
     assert a.dataset["acme.risk"] == pytest.approx(a.table[POS])
     for dimension in (a.user, a.project, a.dataset, a.table, a.reservation, *a.label.values()):
@@ -213,7 +236,7 @@ def test_attribution_by_label_user_project_dataset_table(profile: Profile) -> No
 def test_pareto(profile: Profile) -> None:
     total = profile.total_cost_usd
     assert profile.pareto.fingerprints == 6
-    # $12.56 of $21.99 is < 80%, the merge brings it to 99.7%
+    # $12.50 of $24.88 is < 80%, the merge brings it to 87.9%
     assert profile.pareto.fingerprints_for_80pct == 2
     assert profile.pareto.cumulative_share[1] == pytest.approx(
         (profile.fingerprints[0].cost_usd + profile.fingerprints[1].cost_usd) / total
@@ -226,7 +249,7 @@ def test_tables_carry_layout_and_access_pattern(profile: Profile) -> None:
     assert positions.clustering == ("portfolio_id",)
     assert positions.logical_bytes == TIB
     uses = {(a.column, a.role): a for a in positions.access}
-    assert uses[("as_of_date", "filter")].cost_usd == pytest.approx(0.06)
+    assert uses[("as_of_date", "filter")].cost_usd == pytest.approx(REPORT_BILLED)
     assert uses[("portfolio_id", "filter")].jobs == 2
     assert ("instrument_id", "join") in uses and ("portfolio_id", "group") in uses
     transactions = next(t for t in profile.tables if t.name == TXN)
@@ -240,7 +263,10 @@ def test_json_has_the_documented_top_level(profile: Profile) -> None:
         assert key in data
     fp = data["fingerprints"][0]
     assert {"id", "example_query", "jobs", "cost_usd", "bytes_billed", "slot_ms"} <= fp.keys()
-    assert data["attribution"]["label"]["team"]["finance"] == pytest.approx(0.06)
+    assert data["attribution"]["label"]["team"]["finance"] == pytest.approx(REPORT_BILLED)
+    assert data["capacity"]["billed_usd"] == pytest.approx(REPORT_BILLED)
+    assert set(data["cost_basis"]) == {"on_demand", "capacity", "per_job", "day"}
+    assert data["capacity"]["reservations"][0]["basis"] == "simulated"
 
 
 def test_rejections_flow_into_the_profile(write_jsonl: Callable[..., Path]) -> None:

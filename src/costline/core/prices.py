@@ -51,13 +51,17 @@ class _Sourced(BaseModel):
 
 
 class OnDemandPrice(_Sourced):
-    """BigQuery on-demand compute: price per TiB billed and the billing minimums."""
+    """BigQuery on-demand compute: price per TiB billed and the billing minimums.
+
+    ``free_tier_bytes_per_month`` is stated, never deducted (see :mod:`costline.warehouse.cost`).
+    """
 
     usd_per_tib: float = Field(gt=0)
     region: str = ""
     min_bytes_per_query: int = Field(ge=0)
     min_bytes_per_table: int = Field(ge=0)
     rounding_bytes: int = Field(gt=0)
+    free_tier_bytes_per_month: int = Field(default=TIB, ge=0)
 
 
 class EditionPrice(_Sourced):
@@ -66,6 +70,29 @@ class EditionPrice(_Sourced):
     payg_usd_per_slot_hour: float = Field(gt=0)
     commit_1y_usd_per_slot_hour: float | None = Field(default=None, gt=0)
     commit_3y_usd_per_slot_hour: float | None = Field(default=None, gt=0)
+
+
+class MLPrice(_Sourced):
+    """BigQuery ML on demand: training (``CREATE MODEL``) of the built-in model types, per TiB
+    processed; prediction and evaluation are priced as queries."""
+
+    create_model_usd_per_tib: float = Field(gt=0)
+
+
+class SpendBasedDiscount(_Sourced):
+    """BigQuery spend-based committed use discounts: a share off pay-as-you-go slot-hours for
+    committing to an hourly spend for one or three years."""
+
+    one_year: float = Field(ge=0, lt=1)
+    three_years: float = Field(ge=0, lt=1)
+
+
+class RegionPrice(_Sourced):
+    """The prices of one BigQuery location where they differ from the defaults (the US
+    multi-region). Parts not given are the defaults', and a priced result says so."""
+
+    on_demand_usd_per_tib: float | None = Field(default=None, gt=0)
+    editions: dict[Edition, EditionPrice] = Field(default_factory=dict)
 
 
 class StoragePrice(_Sourced):
@@ -85,6 +112,10 @@ class BigQueryPrices(BaseModel):
     on_demand: OnDemandPrice
     editions: dict[Edition, EditionPrice]
     storage: StoragePrice
+    ml: MLPrice
+    spend_based_discount: SpendBasedDiscount
+    default_region: str = "US"
+    regions: dict[str, RegionPrice] = Field(default_factory=dict)
 
     def slot_hour(self, edition: Edition) -> float:
         """Pay-as-you-go slot-hour price of ``edition``."""
@@ -130,6 +161,47 @@ class PriceCatalogue(BaseModel):
 
     bigquery: BigQueryPrices
     llm: LLMPrices
+
+    def for_region(self, region: str | None) -> tuple[PriceCatalogue, tuple[str, ...]]:
+        """The catalogue with ``region``'s BigQuery prices in place of the defaults, and what
+        was assumed: a part of the prices the catalogue does not give for that region is the
+        default region's, said in a note. Locations match case-insensitively (``us`` is
+        ``US``); a location the catalogue does not list is an error naming those it does."""
+        bq = self.bigquery
+        wanted = (region or bq.default_region).strip()
+        if wanted.upper() == bq.default_region.upper():
+            return self, ()
+        known = {name.upper(): name for name in bq.regions}
+        if wanted.upper() not in known:
+            listed = ", ".join([bq.default_region, *sorted(bq.regions)])
+            raise CostlineError(
+                f"no BigQuery prices for location {wanted!r} in the catalogue (listed: {listed}); "
+                f"add [bigquery.regions.{wanted!r}] to a --prices file"
+            )
+        name = known[wanted.upper()]
+        entry = bq.regions[name]
+        notes: list[str] = []
+        on_demand = bq.on_demand
+        if entry.on_demand_usd_per_tib is not None:
+            on_demand = on_demand.model_copy(
+                update={
+                    "usd_per_tib": entry.on_demand_usd_per_tib,
+                    "region": name,
+                    "source": entry.source,
+                    "as_of": entry.as_of,
+                }
+            )
+        else:
+            notes.append(f"on-demand price for {name} not in the catalogue: {bq.default_region}'s")
+        editions = {**bq.editions, **entry.editions}
+        missing = [e.value for e in bq.editions if e not in entry.editions]
+        if missing:
+            notes.append(
+                f"slot-hour prices of {', '.join(missing)} for {name} not in the catalogue: "
+                f"{bq.default_region}'s used (give them with --prices)"
+            )
+        priced = bq.model_copy(update={"on_demand": on_demand, "editions": editions})
+        return self.model_copy(update={"bigquery": priced}), tuple(notes)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from costline.demo.workload import (
     pipelines,
 )
 from costline.warehouse.catalog import Catalog
+from costline.warehouse.cost import CANCELLED
 
 MIN_JOBS = 1_000
 # Share of the job budget scheduled work may take before its runs are thinned.
@@ -883,12 +884,21 @@ def _truth(
         np.int8,
     )
     edition = np.where(job_type == "QUERY", actor_edition[j.actor], -1).astype(np.int8)
+    names = sorted({a.reservation_id for a in actors if a.reservation_id})
+    actor_reservation = np.array(
+        [names.index(a.reservation_id) if a.reservation_id else -1 for a in actors], np.int64
+    )
+    reasons = [e[0] for e in _ERRORS]
     cost = job_costs(
         billed=sim.billed,
         slot_ms=sim.slot_ms,
         edition=edition,
         is_parent=sim.is_parent,
         prices=prices,
+        charged=(sim.error == 0) | (sim.error == reasons.index(CANCELLED)),
+        reservation=np.where(edition >= 0, actor_reservation[j.actor], -1),
+        start_us=sim.start_us,
+        end_us=sim.end_us,
     )
     teams = [a.team or UNLABELLED for a in actors]
     team_names = sorted(set(teams))

@@ -2,9 +2,12 @@
 
 The numbers come from the generator's own arrays, priced with the same rules the profiler
 applies to ``INFORMATION_SCHEMA.JOBS``: on-demand jobs cost ``total_bytes_billed`` at the
-on-demand price per TiB; jobs that ran in a reservation cost ``total_slot_ms`` at their edition's
-pay-as-you-go slot-hour price; cache hits cost nothing; a SCRIPT parent is not counted (its
-children are).
+on-demand price per TiB, nothing when they failed (a cancelled one is billed); each reservation
+is billed for the slots the autoscaler allocated to its jobs, second by second (50-slot steps,
+each scale-up held 60 s), at its edition's pay-as-you-go price, and that bill is shared by its
+jobs in proportion to their ``total_slot_ms``; cache hits cost nothing; a SCRIPT parent is not
+counted (its children are). The allocation is computed here from the generator's own run
+intervals, with the capacity model's primitives rather than the profiler's pipeline.
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from costline.core.errors import CostlineError
 from costline.core.prices import MS_PER_HOUR, TIB, Edition, PriceCatalogue
+from costline.warehouse.capacity.pricing import (
+    RULES,
+    SECONDS_PER_HOUR,
+    held_steps,
+    round_up_steps,
+)
+from costline.warehouse.capacity.usage import spread
 
 UNLABELLED = "(unlabelled)"
 
@@ -93,22 +103,55 @@ def job_costs(
     edition: NDArray[np.int8],
     is_parent: NDArray[np.bool_],
     prices: PriceCatalogue,
+    charged: NDArray[np.bool_] | None = None,
+    reservation: NDArray[np.int64] | None = None,
+    start_us: NDArray[np.int64] | None = None,
+    end_us: NDArray[np.int64] | None = None,
 ) -> NDArray[np.float64]:
     """USD cost of each job under the profiler's rules.
 
     ``edition`` is -1 for on-demand jobs, else an index into :data:`EDITIONS`. Cache hits need
-    no special case: they bill 0 bytes and 0 slot-ms.
+    no special case: they bill 0 bytes and 0 slot-ms. ``charged`` is False for an on-demand
+    job that BigQuery does not charge (a failure other than a cancellation). With
+    ``reservation`` (an index per job, -1 on demand) and the run intervals, reserved jobs carry
+    their share of their reservation's simulated bill; without, their slot-time price.
     """
     bq = prices.bigquery
     per_byte = bq.on_demand.usd_per_tib / TIB
     slot_price = np.array([bq.slot_hour(e) / MS_PER_HOUR for e in EDITIONS])
     reserved = edition >= 0
-    cost = np.where(
-        reserved,
-        slot_ms.astype(np.float64) * slot_price[np.maximum(edition, 0)],
-        billed.astype(np.float64) * per_byte,
-    )
+    on_demand = billed.astype(np.float64) * per_byte
+    if charged is not None:
+        on_demand = np.where(charged, on_demand, 0.0)
+    capacity = slot_ms.astype(np.float64) * slot_price[np.maximum(edition, 0)]
+    if reservation is not None and start_us is not None and end_us is not None:
+        capacity = capacity.copy()
+        for r in np.unique(reservation[reserved & ~is_parent]):
+            mine = (reservation == r) & reserved & ~is_parent
+            used = float(slot_ms[mine].sum())
+            if used <= 0:
+                continue
+            bill = _reservation_bill(start_us[mine], end_us[mine], slot_ms[mine])
+            payg = bq.slot_hour(EDITIONS[int(edition[mine][0])])
+            capacity[mine] = slot_ms[mine] * (bill * payg / SECONDS_PER_HOUR / used)
+    cost = np.where(reserved, capacity, on_demand)
     return np.where(is_parent, 0.0, cost)
+
+
+def _reservation_bill(
+    start_us: NDArray[np.int64], end_us: NDArray[np.int64], slot_ms: NDArray[np.int64]
+) -> float:
+    """Slot-seconds the autoscaler allocates to these jobs (1 s buckets, no baseline)."""
+    busy = slot_ms > 0
+    s, e, ms = start_us[busy], end_us[busy], slot_ms[busy].astype(np.float64)
+    origin = int(s.min()) // 1_000_000 * 1_000_000
+    s_b = (s - origin) / 1e6
+    e_b = (e - origin) / 1e6
+    # the last scale-up is still held for the window after the last job ends
+    buckets = int(np.ceil(e_b.max())) + 1 + RULES.window_seconds
+    demand = spread(s_b, e_b, ms, buckets) / 1000.0
+    steps = held_steps(round_up_steps(demand, RULES.step_slots), RULES.window_seconds)
+    return float(steps.sum()) * RULES.step_slots
 
 
 EDITIONS = (Edition.STANDARD, Edition.ENTERPRISE, Edition.ENTERPRISE_PLUS)

@@ -44,7 +44,7 @@ from costline.warehouse.catalog import (
     PartitionGranularity,
     TableMeta,
 )
-from costline.warehouse.cost import cost_sql
+from costline.warehouse.cost import SCRIPT_PARENT_SQL, cost_sql
 from costline.warehouse.fingerprint import shape_key_sql
 from costline.warehouse.jobs import JobHistory
 from costline.warehouse.predicates import Bound, Predicate, Scalar, statement_predicates
@@ -215,8 +215,7 @@ def _workload(
         SELECT job_id, query, creation_time, referenced_tables,
                coalesce(total_bytes_billed, 0) AS billed,
                {cost_sql(prices, Edition.ENTERPRISE)} AS cost_usd
-        FROM (SELECT *, job_id IN (SELECT parent_job_id FROM jobs
-                                   WHERE parent_job_id IS NOT NULL) AS is_script_parent
+        FROM (SELECT *, {SCRIPT_PARENT_SQL} AS is_script_parent
               FROM jobs
               WHERE list_has_any(referenced_tables, ?::VARCHAR[]))
         WHERE query IS NOT NULL AND NOT coalesce(cache_hit, false) AND NOT is_script_parent

@@ -6,6 +6,13 @@ Python (``warehouse.fingerprint``) → aggregated in DuckDB by fingerprint, labe
 dataset, table and day → a :class:`Profile`, a plain typed value that renderers print and
 never recompute.
 
+Two kinds of number (the JSON's ``cost_basis`` says which is which). On-demand work is
+*billed*: each job's bytes at the price per TiB. Capacity work is billed per reservation, for
+the slots it allocated (:mod:`costline.warehouse.billing`): the profile's capacity total is
+that bill, and each job's cost is its *attributed* share of it, by slot time, so that the jobs
+of a reservation — and the patterns, users, tables and days built from them — sum to the bill.
+Days are billing days: the Pacific-time date of a job's ``end_time``, as Google bills them.
+
 Attribution to tables splits a job's cost equally over the tables it references, so that
 table and dataset attributions add up to the total; jobs that reference no table are
 attributed to ``(none)``. Attribution by label key puts jobs without that key under
@@ -16,8 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -27,14 +35,23 @@ from typing_extensions import TypedDict
 from costline.core.errors import Problem
 from costline.core.prices import Edition, PriceCatalogue
 from costline.warehouse.access import ColumnUse
+from costline.warehouse.billing import (
+    Billing,
+    ReservationBill,
+    ReservationSetup,
+    attribution_rates,
+    reservation_billing,
+)
 from costline.warehouse.catalog import Catalog, TableMeta
-from costline.warehouse.cost import cost_sql
+from costline.warehouse.cost import CANCELLED, FREE_RESERVATION, SCRIPT_PARENT_SQL, cost_sql
 from costline.warehouse.fingerprint import shape_key_head_sql, shape_key_rest_sql, shape_key_sql
 from costline.warehouse.jobs import JobHistory
 from costline.warehouse.shapes import analyse_shapes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 UNLABELLED = "(unlabelled)"
+# Where the bill of a reservation that ran no slot-using job is attributed.
+IDLE_RESERVATIONS = "(idle reservations)"
 NO_TABLE = "(none)"
 PARETO_SHARE = 0.8
 PARETO_CURVE_POINTS = 100  # the curve past the head is flat and only bloats the JSON
@@ -49,7 +66,7 @@ class _Model(BaseModel):
 # A plain record rather than a model: a profile holds one per pattern and day (a hundred
 # thousand and more), and building a model object for each costs seven times as much.
 class DailyCost(TypedDict):
-    """Cost of one day (UTC)."""
+    """Cost of one billing day (the Pacific-time date of the jobs' end)."""
 
     date: dt.date
     cost_usd: float
@@ -153,6 +170,30 @@ class Period(_Model):
     days: int
 
 
+class CapacityBilling(_Model):
+    """What the reservations were billed, and how much of it the jobs carry."""
+
+    billed_usd: float = Field(description="every reservation's bill: the capacity total")
+    slot_time_price_usd: float = Field(
+        description="the jobs' slot-ms at the pay-as-you-go price, for comparison: not a bill"
+    )
+    unattributed_usd: float = Field(
+        description="bills of reservations whose jobs used no slots in the history"
+    )
+    reservations: tuple[ReservationBill, ...]
+    notes: tuple[str, ...]
+
+
+COST_BASIS = {
+    "on_demand": "billed: each job's bytes billed at the price per TiB",
+    "capacity": "billed: each reservation's allocated slots over time (capacity.reservations "
+    "says whether from a RESERVATIONS_TIMELINE export or simulated from the jobs)",
+    "per_job": "on-demand jobs billed; capacity jobs attributed: their reservation's bill "
+    "shared by slot time (fingerprints, attribution, tables and daily sum to the bills)",
+    "day": "billing day: the Pacific-time (America/Los_Angeles) date of the job's end_time",
+}
+
+
 class Profile(_Model):
     """The whole profile; its JSON is the documented, stable output of ``costline profile``."""
 
@@ -167,7 +208,11 @@ class Profile(_Model):
     total_bytes_billed: int
     total_slot_ms: int
     on_demand_cost_usd: float
-    capacity_cost_usd: float
+    capacity_cost_usd: float = Field(description="billed: the reservations' bills")
+    cost_basis: dict[str, str] = Field(default_factory=lambda: dict(COST_BASIS))
+    capacity: CapacityBilling
+    region: str
+    notes: tuple[str, ...] = Field(description="what was assumed, and what the history lacks")
     fingerprints: tuple[FingerprintStats, ...]
     pareto: Pareto
     attribution: Attribution
@@ -193,7 +238,10 @@ _PRICED_COLUMNS = (
     "labels",
     "referenced_tables",
     "error_reason",
+    "statement_type",
 )
+
+BILLING_TIME_ZONE = "America/Los_Angeles"
 
 
 def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
@@ -224,16 +272,14 @@ def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
         CREATE OR REPLACE TEMP TABLE priced AS
         SELECT {", ".join(_PRICED_COLUMNS)}, job_row, is_script_parent,
                {cost_sql(prices, default_edition)} AS cost_usd,
-               date_trunc('day', creation_time)::DATE AS day,
+               timezone('{BILLING_TIME_ZONE}', coalesce(end_time, creation_time))::DATE AS day,
                CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
                     WHEN query_hash IS NOT NULL THEN 'h:' || query_hash
                     WHEN l.head IS NULL THEN 'k:r' || query  -- keyed by itself
                     ELSE 'k:' || k.key
                END AS shape
         FROM (
-            SELECT *, rowid AS job_row,
-                   job_id IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
-                      AS is_script_parent
+            SELECT *, rowid AS job_row, {SCRIPT_PARENT_SQL} AS is_script_parent
             FROM jobs
         ) j
         LEFT JOIN lexical l USING (job_row)
@@ -242,6 +288,81 @@ def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
     )
     con.execute("DROP TABLE lexical")
     con.execute("DROP TABLE lexical_keys")
+
+
+def _attribute(con: Any, billing: Billing) -> CapacityBilling:
+    """Replace each capacity job's slot-time price by its share of its reservation's bill."""
+    [slot_time] = _rows(
+        con,
+        f"SELECT coalesce(sum(cost_usd), 0) FROM priced WHERE reservation_id IS NOT NULL "
+        f"AND reservation_id <> '{FREE_RESERVATION}'",
+    )
+    rates = attribution_rates(billing)
+    if rates:
+        con.register(
+            "reservation_rates",
+            pa.table({"reservation_id": list(rates), "rate": list(rates.values())}),
+        )
+        con.execute(
+            """
+            UPDATE priced SET cost_usd = CASE
+                    WHEN cache_hit OR is_script_parent THEN 0.0
+                    ELSE coalesce(total_slot_ms, 0) * r.rate END
+            FROM reservation_rates r WHERE priced.reservation_id = r.reservation_id
+            """
+        )
+        con.unregister("reservation_rates")
+    return CapacityBilling(
+        billed_usd=billing.billed_usd,
+        slot_time_price_usd=float(slot_time[0]),
+        unattributed_usd=sum(
+            b.billed_usd for b in billing.reservations if b.reservation not in rates
+        ),
+        reservations=billing.reservations,
+        notes=billing.notes,
+    )
+
+
+def _notes(con: Any, prices: PriceCatalogue) -> list[str]:
+    """What the figures assume, and what in the history changes them."""
+    free_tib = prices.bigquery.on_demand.free_tier_bytes_per_month / (1 << 40)
+    notes = [
+        f"the on-demand free tier ({free_tib:g} TiB a month per billing account) is not "
+        "deducted: it is shared by every project on the account",
+    ]
+    [row] = _rows(
+        con,
+        f"""
+        SELECT count(*) FILTER (WHERE failed AND NOT cancelled),
+               coalesce(sum(total_bytes_billed) FILTER (WHERE failed AND NOT cancelled), 0),
+               count(*) FILTER (WHERE cancelled)
+        FROM (SELECT error_reason IS NOT NULL AS failed,
+                     error_reason IS NOT DISTINCT FROM '{CANCELLED}' AS cancelled,
+                     total_bytes_billed
+              FROM priced WHERE reservation_id IS NULL AND NOT is_script_parent)
+        """,
+    )
+    if row[0]:
+        notes.append(
+            f"{row[0]:,} on-demand queries returned an error and are not charged "
+            f"({row[1] / (1 << 40):,.3f} TiB they report as billed)"
+            + (f"; {row[2]:,} cancelled ones are billed what they processed" if row[2] else "")
+        )
+    [orphans] = _rows(
+        con,
+        """
+        SELECT count(*), coalesce(sum(total_bytes_billed), 0), coalesce(sum(total_slot_ms), 0)
+        FROM jobs WHERE statement_type IS NOT DISTINCT FROM 'SCRIPT'
+          AND job_id NOT IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
+        """,
+    )
+    if orphans[0]:
+        notes.append(
+            f"{orphans[0]:,} SCRIPT jobs have none of their child jobs in the history: their "
+            f"work ({orphans[1] / (1 << 40):,.3f} TiB billed, {orphans[2] / 3.6e6:,.1f} "
+            "slot-hours) is not priced; export the child jobs (they carry parent_job_id)"
+        )
+    return notes
 
 
 def _daily(day: dt.date, cost: Any, jobs: Any) -> DailyCost:
@@ -260,13 +381,39 @@ def profile_history(
     default_edition: Edition = Edition.ENTERPRISE,
     team_label: str = "team",
     progress: Progress | None = None,
+    region: str | None = None,
+    reservations_timeline: Path | None = None,
+    reservation_setups: Mapping[str, ReservationSetup] | None = None,
+    fluid: bool = False,
 ) -> Profile:
-    """Profile a normalised job history; see the module docstring for the method."""
+    """Profile a normalised job history; see the module docstring for the method.
+
+    ``region`` selects the catalogue's prices for that BigQuery location;
+    ``reservations_timeline`` (a RESERVATIONS_TIMELINE export) and ``reservation_setups``
+    decide the reservations' bills, ``fluid`` prices simulated autoscaling as fluid scaling.
+    """
     con = history.con
     step = progress or (lambda _name, _done: None)
+    prices, region_notes = prices.for_region(region)
 
     step("pricing jobs", 0.0)
     _price(con, prices, default_edition)
+    step("billing reservations", 0.1)
+    [span] = _rows(
+        con,
+        "SELECT min(coalesce(start_time, creation_time)), "
+        "max(coalesce(end_time, start_time, creation_time)) FROM jobs",
+    )
+    billing = reservation_billing(
+        con,
+        prices,
+        period=(span[0], span[1]) if span[0] is not None else None,
+        timeline=reservations_timeline,
+        setups=reservation_setups,
+        default_edition=default_edition,
+        fluid=fluid,
+    )
+    capacity = _attribute(con, billing)
 
     step("fingerprinting shapes", 0.25)
     # BigQuery's literal-normalised hash tells apart texts that differ in comments, spacing or
@@ -304,12 +451,11 @@ def profile_history(
                    coalesce(sum(total_bytes_billed) FILTER (WHERE NOT is_script_parent), 0),
                    coalesce(sum(total_slot_ms) FILTER (WHERE NOT is_script_parent), 0),
                    coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NULL), 0),
-                   coalesce(sum(cost_usd) FILTER (WHERE reservation_id IS NOT NULL), 0),
                    min(creation_time), max(creation_time)
             FROM priced
             """,
         )[0]
-        attribution = _attribution(con)
+        attribution = _with_idle(_attribution(con), capacity)
         daily = tuple(
             _daily(d, c, n)
             for d, c, n in _rows(
@@ -360,8 +506,9 @@ def profile_history(
     )
 
     step("aggregating", 0.7)
-    n_jobs, total_cost, total_billed, total_slot, od_cost, cap_cost, t0, t1 = totals
-    total_cost = float(total_cost)
+    n_jobs, total_cost, total_billed, total_slot, od_cost, t0, t1 = totals
+    total_cost = float(total_cost) + capacity.unattributed_usd
+    notes = (*region_notes, *_notes(con, prices))
     days = (t1.date() - t0.date()).days + 1 if t0 else 0
 
     examples = {fp: text for fp, (_, text) in fp_example.items()}
@@ -374,20 +521,24 @@ def profile_history(
     con.execute("DROP TABLE priced")
     step("done", 1.0)
     rejected = tuple(
-        Rejected(path=p.path, line=p.line, field=p.field, error=p.message) for p in history.problems
+        Rejected(path=p.path, line=p.line, field=p.field, error=p.message)
+        for p in (*history.problems, *billing.problems)
     )
     return Profile(
         sources=tuple(r.source for r in history.reports),
         read=history.read,
         jobs=int(n_jobs),
-        rejected_count=history.rejected,
+        rejected_count=history.rejected + billing.rejected,
         rejected=rejected,
         period=Period(start=t0, end=t1, days=days),
         total_cost_usd=total_cost,
         total_bytes_billed=int(total_billed),
         total_slot_ms=int(total_slot),
         on_demand_cost_usd=float(od_cost),
-        capacity_cost_usd=float(cap_cost),
+        capacity_cost_usd=capacity.billed_usd,
+        capacity=capacity,
+        region=prices.bigquery.on_demand.region or prices.bigquery.default_region,
+        notes=notes,
         fingerprints=fingerprints,
         pareto=_pareto(fingerprints, total_cost),
         attribution=attribution,
@@ -571,6 +722,34 @@ def _attribution(con: Any) -> Attribution:
             "SELECT coalesce(reservation_id, 'on-demand') r, sum(cost_usd) c FROM priced "
             "GROUP BY r ORDER BY c DESC",
         ),
+    )
+
+
+def _with_idle(attribution: Attribution, capacity: CapacityBilling) -> Attribution:
+    """Bills no job can carry (a reservation whose jobs used no slots) under their own key,
+    so that every dimension still sums to the total."""
+    idle = {
+        b.reservation: b.billed_usd
+        for b in capacity.reservations
+        if b.used_slot_hours <= 0 and b.billed_usd > 0
+    }
+    if not idle:
+        return attribution
+    usd = sum(idle.values())
+
+    def plus(d: dict[str, float]) -> dict[str, float]:
+        return {**d, IDLE_RESERVATIONS: d.get(IDLE_RESERVATIONS, 0.0) + usd}
+
+    reservation = dict(attribution.reservation)
+    for name, billed in idle.items():
+        reservation[name] = reservation.get(name, 0.0) + billed
+    return Attribution(
+        label={k: plus(v) for k, v in attribution.label.items()},
+        user=plus(attribution.user),
+        project=plus(attribution.project),
+        dataset=plus(attribution.dataset),
+        table=plus(attribution.table),
+        reservation=reservation,
     )
 
 

@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from costline.core.errors import CostlineError, Problem
 from costline.core.prices import TIB, PriceCatalogue
-from costline.warehouse.cost import FREE_RESERVATION, cost_sql
+from costline.warehouse.cost import FREE_RESERVATION, SCRIPT_PARENT_SQL, cost_sql
 from costline.warehouse.jobs import MAX_REPORTED_PROBLEMS, JobHistory, connect, detect_format
 
 # Slot counts closer than this to a multiple of the autoscale step are that multiple: the
@@ -191,8 +191,7 @@ def _problems(rows: Sequence[tuple[str | None, int, str | None, str]]) -> tuple[
 
 
 _WORKLOAD = f"""
-    SELECT *, job_id IN (SELECT parent_job_id FROM jobs WHERE parent_job_id IS NOT NULL)
-              AS is_script_parent
+    SELECT *, {SCRIPT_PARENT_SQL} AS is_script_parent
     FROM jobs
     WHERE coalesce(job_type, 'QUERY') = 'QUERY' AND NOT cache_hit
       AND coalesce(reservation_id, '') <> '{FREE_RESERVATION}'
@@ -318,14 +317,40 @@ _TIMELINE_FIELDS = ("period_start", "period_slot_ms", "job_id", "reservation_id"
                     "total_bytes_billed", "job_type", "cache_hit")  # fmt: skip
 
 
-def _timeline_raw(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+def _column(path: str, present: set[str], parquet: bool) -> str | None:
+    """The SQL reading ``path`` (``a`` or ``a.b``) from a CSV or Parquet export, if it is there:
+    a nested field of a Parquet struct, or a column flattened as ``a_b`` or named ``a.b``."""
+    if path in present:
+        return f'CAST("{path}" AS VARCHAR)'
+    flat = path.replace(".", "_")
+    if flat in present:
+        return f'CAST("{flat}" AS VARCHAR)'
+    head, _, rest = path.partition(".")
+    if parquet and rest and head in present:
+        return f"CAST({head}.{rest} AS VARCHAR)"
+    return None
+
+
+def export_raw(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fields: Sequence[str],
+    *,
+    required: Sequence[str],
+    what: str,
+) -> str:
+    """SQL selecting ``line``, ``doc_error`` and each of ``fields`` as text from an export
+    (JSONL, CSV or Parquet), one row per record; a field may be a dotted path into a nested
+    object (``autoscale.current_slots``). A JSONL line that is not a JSON object gets a
+    ``doc_error`` instead of failing the read; a CSV or Parquet file without a ``required``
+    column is refused, naming the columns it has."""
     fmt = detect_format(path)
     quoted = _sql_str(str(path))
     try:
         if fmt == "jsonl":
             con.execute(
                 f"""
-                CREATE OR REPLACE TEMP TABLE timeline_lines AS
+                CREATE OR REPLACE TEMP TABLE export_lines AS
                 SELECT line, text FROM (
                     SELECT row_number() OVER () AS line, text
                     FROM read_csv({quoted}, columns = {{'text': 'VARCHAR'}}, delim = '\x1f',
@@ -335,13 +360,13 @@ def _timeline_raw(con: duckdb.DuckDBPyConnection, path: Path) -> str:
                 """
             )
             cols = ", ".join(
-                f"json_extract_string(doc, '$.{name}') AS {name}" for name in _TIMELINE_FIELDS
+                f"json_extract_string(doc, '$.{name}') AS \"{name}\"" for name in fields
             )
             return f"""
                 SELECT line, CASE WHEN doc IS NULL THEN 'not valid JSON'
                                   WHEN json_type(doc) <> 'OBJECT'
                                   THEN 'expected a JSON object' END AS doc_error, {cols}
-                FROM (SELECT line, try_cast(text AS JSON) AS doc FROM timeline_lines)
+                FROM (SELECT line, try_cast(text AS JSON) AS doc FROM export_lines)
             """
         if fmt == "csv":
             reader = f"read_csv({quoted}, header = true, all_varchar = true)"
@@ -355,16 +380,14 @@ def _timeline_raw(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise CostlineError(f"{path}: cannot read as {fmt}: {first}") from None
-    missing = [f for f in ("period_start", "period_slot_ms") if f not in present]
+    found = {name: _column(name, present, fmt == "parquet") for name in fields}
+    missing = [f for f in required if found[f] is None]
     if missing:
         raise CostlineError(
-            f"{path}: not a JOBS_TIMELINE export: no {' or '.join(missing)} column "
+            f"{path}: not {what}: no {' or '.join(missing)} column "
             f"(columns: {', '.join(sorted(present))})"
         )
-    cols = ", ".join(
-        f"CAST({name} AS VARCHAR) AS {name}" if name in present else f"NULL AS {name}"
-        for name in _TIMELINE_FIELDS
-    )
+    cols = ", ".join(f'{found[name] or "NULL"} AS "{name}"' for name in fields)
     return f"SELECT {line} AS line, NULL AS doc_error, {cols} FROM {reader}"
 
 
@@ -381,7 +404,13 @@ def usage_from_timeline(
     if not path.is_file():
         raise CostlineError(f"{path}: no such timeline file")
     con = connect()
-    raw = _timeline_raw(con, path)
+    raw = export_raw(
+        con,
+        path,
+        _TIMELINE_FIELDS,
+        required=("period_start", "period_slot_ms"),
+        what="a JOBS_TIMELINE export",
+    )
     ts = (
         "coalesce(TRY_CAST(period_start AS TIMESTAMPTZ), CASE WHEN regexp_full_match("
         "period_start, '\\d{9,10}(\\.\\d+)?') THEN to_timestamp(CAST(period_start AS DOUBLE)) END)"

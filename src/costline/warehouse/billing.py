@@ -1,0 +1,566 @@
+"""What each reservation is billed, and each job's share of that bill.
+
+BigQuery does not bill capacity work by the slot-ms jobs used: a reservation is billed for the
+slots it had *allocated*, second by second — its baseline all the time, and whatever the
+autoscaler added on top, in 50-slot steps, held through the scale-down window (Google: do not
+match billing from ``INFORMATION_SCHEMA.JOBS``). So a reservation's cost is two numbers:
+
+- **billed**: per reservation, from what it allocated. When an
+  ``INFORMATION_SCHEMA.RESERVATIONS_TIMELINE`` export is given (:func:`timeline_bills`), each
+  minute row bills ``slots_assigned`` (the baseline) for 60 s plus the autoscaled slots of that
+  minute (the per-second ``per_second_details`` when present, else ``autoscale.current_slots``
+  for the whole minute). Otherwise the allocation is simulated from the jobs' slot usage with
+  the capacity model (:func:`simulate_bills`): each job's ``total_slot_ms`` spread over its run,
+  the demand above the baseline autoscaled as :func:`~.capacity.pricing.held_steps` describes,
+  the baseline billed for the whole period of the history.
+- **attributed**: that bill shared out to the reservation's jobs by slot time, every job at the
+  same rate (``billed / slot-ms used``), so that the jobs of a reservation sum to its bill.
+
+Prices: baseline slots up to a reservation's ``commitment_slots`` at the commitment's rate, the
+rest of the baseline and every autoscaled slot at the edition's pay-as-you-go rate. A
+reservation's setup (edition, baseline, maximum, commitment, fluid scaling) comes from a
+``--reservations`` file (:func:`load_setups`); without one a reservation is pure autoscaling
+(baseline 0) in the edition its jobs report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from costline.core.errors import CostlineError, Problem, first_validation_error
+from costline.core.prices import MS_PER_HOUR, Edition, PriceCatalogue
+from costline.warehouse.capacity.pricing import (
+    FLUID_RULES,
+    RULES,
+    SECONDS_PER_HOUR,
+    BillingRules,
+    Term,
+    billed_autoscale,
+    commitment_price,
+)
+from costline.warehouse.capacity.usage import (
+    MAX_RESOLUTION_S,
+    UsageSeries,
+    export_raw,
+    spread,
+)
+from costline.warehouse.cost import FREE_RESERVATION, SCRIPT_PARENT_SQL
+from costline.warehouse.jobs import MAX_REPORTED_PROBLEMS, connect, detect_format
+
+# A simulated reservation is spread at 1 s while its span fits in this many buckets (about
+# 231 days); a longer one at the finest resolution that fits, said in a note.
+MAX_SIMULATED_BUCKETS = 20_000_000
+_RESOLUTIONS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
+
+Basis = Literal["timeline", "simulated"]
+
+
+class ReservationSetup(BaseModel):
+    """How one reservation is configured, as far as its bill depends on it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    edition: Edition | None = None
+    baseline_slots: int = Field(default=0, ge=0)
+    max_slots: int | None = Field(
+        default=None, gt=0, description="baseline plus the autoscaler's maximum"
+    )
+    commitment_slots: int = Field(default=0, ge=0)
+    commitment_term: Term = Term.ONE_YEAR
+    fluid: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReservationSetup:
+        step = RULES.commitment_step_slots
+        for name in ("baseline_slots", "commitment_slots"):
+            if getattr(self, name) % step:
+                raise ValueError(f"{name} must be a multiple of {step}")
+        if self.max_slots is not None and self.max_slots < self.baseline_slots:
+            raise ValueError("max_slots must be at least baseline_slots")
+        if self.commitment_term is Term.NONE and self.commitment_slots:
+            raise ValueError("commitment_term must be 1y or 3y when commitment_slots is set")
+        return self
+
+
+class ReservationBill(BaseModel):
+    """One reservation's bill over the history's period."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reservation: str
+    edition: Edition
+    basis: Basis = Field(description="'timeline': from the export; 'simulated': capacity model")
+    billed_usd: float
+    baseline_slot_hours: float
+    autoscale_slot_hours: float
+    used_slot_hours: float = Field(description="what the jobs used (total_slot_ms)")
+    slot_time_price_usd: float = Field(
+        description="used slot-hours at the pay-as-you-go price: what pricing jobs by their "
+        "slot-ms would have said"
+    )
+    peak_allocated_slots: int
+    jobs: int
+
+    @property
+    def allocated_slot_hours(self) -> float:
+        """Slot-hours billed: baseline plus autoscaled."""
+        return self.baseline_slot_hours + self.autoscale_slot_hours
+
+    @property
+    def utilisation(self) -> float | None:
+        """Share of the allocated slot time the jobs used."""
+        allocated = self.allocated_slot_hours
+        return self.used_slot_hours / allocated if allocated > 0 else None
+
+
+class Billing(BaseModel):
+    """Every reservation's bill, with what was assumed and what could not be read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reservations: tuple[ReservationBill, ...]
+    notes: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    rejected: int = 0
+
+    @property
+    def billed_usd(self) -> float:
+        """The capacity bill, every reservation."""
+        return sum(b.billed_usd for b in self.reservations)
+
+    def get(self, reservation: str) -> ReservationBill | None:
+        """The bill of ``reservation``, if it has one."""
+        return next((b for b in self.reservations if b.reservation == reservation), None)
+
+
+def load_setups(path: Path) -> dict[str, ReservationSetup]:
+    """Reservation setups from a TOML or JSON file: ``[reservations."<reservation_id>"]``
+    tables with the fields of :class:`ReservationSetup`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CostlineError(f"cannot read reservations file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CostlineError(
+            f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
+        ) from None
+    entries = data.get("reservations") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise CostlineError(f"{path}: expected a 'reservations' table keyed by reservation_id")
+    setups = {}
+    for name, entry in entries.items():
+        try:
+            setups[str(name)] = ReservationSetup.model_validate(entry)
+        except ValidationError as exc:
+            raise CostlineError(
+                f"{path}: reservation {name!r}: {first_validation_error(exc)}"
+            ) from None
+    return setups
+
+
+def _resolution(span_s: float) -> int:
+    for r in _RESOLUTIONS:
+        if span_s / r <= MAX_SIMULATED_BUCKETS:
+            return r
+    return MAX_RESOLUTION_S
+
+
+def _price(
+    setup: ReservationSetup, edition: Edition, prices: PriceCatalogue
+) -> tuple[float, float | None]:
+    price = prices.bigquery.editions[edition]
+    commit = commitment_price(price, setup.commitment_term) if setup.commitment_slots else None
+    if setup.commitment_slots and commit is None:
+        raise CostlineError(
+            f"{edition.value} sells no {setup.commitment_term.value} commitment "
+            "(a reservation's commitment_slots cannot be priced)"
+        )
+    return price.payg_usd_per_slot_hour, commit
+
+
+def _bill_usd(
+    setup: ReservationSetup,
+    prices: tuple[float, float | None],
+    baseline_slot_s: float,
+    autoscale_slot_s: float,
+    period_s: float,
+) -> float:
+    payg, commit = prices
+    committed_slot_s = min(setup.commitment_slots * period_s, baseline_slot_s)
+    committed = setup.commitment_slots * period_s * (commit or 0.0)
+    rest = (baseline_slot_s - committed_slot_s + autoscale_slot_s) * payg
+    return (committed + rest) / SECONDS_PER_HOUR
+
+
+def _editions(con: duckdb.DuckDBPyConnection, where: str) -> dict[str, str | None]:
+    rows = con.execute(
+        f"SELECT reservation_id, mode(edition) FROM jobs WHERE {where} GROUP BY ALL"
+    ).fetchall()
+    return {str(r): e for r, e in rows}
+
+
+_CAPACITY_JOBS = f"""
+    reservation_id IS NOT NULL AND reservation_id <> '{FREE_RESERVATION}'
+    AND NOT coalesce(cache_hit, false) AND NOT {SCRIPT_PARENT_SQL}
+"""
+
+
+def _edition(name: str, setup: ReservationSetup, seen: str | None, default: Edition) -> Edition:
+    if setup.edition is not None:
+        return setup.edition
+    return Edition.parse(seen) if seen else default
+
+
+def simulate_bills(
+    con: duckdb.DuckDBPyConnection,
+    prices: PriceCatalogue,
+    *,
+    period: tuple[dt.datetime, dt.datetime] | None = None,
+    setups: Mapping[str, ReservationSetup] | None = None,
+    default_edition: Edition = Edition.ENTERPRISE,
+    rules: BillingRules = RULES,
+    only: set[str] | None = None,
+) -> tuple[list[ReservationBill], list[str]]:
+    """Each reservation's bill simulated from the slot usage of the ``jobs`` table.
+
+    ``period`` is the span the baseline is billed over (the history's); ``only`` limits the
+    reservations simulated. Jobs with slots but no usable run interval are still attributed
+    (their reservation's rate) but cannot be placed in time; the notes count them.
+    """
+    setups = setups or {}
+    editions = _editions(con, _CAPACITY_JOBS)
+    bills: list[ReservationBill] = []
+    notes: list[str] = []
+    for name in sorted(editions):
+        if only is not None and name not in only:
+            continue
+        setup = setups.get(name, ReservationSetup())
+        edition = _edition(name, setup, editions[name], default_edition)
+        arrays = con.execute(
+            f"""
+            SELECT coalesce(epoch_us(start_time)::DOUBLE, 'nan'::DOUBLE) AS s,
+                   coalesce(epoch_us(end_time)::DOUBLE, 'nan'::DOUBLE) AS e,
+                   total_slot_ms::DOUBLE AS ms
+            FROM jobs
+            WHERE {_CAPACITY_JOBS} AND reservation_id = ? AND total_slot_ms > 0
+            """,
+            [name],
+        ).fetchnumpy()
+        ms_all = np.asarray(arrays["ms"], dtype=np.float64)
+        s_us = np.asarray(arrays["s"], dtype=np.float64)
+        e_us = np.asarray(arrays["e"], dtype=np.float64)
+        placed = np.isfinite(s_us) & np.isfinite(e_us) & (e_us >= s_us)
+        unplaced = int((~placed).sum())
+        if unplaced:
+            notes.append(
+                f"{name}: {unplaced:,} jobs with slots have no usable start_time/end_time; "
+                "they share the bill but their slots are not in the simulated allocation"
+            )
+        s_us, e_us, ms = s_us[placed], e_us[placed], ms_all[placed]
+        if period is not None:
+            p0 = period[0].timestamp() * 1e6
+            p1 = period[1].timestamp() * 1e6
+        else:
+            p0 = float(s_us.min()) if s_us.size else 0.0
+            p1 = float(e_us.max()) if e_us.size else 0.0
+        lo = min(p0, float(s_us.min())) if s_us.size else p0
+        hi = max(p1, float(e_us.max())) if e_us.size else p1
+        res = _resolution((hi - lo) / 1e6)
+        width = res * 1e6
+        origin = np.floor(lo / width) * width
+        # the last scale-up is still held (and billed) for the window after the work ends
+        tail_s = 0 if rules.fluid or setup.fluid else rules.window_seconds
+        buckets = max(int(np.ceil((hi - origin) / width)), 1) + -(-tail_s // res)
+        if s_us.size:
+            demand_ms = spread((s_us - origin) / width, (e_us - origin) / width, ms, buckets + 1)
+        else:
+            demand_ms = np.zeros(buckets + 1)
+        demand = demand_ms / (res * 1000.0)
+        if res > 1:
+            notes.append(f"{name}: simulated at {res} s resolution (a span of {buckets:,} buckets)")
+        above = np.maximum(demand - max(setup.baseline_slots, setup.commitment_slots), 0.0)
+        cap = None if setup.max_slots is None else setup.max_slots - setup.baseline_slots
+        series = UsageSeries(
+            slots=above,
+            start=dt.datetime.fromtimestamp(origin / 1e6, dt.UTC),
+            resolution_s=res,
+            source=name,
+        )
+        reservation_rules = replace(rules, fluid=rules.fluid or setup.fluid)
+        if cap is not None and cap <= 0:  # no autoscaling: the baseline serves every job
+            autoscale_slot_s, autoscale_peak = 0.0, 0
+        else:
+            curve = billed_autoscale(series, cap, reservation_rules)
+            autoscale_slot_s = float(curve.billed.sum()) * res
+            autoscale_peak = int(curve.billed.max()) if curve.billed.size else 0
+        period_s = max((p1 - p0) / 1e6, 0.0)
+        baseline_slot_s = setup.baseline_slots * period_s
+        price = _price(setup, edition, prices)
+        used_h = float(ms_all.sum()) / MS_PER_HOUR
+        bills.append(
+            ReservationBill(
+                reservation=name,
+                edition=edition,
+                basis="simulated",
+                billed_usd=_bill_usd(setup, price, baseline_slot_s, autoscale_slot_s, period_s),
+                baseline_slot_hours=baseline_slot_s / SECONDS_PER_HOUR,
+                autoscale_slot_hours=autoscale_slot_s / SECONDS_PER_HOUR,
+                used_slot_hours=used_h,
+                slot_time_price_usd=used_h * price[0],
+                peak_allocated_slots=setup.baseline_slots + autoscale_peak,
+                jobs=int(ms_all.size),
+            )
+        )
+    return bills, notes
+
+
+_TIMELINE_FIELDS = (
+    "period_start",
+    "reservation_id",
+    "reservation_name",
+    "edition",
+    "slots_assigned",
+    "autoscale.current_slots",
+    "autoscale_slot_seconds",
+)
+_TS = (
+    "coalesce(TRY_CAST(period_start AS TIMESTAMPTZ), CASE WHEN regexp_full_match("
+    "period_start, '\\d{9,10}(\\.\\d+)?') THEN to_timestamp(CAST(period_start AS DOUBLE)) END)"
+)
+
+
+def _per_second_sql(fmt: str) -> str | None:
+    """Autoscaled slot-seconds of a minute from ``per_second_details``, where it can be read."""
+    if fmt == "jsonl":
+        return (
+            "list_sum(CAST(json_extract(doc, '$.per_second_details[*].autoscale_current_slots')"
+            " AS DOUBLE[]))"
+        )
+    return None
+
+
+def timeline_bills(
+    path: Path,
+    prices: PriceCatalogue,
+    *,
+    setups: Mapping[str, ReservationSetup] | None = None,
+    default_edition: Edition = Edition.ENTERPRISE,
+    used_slot_ms: Mapping[str, float] | None = None,
+) -> Billing:
+    """Each reservation's bill from an ``INFORMATION_SCHEMA.RESERVATIONS_TIMELINE`` export
+    (JSONL, CSV or Parquet; one row per reservation and minute).
+
+    A row that cannot be used (no or a malformed ``period_start``, a negative or non-numeric
+    slot count, a repeated reservation and minute) is reported with its line and field and
+    left out. ``used_slot_ms`` (per reservation, from the job history) fills the bills' used
+    slot time.
+    """
+    if not path.is_file():
+        raise CostlineError(f"{path}: no such reservations timeline file")
+    setups = setups or {}
+    used_slot_ms = used_slot_ms or {}
+    con = connect()
+    fields = list(_TIMELINE_FIELDS)
+    raw = export_raw(
+        con,
+        path,
+        fields,
+        required=("period_start", "slots_assigned"),
+        what="a RESERVATIONS_TIMELINE export",
+    )
+    per_second = _per_second_sql(detect_format(path))
+    if per_second is not None:
+        # A JSONL line keeps its nested per-second list: sum it in place of the flat field.
+        raw = raw.replace(
+            "json_extract_string(doc, '$.autoscale_slot_seconds') AS \"autoscale_slot_seconds\"",
+            f'CAST({per_second} AS VARCHAR) AS "autoscale_slot_seconds"',
+        )
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE rt AS
+            SELECT *, CASE
+                    WHEN doc_error IS NOT NULL THEN '|' || doc_error
+                    WHEN period_start IS NULL OR trim(period_start) = ''
+                        THEN 'period_start|missing'
+                    WHEN t_start IS NULL THEN 'period_start|expected a timestamp, got '
+                         || left(period_start, 40)
+                    WHEN reservation IS NULL THEN 'reservation_id|missing'
+                    WHEN t_baseline IS NULL THEN 'slots_assigned|expected a number, got '
+                         || coalesce(left(slots_assigned, 40), 'nothing')
+                    WHEN t_baseline < 0 THEN 'slots_assigned|must not be negative, got '
+                         || slots_assigned
+                    WHEN t_auto_s IS NULL AND coalesce(trim(auto_s), '') <> ''
+                        THEN 'per_second_details|expected numbers, got ' || left(auto_s, 40)
+                    WHEN t_auto IS NULL AND coalesce(trim(auto), '') <> ''
+                        THEN 'autoscale.current_slots|expected a number, got ' || left(auto, 40)
+                    WHEN coalesce(t_auto_s, t_auto, 0) < 0
+                        THEN 'autoscale.current_slots|must not be negative'
+                END AS error
+            FROM (
+                SELECT line, doc_error, period_start, slots_assigned,
+                       "autoscale.current_slots" AS auto, autoscale_slot_seconds AS auto_s,
+                       coalesce(nullif(trim(reservation_id), ''),
+                                nullif(trim(reservation_name), '')) AS reservation,
+                       edition, {_TS} AS t_start,
+                       TRY_CAST(slots_assigned AS DOUBLE) AS t_baseline,
+                       TRY_CAST("autoscale.current_slots" AS DOUBLE) AS t_auto,
+                       TRY_CAST(autoscale_slot_seconds AS DOUBLE) AS t_auto_s
+                FROM ({raw})
+            )
+            """
+        )
+        con.execute(
+            """
+            UPDATE rt SET error = 'period_start|duplicate of the row on line '
+                                  || d.first_line || ' (same reservation and minute)'
+            FROM (SELECT reservation, t_start, min(line) AS first_line FROM rt
+                  WHERE error IS NULL GROUP BY ALL HAVING count(*) > 1) d
+            WHERE rt.error IS NULL AND rt.reservation = d.reservation
+              AND rt.t_start = d.t_start AND rt.line <> d.first_line
+            """
+        )
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CostlineError(f"{path}: cannot read the reservations timeline: {first}") from None
+    rejected_row = con.execute("SELECT count(*) FROM rt WHERE error IS NOT NULL").fetchall()[0]
+    rejected = int(rejected_row[0]) if rejected_row else 0
+    problems = tuple(
+        Problem(path=str(path), line=int(line), field=f or None, message=m)
+        for line, f, m in con.execute(
+            "SELECT line, split_part(error, '|', 1), substr(error, strpos(error, '|') + 1) "
+            f"FROM rt WHERE error IS NOT NULL ORDER BY line LIMIT {MAX_REPORTED_PROBLEMS}"
+        ).fetchall()
+    )
+    rows = con.execute(
+        """
+        SELECT reservation, mode(edition), sum(t_baseline) * 60,
+               sum(coalesce(t_auto_s, t_auto * 60, 0)), count(*) * 60,
+               max(t_baseline + coalesce(t_auto, 0))
+        FROM rt WHERE error IS NULL GROUP BY reservation ORDER BY reservation
+        """
+    ).fetchall()
+    bills = []
+    for name, seen, baseline_s, auto_s, period_s, peak in rows:
+        setup = setups.get(str(name), ReservationSetup())
+        edition = _edition(str(name), setup, seen, default_edition)
+        price = _price(setup, edition, prices)
+        used_h = float(used_slot_ms.get(str(name), 0.0)) / MS_PER_HOUR
+        bills.append(
+            ReservationBill(
+                reservation=str(name),
+                edition=edition,
+                basis="timeline",
+                billed_usd=_bill_usd(
+                    setup, price, float(baseline_s), float(auto_s), float(period_s)
+                ),
+                baseline_slot_hours=float(baseline_s) / SECONDS_PER_HOUR,
+                autoscale_slot_hours=float(auto_s) / SECONDS_PER_HOUR,
+                used_slot_hours=used_h,
+                slot_time_price_usd=used_h * price[0],
+                peak_allocated_slots=int(peak or 0),
+                jobs=0,
+            )
+        )
+    return Billing(reservations=tuple(bills), problems=problems, rejected=rejected)
+
+
+def reservation_billing(
+    con: duckdb.DuckDBPyConnection,
+    prices: PriceCatalogue,
+    *,
+    period: tuple[dt.datetime, dt.datetime] | None,
+    timeline: Path | None = None,
+    setups: Mapping[str, ReservationSetup] | None = None,
+    default_edition: Edition = Edition.ENTERPRISE,
+    fluid: bool = False,
+) -> Billing:
+    """The bill of every reservation the ``jobs`` table ran in: from ``timeline`` where it
+    covers the reservation, else simulated (see the module docstring)."""
+    rules = FLUID_RULES if fluid else RULES
+    used = {
+        str(r): float(ms)
+        for r, ms in con.execute(
+            f"SELECT reservation_id, coalesce(sum(total_slot_ms), 0) FROM jobs "
+            f"WHERE {_CAPACITY_JOBS} GROUP BY ALL"
+        ).fetchall()
+    }
+    counts = {
+        str(r): int(n)
+        for r, n in con.execute(
+            f"SELECT reservation_id, count(*) FROM jobs WHERE {_CAPACITY_JOBS} "
+            "AND total_slot_ms > 0 GROUP BY ALL"
+        ).fetchall()
+    }
+    notes: list[str] = []
+    bills: list[ReservationBill] = []
+    problems: tuple[Problem, ...] = ()
+    rejected = 0
+    if timeline is not None:
+        from_timeline = timeline_bills(
+            timeline, prices, setups=setups, default_edition=default_edition, used_slot_ms=used
+        )
+        problems, rejected = from_timeline.problems, from_timeline.rejected
+        bills = [
+            b.model_copy(update={"jobs": counts.get(b.reservation, 0)})
+            for b in from_timeline.reservations
+        ]
+    covered = {b.reservation for b in bills}
+    missing = set(used) - covered
+    if timeline is not None and missing:
+        notes.append(
+            f"{len(missing)} reservation(s) not in {timeline.name}, simulated from the jobs: "
+            + ", ".join(sorted(missing))
+        )
+    simulated, sim_notes = simulate_bills(
+        con,
+        prices,
+        period=period,
+        setups=setups,
+        default_edition=default_edition,
+        rules=rules,
+        only=missing,
+    )
+    bills += simulated
+    notes += sim_notes
+    if simulated:
+        scaling = (
+            "fluid scaling (no one-minute minimum)"
+            if rules.fluid
+            else f"{rules.step_slots}-slot steps held {rules.window_seconds} s after each scale-up"
+        )
+        notes.append(
+            "simulated reservations: the autoscaler's allocation of the jobs' slot usage "
+            f"({scaling}); idle slots shared between reservations are not modelled"
+        )
+    unknown = sorted(set(setups or {}) - {b.reservation for b in bills})
+    if unknown:
+        notes.append("reservations file names reservations with no jobs: " + ", ".join(unknown))
+    return Billing(
+        reservations=tuple(sorted(bills, key=lambda b: b.reservation)),
+        notes=tuple(notes),
+        problems=problems,
+        rejected=rejected,
+    )
+
+
+def attribution_rates(billing: Billing) -> dict[str, float]:
+    """USD per slot-ms of each reservation: its bill over the slot-ms its jobs used. A
+    reservation whose jobs used no slots has no rate (its bill is unattributed)."""
+    return {
+        b.reservation: b.billed_usd / (b.used_slot_hours * MS_PER_HOUR)
+        for b in billing.reservations
+        if b.used_slot_hours > 0
+    }
