@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -39,10 +40,50 @@ def test_profile_json(workspace: Path) -> None:
 def test_profile_text_and_html(workspace: Path, tmp_path: Path) -> None:
     text = costline("profile", workspace / "jobs.jsonl", "--top", "5")
     assert text.returncode == 0 and "Top query patterns by cost" in text.stdout
+    assert "Reservations: billed (allocated slots)" in text.stdout
+    assert "not deducted" in text.stdout  # the free tier, stated
     page = tmp_path / "p.html"
     html = costline("profile", workspace / "jobs.jsonl", "--format", "html", "-o", page)
     assert html.returncode == 0, html.stderr
-    assert "<script src=" not in page.read_text()  # self-contained: plotly is inlined
+    content = page.read_text()
+    assert "<script src=" not in content  # self-contained: plotly is inlined
+    assert 'id="reservations"' in content and "attributed" in content
+
+
+def test_profile_billing_options(workspace: Path, tmp_path: Path) -> None:
+    # A setup for one reservation: a 100-slot baseline billed all period, at Enterprise's
+    # pay-as-you-go price; the other reservations stay pure autoscaling.
+    setups = tmp_path / "res.toml"
+    setups.write_text('[reservations."acme-admin:US.etl-prod"]\nbaseline_slots = 100\n')
+    base = costline("profile", workspace / "jobs.jsonl", "-f", "json")
+    with_setup = costline(
+        "profile", workspace / "jobs.jsonl", "-f", "json", "--reservations", setups, "--fluid"
+    )
+    assert base.returncode == 0 and with_setup.returncode == 0, with_setup.stderr
+    before, after = json.loads(base.stdout), json.loads(with_setup.stdout)
+    bills = {b["reservation"]: b for b in after["capacity"]["reservations"]}
+    etl = bills["acme-admin:US.etl-prod"]
+    span = dt.datetime.fromisoformat(after["period"]["end"]) - dt.datetime.fromisoformat(
+        after["period"]["start"]
+    )
+    assert etl["baseline_slot_hours"] >= 100 * span.total_seconds() / 3600
+    assert after["capacity"]["billed_usd"] != before["capacity"]["billed_usd"]
+    assert sum(after["attribution"]["reservation"].values()) == pytest.approx(
+        after["total_cost_usd"]
+    )
+    eu = costline("profile", workspace / "jobs.jsonl", "-f", "json", "--region", "eu")
+    assert eu.returncode == 0 and json.loads(eu.stdout)["region"] == "EU"
+    # Bad billing input: one message naming the file and field, exit 2, no traceback.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[reservations."x"]\nbaseline_slots = 75\n')
+    for args, message in (
+        (("--reservations", bad), "multiple of 50"),
+        (("--reservations-timeline", tmp_path / "absent.jsonl"), "no such reservations timeline"),
+        (("--region", "mars"), "[bigquery.regions.'mars']"),
+    ):
+        result = costline("profile", workspace / "jobs.jsonl", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_audit_writes_a_self_contained_report(workspace: Path, tmp_path: Path) -> None:

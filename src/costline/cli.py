@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from costline.core.errors import CostlineError
@@ -136,21 +137,55 @@ def profile(
     bigquery: Annotated[
         str | None, typer.Option("--bigquery", help="Read live from this BigQuery project.")
     ] = None,
-    region: Annotated[str, typer.Option(help="BigQuery region of the jobs view.")] = "us",
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="BigQuery location of the jobs (us, eu, europe-west2, ...): its prices, and "
+            "the jobs view of a live read. Default: the catalogue's (US)."
+        ),
+    ] = None,
     days: Annotated[int, typer.Option(help="Live read: how many days back.")] = 90,
+    reservations_timeline: Annotated[
+        Path | None,
+        typer.Option(
+            "--reservations-timeline",
+            help="An INFORMATION_SCHEMA.RESERVATIONS_TIMELINE export: reservations billed "
+            "from it (the rest simulated from the jobs).",
+        ),
+    ] = None,
+    reservations: Annotated[
+        Path | None,
+        typer.Option(
+            "--reservations",
+            help='TOML/JSON of reservation setups ([reservations."ID"]: edition, '
+            "baseline_slots, max_slots, commitment_slots, commitment_term, fluid).",
+        ),
+    ] = None,
+    fluid: Annotated[
+        bool,
+        typer.Option("--fluid", help="Simulate autoscaling as fluid scaling (no 1-min minimum)."),
+    ] = False,
 ) -> None:
-    """Profile a job history: cost per query pattern, attribution, Pareto, table access."""
+    """Profile a job history: cost per query pattern, attribution, Pareto, table access.
+
+    Capacity work is billed per reservation (allocated slots) and attributed to its jobs by
+    slot time; on-demand work is billed per job."""
     from costline.report.html import render_profile_html
+    from costline.warehouse.billing import load_setups
     from costline.warehouse.jobs import read_bigquery, read_history
     from costline.warehouse.profile import profile_history
 
     catalogue = load_prices(prices)
+    catalogue.for_region(region)  # an unknown location fails before any reading
     tables = load_catalog(catalog) if catalog else None
     default_edition = Edition.parse(edition)
+    setups = load_setups(reservations) if reservations else None
+    if reservations_timeline is not None and not reservations_timeline.is_file():
+        raise CostlineError(f"{reservations_timeline}: no such reservations timeline file")
     if bigquery:
         end = dt.datetime.now(dt.UTC)
         history = read_bigquery(
-            bigquery, region=region, start=end - dt.timedelta(days=days), end=end
+            bigquery, region=region or "us", start=end - dt.timedelta(days=days), end=end
         )
     elif paths:
         history = read_history(paths)
@@ -164,6 +199,10 @@ def profile(
             default_edition=default_edition,
             team_label=team_label,
             progress=step,
+            region=region,
+            reservations_timeline=reservations_timeline,
+            reservation_setups=setups,
+            fluid=fluid,
         )
     _report_rejections(
         result.rejected_count, result.read, [str(r) for r in result.rejected], strict
@@ -212,6 +251,17 @@ def capacity(
             help="Price autoscaling with fluid scaling: second by second, no one-minute minimum.",
         ),
     ] = False,
+    spend_based: Annotated[
+        bool,
+        typer.Option(
+            "--spend-based",
+            help="Also price autoscaling under a spend-based committed use discount (1y, 3y).",
+        ),
+    ] = False,
+    region: Annotated[
+        str | None,
+        typer.Option(help="BigQuery location whose prices apply (us, eu, ...). Default: US."),
+    ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     prices: PricesOption = None,
@@ -227,7 +277,7 @@ def capacity(
     )
     from costline.warehouse.jobs import read_history
 
-    catalogue = load_prices(prices)
+    catalogue, region_notes = load_prices(prices).for_region(region)
     seconds = parse_resolution(resolution)
     editions = [Edition.parse(e) for e in edition] if edition else None
     what_if = parse_growth(growth) if growth is not None else None
@@ -264,8 +314,11 @@ def capacity(
             growth=what_if,
             idle_sharing=idle_sharing,
             fluid=fluid,
+            spend_based=spend_based,
             progress=step,
         )
+    if region_notes:
+        result = result.model_copy(update={"notes": (*region_notes, *result.notes)})
     _report_rejections(result.rejected, result.rows, [str(p) for p in result.problems], False)
     if fmt is OutputFormat.json:
         _write_or_print(result.model_dump_json(indent=2), output)
@@ -907,9 +960,58 @@ def catalog_command(
 
 
 @app.command("prices")
-def show_prices() -> None:
-    """Print the packaged price catalogue (every entry with its source and date)."""
-    sys.stdout.write(default_prices_text())
+def show_prices(
+    sources: Annotated[
+        bool,
+        typer.Option(
+            "--sources",
+            help="Print BigQuery's billing rules and limits instead, each with its "
+            "documentation page and the date it was checked.",
+        ),
+    ] = False,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="With --sources: text or json.")
+    ] = OutputFormat.text,
+) -> None:
+    """Print the packaged price catalogue (every entry with its source and date), or with
+    ``--sources`` BigQuery's billing rules and limits with theirs."""
+    from dataclasses import asdict
+
+    from costline.core.billing_rules import RULES, BillingRule
+
+    if fmt is OutputFormat.html:
+        raise CostlineError("prices prints text or json, not html")
+    if fmt is OutputFormat.json and not sources:
+        raise CostlineError("--format json needs --sources (the catalogue itself is TOML)")
+    if not sources:
+        sys.stdout.write(default_prices_text())
+        return
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps([asdict(r) for r in RULES], indent=2) + "\n")
+        return
+
+    def shown(rule: BillingRule) -> str:
+        """The value with its unit: bytes in binary units where exact, text (a date, a zone)
+        bare; ``--format json`` has the raw numbers."""
+        value = rule.value
+        if isinstance(value, str):
+            return value
+        if rule.unit == "bytes" and isinstance(value, int) and value:
+            for shift, name in ((40, "TiB"), (30, "GiB"), (20, "MiB")):
+                if value % (1 << shift) == 0:
+                    return f"{value >> shift:,} {name}"
+        unit = rule.unit.removesuffix("s") if value == 1 else rule.unit
+        return f"{value:,} {unit}"
+
+    # One rule a paragraph: a URL stays whole and copyable at any terminal width.
+    out.print("[bold]BigQuery billing rules and limits[/] (value, rule, source, checked on)")
+    for r in RULES:
+        out.print(
+            f"\n[bold]{r.key}[/] = {escape(shown(r))}\n  {escape(r.statement)}\n"
+            f"  [dim]{escape(r.source)} ({r.as_of})[/dim]",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def main() -> None:
@@ -920,7 +1022,8 @@ def main() -> None:
         if isinstance(code, int) and code:
             raise SystemExit(code)
     except CostlineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # a message may hold brackets (a TOML table, a JSON path): printed as text, not markup
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
@@ -936,7 +1039,7 @@ def main() -> None:
         if os.environ.get("COSTLINE_DEBUG"):
             raise
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
             "This is a bug in costline; rerun with COSTLINE_DEBUG=1 for the traceback.",
             highlight=False,
         )

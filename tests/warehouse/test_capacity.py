@@ -218,6 +218,76 @@ def test_queued_work_past_the_end_is_run_not_dropped() -> None:
     assert curve.served.size == 80
 
 
+def test_standards_cap_is_per_reservation() -> None:
+    # Two reservations of 1,500 slots each: 3,000 pooled fits under two reservations' caps
+    # (2 x 1,600); bought apart, each fits its own.
+    a = np.full(120, 1500.0)
+    split = series((a + a).tolist(), reservations={"r1": a, "r2": a.copy()})
+    plans, _, billed = price_plans(split, PRICES, editions=[Edition.STANDARD])
+    assert plans[0].max_slots == 2 * RULES.standard_max_slots
+    queue = billed["standard"].queue
+    assert queue is not None and queue.delayed_seconds == 0
+    # One workload of 3,000 slots is one reservation: capped at 1,600, it waits.
+    _, _, alone = price_plans(series([3000.0] * 120), PRICES, editions=[Edition.STANDARD])
+    waiting = alone["standard"].queue
+    assert waiting is not None and waiting.delayed_seconds > 0
+
+
+def test_work_queued_past_the_six_hour_timeout_is_reported() -> None:
+    # 100 slots demanded for 8 hours under a cap of 50: the backlog grows 50 slot-s a second,
+    # so work arriving after 6 hours (21,600 s) waits longer than the timeout: the last two
+    # hours, 7,200 s x 100 slots = 200 slot-hours.
+    hours = 8 * 3600
+    curve = billed_autoscale(series([100.0] * hours), max_slots=50)
+    q = curve.queue
+    assert q is not None and q.queue_timeout_seconds == 6 * 3600
+    assert q.timed_out_seconds == 2 * 3600
+    assert q.timed_out_slot_hours == pytest.approx(200.0)
+    # Under the cap nothing times out.
+    short = billed_autoscale(series([100.0] * 3600), max_slots=50).queue
+    assert short is not None and short.timed_out_seconds == 0
+
+
+def test_spend_based_discount_commits_the_cost_optimal_hourly_spend() -> None:
+    # 100 slots for two hours, then 50 for one: $6, $6 and $3 of Enterprise pay-as-you-go an
+    # hour. Committing C an hour costs sum(max(x - C, 0)) + 3 C (1 - d):
+    # 1y (10%): C=0 -> 15.0, C=3 -> 6 + 8.1 = 14.1, C=6 -> 16.2; 3y (20%): C=3 -> 13.2 best.
+    values = [100.0] * 7200 + [50.0] * 3600
+    plans, _, billed = price_plans(
+        series(values), PRICES, editions=[Edition.ENTERPRISE], spend_based=True
+    )
+    factor = billed["enterprise"].annual_factor
+    spend = {p.term: p for p in plans if p.kind == "spend_based"}
+    assert set(spend) == {"1y", "3y"}
+    assert spend["1y"].spend_commitment_usd_per_hour == pytest.approx(3.0)
+    assert spend["1y"].annual_cost_usd == pytest.approx(14.1 * factor)
+    assert spend["1y"].commitment_annual_usd == pytest.approx(8.1 * factor)
+    assert spend["3y"].annual_cost_usd == pytest.approx(13.2 * factor)
+    autoscale = next(p for p in plans if p.kind == "autoscale")
+    assert autoscale.annual_cost_usd == pytest.approx(15.0 * factor)
+    # Still one optimum per edition and term.
+    for term in ("1y", "3y"):
+        assert sum(p.optimal for p in plans if p.term == term) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 400), min_size=1, max_size=8), st.sampled_from([0.1, 0.2]))
+def test_spend_based_optimum_against_every_commitment(hourly: list[int], d: float) -> None:
+    # Hour-long constant demand, so each hour's spend is exact; the optimum is no worse than
+    # any committed spend on a fine grid.
+    values = [float(h) for h in hourly for _ in range(3600)]
+    plans, _, billed = price_plans(
+        series(values), PRICES, editions=[Edition.ENTERPRISE], spend_based=True
+    )
+    curve = billed["enterprise"]
+    x = curve.billed.reshape(-1, 3600).sum(axis=1) * PAYG / 3600 if curve.billed.size else []
+    term = "1y" if d == 0.1 else "3y"
+    best = next(p for p in plans if p.kind == "spend_based" and p.term == term)
+    for c in np.linspace(0, max(x) if len(x) else 0, 41):
+        cost = sum(max(v - c, 0) for v in x) + len(x) * c * (1 - d)
+        assert best.annual_cost_usd <= cost * curve.annual_factor + 1e-6
+
+
 def test_max_slots_must_be_a_reservation_size() -> None:
     with pytest.raises(CostlineError, match="multiple of 50"):
         price_plans(series([10]), PRICES, max_slots=75)

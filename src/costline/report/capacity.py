@@ -24,6 +24,7 @@ _KIND = {
     "split_70_30": "70/30 split + autoscale",
     "full_commitment": "commit the billed peak",
     "per_reservation": "each reservation its own optimum (no idle-slot sharing)",
+    "spend_based": "autoscale under a spend-based discount",
 }
 _SHORT = {
     "on_demand": "bytes",
@@ -32,6 +33,7 @@ _SHORT = {
     "split_70_30": "70/30",
     "full_commitment": "peak",
     "per_reservation": "unshared",
+    "spend_based": "spend CUD",
 }
 
 
@@ -39,6 +41,9 @@ def plan_name(plan: Plan) -> str:
     """``enterprise 3y: 500 committed + autoscale`` — one line naming a plan."""
     if plan.kind == "on_demand":
         return "on-demand"
+    if plan.kind == "spend_based":
+        hourly = plan.spend_commitment_usd_per_hour or 0.0
+        return f"{plan.edition} {plan.term}: autoscale, ${hourly:,.2f}/h spend committed"
     if plan.commitment_slots == 0:
         return f"{plan.edition} pay-as-you-go autoscale"
     tail = " + autoscale" if plan.kind != "full_commitment" else ""
@@ -140,9 +145,15 @@ def print_capacity(console: Console, r: CapacityResult) -> None:
         if not q.delayed_seconds and r.max_slots is None:
             continue
         console.print(
-            f"{edition}: at most {q.max_slots:,} slots, so work queued (not dropped) "
+            f"{edition}: at most {q.max_slots:,} slots, so work queued "
             f"{q.delayed_seconds / 3600:,.1f} h in all;\n  mean delay "
-            f"{q.mean_delay_seconds:,.0f} s, longest {q.max_delay_seconds:,.0f} s",
+            f"{q.mean_delay_seconds:,.0f} s, longest {q.max_delay_seconds:,.0f} s"
+            + (
+                f"; {q.timed_out_slot_hours:,.0f} slot-hours would wait past the "
+                f"{q.queue_timeout_seconds / 3600:g} h queue timeout and fail"
+                if q.timed_out_seconds
+                else ""
+            ),
             highlight=False,
         )
     if r.forecast is not None:

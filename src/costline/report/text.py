@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from costline.audit import AuditResult
@@ -42,7 +43,7 @@ def _summary(console: Console, p: Profile) -> None:
     console.print(
         f"[bold]{p.jobs:,}[/] jobs ({p.rejected_count:,} rejected) over {period}: "
         f"[bold]{usd(p.total_cost_usd)}[/] "
-        f"(on-demand {usd(p.on_demand_cost_usd)}, capacity {usd(p.capacity_cost_usd)}), "
+        f"(on-demand {usd(p.on_demand_cost_usd)}, capacity {usd(p.capacity_cost_usd)} billed), "
         f"{size(p.total_bytes_billed)} billed",
         highlight=False,
     )
@@ -51,6 +52,39 @@ def _summary(console: Console, p: Profile) -> None:
         f"({p.pareto.share_of_fingerprints_for_80pct:.1%}) make 80% of the cost",
         highlight=False,
     )
+    _capacity(console, p)
+
+
+def _capacity(console: Console, p: Profile) -> None:
+    """Each reservation's bill beside what its jobs' slot time is worth; the notes."""
+    cap = p.capacity
+    if cap.reservations:
+        t = Table(
+            title="Reservations: billed (allocated slots) vs the jobs' slot time",
+            title_justify="left",
+        )
+        t.add_column("reservation", no_wrap=True)
+        for name in ("billed", "slot time", "allocated", "used", "from"):
+            t.add_column(name, justify="right", no_wrap=True)
+        for b in cap.reservations:
+            t.add_row(
+                b.reservation.rpartition(".")[2],  # admin-project:LOCATION.name
+                usd(b.billed_usd),
+                usd(b.slot_time_price_usd),
+                f"{b.allocated_slot_hours:,.0f}",
+                f"{b.used_slot_hours:,.0f}",
+                "export" if b.basis == "timeline" else "model",
+            )
+        console.print(t)
+        console.print(
+            "Allocated and used in slot-hours; 'model' is the autoscaler simulated on the jobs, "
+            "'export' the RESERVATIONS_TIMELINE. Capacity totals are billed; the cost of a "
+            "capacity job, pattern, team or table is its attributed share of its reservation's "
+            "bill, by slot time.",
+            highlight=False,
+        )
+    for note in (*cap.notes, *p.notes):
+        console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
 
 
 def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:

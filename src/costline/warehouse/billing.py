@@ -76,14 +76,16 @@ class ReservationSetup(BaseModel):
         default=None, gt=0, description="baseline plus the autoscaler's maximum"
     )
     commitment_slots: int = Field(default=0, ge=0)
-    commitment_term: Term = Term.ONE_YEAR
+    # No default term: a 1y and a 3y commitment are priced differently, so it must be said.
+    commitment_term: Term = Term.NONE
     fluid: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> ReservationSetup:
         step = RULES.commitment_step_slots
-        for name in ("baseline_slots", "commitment_slots"):
-            if getattr(self, name) % step:
+        # A maximum off the 50-slot grid would let the autoscaler's step bill above it.
+        for name in ("baseline_slots", "max_slots", "commitment_slots"):
+            if (getattr(self, name) or 0) % step:
                 raise ValueError(f"{name} must be a multiple of {step}")
         if self.max_slots is not None and self.max_slots < self.baseline_slots:
             raise ValueError("max_slots must be at least baseline_slots")
@@ -333,22 +335,42 @@ _TIMELINE_FIELDS = (
     "edition",
     "slots_assigned",
     "autoscale.current_slots",
-    "autoscale_slot_seconds",
+    "autoscale",
+    "per_second_details",
 )
+# The nested columns, as JSON text in every format: a JSONL line holds them as JSON, a CSV
+# export as JSON text (when it has them at all), Parquet as a struct and a list of structs.
+_NESTED = ("autoscale", "per_second_details")
 _TS = (
     "coalesce(TRY_CAST(period_start AS TIMESTAMPTZ), CASE WHEN regexp_full_match("
     "period_start, '\\d{9,10}(\\.\\d+)?') THEN to_timestamp(CAST(period_start AS DOUBLE)) END)"
 )
 
 
-def _per_second_sql(fmt: str) -> str | None:
-    """Autoscaled slot-seconds of a minute from ``per_second_details``, where it can be read."""
-    if fmt == "jsonl":
-        return (
-            "list_sum(CAST(json_extract(doc, '$.per_second_details[*].autoscale_current_slots')"
-            " AS DOUBLE[]))"
+def _nested_as_json(raw: str) -> str:
+    """``raw`` with a CSV or Parquet export's nested columns read as JSON text (a Parquet
+    struct or list cast to text is not JSON; a text column is kept as it is)."""
+    for name in _NESTED:
+        column = f'CAST("{name}" AS VARCHAR)'  # how export_raw reads a column it found
+        raw = raw.replace(
+            column,
+            f"CASE WHEN typeof(\"{name}\") = 'VARCHAR' THEN {column} "
+            f'ELSE CAST(to_json("{name}") AS VARCHAR) END',
         )
-    return None
+    return raw
+
+
+# per_second_details as JSON text: what it holds (an empty field is no details), and each
+# second's autoscaled slots in it as JSON values (a missing key skipped, a JSON null kept).
+_DETAILS_TYPE = (
+    "CASE WHEN coalesce(trim(details), '') = '' THEN 'NULL' "
+    "WHEN json_valid(details) THEN json_type(CAST(details AS JSON)) ELSE 'not JSON' END"
+)
+_SECONDS_JSON = (
+    "CASE WHEN details_type = 'ARRAY' "
+    "THEN json_extract(details, '$[*].autoscale_current_slots') END"
+)
+_AS_NUMBER = "TRY_CAST(json_extract_string(v, '$') AS DOUBLE)"
 
 
 def timeline_bills(
@@ -380,13 +402,8 @@ def timeline_bills(
         required=("period_start", "slots_assigned"),
         what="a RESERVATIONS_TIMELINE export",
     )
-    per_second = _per_second_sql(detect_format(path))
-    if per_second is not None:
-        # A JSONL line keeps its nested per-second list: sum it in place of the flat field.
-        raw = raw.replace(
-            "json_extract_string(doc, '$.autoscale_slot_seconds') AS \"autoscale_slot_seconds\"",
-            f'CAST({per_second} AS VARCHAR) AS "autoscale_slot_seconds"',
-        )
+    if detect_format(path) != "jsonl":
+        raw = _nested_as_json(raw)
     try:
         con.execute(
             f"""
@@ -402,23 +419,35 @@ def timeline_bills(
                          || coalesce(left(slots_assigned, 40), 'nothing')
                     WHEN t_baseline < 0 THEN 'slots_assigned|must not be negative, got '
                          || slots_assigned
-                    WHEN t_auto_s IS NULL AND coalesce(trim(auto_s), '') <> ''
-                        THEN 'per_second_details|expected numbers, got ' || left(auto_s, 40)
+                    WHEN details_type NOT IN ('ARRAY', 'NULL')
+                        THEN 'per_second_details|expected a JSON array, got ' || left(details, 40)
+                    WHEN len(list_filter(seconds, lambda v: json_type(v) <> 'NULL'
+                                                            AND {_AS_NUMBER} IS NULL)) > 0
+                        THEN 'per_second_details|autoscale_current_slots: expected numbers, got '
+                             || left(CAST(seconds AS VARCHAR), 40)
+                    WHEN list_min(t_seconds) < 0
+                        THEN 'per_second_details|autoscale_current_slots must not be negative'
                     WHEN t_auto IS NULL AND coalesce(trim(auto), '') <> ''
                         THEN 'autoscale.current_slots|expected a number, got ' || left(auto, 40)
-                    WHEN coalesce(t_auto_s, t_auto, 0) < 0
-                        THEN 'autoscale.current_slots|must not be negative'
+                    WHEN t_auto < 0 THEN 'autoscale.current_slots|must not be negative, got '
+                         || auto
                 END AS error
             FROM (
-                SELECT line, doc_error, period_start, slots_assigned,
-                       "autoscale.current_slots" AS auto, autoscale_slot_seconds AS auto_s,
-                       coalesce(nullif(trim(reservation_id), ''),
-                                nullif(trim(reservation_name), '')) AS reservation,
-                       edition, {_TS} AS t_start,
-                       TRY_CAST(slots_assigned AS DOUBLE) AS t_baseline,
-                       TRY_CAST("autoscale.current_slots" AS DOUBLE) AS t_auto,
-                       TRY_CAST(autoscale_slot_seconds AS DOUBLE) AS t_auto_s
-                FROM ({raw})
+                SELECT *, TRY_CAST(auto AS DOUBLE) AS t_auto,
+                       list_transform(seconds, lambda v: {_AS_NUMBER}) AS t_seconds,
+                       list_sum(t_seconds) AS t_auto_s, list_max(t_seconds) AS t_auto_peak
+                FROM (
+                    SELECT line, doc_error, period_start, slots_assigned, edition, details,
+                           coalesce("autoscale.current_slots",
+                                    CASE WHEN json_valid(autoscale)
+                                         THEN json_extract_string(autoscale, '$.current_slots')
+                                    END) AS auto,
+                           {_DETAILS_TYPE} AS details_type, {_SECONDS_JSON} AS seconds,
+                           coalesce(nullif(trim(reservation_id), ''),
+                                    nullif(trim(reservation_name), '')) AS reservation,
+                           {_TS} AS t_start, TRY_CAST(slots_assigned AS DOUBLE) AS t_baseline
+                    FROM (SELECT *, per_second_details AS details FROM ({raw}))
+                )
             )
             """
         )
@@ -435,6 +464,17 @@ def timeline_bills(
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise CostlineError(f"{path}: cannot read the reservations timeline: {first}") from None
+    # A JSONL file has no columns to check up front: one whose records all lack both required
+    # fields (a JOBS export given by mistake) is refused as a whole, not as N bad rows.
+    [(records, shaped)] = con.execute(
+        "SELECT count(*) FILTER (WHERE doc_error IS NULL), count(*) FILTER (WHERE "
+        "doc_error IS NULL AND (period_start IS NOT NULL OR slots_assigned IS NOT NULL)) FROM rt"
+    ).fetchall()
+    if records and not shaped:
+        raise CostlineError(
+            f"{path}: not a RESERVATIONS_TIMELINE export: no record has a period_start or "
+            "slots_assigned field"
+        )
     rejected_row = con.execute("SELECT count(*) FROM rt WHERE error IS NOT NULL").fetchall()[0]
     rejected = int(rejected_row[0]) if rejected_row else 0
     problems = tuple(
@@ -448,7 +488,7 @@ def timeline_bills(
         """
         SELECT reservation, mode(edition), sum(t_baseline) * 60,
                sum(coalesce(t_auto_s, t_auto * 60, 0)), count(*) * 60,
-               max(t_baseline + coalesce(t_auto, 0))
+               max(t_baseline + coalesce(t_auto_peak, t_auto, 0))
         FROM rt WHERE error IS NULL GROUP BY reservation ORDER BY reservation
         """
     ).fetchall()

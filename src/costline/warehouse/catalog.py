@@ -21,11 +21,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from costline.core import billing_rules
 from costline.core.errors import CostlineError, first_validation_error
 
-# BigQuery limits, with their source: https://cloud.google.com/bigquery/quotas#partitioned_tables
-MAX_PARTITIONS_PER_TABLE = 10_000
-MAX_CLUSTERING_COLUMNS = 4
+# BigQuery's layout limits; their values and sources live in costline.core.billing_rules.
+MAX_PARTITIONS_PER_TABLE = billing_rules.MAX_PARTITIONS_PER_TABLE
+MAX_CLUSTERING_COLUMNS = billing_rules.MAX_CLUSTERING_COLUMNS
 
 
 class PartitionGranularity(StrEnum):

@@ -32,6 +32,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from costline.core.billing_rules import BILLING_TIME_ZONE
 from costline.core.errors import Problem
 from costline.core.prices import Edition, PriceCatalogue
 from costline.warehouse.access import ColumnUse
@@ -240,8 +241,6 @@ _PRICED_COLUMNS = (
     "error_reason",
     "statement_type",
 )
-
-BILLING_TIME_ZONE = "America/Los_Angeles"
 
 
 def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:

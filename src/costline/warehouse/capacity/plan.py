@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from costline.core import billing_rules
 from costline.core.errors import CostlineError, Problem
 from costline.core.prices import Edition, PriceCatalogue
 from costline.warehouse.capacity.forecast import ForecastFit, fit_forecast
@@ -51,9 +52,12 @@ PlanKind = Literal[
     "split_70_30",
     "full_commitment",
     "per_reservation",
+    "spend_based",
 ]
 SPLIT_SHARE = 0.7  # the rule of thumb compared against the optimum: commit 70%, burst 30%
 ON_DEMAND = "on_demand"
+# Standard edition: reservations per administration project (each up to 1,600 slots).
+STANDARD_MAX_RESERVATIONS = billing_rules.STANDARD_MAX_RESERVATIONS
 PROFILE_POINTS_PER_HOUR = 1
 LOAD_DURATION_POINTS = 200
 
@@ -79,6 +83,11 @@ class Plan(_Model):
     optimal: bool = False
     reservation_commitments: dict[str, int] | None = Field(
         default=None, description="per_reservation plans: each reservation's own commitment"
+    )
+    spend_commitment_usd_per_hour: float | None = Field(
+        default=None,
+        description="spend_based plans: the pay-as-you-go spend committed each hour, "
+        "billed at the discount whether used or not",
     )
 
 
@@ -195,11 +204,74 @@ def _check_max_slots(max_slots: int | None) -> None:
         )
 
 
-def _cap(edition: Edition, max_slots: int | None) -> int | None:
+def _cap(edition: Edition, max_slots: int | None, reservations: int = 1) -> int | None:
+    """The most slots the workload can have: Standard's cap is per reservation, so a workload
+    split over ``reservations`` (at most the 10 an administration project may hold) can have
+    that many times it."""
     if edition is Edition.STANDARD:
-        limit = RULES.standard_max_slots
+        count = min(max(reservations, 1), STANDARD_MAX_RESERVATIONS)
+        limit = RULES.standard_max_slots * count
         return limit if max_slots is None else min(max_slots, limit)
     return max_slots
+
+
+def _spend_based(
+    edition: Edition, curve: BilledCurve, prices: PriceCatalogue, cap: int | None
+) -> list[Plan]:
+    """Pure autoscaling under a spend-based committed use discount: a pay-as-you-go spend of
+    ``C`` an hour is committed and billed at the discount every hour, used or not; spend above
+    it in an hour is billed in full. The cost ``sum_h max(x_h - C, 0) + H * C * (1 - d)`` over
+    the hourly spends ``x_h`` is convex in ``C`` and least where the share of hours spending
+    more than ``C`` falls to ``1 - d``: the optimum is one of the hourly spends (or 0)."""
+    discounts = prices.bigquery.spend_based_discount
+    payg = prices.bigquery.editions[edition].payg_usd_per_slot_hour
+    hours = max(int(np.ceil(curve.period_seconds / 3600)), 1)
+    per_bucket = curve.billed.astype(np.float64) * (curve.resolution_s * payg / 3600)
+    hour_of = np.arange(per_bucket.size) * curve.resolution_s // 3600
+    spend = np.zeros(max(hours, int(hour_of[-1]) + 1 if hour_of.size else 1))
+    np.add.at(spend, hour_of, per_bucket)
+    x = np.sort(spend)[::-1]  # descending
+    above = np.concatenate(([0.0], np.cumsum(x)))  # above[k]: the k largest hourly spends
+    candidates = np.concatenate((x, [0.0]))
+    k = np.arange(candidates.size)  # hours strictly above candidate k (ties change nothing)
+    plans = []
+    for term, d in ((Term.ONE_YEAR, discounts.one_year), (Term.THREE_YEARS, discounts.three_years)):
+        cost = above[k] - k * candidates + spend.size * candidates * (1 - d)
+        best = int(np.argmin(cost))
+        commit = float(candidates[best])
+        annual = float(cost[best]) * curve.annual_factor
+        committed = spend.size * commit * (1 - d) * curve.annual_factor
+        plans.append(
+            Plan(
+                edition=edition.value,
+                term=term.value,
+                kind="spend_based",
+                commitment_slots=0,
+                annual_cost_usd=annual,
+                commitment_annual_usd=committed,
+                autoscale_annual_usd=annual - committed,
+                committed_share=float(np.minimum(spend, commit).sum() / spend.sum())
+                if spend.sum() > 0
+                else 0.0,
+                max_slots=cap,
+                spend_commitment_usd_per_hour=commit,
+            )
+        )
+    return plans
+
+
+def _mark_optimal(plans: list[Plan]) -> list[Plan]:
+    """``optimal`` on the cheapest plan of each edition and term, and on no other; a
+    ``per_reservation`` plan is a comparison (what idle-slot sharing is worth), never it."""
+    cheapest: dict[tuple[str, str], int] = {}
+    for i, p in enumerate(plans):
+        if p.kind == "per_reservation":
+            continue
+        key = (p.edition, p.term)
+        if key not in cheapest or p.annual_cost_usd < plans[cheapest[key]].annual_cost_usd:
+            cheapest[key] = i
+    chosen = set(cheapest.values())
+    return [p.model_copy(update={"optimal": i in chosen}) for i, p in enumerate(plans)]
 
 
 def _price_edition(
@@ -329,13 +401,16 @@ def price_plans(
     max_slots: int | None = None,
     idle_sharing: bool = True,
     fluid: bool = False,
+    spend_based: bool = False,
 ) -> tuple[list[Plan], list[CostCurve], dict[str, BilledCurve]]:
     """Every plan for ``series`` (see the module docstring), the cost curves behind the
     optimal commitments, and the billed autoscale curve of each edition. ``fluid`` prices
     autoscaling with fluid scaling (no one-minute minimum, no scale-down window).
 
     With ``idle_sharing=False`` and a series split by reservation, each edition and term also
-    gets a ``per_reservation`` plan: every reservation with its own optimal commitment."""
+    gets a ``per_reservation`` plan: every reservation with its own optimal commitment.
+    ``spend_based`` adds, per edition and term, autoscaling under the optimal spend-based
+    committed use discount."""
     _check_max_slots(max_slots)
     rules = FLUID_RULES if fluid else RULES
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
@@ -361,17 +436,21 @@ def price_plans(
     for edition in chosen:
         if edition not in prices.bigquery.editions:
             raise CostlineError(f"the price catalogue has no {edition.value} edition")
-        cap = _cap(edition, max_slots)
+        cap = _cap(edition, max_slots, len(series.reservations))
         if cap not in by_cap:
             by_cap[cap] = billed_autoscale(series, cap, rules)
         curve = by_cap[cap]
         billed[edition.value] = curve
         edition_plans, edition_curves = _price_edition(edition, curve, prices, cap)
         if not idle_sharing and series.reservations:
-            edition_plans += _per_reservation(series, edition, prices, cap, rules)
+            # each reservation on its own: Standard's cap is one reservation's
+            own_cap = _cap(edition, max_slots)
+            edition_plans += _per_reservation(series, edition, prices, own_cap, rules)
+        if spend_based:
+            edition_plans += _spend_based(edition, curve, prices, cap)
         plans += edition_plans
         curves += edition_curves
-    return plans, curves, billed
+    return _mark_optimal(plans), curves, billed
 
 
 def _stats(series: UsageSeries, curve: BilledCurve | None) -> tuple[UsageStats, LoadDuration]:
@@ -444,6 +523,7 @@ def plan_capacity(
     forecast: bool = True,
     idle_sharing: bool = True,
     fluid: bool = False,
+    spend_based: bool = False,
     progress: Progress | None = None,
 ) -> CapacityResult:
     """Price every plan for ``series``, find each optimum, forecast the next 12 months and
@@ -459,14 +539,37 @@ def plan_capacity(
         max_slots=max_slots,
         idle_sharing=idle_sharing,
         fluid=fluid,
+        spend_based=spend_based,
     )
     notes = list(series.notes)
     if series.buckets == 0 or not float(series.slots.sum()):
         notes.append("no slot usage in the input: every capacity plan costs nothing")
     if Edition.STANDARD in chosen:
+        count = min(max(len(series.reservations), 1), STANDARD_MAX_RESERVATIONS)
         notes.append(
             f"Standard edition sells no commitments and caps a reservation at "
             f"{RULES.standard_max_slots:,} slots"
+            + (
+                f": the workload's {count} reservations can have "
+                f"{count * RULES.standard_max_slots:,}"
+                if count > 1
+                else ""
+            )
+        )
+    if spend_based:
+        d = prices.bigquery.spend_based_discount
+        notes.append(
+            f"spend_based plans: a committed hourly pay-as-you-go spend at {d.one_year:.0%} "
+            f"(1y) or {d.three_years:.0%} (3y) off, billed every hour; above it, full price; "
+            f"whether an edition's usage is eligible is not checked ({d.source}, {d.as_of})"
+        )
+    timed_out = {e: c.queue for e, c in billed.items() if c.queue and c.queue.timed_out_seconds}
+    for e, q in timed_out.items():
+        notes.append(
+            f"{e}: under {q.max_slots:,} slots, work arriving in "
+            f"{q.timed_out_seconds / 3600:,.1f} h of the period would wait past the "
+            f"{q.queue_timeout_seconds / 3600:g}-hour queue timeout and fail "
+            f"({q.timed_out_slot_hours:,.0f} slot-hours of it; priced here as if it ran)"
         )
     if series.resolution_s > 1:
         notes.append(
@@ -503,6 +606,8 @@ def plan_capacity(
                 editions=chosen,
                 max_slots=max_slots,
                 idle_sharing=idle_sharing,
+                fluid=fluid,
+                spend_based=spend_based,
             )
             fc = Forecast(fit=fit, plans=tuple(grown))
     what_if: WhatIf | None = None
@@ -514,6 +619,8 @@ def plan_capacity(
             editions=chosen,
             max_slots=max_slots,
             idle_sharing=idle_sharing,
+            fluid=fluid,
+            spend_based=spend_based,
         )
         what_if = WhatIf(growth=growth, plans=tuple(grown))
     step("capacity: done", 1.0)

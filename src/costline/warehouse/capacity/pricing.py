@@ -1,7 +1,7 @@
 """How BigQuery bills capacity: the autoscaler's billed curve, commitments, and the queue.
 
 The model, with prices from the catalogue (``core/data/prices.toml``) and the billing rules in
-:data:`RULES` (the one place their numbers live):
+:data:`RULES` (its numbers read from :mod:`costline.core.billing_rules`, with their sources):
 
 - **On-demand**: bytes billed × the price per TiB, BigQuery's minimums applied per job
   (:mod:`costline.warehouse.cost`).
@@ -41,22 +41,24 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
+from costline.core import billing_rules
 from costline.core.prices import EditionPrice
 from costline.warehouse.capacity.usage import SLOT_TOLERANCE, FloatArray, UsageSeries
 
 IntArray = npt.NDArray[np.int32] | npt.NDArray[np.int64]
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_YEAR = 365 * 86_400
+QUEUE_TIMEOUT_SECONDS = billing_rules.QUEUE_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
 class BillingRules:
     """BigQuery Editions capacity billing rules, with their source."""
 
-    step_slots: int = 50
-    window_seconds: int = 60
-    commitment_step_slots: int = 50
-    standard_max_slots: int = 1_600
+    step_slots: int = billing_rules.AUTOSCALE_STEP_SLOTS
+    window_seconds: int = billing_rules.AUTOSCALE_WINDOW_SECONDS
+    commitment_step_slots: int = billing_rules.COMMITMENT_STEP_SLOTS
+    standard_max_slots: int = billing_rules.STANDARD_MAX_SLOTS
     """Standard edition: per reservation (10 reservations per administration project)."""
     fluid: bool = False
     """Fluid scaling (GA 2026-06-03): capacity follows demand second by second, in the same
@@ -155,13 +157,26 @@ class QueueStats(BaseModel):
     mean_delay_seconds: float
     peak_backlog_slot_hours: float
     spill_seconds: int
+    queue_timeout_seconds: int = QUEUE_TIMEOUT_SECONDS
+    timed_out_seconds: int = 0
+    """Seconds in which arriving work would wait longer than the queue timeout."""
+    timed_out_slot_hours: float = 0.0
+    """Work arriving in those seconds: BigQuery fails such queries (it is counted as served
+    here, so the bill is an upper bound)."""
 
 
-def queue(slots: FloatArray, max_slots: int, resolution_s: int) -> tuple[FloatArray, QueueStats]:
+def queue(
+    slots: FloatArray,
+    max_slots: int,
+    resolution_s: int,
+    timeout_s: int = QUEUE_TIMEOUT_SECONDS,
+) -> tuple[FloatArray, QueueStats]:
     """The demand served under a cap of ``max_slots`` (FIFO), and the delay it causes.
 
     The series is extended past its end until the backlog has run, so the served work equals
-    the demanded work.
+    the demanded work. Work arriving when the backlog ahead of it needs more than
+    ``timeout_s`` at full capacity to clear would wait past BigQuery's queue timeout (6 hours
+    for interactive queries) and fail: it is reported in the stats.
     """
     # Lindley's recursion in closed form: B(t) = S(t) - min(0, min_{u<=t} S(u)), with S the
     # running sum of the slot-seconds beyond the cap.
@@ -183,6 +198,7 @@ def queue(slots: FloatArray, max_slots: int, resolution_s: int) -> tuple[FloatAr
         drain[-1] = tail / resolution_s - max_slots * (spill - 1)
         served = np.concatenate((served, drain))
     work = float(slots.sum())
+    late = backlog > float(timeout_s) * max_slots
     stats = QueueStats(
         max_slots=max_slots,
         delayed_seconds=int(np.count_nonzero(backlog)) * resolution_s,
@@ -190,6 +206,9 @@ def queue(slots: FloatArray, max_slots: int, resolution_s: int) -> tuple[FloatAr
         mean_delay_seconds=float(backlog.sum()) / work if work > 0 else 0.0,
         peak_backlog_slot_hours=float(backlog.max()) / SECONDS_PER_HOUR if backlog.size else 0.0,
         spill_seconds=spill * resolution_s,
+        queue_timeout_seconds=timeout_s,
+        timed_out_seconds=int(np.count_nonzero(late)) * resolution_s,
+        timed_out_slot_hours=float(slots[late].sum()) * resolution_s / SECONDS_PER_HOUR,
     )
     return np.maximum(served, 0.0), stats
 
