@@ -11,8 +11,9 @@ match billing from ``INFORMATION_SCHEMA.JOBS``). So a reservation's cost is two 
   minute (the per-second ``per_second_details`` when present, else ``autoscale.current_slots``
   for the whole minute). Otherwise the allocation is simulated from the jobs' slot usage with
   the capacity model (:func:`simulate_bills`): each job's ``total_slot_ms`` spread over its run,
-  the demand above the baseline autoscaled as :func:`~.capacity.pricing.held_steps` describes,
-  the baseline billed for the whole period of the history.
+  work beyond ``max_slots`` queued until the reservation (baseline first) has room, the demand
+  above the baseline autoscaled as :func:`~.capacity.pricing.held_steps` describes, the
+  baseline billed for the whole period of the history.
 - **attributed**: that bill shared out to the reservation's jobs by slot time, every job at the
   same rate (``billed / slot-ms used``), so that the jobs of a reservation sum to its bill.
 
@@ -47,6 +48,7 @@ from costline.warehouse.capacity.pricing import (
     Term,
     billed_autoscale,
     commitment_price,
+    queue,
 )
 from costline.warehouse.capacity.usage import (
     MAX_RESOLUTION_S,
@@ -292,8 +294,14 @@ def simulate_bills(
         demand = demand_ms / (res * 1000.0)
         if res > 1:
             notes.append(f"{name}: simulated at {res} s resolution (a span of {buckets:,} buckets)")
-        above = np.maximum(demand - max(setup.baseline_slots, setup.commitment_slots), 0.0)
+        floor = max(setup.baseline_slots, setup.commitment_slots)
         cap = None if setup.max_slots is None else setup.max_slots - setup.baseline_slots
+        if cap is not None and cap > 0 and demand.size and float(demand.max()) > floor + cap:
+            # The queue is the reservation's, not the autoscaler's: work waiting for slots runs
+            # on the baseline as soon as that frees up, so the whole demand queues under the
+            # reservation's size and only what is then served above the baseline autoscales.
+            demand, _ = queue(demand, floor + cap, res)
+        above = np.maximum(demand - floor, 0.0)
         series = UsageSeries(
             slots=above,
             start=dt.datetime.fromtimestamp(origin / 1e6, dt.UTC),
@@ -304,7 +312,7 @@ def simulate_bills(
         if cap is not None and cap <= 0:  # no autoscaling: the baseline serves every job
             autoscale_slot_s, autoscale_peak = 0.0, 0
         else:
-            curve = billed_autoscale(series, cap, reservation_rules)
+            curve = billed_autoscale(series, None, reservation_rules)
             autoscale_slot_s = float(curve.billed.sum()) * res
             autoscale_peak = int(curve.billed.max()) if curve.billed.size else 0
         period_s = max((p1 - p0) / 1e6, 0.0)
@@ -382,7 +390,10 @@ def timeline_bills(
     used_slot_ms: Mapping[str, float] | None = None,
 ) -> Billing:
     """Each reservation's bill from an ``INFORMATION_SCHEMA.RESERVATIONS_TIMELINE`` export
-    (JSONL, CSV or Parquet; one row per reservation and minute).
+    (JSONL, CSV or Parquet; one row per reservation and minute). The nested columns are read
+    alike in every format: ``per_second_details`` as JSONL, a Parquet list of structs or JSON
+    text in a CSV cell; ``autoscale`` as a struct, JSON text, or a flattened
+    ``autoscale.current_slots``/``autoscale_current_slots`` column.
 
     A row that cannot be used (no or a malformed ``period_start``, a negative or non-numeric
     slot count, a repeated reservation and minute) is reported with its line and field and
@@ -421,10 +432,9 @@ def timeline_bills(
                          || slots_assigned
                     WHEN details_type NOT IN ('ARRAY', 'NULL')
                         THEN 'per_second_details|expected a JSON array, got ' || left(details, 40)
-                    WHEN len(list_filter(seconds, lambda v: json_type(v) <> 'NULL'
-                                                            AND {_AS_NUMBER} IS NULL)) > 0
+                    WHEN len(not_numbers) > 0
                         THEN 'per_second_details|autoscale_current_slots: expected numbers, got '
-                             || left(CAST(seconds AS VARCHAR), 40)
+                             || left(array_to_string(not_numbers, ', '), 40)
                     WHEN list_min(t_seconds) < 0
                         THEN 'per_second_details|autoscale_current_slots must not be negative'
                     WHEN t_auto IS NULL AND coalesce(trim(auto), '') <> ''
@@ -435,6 +445,8 @@ def timeline_bills(
             FROM (
                 SELECT *, TRY_CAST(auto AS DOUBLE) AS t_auto,
                        list_transform(seconds, lambda v: {_AS_NUMBER}) AS t_seconds,
+                       list_filter(seconds, lambda v: json_type(v) <> 'NULL'
+                                                      AND {_AS_NUMBER} IS NULL) AS not_numbers,
                        list_sum(t_seconds) AS t_auto_s, list_max(t_seconds) AS t_auto_peak
                 FROM (
                     SELECT line, doc_error, period_start, slots_assigned, edition, details,
@@ -446,7 +458,9 @@ def timeline_bills(
                            coalesce(nullif(trim(reservation_id), ''),
                                     nullif(trim(reservation_name), '')) AS reservation,
                            {_TS} AS t_start, TRY_CAST(slots_assigned AS DOUBLE) AS t_baseline
-                    FROM (SELECT *, per_second_details AS details FROM ({raw}))
+                    FROM (SELECT * REPLACE (CAST(autoscale AS VARCHAR) AS autoscale),
+                                 CAST(per_second_details AS VARCHAR) AS details
+                          FROM ({raw}))
                 )
             )
             """
