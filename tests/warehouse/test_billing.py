@@ -723,6 +723,10 @@ def test_reservation_setups_from_toml_and_json(tmp_path: Path) -> None:
         )
     )
     assert load_setups(json_file) == expected
+    # The edition in any spelling, as JOBS writes it too.
+    jobs_spelling = tmp_path / "upper.toml"
+    jobs_spelling.write_text('[reservations."a"]\nedition = "ENTERPRISE_PLUS"\n')
+    assert load_setups(jobs_spelling)["a"].edition is Edition.ENTERPRISE_PLUS
 
 
 @pytest.mark.parametrize(
@@ -741,6 +745,7 @@ def test_reservation_setups_from_toml_and_json(tmp_path: Path) -> None:
         ('[reservations."acme:US.etl"]\ncommitment_term = "2y"', ["commitment_term"]),
         ('[reservations."acme:US.etl"]\nbaselin_slots = 100', ["baselin_slots", "Extra inputs"]),
         ('[reservations]\n"acme:US.etl" = 5', ["valid dictionary"]),
+        ('[reservations."acme:US.etl"]\nedition = "gold"', ["edition", "unknown BigQuery edition"]),
     ],
 )
 def test_a_bad_reservation_setup_names_the_file_the_reservation_and_the_field(

@@ -36,7 +36,14 @@ from typing import Literal
 
 import duckdb
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from costline.core.errors import CostlineError, Problem, first_validation_error
 from costline.core.prices import MS_PER_HOUR, Edition, PriceCatalogue
@@ -74,6 +81,18 @@ class ReservationSetup(BaseModel):
 
     edition: Edition | None = None
     baseline_slots: int = Field(default=0, ge=0)
+
+    @field_validator("edition", mode="before")
+    @classmethod
+    def _any_spelling(cls, value: object) -> object:
+        """``ENTERPRISE`` (as JOBS spells it), ``enterprise-plus``, ``Enterprise Plus``..."""
+        if isinstance(value, str):
+            try:
+                return Edition.parse(value)
+            except CostlineError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     max_slots: int | None = Field(
         default=None, gt=0, description="baseline plus the autoscaler's maximum"
     )
