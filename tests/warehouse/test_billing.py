@@ -638,6 +638,24 @@ def test_a_reservation_the_timeline_does_not_cover_is_simulated_and_named(
     assert billing.billed_usd == exactly(etl.billed_usd + bi.billed_usd)
 
 
+def test_a_timeline_naming_reservations_only_by_name_matches_the_jobs_ids(
+    write_jsonl: WriteJsonl,
+) -> None:
+    # An export with reservation_name and no reservation_id: "etl" is the jobs' acme:US.etl.
+    rows = [
+        {k: v for k, v in r.items() if k != "reservation_id"} | {"reservation_name": "etl"}
+        for r in TIMELINE
+        if r["reservation_id"] == ETL
+    ]
+    timeline = write_jsonl(rows, "rt.jsonl")
+    history = read_history(write_jsonl([slot_job("e", 0, 30, 120 * 30_000)]))
+    billing = reservation_billing(history.con, PRICES, period=period(0, 30), timeline=timeline)
+    [etl] = billing.reservations
+    assert (etl.reservation, etl.basis, etl.used_slot_hours) == (ETL, "timeline", exactly(1.0))
+    assert etl.billed_usd == exactly(24_000 * PAYG / 3600)
+    assert f"timeline reservation 'etl' is the jobs' '{ETL}'" in billing.notes
+
+
 def test_attribution_rates_are_each_bill_over_its_slot_ms() -> None:
     def bill(name: str, usd: float, used_h: float) -> ReservationBill:
         return ReservationBill(

@@ -588,7 +588,7 @@ def reservation_billing(
         problems, rejected = from_timeline.problems, from_timeline.rejected
         bills = [
             b.model_copy(update={"jobs": counts.get(b.reservation, 0)})
-            for b in from_timeline.reservations
+            for b in _by_job_ids(from_timeline.reservations, used, prices, notes)
         ]
     covered = {b.reservation for b in bills}
     missing = set(used) - covered
@@ -627,6 +627,40 @@ def reservation_billing(
         problems=problems,
         rejected=rejected,
     )
+
+
+def _by_job_ids(
+    bills: tuple[ReservationBill, ...],
+    used: Mapping[str, float],
+    prices: PriceCatalogue,
+    notes: list[str],
+) -> list[ReservationBill]:
+    """Timeline bills keyed as JOBS keys reservations. JOBS writes ``admin:LOCATION.name``; an
+    export that carries only ``reservation_name`` is matched by that last part when exactly one
+    reservation of the jobs ends with it."""
+    out = []
+    for b in bills:
+        if b.reservation in used or ":" in b.reservation:
+            out.append(b)
+            continue
+        same = [r for r in used if r.rpartition(".")[2] == b.reservation]
+        if len(same) != 1:
+            out.append(b)
+            continue
+        [job_id] = same
+        used_h = used[job_id] / MS_PER_HOUR
+        payg = prices.bigquery.editions[b.edition].payg_usd_per_slot_hour
+        notes.append(f"timeline reservation {b.reservation!r} is the jobs' {job_id!r}")
+        out.append(
+            b.model_copy(
+                update={
+                    "reservation": job_id,
+                    "used_slot_hours": used_h,
+                    "slot_time_price_usd": used_h * payg,
+                }
+            )
+        )
+    return out
 
 
 def attribution_rates(billing: Billing) -> dict[str, float]:

@@ -9,10 +9,14 @@
   cost-optimal commitment with autoscaling above it (``optimal_commitment``), the commitment
   that covers 70% of the used slot-seconds (``split_70_30``, the usual rule of thumb) and the
   commitment that covers the billed peak with no autoscaling (``full_commitment``).
+- ``<edition>`` / ``1y`` and ``3y`` with ``spend_based``: pure autoscaling under the optimal
+  spend-based committed use discount (an hourly pay-as-you-go spend committed at a discount).
+- ``per_reservation`` (``idle_sharing=False``): each reservation its own optimal commitment.
 
 ``optimal`` marks the cheapest plan of each edition and term. Annual figures are the period's
-cost scaled to 365 days. Standard reservations cannot exceed ``RULES.standard_max_slots``: its
-plans run under that cap, and the queue it causes is reported.
+cost scaled to 365 days. A Standard reservation cannot exceed ``RULES.standard_max_slots``: its
+plans run under that cap per reservation the workload has (at most 10), and the queue it causes
+is reported, with the work that would wait past the 6-hour queue timeout.
 """
 
 from __future__ import annotations
