@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -53,13 +52,13 @@ from costline.warehouse.capacity.pricing import (
     SECONDS_PER_HOUR,
     BillingRules,
     Term,
-    billed_autoscale,
     commitment_price,
+    held_steps,
     queue,
+    round_up_steps,
 )
 from costline.warehouse.capacity.usage import (
     MAX_RESOLUTION_S,
-    UsageSeries,
     export_raw,
     spread,
 )
@@ -266,24 +265,29 @@ def simulate_bills(
     editions = _editions(con, _CAPACITY_JOBS)
     bills: list[ReservationBill] = []
     notes: list[str] = []
-    for name in sorted(editions):
-        if only is not None and name not in only:
-            continue
+    names = [n for n in sorted(editions) if only is None or n in only]
+    # One scan for every reservation: its jobs' run intervals and slot-ms, grouped by it.
+    arrays = con.execute(
+        f"""
+        SELECT list_position(?, reservation_id)::INTEGER AS r,
+               coalesce(epoch_us(start_time)::DOUBLE, 'nan'::DOUBLE) AS s,
+               coalesce(epoch_us(end_time)::DOUBLE, 'nan'::DOUBLE) AS e,
+               total_slot_ms::DOUBLE AS ms
+        FROM jobs
+        WHERE {_CAPACITY_JOBS} AND total_slot_ms > 0 AND list_contains(?, reservation_id)
+        """,
+        [names, names],
+    ).fetchnumpy()
+    codes = np.asarray(arrays["r"], dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(1, len(names) + 2))
+    for k, name in enumerate(names):
         setup = setups.get(name, ReservationSetup())
         edition = _edition(name, setup, editions[name], default_edition)
-        arrays = con.execute(
-            f"""
-            SELECT coalesce(epoch_us(start_time)::DOUBLE, 'nan'::DOUBLE) AS s,
-                   coalesce(epoch_us(end_time)::DOUBLE, 'nan'::DOUBLE) AS e,
-                   total_slot_ms::DOUBLE AS ms
-            FROM jobs
-            WHERE {_CAPACITY_JOBS} AND reservation_id = ? AND total_slot_ms > 0
-            """,
-            [name],
-        ).fetchnumpy()
-        ms_all = np.asarray(arrays["ms"], dtype=np.float64)
-        s_us = np.asarray(arrays["s"], dtype=np.float64)
-        e_us = np.asarray(arrays["e"], dtype=np.float64)
+        mine = order[bounds[k] : bounds[k + 1]]
+        ms_all = np.asarray(arrays["ms"], dtype=np.float64)[mine]
+        s_us = np.asarray(arrays["s"], dtype=np.float64)[mine]
+        e_us = np.asarray(arrays["e"], dtype=np.float64)[mine]
         placed = np.isfinite(s_us) & np.isfinite(e_us) & (e_us >= s_us)
         unplaced = int((~placed).sum())
         if unplaced:
@@ -298,9 +302,11 @@ def simulate_bills(
         else:
             p0 = float(s_us.min()) if s_us.size else 0.0
             p1 = float(e_us.max()) if e_us.size else 0.0
-        lo = min(p0, float(s_us.min())) if s_us.size else p0
-        hi = max(p1, float(e_us.max())) if e_us.size else p1
-        res = _resolution((hi - lo) / 1e6)
+        # The resolution is the period's (every reservation alike); the series spans only
+        # this reservation's jobs: before the first and after the last it bills nothing.
+        lo = float(s_us.min()) if s_us.size else p0
+        hi = float(e_us.max()) if e_us.size else p0
+        res = _resolution((max(hi, p1) - min(lo, p0)) / 1e6)
         width = res * 1e6
         origin = np.floor(lo / width) * width
         # the last scale-up is still held (and billed) for the window after the work ends
@@ -320,20 +326,17 @@ def simulate_bills(
             # on the baseline as soon as that frees up, so the whole demand queues under the
             # reservation's size and only what is then served above the baseline autoscales.
             demand, _ = queue(demand, floor + cap, res)
-        above = np.maximum(demand - floor, 0.0)
-        series = UsageSeries(
-            slots=above,
-            start=dt.datetime.fromtimestamp(origin / 1e6, dt.UTC),
-            resolution_s=res,
-            source=name,
-        )
-        reservation_rules = replace(rules, fluid=rules.fluid or setup.fluid)
+        above = np.maximum(demand - floor, 0.0, out=demand)
         if cap is not None and cap <= 0:  # no autoscaling: the baseline serves every job
             autoscale_slot_s, autoscale_peak = 0.0, 0
         else:
-            curve = billed_autoscale(series, None, reservation_rules)
-            autoscale_slot_s = float(curve.billed.sum()) * res
-            autoscale_peak = int(curve.billed.max()) if curve.billed.size else 0
+            # The billed curve itself (as billed_autoscale, without the commitment-level
+            # statistics a capacity plan needs): 50-slot steps, each scale-up held.
+            fluid = rules.fluid or setup.fluid
+            window = 0 if fluid else max(1, rules.window_seconds // res)
+            held = held_steps(round_up_steps(above, rules.step_slots), window)
+            autoscale_slot_s = float(held.sum(dtype=np.int64)) * rules.step_slots * res
+            autoscale_peak = int(held.max()) * rules.step_slots if held.size else 0
         period_s = max((p1 - p0) / 1e6, 0.0)
         baseline_slot_s = setup.baseline_slots * period_s
         price = _price(setup, edition, prices)

@@ -116,34 +116,38 @@ def held_steps(steps: IntArray, window: int) -> IntArray:
     drops to what is needed, and a drop restarts nothing. The documentation's own example fixes
     where the window ends: 100 slots needed for one second at 12:00:00 are still there at
     12:01:00, and a need of 50 at 12:01:01 is a scale *down* to 50 (then 0 at 12:01:02).
-    Scale-ups are the only events that hold capacity, so the loop runs once per scale-up and
-    once per stretch that follows demand, each a vectorised slice.
+    The demand is piecewise constant with few pieces (it changes only when a job's slots cross
+    a 50-slot step), so the rule runs once per piece of it, in plain Python, and the result is
+    built from its pieces.
     """
     n = int(steps.size)
-    out = np.empty_like(steps)
     if n == 0:
-        return out
-    # Where demand rises from one bucket to the next: while capacity follows demand, these
-    # are the only buckets that can scale it up.
-    rises = np.flatnonzero(steps[1:] > steps[:-1]) + 1
-    i, prev = 0, 0
-    while i < n:
-        level = int(steps[i])
-        if level <= prev:
-            # Following demand down (or flat) until it next rises above the bucket before it.
-            k = np.searchsorted(rises, i + 1)
-            j = int(rises[k]) if k < rises.size else n
-            out[i:j] = steps[i:j]
-            prev = int(steps[j - 1])
-            i = j
-            continue
-        # A scale-up at i: held at its level through the window, unless demand rises above it.
-        end = min(i + window + 1, n)
-        above = np.flatnonzero(steps[i + 1 : end] > level)
-        stop = i + 1 + int(above[0]) if above.size else end
-        out[i:stop] = level
-        prev, i = level, stop
-    return out
+        return np.empty_like(steps)
+    change = np.flatnonzero(steps[1:] != steps[:-1]) + 1
+    begins = [0, *change.tolist()]
+    levels = steps[begins].tolist()
+    ends = [*begins[1:], n]
+    out_begins: list[int] = []
+    out_levels: list[int] = []
+    allocated, held_until = 0, 0  # held_until: the first bucket the last scale-up no longer holds
+    for b, e, need in zip(begins, ends, levels, strict=True):
+        if need > allocated:  # a scale-up: held through the window after its bucket
+            allocated, held_until = need, b + window + 1
+            out_begins.append(b)
+            out_levels.append(need)
+        elif held_until <= b:  # the window has passed: capacity follows demand
+            allocated = need
+            out_begins.append(b)
+            out_levels.append(need)
+        else:  # still held, at most until the window ends inside this piece
+            out_begins.append(b)
+            out_levels.append(allocated)
+            if held_until < e:
+                allocated = need
+                out_begins.append(held_until)
+                out_levels.append(need)
+    lengths = np.diff(np.asarray([*out_begins, n], dtype=np.int64))
+    return np.repeat(np.asarray(out_levels, dtype=steps.dtype), lengths)
 
 
 class QueueStats(BaseModel):

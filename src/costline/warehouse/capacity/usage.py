@@ -149,21 +149,28 @@ def spread(start_s: FloatArray, end_s: FloatArray, slot_ms: FloatArray, buckets:
     ``start_s`` and ``end_s`` are positions in bucket units (0 = start of bucket 0), with
     ``0 <= start_s <= end_s < buckets``. An empty interval puts its slot-ms in its bucket.
     """
-    out = np.zeros(buckets + 1, dtype=np.float64)
     if start_s.size == 0:
-        return out[:buckets]
+        return np.zeros(buckets, dtype=np.float64)
     first = np.floor(start_s).astype(np.int64)
     last = np.floor(end_s).astype(np.int64)
     single = first == last
-    out += np.bincount(first[single], weights=slot_ms[single], minlength=buckets + 1)
     multi = ~single
     f, la, s, e, w = first[multi], last[multi], start_s[multi], end_s[multi], slot_ms[multi]
     rate = w / (e - s)
-    out += np.bincount(f, weights=rate * (f + 1 - s), minlength=buckets + 1)
-    out += np.bincount(la, weights=rate * (e - la), minlength=buckets + 1)
-    diff = np.bincount(f + 1, weights=rate, minlength=buckets + 1)
-    diff -= np.bincount(la, weights=rate, minlength=buckets + 1)
-    out += np.cumsum(diff)
+    # Two histograms over the buckets: what falls in a job's first and last bucket (and all
+    # of a one-bucket job), and the rate each job adds from its second bucket to its last.
+    out = np.bincount(
+        np.concatenate((first[single], f, la)),
+        weights=np.concatenate((slot_ms[single], rate * (f + 1 - s), rate * (e - la))),
+        minlength=buckets + 1,
+    )
+    diff = np.bincount(
+        np.concatenate((f + 1, la)),
+        weights=np.concatenate((rate, -rate)),
+        minlength=buckets + 1,
+    )
+    np.cumsum(diff, out=diff)
+    out += diff
     return out[:buckets]
 
 
