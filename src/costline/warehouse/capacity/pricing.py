@@ -146,8 +146,10 @@ def held_steps(steps: IntArray, window: int) -> IntArray:
                 allocated = need
                 out_begins.append(held_until)
                 out_levels.append(need)
-    lengths = np.diff(np.asarray([*out_begins, n], dtype=np.int64))
-    return np.repeat(np.asarray(out_levels, dtype=steps.dtype), lengths)
+    bounds = np.asarray([*out_begins, n], dtype=np.int64)
+    lengths = np.asarray(bounds[1:] - bounds[:-1], dtype=np.int64)
+    held: IntArray = np.repeat(np.asarray(out_levels, dtype=steps.dtype), lengths)
+    return held
 
 
 class QueueStats(BaseModel):

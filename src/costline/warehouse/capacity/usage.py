@@ -171,7 +171,7 @@ def spread(start_s: FloatArray, end_s: FloatArray, slot_ms: FloatArray, buckets:
     )
     np.cumsum(diff, out=diff)
     out += diff
-    return out[:buckets]
+    return np.asarray(out[:buckets], dtype=np.float64)
 
 
 def _clean(slot_ms: FloatArray, resolution_s: int) -> FloatArray:
