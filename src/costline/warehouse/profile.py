@@ -397,22 +397,6 @@ def profile_history(
 
     step("pricing jobs", 0.0)
     _price(con, prices, default_edition)
-    step("billing reservations", 0.1)
-    [span] = _rows(
-        con,
-        "SELECT min(coalesce(start_time, creation_time)), "
-        "max(coalesce(end_time, start_time, creation_time)) FROM jobs",
-    )
-    billing = reservation_billing(
-        con,
-        prices,
-        period=(span[0], span[1]) if span[0] is not None else None,
-        timeline=reservations_timeline,
-        setups=reservation_setups,
-        default_edition=default_edition,
-        fluid=fluid,
-    )
-    capacity = _attribute(con, billing)
 
     step("fingerprinting shapes", 0.25)
     # BigQuery's literal-normalised hash tells apart texts that differ in comments, spacing or
@@ -441,6 +425,42 @@ def profile_history(
             analyse_shapes,
             list(first_of_key.values()),
             schema=catalog.column_names() if catalog else None,
+        )
+        # Reservations are billed meanwhile: the patterns' analysis needs only the texts.
+        step("billing reservations", 0.3)
+        [span] = _rows(
+            con,
+            "SELECT min(coalesce(start_time, creation_time)), "
+            "max(coalesce(end_time, start_time, creation_time)) FROM jobs",
+        )
+        billing = reservation_billing(
+            con,
+            prices,
+            period=(span[0], span[1]) if span[0] is not None else None,
+            timeline=reservations_timeline,
+            setups=reservation_setups,
+            default_edition=default_edition,
+            fluid=fluid,
+        )
+        capacity = _attribute(con, billing)
+        # A pattern's example is its costliest job by the attributed costs, which can rank
+        # the jobs of different reservations otherwise than their slot-time prices did.
+        costliest = (
+            {
+                shape: (float(top), query)
+                for shape, query, top in _rows(
+                    con,
+                    """
+                    SELECT shape, j.query, top_cost
+                    FROM (SELECT shape, arg_max(job_row, cost_usd) AS job_row,
+                                 max(cost_usd) AS top_cost
+                          FROM priced GROUP BY shape) s
+                    JOIN jobs j ON j.rowid = s.job_row
+                    """,
+                )
+            }
+            if billing.reservations
+            else {}
         )
         step("attributing", 0.4)
         totals = _rows(
@@ -480,7 +500,8 @@ def profile_history(
     # A pattern's example is the text of its costliest job: the costliest of its shapes' own.
     fp_example: dict[str, tuple[float, str]] = {}
     info: tuple[str | None, str, bool, tuple[str, ...]]
-    for _, query, top_cost, job_type, key in shapes:
+    for shape, query, top_cost, job_type, key in shapes:
+        top_cost, query = costliest.get(shape, (top_cost, query))
         if query is None:
             # Loads, copies and extracts have no text: one pattern per job type.
             kind = job_type or "UNKNOWN"
