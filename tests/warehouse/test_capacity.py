@@ -36,6 +36,7 @@ from costline.warehouse.capacity import (
     usage_from_timeline,
 )
 from costline.warehouse.capacity.pricing import FLUID_RULES, committed_share
+from costline.warehouse.capacity.usage import spread, spread_pieces
 from costline.warehouse.jobs import read_history
 from tests.conftest import TIB, job
 from tests.conftest import costline as run_costline
@@ -403,6 +404,34 @@ def at(seconds: float) -> str:
 
 def slot_job(job_id: str, start: float, end: float, slot_ms: int, **kw: Any) -> dict[str, Any]:
     return job(job_id, start_time=at(start), end_time=at(end), total_slot_ms=slot_ms, **kw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 200, allow_nan=False),
+            st.one_of(st.just(0.0), st.floats(0, 50, allow_nan=False)),
+            st.floats(0, 1e6, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_spread_as_pieces_is_the_spread_bucket_for_bucket(
+    jobs: list[tuple[float, float, float]],
+) -> None:
+    start = np.asarray([j[0] for j in jobs])
+    end = start + np.asarray([j[1] for j in jobs])
+    slot_ms = np.asarray([j[2] for j in jobs])
+    buckets = int(np.ceil(end.max())) + 3
+    dense = spread(start, end, slot_ms, buckets)
+    begins, values = spread_pieces(start, end, slot_ms)
+    pieces = np.zeros(buckets)
+    edges = [*begins.tolist(), buckets]
+    for k, value in enumerate(values.tolist()):
+        pieces[edges[k] : edges[k + 1]] = value
+    assert pieces.tolist() == dense.tolist()  # the same floats, not merely close
 
 
 def test_overlapping_jobs_add_up_and_each_is_spread_evenly(

@@ -53,6 +53,7 @@ from costline.warehouse.capacity.pricing import (
     BillingRules,
     Term,
     commitment_price,
+    held_pieces,
     held_steps,
     queue,
     round_up_steps,
@@ -61,6 +62,7 @@ from costline.warehouse.capacity.usage import (
     MAX_RESOLUTION_S,
     export_raw,
     spread,
+    spread_pieces,
 )
 from costline.warehouse.cost import FREE_RESERVATION, SCRIPT_PARENT_SQL
 from costline.warehouse.jobs import MAX_REPORTED_PROBLEMS, connect, detect_format
@@ -280,11 +282,11 @@ def simulate_bills(
     ).fetchnumpy()
     codes = np.asarray(arrays["r"], dtype=np.int64)
     order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(1, len(names) + 2))
+    groups = np.searchsorted(codes[order], np.arange(1, len(names) + 2))
     for k, name in enumerate(names):
         setup = setups.get(name, ReservationSetup())
         edition = _edition(name, setup, editions[name], default_edition)
-        mine = order[bounds[k] : bounds[k + 1]]
+        mine = order[groups[k] : groups[k + 1]]
         ms_all = np.asarray(arrays["ms"], dtype=np.float64)[mine]
         s_us = np.asarray(arrays["s"], dtype=np.float64)[mine]
         e_us = np.asarray(arrays["e"], dtype=np.float64)[mine]
@@ -312,31 +314,42 @@ def simulate_bills(
         # the last scale-up is still held (and billed) for the window after the work ends
         tail_s = 0 if rules.fluid or setup.fluid else rules.window_seconds
         buckets = max(int(np.ceil((hi - origin) / width)), 1) + -(-tail_s // res)
-        if s_us.size:
-            demand_ms = spread((s_us - origin) / width, (e_us - origin) / width, ms, buckets + 1)
-        else:
-            demand_ms = np.zeros(buckets + 1)
-        demand = demand_ms / (res * 1000.0)
         if res > 1:
             notes.append(f"{name}: simulated at {res} s resolution (a span of {buckets:,} buckets)")
         floor = max(setup.baseline_slots, setup.commitment_slots)
         cap = None if setup.max_slots is None else setup.max_slots - setup.baseline_slots
-        if cap is not None and cap > 0 and demand.size and float(demand.max()) > floor + cap:
+        fluid = rules.fluid or setup.fluid
+        window = 0 if fluid else max(1, rules.window_seconds // res)
+        # The demand as constant pieces: as many as the jobs' boundaries, whatever the span.
+        begins, values = spread_pieces((s_us - origin) / width, (e_us - origin) / width, ms)
+        demand = values / (res * 1000.0)
+        if cap is not None and cap <= 0:  # no autoscaling: the baseline serves every job
+            autoscale_slot_s, autoscale_peak = 0.0, 0
+        elif cap is not None and demand.size and float(demand.max()) > floor + cap:
             # The queue is the reservation's, not the autoscaler's: work waiting for slots runs
             # on the baseline as soon as that frees up, so the whole demand queues under the
             # reservation's size and only what is then served above the baseline autoscales.
-            demand, _ = queue(demand, floor + cap, res)
-        above = np.maximum(demand - floor, 0.0, out=demand)
-        if cap is not None and cap <= 0:  # no autoscaling: the baseline serves every job
-            autoscale_slot_s, autoscale_peak = 0.0, 0
-        else:
-            # The billed curve itself (as billed_autoscale, without the commitment-level
-            # statistics a capacity plan needs): 50-slot steps, each scale-up held.
-            fluid = rules.fluid or setup.fluid
-            window = 0 if fluid else max(1, rules.window_seconds // res)
+            # The queue needs every bucket.
+            dense = spread((s_us - origin) / width, (e_us - origin) / width, ms, buckets + 1)
+            served, _ = queue(dense / (res * 1000.0), floor + cap, res)
+            above = np.maximum(served - floor, 0.0, out=served)
             held = held_steps(round_up_steps(above, rules.step_slots), window)
             autoscale_slot_s = float(held.sum(dtype=np.int64)) * rules.step_slots * res
             autoscale_peak = int(held.max()) * rules.step_slots if held.size else 0
+        else:
+            # The billed curve (as billed_autoscale, without the commitment-level statistics
+            # a capacity plan needs): 50-slot steps, each scale-up held, summed piece by piece.
+            need = round_up_steps(np.maximum(demand - floor, 0.0), rules.step_slots)
+            changes = np.concatenate(([True], need[1:] != need[:-1])) if need.size else need
+            steps, starts = need[changes].tolist(), begins[changes].tolist()
+            if not starts or starts[0] > 0:
+                starts, steps = [0, *starts], [0, *steps]
+            out_begins, out_levels = held_pieces(starts, steps, buckets + 1, window)
+            edges = np.asarray([*out_begins, buckets + 1], dtype=np.int64)
+            levels = np.asarray(out_levels, dtype=np.int64)
+            held_step_s = int((levels * (edges[1:] - edges[:-1])).sum())
+            autoscale_slot_s = float(held_step_s) * rules.step_slots * res
+            autoscale_peak = int(levels.max()) * rules.step_slots if levels.size else 0
         period_s = max((p1 - p0) / 1e6, 0.0)
         baseline_slot_s = setup.baseline_slots * period_s
         price = _price(setup, edition, prices)

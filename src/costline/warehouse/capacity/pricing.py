@@ -125,7 +125,20 @@ def held_steps(steps: IntArray, window: int) -> IntArray:
         return np.empty_like(steps)
     change = np.flatnonzero(steps[1:] != steps[:-1]) + 1
     begins = [0, *change.tolist()]
-    levels = steps[begins].tolist()
+    out_begins, out_levels = held_pieces(begins, steps[begins].tolist(), n, window)
+    bounds = np.asarray([*out_begins, n], dtype=np.int64)
+    lengths = np.asarray(bounds[1:] - bounds[:-1], dtype=np.int64)
+    held: IntArray = np.repeat(np.asarray(out_levels, dtype=steps.dtype), lengths)
+    return held
+
+
+def held_pieces(
+    begins: list[int], levels: list[int], n: int, window: int
+) -> tuple[list[int], list[int]]:
+    """:func:`held_steps` on a demand given as pieces: piece ``k`` needs ``levels[k]`` steps
+    from bucket ``begins[k]`` to the next piece (the last to bucket ``n``); ``begins`` starts at
+    0 and increases. Returns the allocation as pieces the same way. Any split of the demand
+    into constant pieces gives the same allocation, bucket for bucket."""
     ends = [*begins[1:], n]
     out_begins: list[int] = []
     out_levels: list[int] = []
@@ -146,10 +159,7 @@ def held_steps(steps: IntArray, window: int) -> IntArray:
                 allocated = need
                 out_begins.append(held_until)
                 out_levels.append(need)
-    bounds = np.asarray([*out_begins, n], dtype=np.int64)
-    lengths = np.asarray(bounds[1:] - bounds[:-1], dtype=np.int64)
-    held: IntArray = np.repeat(np.asarray(out_levels, dtype=steps.dtype), lengths)
-    return held
+    return out_begins, out_levels
 
 
 class QueueStats(BaseModel):
