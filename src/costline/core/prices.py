@@ -204,16 +204,23 @@ class PriceCatalogue(BaseModel):
         return self.model_copy(update={"bigquery": priced}), tuple(notes)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_settings(path: Path, what: str) -> object:
+    """A TOML file (or JSON, by its ``.json`` suffix), parsed; a missing or malformed one is
+    a :class:`CostlineError` naming the file (``what`` says what the file is for)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CostlineError(f"cannot read price file {path}: {exc.strerror}") from None
+        raise CostlineError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        data: object = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         kind = path.suffix.lstrip(".") or "TOML"
         raise CostlineError(f"{path}: not valid {kind}: {exc}") from None
+    return data
+
+
+def _read(path: Path) -> dict[str, Any]:
+    data = read_settings(path, "price file")
     if not isinstance(data, dict):
         raise CostlineError(f"{path}: the price file must hold a table/object at the top level")
     return data

@@ -27,8 +27,6 @@ reservation's setup (edition, baseline, maximum, commitment, fluid scaling) come
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -45,7 +43,7 @@ from pydantic import (
 )
 
 from costline.core.errors import CostlineError, Problem, first_validation_error
-from costline.core.prices import MS_PER_HOUR, Edition, PriceCatalogue
+from costline.core.prices import MS_PER_HOUR, Edition, PriceCatalogue, read_settings
 from costline.warehouse.capacity.pricing import (
     FLUID_RULES,
     RULES,
@@ -60,6 +58,8 @@ from costline.warehouse.capacity.pricing import (
 )
 from costline.warehouse.capacity.usage import (
     MAX_RESOLUTION_S,
+    PERIOD_START_CHECKS,
+    PERIOD_START_SQL,
     export_raw,
     spread,
     spread_pieces,
@@ -170,16 +170,7 @@ class Billing(BaseModel):
 def load_setups(path: Path) -> dict[str, ReservationSetup]:
     """Reservation setups from a TOML or JSON file: ``[reservations."<reservation_id>"]``
     tables with the fields of :class:`ReservationSetup`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CostlineError(f"cannot read reservations file {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CostlineError(
-            f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
-        ) from None
+    data = read_settings(path, "reservations file")
     entries = data.get("reservations") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise CostlineError(f"{path}: expected a 'reservations' table keyed by reservation_id")
@@ -384,10 +375,6 @@ _TIMELINE_FIELDS = (
 # The nested columns, as JSON text in every format: a JSONL line holds them as JSON, a CSV
 # export as JSON text (when it has them at all), Parquet as a struct and a list of structs.
 _NESTED = ("autoscale", "per_second_details")
-_TS = (
-    "coalesce(TRY_CAST(period_start AS TIMESTAMPTZ), CASE WHEN regexp_full_match("
-    "period_start, '\\d{9,10}(\\.\\d+)?') THEN to_timestamp(CAST(period_start AS DOUBLE)) END)"
-)
 
 
 def _nested_as_json(raw: str) -> str:
@@ -455,11 +442,7 @@ def timeline_bills(
             f"""
             CREATE OR REPLACE TEMP TABLE rt AS
             SELECT *, CASE
-                    WHEN doc_error IS NOT NULL THEN '|' || doc_error
-                    WHEN period_start IS NULL OR trim(period_start) = ''
-                        THEN 'period_start|missing'
-                    WHEN t_start IS NULL THEN 'period_start|expected a timestamp, got '
-                         || left(period_start, 40)
+                    {PERIOD_START_CHECKS}
                     WHEN reservation IS NULL THEN 'reservation_id|missing'
                     WHEN t_baseline IS NULL THEN 'slots_assigned|expected a number, got '
                          || coalesce(left(slots_assigned, 40), 'nothing')
@@ -492,7 +475,8 @@ def timeline_bills(
                            {_DETAILS_TYPE} AS details_type, {_SECONDS_JSON} AS seconds,
                            coalesce(nullif(trim(reservation_id), ''),
                                     nullif(trim(reservation_name), '')) AS reservation,
-                           {_TS} AS t_start, TRY_CAST(slots_assigned AS DOUBLE) AS t_baseline
+                           {PERIOD_START_SQL} AS t_start,
+                           TRY_CAST(slots_assigned AS DOUBLE) AS t_baseline
                     FROM (SELECT * REPLACE (CAST(autoscale AS VARCHAR) AS autoscale),
                                  CAST(per_second_details AS VARCHAR) AS details
                           FROM ({raw}))

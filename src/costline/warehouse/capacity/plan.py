@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -535,16 +536,17 @@ def plan_capacity(
     :func:`price_plans`)."""
     step = progress or (lambda _name, _done: None)
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
-    step("capacity: pricing plans", 0.1)
-    plans, curves, billed = price_plans(
-        series,
-        prices,
+    priced = partial(
+        price_plans,
+        prices=prices,
         editions=chosen,
         max_slots=max_slots,
         idle_sharing=idle_sharing,
         fluid=fluid,
         spend_based=spend_based,
     )
+    step("capacity: pricing plans", 0.1)
+    plans, curves, billed = priced(series)
     notes = list(series.notes)
     if series.buckets == 0 or not float(series.slots.sum()):
         notes.append("no slot usage in the input: every capacity plan costs nothing")
@@ -604,28 +606,12 @@ def plan_capacity(
         if fit is None:
             notes.append("fewer than 14 complete days: no forecast")
         else:
-            grown, _, _ = price_plans(
-                series.scaled(fit.growth_factor),
-                prices,
-                editions=chosen,
-                max_slots=max_slots,
-                idle_sharing=idle_sharing,
-                fluid=fluid,
-                spend_based=spend_based,
-            )
+            grown, _, _ = priced(series.scaled(fit.growth_factor))
             fc = Forecast(fit=fit, plans=tuple(grown))
     what_if: WhatIf | None = None
     if growth is not None:
         step("capacity: what-if", 0.8)
-        grown, _, _ = price_plans(
-            series.scaled(1 + growth),
-            prices,
-            editions=chosen,
-            max_slots=max_slots,
-            idle_sharing=idle_sharing,
-            fluid=fluid,
-            spend_based=spend_based,
-        )
+        grown, _, _ = priced(series.scaled(1 + growth))
         what_if = WhatIf(growth=growth, plans=tuple(grown))
     step("capacity: done", 1.0)
     od = prices.bigquery.on_demand

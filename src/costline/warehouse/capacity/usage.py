@@ -143,6 +143,26 @@ def check_resolution(seconds: int) -> None:
         )
 
 
+IntArray64 = npt.NDArray[np.int64]
+
+
+def _contributions(
+    start_s: FloatArray, end_s: FloatArray, slot_ms: FloatArray
+) -> tuple[IntArray64, FloatArray, IntArray64, FloatArray]:
+    """What each job adds to the buckets, as two sparse lists: slot-ms put straight into a
+    bucket (all of a one-bucket job; the first and last bucket's share of a longer one), and
+    the changes of the running rate (from a longer job's second bucket to its last)."""
+    first = np.floor(start_s).astype(np.int64)
+    last = np.floor(end_s).astype(np.int64)
+    single = first == last
+    multi = ~single
+    f, la, s, e, w = first[multi], last[multi], start_s[multi], end_s[multi], slot_ms[multi]
+    rate = w / (e - s)
+    direct_at = np.concatenate((first[single], f, la))
+    direct = np.concatenate((slot_ms[single], rate * (f + 1 - s), rate * (e - la)))
+    return direct_at, direct, np.concatenate((f + 1, la)), np.concatenate((rate, -rate))
+
+
 def spread(start_s: FloatArray, end_s: FloatArray, slot_ms: FloatArray, buckets: int) -> FloatArray:
     """Slot-ms per bucket when each interval's ``slot_ms`` is spread evenly over it.
 
@@ -151,32 +171,17 @@ def spread(start_s: FloatArray, end_s: FloatArray, slot_ms: FloatArray, buckets:
     """
     if start_s.size == 0:
         return np.zeros(buckets, dtype=np.float64)
-    first = np.floor(start_s).astype(np.int64)
-    last = np.floor(end_s).astype(np.int64)
-    single = first == last
-    multi = ~single
-    f, la, s, e, w = first[multi], last[multi], start_s[multi], end_s[multi], slot_ms[multi]
-    rate = w / (e - s)
-    # Two histograms over the buckets: what falls in a job's first and last bucket (and all
-    # of a one-bucket job), and the rate each job adds from its second bucket to its last.
-    out = np.bincount(
-        np.concatenate((first[single], f, la)),
-        weights=np.concatenate((slot_ms[single], rate * (f + 1 - s), rate * (e - la))),
-        minlength=buckets + 1,
-    )
-    diff = np.bincount(
-        np.concatenate((f + 1, la)),
-        weights=np.concatenate((rate, -rate)),
-        minlength=buckets + 1,
-    )
-    np.cumsum(diff, out=diff)
-    out += diff
+    direct_at, direct, rate_at, rate = _contributions(start_s, end_s, slot_ms)
+    out = np.bincount(direct_at, weights=direct, minlength=buckets + 1)
+    running = np.bincount(rate_at, weights=rate, minlength=buckets + 1)
+    np.cumsum(running, out=running)
+    out += running
     return np.asarray(out[:buckets], dtype=np.float64)
 
 
 def spread_pieces(
     start_s: FloatArray, end_s: FloatArray, slot_ms: FloatArray
-) -> tuple[npt.NDArray[np.int64], FloatArray]:
+) -> tuple[IntArray64, FloatArray]:
     """:func:`spread` as constant pieces, without the buckets in between: ``(begins, values)``
     where every bucket from ``begins[k]`` up to ``begins[k + 1]`` (the last piece: to the end of
     the series) holds ``values[k]`` slot-ms, and every bucket before ``begins[0]`` nothing. The
@@ -184,32 +189,16 @@ def spread_pieces(
     O(jobs log jobs) whatever the span."""
     if start_s.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    first = np.floor(start_s).astype(np.int64)
-    last = np.floor(end_s).astype(np.int64)
-    single = first == last
-    multi = ~single
-    f, la, s, e, w = first[multi], last[multi], start_s[multi], end_s[multi], slot_ms[multi]
-    rate = w / (e - s)
-    direct_at = np.concatenate((first[single], f, la))
-    diff_at = np.concatenate((f + 1, la))
-    # The buckets where the sum can change: where a job puts part of its slot-ms, and the one
-    # after each (where only the running rate continues).
-    marks = np.sort(np.concatenate((direct_at, diff_at, direct_at + 1)))
+    direct_at, direct, rate_at, rate = _contributions(start_s, end_s, slot_ms)
+    # The buckets where the sum can change: where a job puts slot-ms or changes the rate, and
+    # the one after each direct share (where only the running rate continues).
+    marks = np.sort(np.concatenate((direct_at, rate_at, direct_at + 1)))
     marks = marks[np.concatenate(([True], marks[1:] != marks[:-1]))]
-    where = np.searchsorted(marks, direct_at)
-    direct = np.bincount(
-        where,
-        weights=np.concatenate((slot_ms[single], rate * (f + 1 - s), rate * (e - la))),
-        minlength=marks.size,
-    )
-    diff = np.bincount(
-        np.searchsorted(marks, diff_at),
-        weights=np.concatenate((rate, -rate)),
-        minlength=marks.size,
-    )
-    np.cumsum(diff, out=diff)
-    direct += diff
-    return marks.astype(np.int64), np.asarray(direct, dtype=np.float64)
+    out = np.bincount(np.searchsorted(marks, direct_at), weights=direct, minlength=marks.size)
+    running = np.bincount(np.searchsorted(marks, rate_at), weights=rate, minlength=marks.size)
+    np.cumsum(running, out=running)
+    out += running
+    return marks, np.asarray(out, dtype=np.float64)
 
 
 def _clean(slot_ms: FloatArray, resolution_s: int) -> FloatArray:
@@ -376,6 +365,20 @@ def _column(path: str, present: set[str], parquet: bool) -> str | None:
     return None
 
 
+# An export's period_start as a timestamp: any timestamp spelling DuckDB reads, or epoch
+# seconds; and the first checks of a row (unreadable, no or a bad period_start), as the first
+# WHEN branches of a CASE that says ``field|message`` for a row that cannot be used.
+PERIOD_START_SQL = (
+    "coalesce(TRY_CAST(period_start AS TIMESTAMPTZ), CASE WHEN regexp_full_match("
+    "period_start, '\\d{9,10}(\\.\\d+)?') THEN to_timestamp(CAST(period_start AS DOUBLE)) END)"
+)
+PERIOD_START_CHECKS = """WHEN doc_error IS NOT NULL THEN '|' || doc_error
+                    WHEN period_start IS NULL OR trim(period_start) = ''
+                        THEN 'period_start|missing'
+                    WHEN t_start IS NULL THEN 'period_start|expected a timestamp, got '
+                         || left(period_start, 40)"""
+
+
 def export_raw(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -456,20 +459,12 @@ def usage_from_timeline(
         required=("period_start", "period_slot_ms"),
         what="a JOBS_TIMELINE export",
     )
-    ts = (
-        "coalesce(TRY_CAST(period_start AS TIMESTAMPTZ), CASE WHEN regexp_full_match("
-        "period_start, '\\d{9,10}(\\.\\d+)?') THEN to_timestamp(CAST(period_start AS DOUBLE)) END)"
-    )
     try:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE timeline AS
             SELECT *, CASE
-                    WHEN doc_error IS NOT NULL THEN '|' || doc_error
-                    WHEN period_start IS NULL OR trim(period_start) = ''
-                        THEN 'period_start|missing'
-                    WHEN t_start IS NULL THEN 'period_start|expected a timestamp, got '
-                         || left(period_start, 40)
+                    {PERIOD_START_CHECKS}
                     WHEN period_slot_ms IS NULL OR trim(period_slot_ms) = ''
                         THEN 'period_slot_ms|missing'
                     WHEN t_slot_ms IS NULL THEN 'period_slot_ms|expected a number, got '
@@ -481,7 +476,8 @@ def usage_from_timeline(
                          || left(total_bytes_billed, 40)
                 END AS error
             FROM (
-                SELECT *, {ts} AS t_start, TRY_CAST(period_slot_ms AS DOUBLE) AS t_slot_ms,
+                SELECT *, {PERIOD_START_SQL} AS t_start,
+                       TRY_CAST(period_slot_ms AS DOUBLE) AS t_slot_ms,
                        TRY_CAST(total_bytes_billed AS BIGINT) AS t_billed
                 FROM ({raw})
             )
