@@ -26,11 +26,11 @@ def main() -> None:
     parser.add_argument("--quick-prove", type=int, default=1, help="--prove under --quick")
     args = parser.parse_args()
 
-    from costline.cli import default_workspace_dir
     from costline.core.prices import load_prices
     from costline.demo import build_workspace
+    from costline.demo.workspace import default_workspace_dir
     from costline.warehouse.advise import advise
-    from costline.warehouse.catalog import load_catalog
+    from costline.warehouse.catalog_read import load_catalog
     from costline.warehouse.jobs import read_history
     from costline.warehouse.profile import profile_history
 

@@ -56,8 +56,8 @@ ALL_FAULTS = (
 
 def _workspace(quick: bool) -> Path:
     if not quick:
-        from costline.cli import default_workspace_dir
         from costline.demo import build_workspace
+        from costline.demo.workspace import default_workspace_dir
 
         root = default_workspace_dir()
         if not (root / "workspace.json").is_file():

@@ -23,8 +23,8 @@ from pathlib import Path
 import sqlglot
 from sqlglot.errors import SqlglotError
 
+from costline.demo import demo_catalog
 from costline.demo.history import generate_history
-from costline.demo.warehouse import demo_catalog
 from costline.warehouse.lint import lint_sql
 
 

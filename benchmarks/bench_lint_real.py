@@ -44,7 +44,8 @@ import sqlglot
 sys.path.insert(0, str(Path(__file__).parent))
 
 from corpora import CORPORA, Corpus, export
-from costline.warehouse.catalog import Catalog, load_catalog
+from costline.warehouse.catalog import Catalog
+from costline.warehouse.catalog_read import load_catalog
 from costline.warehouse.lint import LintConfig, LintResult, lint_paths, sql_files
 from costline.warehouse.sql import detemplate
 

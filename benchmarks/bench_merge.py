@@ -35,8 +35,8 @@ DELETE_BRANCH = "WHEN MATCHED AND s.quantity = 0 THEN DELETE\nWHEN MATCHED THEN 
 
 def _workspace(root: Path) -> Path:
     """The demo workspace (catalogue + planted MERGE); a small one is built if none exists."""
-    from costline.cli import default_workspace_dir
     from costline.demo import build_workspace
+    from costline.demo.workspace import default_workspace_dir
 
     demo = default_workspace_dir()
     if (demo / "ground_truth.json").is_file() and (demo / "catalog.json").is_file():

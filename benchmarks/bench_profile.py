@@ -64,7 +64,7 @@ def _floor(path: str, kind: str, queue: Any) -> None:
 
 def _profile(path: str, catalog: str, queue: Any) -> None:
     from costline.core.prices import load_prices
-    from costline.warehouse.catalog import load_catalog
+    from costline.warehouse.catalog_read import load_catalog
     from costline.warehouse.jobs import read_history
     from costline.warehouse.profile import profile_history
 

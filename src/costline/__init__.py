@@ -1,3 +1,73 @@
-"""costline: cloud cost as an architectural property you can see, test and enforce."""
+"""costline: cloud cost as an architectural property you can see, test and enforce.
+
+The Python API (:mod:`costline.api`), loaded on first use so that ``import costline`` stays
+quick::
+
+    import costline
+
+    history = costline.read_history("ws/jobs.jsonl")
+    profile = costline.profile(history, catalog="ws/catalog.json")
+    print(profile.total_cost_usd, profile.fingerprints[0].example_query)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Advice",
+    "AuditResult",
+    "CapacityResult",
+    "Catalog",
+    "CostlineError",
+    "JobHistory",
+    "LintResult",
+    "MergeProof",
+    "MergeRewrite",
+    "PriceCatalogue",
+    "Profile",
+    "Workspace",
+    "__version__",
+    "advise",
+    "audit",
+    "capacity",
+    "lint",
+    "profile",
+    "prove_merge",
+    "read_history",
+    "rewrite_merge",
+]
+
+if TYPE_CHECKING:
+    from costline.api import (
+        Advice,
+        AuditResult,
+        CapacityResult,
+        Catalog,
+        CostlineError,
+        JobHistory,
+        LintResult,
+        MergeProof,
+        MergeRewrite,
+        PriceCatalogue,
+        Profile,
+        Workspace,
+        advise,
+        audit,
+        capacity,
+        lint,
+        profile,
+        prove_merge,
+        read_history,
+        rewrite_merge,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from costline import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'costline' has no attribute {name!r}")

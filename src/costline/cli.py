@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from costline.core.errors import CostlineError
 from costline.core.prices import Edition, default_prices_text, load_prices
-from costline.warehouse.catalog import load_catalog
+from costline.warehouse.catalog_read import load_catalog
 
 app = typer.Typer(
     name="costline",
@@ -284,15 +284,9 @@ def capacity(
     if timeline is not None and paths:
         raise CostlineError("give job-history files or --timeline FILE, not both")
     if timeline is None and not paths:
-        from costline.audit import workspace_history
-        from costline.demo import build_workspace
+        from costline.auditor import workspace_history
 
-        directory = default_workspace_dir()
-        if not (directory / "workspace.json").is_file():
-            err.print(f"building the demo workspace in {directory} (once) ...")
-            with _progress() as step:
-                build_workspace(directory, progress=step)
-        paths = workspace_history(directory)
+        paths = workspace_history(_demo_workspace())
     with _progress() as step:
         step("reading usage", 0.0)
         if timeline is not None:
@@ -348,10 +342,17 @@ def demo_init(
     out.print(f"  ground truth  {ws.ground_truth}")
 
 
-def default_workspace_dir() -> Path:
-    """Where ``costline audit`` keeps the demo workspace it builds (XDG cache directory)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "costline" / "demo"
+def _demo_workspace() -> Path:
+    """The cached demo workspace, built the first time with a progress bar."""
+    from costline.demo import Workspace
+    from costline.demo.workspace import default_workspace_dir
+
+    directory = default_workspace_dir()
+    if not (directory / "workspace.json").is_file():
+        err.print(f"building the demo workspace in {directory} (once) ...")
+        with _progress() as step:
+            return Workspace.demo(directory, progress=step).root
+    return Workspace.open(directory).root
 
 
 @app.command()
@@ -367,21 +368,18 @@ def audit(
     top: Annotated[int, typer.Option(help="Cost drivers shown.")] = 10,
 ) -> None:
     """Run every analysis on a workspace and write one self-contained HTML report."""
-    from costline.audit import run_audit
+    from costline.auditor import run_audit
+    from costline.report.html import render_audit_html
     from costline.report.text import print_audit
 
     if directory is None:
-        directory = default_workspace_dir()
-        from costline.demo import Workspace, build_workspace
-
-        if not (directory / "workspace.json").is_file():
-            err.print(f"building the demo workspace in {directory} (once) ...")
-            with _progress() as step:
-                build_workspace(directory, progress=step)
-        else:
-            Workspace.open(directory)
+        directory = _demo_workspace()
     with _progress() as step:
-        result = run_audit(directory, load_prices(prices), output=output, progress=step)
+        result = run_audit(directory, load_prices(prices), progress=step)
+    try:
+        output.write_text(render_audit_html(result), encoding="utf-8")
+    except OSError as exc:
+        raise CostlineError(f"cannot write {output}: {exc.strerror}") from None
     print_audit(out, result, top=top)
     out.print(f"\nreport: [bold]{output}[/]")
 
@@ -392,14 +390,7 @@ def _workspace_or_demo(directory: Path | None) -> Path:
         if not (directory / "tables" / "core_banking" / "customers").is_dir():
             raise CostlineError(f"{directory}: no bank tables (tables/core_banking/customers)")
         return directory
-    from costline.demo import build_workspace
-
-    directory = default_workspace_dir()
-    if not (directory / "workspace.json").is_file():
-        err.print(f"building the demo workspace in {directory} (once) ...")
-        with _progress() as step:
-            build_workspace(directory, progress=step)
-    return directory
+    return _demo_workspace()
 
 
 def _tier_model(text: str) -> tuple[str, str]:
@@ -585,6 +576,8 @@ def _merge_catalog(catalog: Path | None, demo: bool) -> Path | None:
     if catalog is not None and demo:
         raise CostlineError("give --catalog or --demo, not both")
     if demo:
+        from costline.demo.workspace import default_workspace_dir
+
         path = default_workspace_dir() / "catalog.json"
         if not path.is_file():
             raise CostlineError(
@@ -696,13 +689,7 @@ def merge_prove(
     from costline.warehouse.merge import prove_merge
 
     if workspace is None:
-        workspace = default_workspace_dir()
-        if not (workspace / "workspace.json").is_file():
-            from costline.demo import build_workspace
-
-            err.print(f"building the demo workspace in {workspace} (once) ...")
-            with _progress() as step:
-                build_workspace(workspace, progress=step)
+        workspace = _demo_workspace()
     sql = None
     if statement is not None:
         try:
@@ -888,7 +875,7 @@ def advise(
     prices: PricesOption = None,
 ) -> None:
     """Partitioning and clustering per table, with the saving replayed from the history."""
-    from costline.audit import workspace_history
+    from costline.auditor import workspace_history
     from costline.report.advise import advice_html, advice_text
     from costline.warehouse.advise import advise as advise_tables
     from costline.warehouse.advise import catalog_tables

@@ -10,7 +10,7 @@ import pytest
 
 from costline.core.errors import CostlineError
 from costline.demo import Workspace
-from costline.warehouse.catalog import load_catalog
+from costline.warehouse.catalog_read import load_catalog
 
 
 def test_workspace_reopens(workspace: Workspace) -> None:

@@ -673,7 +673,7 @@ def test_cli_capacity_bad_options_are_messages(
 
 
 def test_audit_report_renders_the_capacity_section(write_jsonl: Callable[..., Path]) -> None:
-    from costline.audit import AuditResult
+    from costline.auditor import AuditResult
     from costline.report.html import render_audit_html
     from costline.warehouse.profile import profile_history
 

@@ -17,10 +17,10 @@ from costline.warehouse.catalog import (
     Partitioning,
     TableKind,
     TableMeta,
-    load_catalog,
     save_catalog,
 )
 from costline.warehouse.catalog_dbt import read_dbt_manifest, read_dbt_project
+from costline.warehouse.catalog_read import load_catalog
 
 # --------------------------------------------------------------------------------------------
 # A manifest

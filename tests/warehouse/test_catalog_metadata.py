@@ -13,10 +13,10 @@ from costline.warehouse.catalog import (
     PartitionGranularity,
     Partitioning,
     TableKind,
-    load_catalog,
     save_catalog,
 )
 from costline.warehouse.catalog_metadata import read_metadata_table, read_metadata_tree
+from costline.warehouse.catalog_read import load_catalog
 
 PROD = "moz-fx-data-shared-prod"
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from costline.core.errors import CostlineError
 from costline.core.prices import load_prices
+from costline.demo import demo_catalog
 from costline.demo.history import generate_history
-from costline.demo.warehouse import demo_catalog
 from costline.report.lint import render_github, render_json, render_sarif, render_text
 from costline.warehouse.catalog import Catalog, TableMeta, save_catalog
 from costline.warehouse.fingerprint import fingerprint
@@ -347,7 +347,7 @@ def test_history_findings_carry_their_pattern_cost_ranked_by_it(tmp_path: Path) 
 def test_audit_shows_the_costliest_findings(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from costline.audit import AuditResult
+    from costline.auditor import AuditResult
     from costline.report.html import render_audit_html
     from costline.report.text import print_audit
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from costline.core.errors import CostlineError
-from costline.demo.warehouse import demo_catalog
+from costline.demo import demo_catalog
 from costline.warehouse.catalog import (
     Catalog,
     Column,

@@ -8,9 +8,10 @@ cost.
 """
 
 from costline.demo.bank import FRAUD_PATTERNS, TENANTS, BankData, generate_bank
+from costline.demo.catalog import demo_catalog
 from costline.demo.history import PLANTED, generate_history, normalized_hash
 from costline.demo.truth import GroundTruth, Period, PlantedPattern
-from costline.demo.warehouse import DEFAULT_END, DEFAULT_POSITIONS_ROWS, demo_catalog
+from costline.demo.warehouse import DEFAULT_END, DEFAULT_POSITIONS_ROWS
 from costline.demo.workspace import Workspace, build_workspace
 
 __all__ = [

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from costline.core.errors import CostlineError
 from costline.core.prices import GIB, PriceCatalogue, load_prices
+from costline.demo.catalog import demo_catalog
 from costline.demo.truth import (
     EDITION_NAMES,
     UNLABELLED,
@@ -36,7 +37,7 @@ from costline.demo.truth import (
     PlantedPattern,
     job_costs,
 )
-from costline.demo.warehouse import DEFAULT_END, PROJECT, demo_catalog
+from costline.demo.warehouse import DEFAULT_END, PROJECT
 from costline.demo.workload import (
     Actor,
     Pipeline,

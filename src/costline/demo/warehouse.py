@@ -24,7 +24,6 @@ from pathlib import Path
 import duckdb
 
 from costline.warehouse.catalog import (
-    Catalog,
     Column,
     PartitionGranularity,
     Partitioning,
@@ -418,21 +417,6 @@ def generic_tables() -> tuple[TableSpec, ...]:
     )
 
 
-def all_tables() -> tuple[TableSpec, ...]:
-    """Every demo table, bank tables included, in catalogue order."""
-    from costline.demo.bank import bank_tables
-
-    return (*bank_tables(), *generic_tables())
-
-
-def table_spec(name: str) -> TableSpec:
-    """The spec of table ``name`` (full or ``dataset.table``)."""
-    for spec in all_tables():
-        if name in (spec.name, f"{spec.dataset}.{spec.table}"):
-            return spec
-    raise KeyError(name)
-
-
 def _column_meta(spec: TableSpec, col: ColumnSpec) -> Column:
     rows = spec.rows
     if col.distinct is not None:
@@ -472,12 +456,6 @@ def table_meta(spec: TableSpec, local_rows: int | None = None) -> TableMeta:
         local_path=f"tables/{spec.dataset}/{spec.table}" if local_rows else None,
         local_scale=scale,
     )
-
-
-def demo_catalog(local_rows: dict[str, int] | None = None) -> Catalog:
-    """The demo catalogue at production sizes; ``local_rows`` maps names to written row counts."""
-    counts = local_rows or {}
-    return Catalog(tables=tuple(table_meta(s, counts.get(s.name)) for s in all_tables()))
 
 
 # -- local copies ---------------------------------------------------------------------------

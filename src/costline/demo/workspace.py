@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -23,15 +24,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from costline.core.errors import CostlineError
 from costline.demo.bank import generate_bank, write_bank
+from costline.demo.catalog import demo_catalog
 from costline.demo.history import generate_history
 from costline.demo.truth import GroundTruth
 from costline.demo.warehouse import (
     DEFAULT_END,
     DEFAULT_POSITIONS_ROWS,
-    demo_catalog,
     write_generic_tables,
 )
-from costline.warehouse.catalog import Catalog, load_catalog, save_catalog
+from costline.warehouse.catalog import Catalog, save_catalog
+from costline.warehouse.catalog_read import load_catalog
 
 WORKSPACE_FILE = "workspace.json"
 _FILES = {
@@ -61,6 +63,15 @@ class Workspace(BaseModel):
     days: int
     scale: float
     positions_rows: int
+
+    @classmethod
+    def demo(cls, directory: Path | None = None, progress: Progress | None = None) -> Workspace:
+        """The demo workspace in ``directory`` (default: :func:`default_workspace_dir`), built
+        there the first time (a few tens of seconds), re-opened after."""
+        root = Path(directory) if directory is not None else default_workspace_dir()
+        if (root / WORKSPACE_FILE).is_file():
+            return cls.open(root)
+        return build_workspace(root, progress=progress)
 
     @classmethod
     def open(cls, directory: Path) -> Workspace:
@@ -101,6 +112,12 @@ class Workspace(BaseModel):
         data = self.model_dump(mode="json", exclude=set(_FILES) | {"root"})
         data["files"] = dict(_FILES)
         (self.root / WORKSPACE_FILE).write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+
+
+def default_workspace_dir() -> Path:
+    """Where the demo workspace is kept when no directory is given (the XDG cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "costline" / "demo"
 
 
 def build_workspace(

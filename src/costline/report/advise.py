@@ -129,7 +129,7 @@ def advice_section(advice: Advice) -> str:
 
 def advice_html(advice: Advice) -> str:
     """A self-contained HTML page of the advice."""
-    from costline.report.html import stylesheet
+    from costline.report.style import stylesheet
 
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

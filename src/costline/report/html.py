@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 
 import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from costline.audit import AuditResult
+from costline.auditor import AuditResult
+from costline.report.style import stylesheet
 from costline.report.text import one_line, size, usd
 from costline.warehouse.profile import Profile
 
@@ -98,11 +98,6 @@ def top_tables(p: Profile, limit: int = 15) -> go.Figure:
     )
     fig.update_layout(title="Top tables by attributed cost", xaxis_title="USD")
     return fig
-
-
-def stylesheet() -> str:
-    """The report stylesheet, inlined into every self-contained HTML page costline writes."""
-    return resources.files("costline.report").joinpath("templates/report.css").read_text("utf-8")
 
 
 def render_profile_html(p: Profile) -> str:

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from costline.audit import AuditResult
+from costline.auditor import AuditResult
 from costline.warehouse.profile import Profile
 
 

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from costline.core.errors import CostlineError
 from costline.core.prices import Edition, PriceCatalogue
+from costline.core.results import Result
 from costline.warehouse.catalog import (
     MAX_CLUSTERING_COLUMNS,
     MAX_PARTITIONS_PER_TABLE,
@@ -178,7 +179,7 @@ class Recommendation(_Model):
     measured: Measurement | None = None
 
 
-class Advice(_Model):
+class Advice(_Model, Result):
     """Every recommendation, costliest table first."""
 
     recommendations: tuple[Recommendation, ...]

@@ -29,6 +29,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from costline.core.errors import CostlineError, first_validation_error
+from costline.core.results import Result
 from costline.warehouse.catalog import Catalog, TableKind
 from costline.warehouse.profile import FingerprintStats
 from costline.warehouse.rules import ALL_RULES
@@ -135,7 +136,7 @@ class CatalogSummary(_Value):
 _SUMMARIES: dict[int, tuple[Catalog, CatalogSummary]] = {}
 
 
-class LintResult(_Value):
+class LintResult(_Value, Result):
     """Everything one lint run found."""
 
     findings: tuple[LintFinding, ...]

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from typing_extensions import TypedDict
 
 from costline.core.billing_rules import BILLING_TIME_ZONE
 from costline.core.errors import Problem
 from costline.core.prices import Edition, PriceCatalogue
+from costline.core.results import Result
 from costline.warehouse.access import ColumnUse
 from costline.warehouse.billing import (
     Billing,
@@ -195,8 +196,15 @@ COST_BASIS = {
 }
 
 
-class Profile(_Model):
+class Profile(_Model, Result):
     """The whole profile; its JSON is the documented, stable output of ``costline profile``."""
+
+    _history: JobHistory | None = PrivateAttr(default=None)
+
+    @property
+    def history(self) -> JobHistory | None:
+        """The job history this profile was made from (None for one read back from JSON)."""
+        return self._history
 
     schema_version: int = SCHEMA_VERSION
     sources: tuple[str, ...]
@@ -544,7 +552,7 @@ def profile_history(
         Rejected(path=p.path, line=p.line, field=p.field, error=p.message)
         for p in (*history.problems, *billing.problems)
     )
-    return Profile(
+    result = Profile(
         sources=tuple(r.source for r in history.reports),
         read=history.read,
         jobs=int(n_jobs),
@@ -567,6 +575,8 @@ def profile_history(
         daily_by_team={k: tuple(v) for k, v in by_team.items()},
         team_label=team_label,
     )
+    result._history = history
+    return result
 
 
 def _fingerprint_stats(

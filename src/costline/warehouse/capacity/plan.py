@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from costline.core import billing_rules
 from costline.core.errors import CostlineError, Problem
 from costline.core.prices import Edition, PriceCatalogue
+from costline.core.results import Result
 from costline.warehouse.capacity.forecast import ForecastFit, fit_forecast
 from costline.warehouse.capacity.optimise import cost_curve, smallest_level_with_share
 from costline.warehouse.capacity.pricing import (
@@ -158,7 +159,7 @@ class WhatIf(_Model):
     plans: tuple[Plan, ...]
 
 
-class CapacityResult(_Model):
+class CapacityResult(_Model, Result):
     """Everything ``costline capacity`` found, as rendered by text, JSON and HTML."""
 
     source: str

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 
 from costline.core.errors import CostlineError
+from costline.core.results import Result
 from costline.warehouse.catalog import TableMeta
 from costline.warehouse.merge.rewrite import (
     MergeParts,
@@ -92,7 +93,7 @@ class BatchCounts(BaseModel):
     deleted: int
 
 
-class MergeProof(BaseModel):
+class MergeProof(Result):
     """Original against rewritten MERGE on one table and batch."""
 
     model_config = ConfigDict(frozen=True)
@@ -610,7 +611,7 @@ def prove_merge(
     ``WORKSPACE/merge/`` and reused; the batch revises the newest ``touched_days`` days and
     adds the next day.
     """
-    from costline.warehouse.catalog import load_catalog
+    from costline.warehouse.catalog_read import load_catalog
     from costline.warehouse.merge.rewrite import resolve_partition, rewrite_merge
 
     catalog_path = workspace / "catalog.json"

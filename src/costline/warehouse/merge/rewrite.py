@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 
 from costline.core.errors import CostlineError
+from costline.core.results import Result
 from costline.warehouse.catalog import Catalog, PartitionGranularity, TableMeta
 from costline.warehouse.sql import is_by_source, merge_scope, read_script
 from costline.warehouse.sql import partition_key as sql_partition_key
@@ -130,7 +131,7 @@ def parse_partition_type(text: str) -> tuple[str, PartitionGranularity]:
     return kind, granularity
 
 
-class MergeRewrite(BaseModel):
+class MergeRewrite(Result):
     """The rewrite of one MERGE: the checks, and the script when none refused."""
 
     model_config = ConfigDict(frozen=True)

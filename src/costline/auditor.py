@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from costline.core.errors import CostlineError
 from costline.core.prices import PriceCatalogue
+from costline.core.results import Result
 from costline.warehouse.advise import Advice, advise
 from costline.warehouse.capacity import CapacityResult, plan_capacity, usage_from_history
-from costline.warehouse.catalog import load_catalog
+from costline.warehouse.catalog_read import load_catalog
 from costline.warehouse.drivers import Driver, cost_drivers
 from costline.warehouse.jobs import read_history
 from costline.warehouse.lint import LintResult, lint_history
@@ -26,7 +27,7 @@ from costline.warehouse.profile import Profile, profile_history
 HISTORY_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
 
 
-class AuditResult(BaseModel):
+class AuditResult(Result):
     """Everything the audit found, as rendered by the text summary and the HTML report."""
 
     model_config = ConfigDict(frozen=True)
@@ -34,7 +35,6 @@ class AuditResult(BaseModel):
     workspace: str
     profile: Profile
     drivers: tuple[Driver, ...]
-    report_path: str | None = None
     merge: MergeFinding | None = None
     capacity: CapacityResult | None = None
     layout: Advice | None = None
@@ -61,12 +61,10 @@ def run_audit(
     directory: Path,
     prices: PriceCatalogue,
     *,
-    output: Path | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> AuditResult:
-    """Profile the workspace's history, find its cost drivers, and write the report."""
-    from costline.report.html import render_audit_html
-
+    """Profile the workspace's history and run every analysis on it (the caller renders the
+    result: ``costline.report``)."""
     catalog_path = directory / "catalog.json"
     catalog = load_catalog(catalog_path) if catalog_path.is_file() else None
     history = read_history(workspace_history(directory))
@@ -76,7 +74,6 @@ def run_audit(
         workspace=str(directory),
         profile=profile,
         drivers=tuple(cost_drivers(profile, catalog)),
-        report_path=str(output) if output else None,
         merge=find_full_table_merge(profile.fingerprints, catalog, directory, progress=progress)
         if catalog is not None
         else None,
@@ -86,9 +83,4 @@ def run_audit(
         if catalog is not None
         else None,
     )
-    if output is not None:
-        try:
-            output.write_text(render_audit_html(result), encoding="utf-8")
-        except OSError as exc:
-            raise CostlineError(f"cannot write {output}: {exc.strerror}") from None
     return result

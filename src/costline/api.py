@@ -1,0 +1,293 @@
+"""The Python API: every analysis as one function, re-exported from ``costline``.
+
+Each function takes file paths as ``str`` or :class:`~pathlib.Path`, the catalogue as a
+:class:`Catalog` or the path of one in any of its forms, and the prices as a
+:class:`PriceCatalogue` or the path of an override file (default: the packaged catalogue). The
+results are typed values with ``to_dict()`` and ``to_json()``. Bad input raises
+:class:`~costline.core.errors.CostlineError` naming the file, line or field.
+
+>>> import costline
+>>> history = costline.read_history("ws/jobs.jsonl")
+>>> profile = costline.profile(history, catalog="ws/catalog.json")
+>>> advice = costline.advise(profile, catalog="ws/catalog.json")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from costline.auditor import AuditResult
+from costline.core.errors import CostlineError
+from costline.core.prices import Edition, PriceCatalogue, load_prices
+from costline.demo import Workspace
+from costline.warehouse.advise import Advice
+from costline.warehouse.capacity import CapacityResult
+from costline.warehouse.catalog import Catalog
+from costline.warehouse.jobs import JobHistory
+from costline.warehouse.lint import LintResult
+from costline.warehouse.merge.prove import MergeProof
+from costline.warehouse.merge.rewrite import MergeRewrite
+from costline.warehouse.profile import Profile
+
+PathLike = str | os.PathLike[str]
+Progress = Callable[[str, float], None]
+CatalogLike = Catalog | PathLike
+PricesLike = PriceCatalogue | PathLike
+
+
+def _path(value: PathLike, what: str) -> Path:
+    if isinstance(value, str | os.PathLike):
+        return Path(value)
+    raise CostlineError(f"{what}: expected a path (str or Path), got {type(value).__name__}")
+
+
+def _paths(value: PathLike | Sequence[PathLike], what: str) -> list[Path]:
+    if isinstance(value, str | os.PathLike):
+        return [_path(value, what)]
+    if isinstance(value, Sequence):
+        return [_path(v, what) for v in value]
+    raise CostlineError(f"{what}: expected a path or a list of paths, got {type(value).__name__}")
+
+
+def _prices(prices: PricesLike | None) -> PriceCatalogue:
+    if prices is None or isinstance(prices, PriceCatalogue):
+        return prices or load_prices()
+    return load_prices(_path(prices, "prices"))
+
+
+def _catalog(catalog: CatalogLike | None) -> Catalog | None:
+    if catalog is None or isinstance(catalog, Catalog):
+        return catalog
+    from costline.warehouse.catalog_read import load_catalog
+
+    return load_catalog(_path(catalog, "catalog"))
+
+
+def _catalog_dir(catalog: CatalogLike | None) -> Path | None:
+    """Where a catalogue's local table copies are: the directory of its file."""
+    if catalog is None or isinstance(catalog, Catalog):
+        return None
+    path = Path(catalog)
+    return path if path.is_dir() else path.parent
+
+
+def _history(source: JobHistory | PathLike | Sequence[PathLike]) -> JobHistory:
+    return source if isinstance(source, JobHistory) else read_history(source)
+
+
+def read_history(paths: PathLike | Sequence[PathLike]) -> JobHistory:
+    """A job history (``INFORMATION_SCHEMA.JOBS`` as JSONL, CSV or Parquet; several files at
+    once). Bad rows are kept out and listed in ``.problems``; an unreadable file raises."""
+    from costline.warehouse.jobs import read_history as read
+
+    return read(_paths(paths, "job history"))
+
+
+def profile(
+    history: JobHistory | PathLike | Sequence[PathLike],
+    *,
+    catalog: CatalogLike | None = None,
+    prices: PricesLike | None = None,
+    region: str | None = None,
+    edition: str = "enterprise",
+    team_label: str = "team",
+    reservations_timeline: PathLike | None = None,
+    reservations: PathLike | None = None,
+    fluid: bool = False,
+    progress: Progress | None = None,
+) -> Profile:
+    """Cost per query pattern, attribution, Pareto and table access of a job history; the
+    reservations billed for what they allocated (see ``costline profile``)."""
+    from costline.warehouse.billing import load_setups
+    from costline.warehouse.profile import profile_history
+
+    return profile_history(
+        _history(history),
+        _prices(prices),
+        catalog=_catalog(catalog),
+        default_edition=Edition.parse(edition),
+        team_label=team_label,
+        progress=progress,
+        region=region,
+        reservations_timeline=None
+        if reservations_timeline is None
+        else _path(reservations_timeline, "reservations timeline"),
+        reservation_setups=None
+        if reservations is None
+        else load_setups(_path(reservations, "reservations")),
+        fluid=fluid,
+    )
+
+
+def lint(
+    paths: PathLike | Sequence[PathLike] | None = None,
+    *,
+    sql: str | None = None,
+    catalog: CatalogLike | None = None,
+    dialect: str = "bigquery",
+) -> LintResult:
+    """Lint SQL files (directories walked for ``*.sql``) or one SQL text (``sql=``)."""
+    from costline.warehouse.lint import LintConfig, lint_paths, lint_sql
+
+    tables = _catalog(catalog)
+    if (paths is None) == (sql is None):
+        raise CostlineError("lint: give SQL files or sql=TEXT, not both and not neither")
+    if sql is not None:
+        return lint_sql(sql, catalog=tables, dialect=dialect)
+    assert paths is not None
+    return lint_paths(_paths(paths, "SQL"), config=LintConfig(dialect=dialect), catalog=tables)
+
+
+def advise(
+    source: Profile | JobHistory | PathLike | Sequence[PathLike],
+    catalog: CatalogLike,
+    *,
+    prices: PricesLike | None = None,
+    tables: Sequence[str] | None = None,
+    top: int = 6,
+    prove: int = 0,
+    progress: Progress | None = None,
+) -> Advice:
+    """Partitioning and clustering advice for the costliest tables, replayed on the history.
+
+    ``source`` is a profile made by :func:`profile` (its history is reused), a job history or
+    the paths of one (profiled first)."""
+    from costline.warehouse.advise import advise as advise_tables
+
+    tables_catalog = _catalog(catalog)
+    if tables_catalog is None:
+        raise CostlineError("advise: a catalogue is needed (the tables' layout and sizes)")
+    priced = _prices(prices)
+    if isinstance(source, Profile):
+        made, history = source, source.history
+        if history is None:
+            raise CostlineError(
+                "advise: this profile has no job history (it was read from JSON); "
+                "give the history instead"
+            )
+    else:
+        history = _history(source)
+        made = profile(history, catalog=tables_catalog, prices=priced)
+    return advise_tables(
+        made,
+        history,
+        tables_catalog,
+        priced,
+        catalog_dir=_catalog_dir(catalog),
+        tables=tables,
+        top=top,
+        prove=prove,
+        progress=progress,
+    )
+
+
+def capacity(
+    history: JobHistory | PathLike | Sequence[PathLike],
+    *,
+    prices: PricesLike | None = None,
+    region: str | None = None,
+    editions: Sequence[str] | None = None,
+    max_slots: int | None = None,
+    growth: float | None = None,
+    fluid: bool = False,
+    spend_based: bool = False,
+    idle_sharing: bool = True,
+    progress: Progress | None = None,
+) -> CapacityResult:
+    """Every way to buy the history's compute, priced on its slot usage, and the optimum."""
+    from costline.warehouse.capacity import plan_capacity, usage_from_history
+
+    priced, notes = _prices(prices).for_region(region)
+    series = usage_from_history(_history(history), priced, by_reservation=not idle_sharing)
+    result = plan_capacity(
+        series,
+        priced,
+        editions=[Edition.parse(e) for e in editions] if editions else None,
+        max_slots=max_slots,
+        growth=growth,
+        idle_sharing=idle_sharing,
+        fluid=fluid,
+        spend_based=spend_based,
+        progress=progress,
+    )
+    return result.model_copy(update={"notes": (*notes, *result.notes)}) if notes else result
+
+
+def rewrite_merge(
+    sql: str | os.PathLike[str], *, catalog: CatalogLike | None = None, **options: object
+) -> MergeRewrite:
+    """Rewrite a full-table MERGE partition-scoped. ``sql`` is the statement's text, or a
+    :class:`~pathlib.Path` to a file holding it; ``options`` are those of
+    :func:`costline.warehouse.merge.rewrite.rewrite_merge`."""
+    from costline.warehouse.merge.rewrite import rewrite_merge as rewrite
+
+    origin = "statement"
+    if isinstance(sql, os.PathLike):
+        path = Path(sql)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CostlineError(f"cannot read {path}: {exc.strerror}") from None
+        origin = str(path)
+    else:
+        text = sql
+    return rewrite(text, catalog=_catalog(catalog), origin=origin, **options)  # type: ignore[arg-type]
+
+
+def prove_merge(
+    workspace: PathLike | Workspace | None = None,
+    *,
+    statement: str | None = None,
+    progress: Progress | None = None,
+) -> MergeProof:
+    """Run a MERGE and its rewrite on a real Delta table and compare (default: the demo's)."""
+    from costline.warehouse.merge.prove import prove_merge as prove
+
+    return prove(_workspace_dir(workspace), statement=statement, progress=progress)
+
+
+def audit(
+    workspace: PathLike | Workspace | None = None,
+    *,
+    prices: PricesLike | None = None,
+    progress: Progress | None = None,
+) -> AuditResult:
+    """Every analysis on a workspace (``catalog.json`` + ``jobs.*``; default: the demo's).
+    Render it with :func:`costline.report.html.render_audit_html`."""
+    from costline.auditor import run_audit
+
+    return run_audit(_workspace_dir(workspace), _prices(prices), progress=progress)
+
+
+def _workspace_dir(workspace: PathLike | Workspace | None) -> Path:
+    if workspace is None:
+        return Workspace.demo().root
+    if isinstance(workspace, Workspace):
+        return workspace.root
+    return _path(workspace, "workspace")
+
+
+__all__ = [
+    "Advice",
+    "AuditResult",
+    "CapacityResult",
+    "Catalog",
+    "CostlineError",
+    "JobHistory",
+    "LintResult",
+    "MergeProof",
+    "MergeRewrite",
+    "PriceCatalogue",
+    "Profile",
+    "Workspace",
+    "advise",
+    "audit",
+    "capacity",
+    "lint",
+    "profile",
+    "prove_merge",
+    "read_history",
+    "rewrite_merge",
+]
