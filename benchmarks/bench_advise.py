@@ -29,9 +29,9 @@ def main() -> None:
     from costline.core.prices import load_prices
     from costline.demo import build_workspace
     from costline.demo.workspace import default_workspace_dir
-    from costline.warehouse.advise import advise
     from costline.warehouse.catalog_read import load_catalog
     from costline.warehouse.jobs import read_history
+    from costline.warehouse.layout import advise
     from costline.warehouse.profile import profile_history
 
     if args.quick:

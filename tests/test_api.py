@@ -69,7 +69,7 @@ def test_advise_needs_one_input(workspace: costline.Workspace) -> None:
 
 
 def test_bad_input_is_a_costline_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(costline.CostlineError, match="absent.jsonl: no such job-history file"):
+    with pytest.raises(costline.CostlineError, match=r"absent\.jsonl: no such job-history file"):
         costline.read_history(str(tmp_path / "absent.jsonl"))
     with pytest.raises(costline.CostlineError, match="expected a path"):
         costline.read_history(42)  # type: ignore[arg-type]

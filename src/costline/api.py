@@ -22,10 +22,10 @@ from costline.auditor import AuditResult
 from costline.core.errors import CostlineError
 from costline.core.prices import Edition, PriceCatalogue, load_prices
 from costline.demo import Workspace
-from costline.warehouse.advise import Advice
 from costline.warehouse.capacity import CapacityResult
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.jobs import JobHistory
+from costline.warehouse.layout import Advice
 from costline.warehouse.lint import LintResult
 from costline.warehouse.merge.prove import MergeProof
 from costline.warehouse.merge.rewrite import MergeRewrite
@@ -154,7 +154,7 @@ def advise(
 
     ``source`` is a profile made by :func:`profile` (its history is reused), a job history or
     the paths of one (profiled first)."""
-    from costline.warehouse.advise import advise as advise_tables
+    from costline.warehouse.layout import advise as advise_tables
 
     tables_catalog = _catalog(catalog)
     if tables_catalog is None:

@@ -15,11 +15,11 @@ from pydantic import ConfigDict
 from costline.core.errors import CostlineError
 from costline.core.prices import PriceCatalogue
 from costline.core.results import Result
-from costline.warehouse.advise import Advice, advise
 from costline.warehouse.capacity import CapacityResult, plan_capacity, usage_from_history
 from costline.warehouse.catalog_read import load_catalog
 from costline.warehouse.drivers import Driver, cost_drivers
 from costline.warehouse.jobs import read_history
+from costline.warehouse.layout import Advice, advise
 from costline.warehouse.lint import LintResult, lint_history
 from costline.warehouse.merge.find import MergeFinding, find_full_table_merge
 from costline.warehouse.profile import Profile, profile_history

@@ -877,9 +877,9 @@ def advise(
     """Partitioning and clustering per table, with the saving replayed from the history."""
     from costline.auditor import workspace_history
     from costline.report.advise import advice_html, advice_text
-    from costline.warehouse.advise import advise as advise_tables
-    from costline.warehouse.advise import catalog_tables
     from costline.warehouse.jobs import read_history
+    from costline.warehouse.layout import advise as advise_tables
+    from costline.warehouse.layout import catalog_tables
     from costline.warehouse.profile import profile_history
 
     if source is None:

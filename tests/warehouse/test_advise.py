@@ -14,7 +14,6 @@ from costline.core.errors import CostlineError
 from costline.core.prices import load_prices
 from costline.demo import Workspace, build_workspace
 from costline.report.advise import advice_html, advice_text
-from costline.warehouse.advise import Advice, Layout, advise, migration_ddl
 from costline.warehouse.catalog import (
     MAX_PARTITIONS_PER_TABLE,
     Catalog,
@@ -25,6 +24,7 @@ from costline.warehouse.catalog import (
     save_catalog,
 )
 from costline.warehouse.jobs import read_history
+from costline.warehouse.layout import Advice, Layout, advise, migration_ddl
 from costline.warehouse.profile import profile_history
 from tests.conftest import TIB, job, tables
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from costline.report.text import size, usd
-from costline.warehouse.advise import Advice, Recommendation
+from costline.warehouse.layout import Advice, Recommendation
 
 
 def _pct(x: float) -> str:

@@ -24,15 +24,11 @@ from typing import Any
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from costline.warehouse.advise import (
-    Layout,
-    Measurement,
-    _Blocks,
-    _DataModel,
-    _Shape,
-    parquet_glob,
-)
 from costline.warehouse.catalog import PartitionGranularity, TableMeta
+from costline.warehouse.layout.model import Layout, Measurement
+from costline.warehouse.layout.replay import Blocks
+from costline.warehouse.layout.sample import DataModel, parquet_glob
+from costline.warehouse.layout.workload import QueryShape
 from costline.warehouse.sql import parse_text, table_name
 
 ROW_GROUP_ROWS = 1024  # local storage block
@@ -115,8 +111,8 @@ def measure(
     current: Layout,
     proposed: Layout,
     meta: TableMeta,
-    shapes: list[_Shape],
-    model: _DataModel,
+    shapes: list[QueryShape],
+    model: DataModel,
     local_dir: Path,
     *,
     queries: int = PROOF_QUERIES,
@@ -125,7 +121,7 @@ def measure(
     """Rebuild the local copy in both layouts, run the representative queries, compare."""
     import duckdb
 
-    chosen: list[tuple[_Shape, str]] = []
+    chosen: list[tuple[QueryShape, str]] = []
     for shape in sorted(shapes, key=lambda s: -s.billed):
         if shape.samples and shape.texts:
             select = _single_table_select(shape.texts[0], meta.name, "__LOCATION__")
@@ -150,7 +146,7 @@ def measure(
         con.execute("PRAGMA enable_profiling = 'json'")
         con.execute(f"PRAGMA profiling_output = '{profile.as_posix()}'")
         block_rows = max(1, round(ROW_GROUP_ROWS * model.rows / max(local_rows, 1)))
-        blocks = {n: _Blocks(model, lay, block_rows) for n, lay in layouts.items()}
+        blocks = {n: Blocks(model, lay, block_rows) for n, lay in layouts.items()}
         measured_w = estimated_w = groups_w = weight = 0.0
         bytes_cur = bytes_new = 0
         for shape, select in chosen:
