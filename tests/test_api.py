@@ -86,3 +86,22 @@ def test_import_costline_is_cheap() -> None:
     code = "import sys, costline; print(sorted(m for m in sys.modules if m.startswith('costline')))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.stdout.strip() == "['costline']"
+
+
+def test_analyses_sharing_one_history_keep_their_tables_apart(
+    workspace: costline.Workspace,
+) -> None:
+    # Two profiles and a capacity plan on one history, interleaved as a notebook would: each
+    # works in its own temporary tables, and the shared connection is left as it was.
+    history = costline.read_history(workspace.jobs)
+    before = history.con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+    history.con.execute("CREATE TEMP TABLE priced AS SELECT 'mine' AS note")
+    first = costline.profile(history)
+    plans = costline.capacity(history, editions=["enterprise"])
+    second = costline.profile(history, catalog=workspace.catalog)
+    assert first.total_cost_usd == pytest.approx(second.total_cost_usd, rel=1e-12)
+    assert plans.best is not None
+    assert history.con.execute("SELECT note FROM priced").fetchall() == [("mine",)]
+    history.con.execute("DROP TABLE priced")
+    after = history.con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+    assert after == before

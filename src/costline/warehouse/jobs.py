@@ -158,6 +158,13 @@ class JobHistory:
     con: duckdb.DuckDBPyConnection
     reports: list[LoadReport] = field(default_factory=list)
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the same database, set up as :func:`connect` sets one
+        up: ``jobs`` is shared, the temporary tables an analysis makes on it are not."""
+        con = self.con.cursor()
+        _configure(con)
+        return con
+
     @property
     def jobs(self) -> int:
         """Number of valid jobs."""
@@ -183,9 +190,13 @@ class JobHistory:
 def connect() -> duckdb.DuckDBPyConnection:
     """A DuckDB connection set up the way costline's SQL expects (UTC, no progress bar)."""
     con = duckdb.connect()
+    _configure(con)
+    return con
+
+
+def _configure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
-    return con
 
 
 def detect_format(path: Path) -> HistoryFormat:

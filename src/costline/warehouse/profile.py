@@ -399,7 +399,9 @@ def profile_history(
     ``reservations_timeline`` (a RESERVATIONS_TIMELINE export) and ``reservation_setups``
     decide the reservations' bills, ``fluid`` prices simulated autoscaling as fluid scaling.
     """
-    con = history.con
+    # Its own cursor: the working tables below are temporary, so they are this analysis's
+    # alone, whatever else runs on the same history.
+    con = history.cursor()
     step = progress or (lambda _name, _done: None)
     prices, region_notes = prices.for_region(region)
 

@@ -257,7 +257,9 @@ def usage_from_history(
     ``by_reservation`` also splits the usage by ``reservation_id``.
     """
     check_resolution(resolution_s)
-    con = history.con
+    # Its own cursor: the working tables below are temporary, so they are this analysis's
+    # alone, whatever else runs on the same history.
+    con = history.cursor()
     # Every job is priced on demand: the plan compares the same work under each model.
     con.execute(
         f"""

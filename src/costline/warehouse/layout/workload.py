@@ -38,7 +38,9 @@ def read_workload(
     catalog: Catalog,
 ) -> dict[str, list[QueryShape]]:
     """Per table, its query shapes with their bytes, cost and parsed sample jobs."""
-    con = history.con
+    # Its own cursor: the working tables below are temporary, so they are this analysis's
+    # alone, whatever else runs on the same history.
+    con = history.cursor()
     names = {t: (catalog.get(t) or unknown_table(t)).name for t in tables}
     wanted = sorted(set(names.values()))
     # Only the jobs that read the advised tables get a shape key (regexes are the cost here);
