@@ -15,12 +15,13 @@ results are typed values with ``to_dict()`` and ``to_json()``. Bad input raises
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from costline.auditor import AuditResult
 from costline.core.errors import CostlineError
 from costline.core.prices import Edition, PriceCatalogue, load_prices
+from costline.core.progress import Progress
 from costline.demo import Workspace
 from costline.warehouse.capacity import CapacityResult
 from costline.warehouse.catalog import Catalog
@@ -32,7 +33,6 @@ from costline.warehouse.merge.rewrite import MergeRewrite
 from costline.warehouse.profile import Profile
 
 PathLike = str | os.PathLike[str]
-Progress = Callable[[str, float], None]
 CatalogLike = Catalog | PathLike
 PricesLike = PriceCatalogue | PathLike
 

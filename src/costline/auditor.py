@@ -7,13 +7,13 @@ A workspace is a directory with a job history (``jobs.jsonl``, ``jobs.parquet`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ConfigDict
 
 from costline.core.errors import CostlineError
 from costline.core.prices import PriceCatalogue
+from costline.core.progress import Progress
 from costline.core.results import Result
 from costline.warehouse.capacity import CapacityResult, plan_capacity, usage_from_history
 from costline.warehouse.catalog_read import load_catalog
@@ -61,7 +61,7 @@ def run_audit(
     directory: Path,
     prices: PriceCatalogue,
     *,
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> AuditResult:
     """Profile the workspace's history and run every analysis on it (the caller renders the
     result: ``costline.report``)."""

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -19,10 +19,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as ProgressBar
 
 from costline.core.errors import CostlineError
 from costline.core.prices import Edition, default_prices_text, load_prices
+from costline.core.progress import Progress
 from costline.warehouse.catalog_read import load_catalog
 
 app = typer.Typer(
@@ -67,12 +69,12 @@ CatalogOption = Annotated[
 
 
 @contextmanager
-def _progress(enabled: bool = True) -> Iterator[Callable[[str, float], None]]:
+def _progress(enabled: bool = True) -> Iterator[Progress]:
     """A progress bar on stderr for long steps; silent when stderr is not a terminal."""
     if not enabled or not err.is_terminal:
         yield lambda _name, _done: None
         return
-    with Progress(
+    with ProgressBar(
         TextColumn("[bold]{task.description:<28}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),

@@ -16,13 +16,13 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from costline.core.errors import CostlineError
+from costline.core.progress import Progress
 from costline.demo.bank import generate_bank, write_bank
 from costline.demo.catalog import demo_catalog
 from costline.demo.history import generate_history
@@ -42,8 +42,6 @@ _FILES = {
     "ground_truth": "ground_truth.json",
     "tables_dir": "tables",
 }
-
-Progress = Callable[[str, float], None]
 
 
 class Workspace(BaseModel):

@@ -19,7 +19,7 @@ import fnmatch
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +29,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from costline.core.errors import CostlineError, first_validation_error
+from costline.core.progress import Progress
 from costline.core.results import Result
 from costline.warehouse.catalog import Catalog, TableKind
 from costline.warehouse.profile import FingerprintStats
@@ -582,7 +583,7 @@ def lint_paths(
     config: LintConfig | None = None,
     catalog: Catalog | None = None,
     jobs: int | None = 1,
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> LintResult:
     """Lint SQL files; directories are walked for ``*.sql``.
 
@@ -628,7 +629,7 @@ def lint_history(
     catalog: Catalog | None = None,
     rules: Sequence[type[Rule]] | None = None,
     dialect: str = "bigquery",
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> LintResult:
     """Lint the example text of each pattern of a profile (``Profile.fingerprints``).
 

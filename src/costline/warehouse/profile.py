@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +35,7 @@ from typing_extensions import TypedDict
 from costline.core.billing_rules import BILLING_TIME_ZONE
 from costline.core.errors import Problem
 from costline.core.prices import Edition, PriceCatalogue
+from costline.core.progress import Progress
 from costline.core.results import Result
 from costline.warehouse.access import ColumnUse
 from costline.warehouse.billing import (
@@ -57,8 +58,6 @@ IDLE_RESERVATIONS = "(idle reservations)"
 NO_TABLE = "(none)"
 PARETO_SHARE = 0.8
 PARETO_CURVE_POINTS = 100  # the curve past the head is flat and only bloats the JSON
-
-Progress = Callable[[str, float], None]
 
 
 class _Model(BaseModel):

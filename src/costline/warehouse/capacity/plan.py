@@ -22,7 +22,7 @@ is reported, with the work that would wait past the 6-hour queue timeout.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import partial
 from typing import Literal
@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from costline.core import billing_rules
 from costline.core.errors import CostlineError, Problem
 from costline.core.prices import Edition, PriceCatalogue
+from costline.core.progress import Progress
 from costline.core.results import Result
 from costline.warehouse.capacity.forecast import ForecastFit, fit_forecast
 from costline.warehouse.capacity.optimise import cost_curve, smallest_level_with_share
@@ -50,7 +51,6 @@ from costline.warehouse.capacity.pricing import (
 )
 from costline.warehouse.capacity.usage import UsageSeries
 
-Progress = Callable[[str, float], None]
 PlanKind = Literal[
     "on_demand",
     "autoscale",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +14,6 @@ from costline.warehouse.catalog import (
 TIME_TYPES = frozenset({"DATE", "TIMESTAMP", "DATETIME"})
 DAY_SECONDS = 86_400
 EPOCH = dt.date(1970, 1, 1)
-Progress = Callable[[str, float], None]
 
 
 class ValueModel(BaseModel):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from costline.core.errors import CostlineError
 from costline.core.prices import PriceCatalogue
+from costline.core.progress import Progress
 from costline.warehouse.catalog import (
     MAX_CLUSTERING_COLUMNS,
     MAX_PARTITIONS_PER_TABLE,
@@ -28,7 +29,6 @@ from costline.warehouse.layout.model import (
     Advice,
     FilterValue,
     Layout,
-    Progress,
     Recommendation,
     Saving,
 )

@@ -8,13 +8,14 @@ checked; when it is safe, it is proved on a generated copy of the target (smalle
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 
 from costline.core.errors import CostlineError
+from costline.core.progress import Progress
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.merge.prove import MergeProof, prove_merge
 from costline.warehouse.merge.rewrite import MergeRewrite, rewrite_merge
@@ -60,7 +61,7 @@ def find_full_table_merge(
     *,
     rows: int = AUDIT_PROOF_ROWS,
     partitions: int = AUDIT_PROOF_PARTITIONS,
-    progress: Callable[[str, float], None] | None = None,
+    progress: Progress | None = None,
 ) -> MergeFinding | None:
     """The costliest full-table MERGE among ``patterns``, rewritten and proved; None if none."""
     merges = sorted(

@@ -24,7 +24,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlglot import exp
 
 from costline.core.errors import CostlineError
+from costline.core.progress import Progress
 from costline.core.results import Result
 from costline.warehouse.catalog import TableMeta
 from costline.warehouse.merge.rewrite import (
@@ -66,8 +66,6 @@ _DUCK_TYPES = {
     "TIMESTAMP": "TIMESTAMPTZ",
     "STRING": "VARCHAR",
 }
-
-Progress = Callable[[str, float], None]
 
 
 class SideResult(BaseModel):
