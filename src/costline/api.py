@@ -15,7 +15,7 @@ results are typed values with ``to_dict()`` and ``to_json()``. Bad input raises
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from costline.auditor import AuditResult
@@ -23,6 +23,7 @@ from costline.core.errors import CostlineError
 from costline.core.prices import Edition, PriceCatalogue, load_prices
 from costline.core.progress import Progress
 from costline.demo import Workspace
+from costline.warehouse.billing import ReservationSetup
 from costline.warehouse.capacity import CapacityResult
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.jobs import JobHistory
@@ -94,7 +95,7 @@ def profile(
     edition: str = "enterprise",
     team_label: str = "team",
     reservations_timeline: PathLike | None = None,
-    reservations: PathLike | None = None,
+    reservations: PathLike | Mapping[str, ReservationSetup] | None = None,
     fluid: bool = False,
     progress: Progress | None = None,
 ) -> Profile:
@@ -114,8 +115,8 @@ def profile(
         reservations_timeline=None
         if reservations_timeline is None
         else _path(reservations_timeline, "reservations timeline"),
-        reservation_setups=None
-        if reservations is None
+        reservation_setups=reservations
+        if reservations is None or isinstance(reservations, Mapping)
         else load_setups(_path(reservations, "reservations")),
         fluid=fluid,
     )
@@ -155,10 +156,12 @@ def advise(
     ``source`` is a profile made by :func:`profile` (its history is reused), a job history or
     the paths of one (profiled first)."""
     from costline.warehouse.layout import advise as advise_tables
+    from costline.warehouse.layout import catalog_tables
 
     tables_catalog = _catalog(catalog)
     if tables_catalog is None:
         raise CostlineError("advise: a catalogue is needed (the tables' layout and sizes)")
+    catalog_tables(tables_catalog, tables or ())  # an unknown table fails before any work
     priced = _prices(prices)
     if isinstance(source, Profile):
         made, history = source, source.history

@@ -172,15 +172,16 @@ def profile(
 
     Capacity work is billed per reservation (allocated slots) and attributed to its jobs by
     slot time; on-demand work is billed per job."""
+    from costline import api
     from costline.report.html import render_profile_html
     from costline.warehouse.billing import load_setups
-    from costline.warehouse.jobs import read_bigquery, read_history
-    from costline.warehouse.profile import profile_history
+    from costline.warehouse.jobs import read_bigquery
 
+    # Every option is checked before the history is read.
     catalogue = load_prices(prices)
-    catalogue.for_region(region)  # an unknown location fails before any reading
+    catalogue.for_region(region)
+    Edition.parse(edition)
     tables = load_catalog(catalog) if catalog else None
-    default_edition = Edition.parse(edition)
     setups = load_setups(reservations) if reservations else None
     if reservations_timeline is not None and not reservations_timeline.is_file():
         raise CostlineError(f"{reservations_timeline}: no such reservations timeline file")
@@ -190,21 +191,21 @@ def profile(
             bigquery, region=region or "us", start=end - dt.timedelta(days=days), end=end
         )
     elif paths:
-        history = read_history(paths)
+        history = api.read_history(paths)
     else:
         raise CostlineError("give job-history files, or --bigquery PROJECT to read live")
     with _progress() as step:
-        result = profile_history(
+        result = api.profile(
             history,
-            catalogue,
             catalog=tables,
-            default_edition=default_edition,
-            team_label=team_label,
-            progress=step,
+            prices=catalogue,
             region=region,
+            edition=edition,
+            team_label=team_label,
             reservations_timeline=reservations_timeline,
-            reservation_setups=setups,
+            reservations=setups,
             fluid=fluid,
+            progress=step,
         )
     _report_rejections(
         result.rejected_count, result.read, [str(r) for r in result.rejected], strict
@@ -370,14 +371,14 @@ def audit(
     top: Annotated[int, typer.Option(help="Cost drivers shown.")] = 10,
 ) -> None:
     """Run every analysis on a workspace and write one self-contained HTML report."""
-    from costline.auditor import run_audit
+    from costline import api
     from costline.report.html import render_audit_html
     from costline.report.text import print_audit
 
     if directory is None:
         directory = _demo_workspace()
     with _progress() as step:
-        result = run_audit(directory, load_prices(prices), progress=step)
+        result = api.audit(directory, prices=load_prices(prices), progress=step)
     try:
         output.write_text(render_audit_html(result), encoding="utf-8")
     except OSError as exc:
@@ -877,12 +878,9 @@ def advise(
     prices: PricesOption = None,
 ) -> None:
     """Partitioning and clustering per table, with the saving replayed from the history."""
+    from costline import api
     from costline.auditor import workspace_history
     from costline.report.advise import advice_html, advice_text
-    from costline.warehouse.jobs import read_history
-    from costline.warehouse.layout import advise as advise_tables
-    from costline.warehouse.layout import catalog_tables
-    from costline.warehouse.profile import profile_history
 
     if source is None:
         source = _workspace_or_demo(None)
@@ -899,17 +897,11 @@ def advise(
             "(`costline catalog --bigquery PROJECT -o catalog.json` fetches one)"
             + (f"; {catalog} does not exist" if catalog is not None else "")
         )
-    tables = load_catalog(catalog)
-    catalog_tables(tables, table or ())
-    history = read_history(files)
     with _progress() as step:
-        result = profile_history(history, load_prices(prices), catalog=tables, progress=step)
-        advice = advise_tables(
-            result,
-            history,
-            tables,
-            load_prices(prices),
-            catalog_dir=catalog.parent,
+        advice = api.advise(
+            files,
+            catalog,
+            prices=load_prices(prices),
             tables=table,
             top=top,
             prove=prove,
