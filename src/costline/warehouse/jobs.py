@@ -529,7 +529,7 @@ def _problem(source: str, line: int, message: str) -> Problem:
 
 
 def read_history(
-    paths: Path | Sequence[Path],
+    paths: str | Path | Sequence[str | Path],
     *,
     fmt: HistoryFormat | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
@@ -540,7 +540,7 @@ def read_history(
     Bad rows are rejected with their line and reason (see :attr:`JobHistory.problems`);
     a file that cannot be read at all raises :class:`CostlineError`.
     """
-    files = [paths] if isinstance(paths, Path) else list(paths)
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     if not files:
         raise CostlineError("no job-history file given")
     history = JobHistory(con or connect())
