@@ -102,24 +102,27 @@ def top_tables(p: Profile, limit: int = 15) -> go.Figure:
 
 def render_profile_html(p: Profile) -> str:
     """The profile alone as a self-contained page."""
-    return render_audit_html(AuditResult(workspace=", ".join(p.sources), profile=p, drivers=()))
+    return _page(p, None)
 
 
 def render_audit_html(result: AuditResult) -> str:
     """The audit report: summary, plots, cost drivers, findings."""
-    p = result.profile
+    return _page(result.profile, result)
+
+
+def _page(p: Profile, result: AuditResult | None) -> str:
     plots = {
         "teams": _div(daily_cost_by_team(p)),
         "pareto": _div(pareto(p)),
         "tables": _div(top_tables(p)),
     }
     capacity = ""
-    if result.capacity is not None:
+    if result is not None and result.capacity is not None:
         from costline.report.capacity import capacity_plots, capacity_section
 
         capacity = capacity_section(result.capacity, capacity_plots(result.capacity))
     layout = ""
-    if result.layout is not None:
+    if result is not None and result.layout is not None:
         from costline.report.advise import advice_section
 
         layout = advice_section(result.layout)
@@ -129,6 +132,7 @@ def render_audit_html(result: AuditResult) -> str:
         .render(
             r=result,
             p=p,
+            source=result.workspace if result is not None else ", ".join(p.sources),
             plots=plots,
             capacity=capacity,
             layout=layout,
