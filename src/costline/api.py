@@ -187,29 +187,58 @@ def advise(
 
 
 def capacity(
-    history: JobHistory | PathLike | Sequence[PathLike],
+    history: JobHistory | PathLike | Sequence[PathLike] | None = None,
     *,
+    timeline: PathLike | None = None,
     prices: PricesLike | None = None,
     region: str | None = None,
+    resolution: str | int = 1,
     editions: Sequence[str] | None = None,
     max_slots: int | None = None,
-    growth: float | None = None,
+    growth: float | str | None = None,
     fluid: bool = False,
     spend_based: bool = False,
     idle_sharing: bool = True,
     progress: Progress | None = None,
 ) -> CapacityResult:
-    """Every way to buy the history's compute, priced on its slot usage, and the optimum."""
-    from costline.warehouse.capacity import plan_capacity, usage_from_history
+    """Every way to buy the compute of a job history (or of an
+    ``INFORMATION_SCHEMA.JOBS_TIMELINE`` export, ``timeline=``), priced on its slot usage at
+    ``resolution`` (seconds, or text such as ``"1m"``), and the optimum. ``growth`` prices a
+    what-if load change (``0.2`` or ``"20%"``)."""
+    from costline.warehouse.capacity import (
+        parse_growth,
+        parse_resolution,
+        plan_capacity,
+        usage_from_history,
+        usage_from_timeline,
+    )
 
+    if (history is None) == (timeline is None):
+        raise CostlineError("capacity: give a job history or a timeline, not both and not neither")
     priced, notes = _prices(prices).for_region(region)
-    series = usage_from_history(_history(history), priced, by_reservation=not idle_sharing)
+    seconds = parse_resolution(resolution) if isinstance(resolution, str) else resolution
+    chosen = [Edition.parse(e) for e in editions] if editions else None
+    what_if = parse_growth(growth) if isinstance(growth, str) else growth
+    step = progress or (lambda _name, _done: None)
+    step("reading usage", 0.0)
+    if timeline is not None:
+        series = usage_from_timeline(
+            _path(timeline, "timeline"),
+            priced,
+            resolution_s=seconds,
+            by_reservation=not idle_sharing,
+        )
+    else:
+        assert history is not None
+        series = usage_from_history(
+            _history(history), priced, resolution_s=seconds, by_reservation=not idle_sharing
+        )
     result = plan_capacity(
         series,
         priced,
-        editions=[Edition.parse(e) for e in editions] if editions else None,
+        editions=chosen,
         max_slots=max_slots,
-        growth=growth,
+        growth=what_if,
         idle_sharing=idle_sharing,
         fluid=fluid,
         spend_based=spend_based,

@@ -270,19 +270,15 @@ def capacity(
     prices: PricesOption = None,
 ) -> None:
     """Price the workload's slots on demand, autoscaled, committed and hybrid; find the optimum."""
+    from costline import api
     from costline.report.capacity import print_capacity, render_capacity_html
-    from costline.warehouse.capacity import (
-        parse_growth,
-        parse_resolution,
-        plan_capacity,
-        usage_from_history,
-        usage_from_timeline,
-    )
-    from costline.warehouse.jobs import read_history
+    from costline.warehouse.capacity import parse_growth, parse_resolution
 
-    catalogue, region_notes = load_prices(prices).for_region(region)
-    seconds = parse_resolution(resolution)
-    editions = [Edition.parse(e) for e in edition] if edition else None
+    # Every option is checked before the usage is read.
+    load_prices(prices).for_region(region)
+    parse_resolution(resolution)
+    for e in edition or ():
+        Edition.parse(e)
     what_if = parse_growth(growth) if growth is not None else None
     if timeline is not None and paths:
         raise CostlineError("give job-history files or --timeline FILE, not both")
@@ -291,22 +287,13 @@ def capacity(
 
         paths = workspace_history(_demo_workspace())
     with _progress() as step:
-        step("reading usage", 0.0)
-        if timeline is not None:
-            series = usage_from_timeline(
-                timeline, catalogue, resolution_s=seconds, by_reservation=not idle_sharing
-            )
-        else:
-            series = usage_from_history(
-                read_history(paths or []),
-                catalogue,
-                resolution_s=seconds,
-                by_reservation=not idle_sharing,
-            )
-        result = plan_capacity(
-            series,
-            catalogue,
-            editions=editions,
+        result = api.capacity(
+            paths or None,
+            timeline=timeline,
+            prices=load_prices(prices),
+            region=region,
+            resolution=resolution,
+            editions=edition,
             max_slots=max_slots,
             growth=what_if,
             idle_sharing=idle_sharing,
@@ -314,8 +301,6 @@ def capacity(
             spend_based=spend_based,
             progress=step,
         )
-    if region_notes:
-        result = result.model_copy(update={"notes": (*region_notes, *result.notes)})
     _report_rejections(result.rejected, result.rows, [str(p) for p in result.problems], False)
     if fmt is OutputFormat.json:
         _write_or_print(result.model_dump_json(indent=2), output)
