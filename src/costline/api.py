@@ -299,3 +299,27 @@ def _workspace_dir(workspace: PathLike | Workspace | None) -> Path:
     if isinstance(workspace, Workspace):
         return workspace.root
     return _path(workspace, "workspace")
+
+
+__all__ = [
+    "Advice",
+    "AuditResult",
+    "CapacityResult",
+    "Catalog",
+    "CostlineError",
+    "JobHistory",
+    "LintResult",
+    "MergeProof",
+    "MergeRewrite",
+    "PriceCatalogue",
+    "Profile",
+    "Workspace",
+    "advise",
+    "audit",
+    "capacity",
+    "lint",
+    "profile",
+    "prove_merge",
+    "read_history",
+    "rewrite_merge",
+]
