@@ -105,3 +105,11 @@ def test_analyses_sharing_one_history_keep_their_tables_apart(
     history.con.execute("DROP TABLE priced")
     after = history.con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
     assert after == before
+
+
+def test_every_public_name_resolves_and_the_two_lists_agree() -> None:
+    from costline import api
+
+    assert set(costline.__all__) - {"__version__"} == set(api.__all__)
+    for name in api.__all__:
+        assert getattr(costline, name) is getattr(api, name)
