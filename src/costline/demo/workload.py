@@ -8,15 +8,28 @@ few thousand shapes generated from families of typical questions. The anti-patte
 
 Slots: ``{d0}``/``{d1}`` start and end date of the range read, ``{d1c}`` the end date as
 ``YYYYMMDD``, ``{ts0}`` the run hour, ``{id0}``/``{id1}`` ids, ``{amt}`` an amount, ``{s0}`` one
-of the shape's ``choices``, ``{in}`` an IN-list.
+of the shape's ``choices``, ``{in}`` an IN-list. Each slot is replaced by its value; any other
+brace is SQL text.
+
+Who queries what is data, in ``demo/sql/``: ``pipelines.toml`` lists the pipelines (schedule,
+actor, labels, each shape's reads, and the rule codes ``costline lint`` reports for its SQL),
+each pipeline query's SQL template is a file ``<team>/<shape>.sql`` next to it,
+``analysts.toml`` holds the analysts' teams and names and the question families, and
+``values.toml`` the value lists choice and IN-list slots draw from.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from costline.core.errors import CostlineError, first_validation_error
 from costline.demo.warehouse import PROJECT
 
 DWH = PROJECT
@@ -151,895 +164,287 @@ _PROJECT_BILLING: dict[str, tuple[str | None, str | None]] = {
 }
 
 
-def _sa(name: str, project: str) -> str:
-    return f"{name}@{project}.iam.gserviceaccount.com"
+# -- pipelines: sql/pipelines.toml, sql/values.toml and one .sql file per query shape ---------
+
+MANIFEST = "pipelines.toml"
+VALUES = "values.toml"
+_Label = Literal["team", "pipeline", "env"]
+_LABELS: tuple[_Label, ...] = ("team", "pipeline", "env")
+_JobIds = Literal["console", "api", "airflow", "scheduled_query"]
+# Actor.id_style is the index of the style in this tuple.
+_JOB_ID_STYLES: tuple[_JobIds, ...] = ("console", "api", "airflow", "scheduled_query")
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_HH_MM = r"([01]\d|2[0-3]):[0-5]\d"
 
 
-def _pipeline_actor(
-    name: str,
-    team: str | None,
-    project: str,
-    *,
-    labels: str = "tpe",
-    style: int = 2,
-    sa: str = "",
-    priority: str = "INTERACTIVE",
-) -> Actor:
-    """Actor of pipeline ``name``; ``labels`` says which of team/pipeline/env it sets."""
-    reservation, edition = _PROJECT_BILLING[project]
-    pairs: list[tuple[str, str]] = []
-    if "t" in labels and team:
-        pairs.append(("team", team))
-    if "p" in labels:
-        pairs.append(("pipeline", name))
-    if "e" in labels:
-        pairs.append(("env", "prod"))
-    prefix = f"airflow_{name}_" if style == 2 else ""
-    return Actor(
-        name,
-        _sa(sa or f"{team or 'ops'}-pipelines", project),
-        project,
-        reservation,
-        edition,
-        tuple(pairs),
-        priority,
-        style,
-        prefix,
-    )
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _hourly(offset: int, **kw: object) -> Schedule:
-    return Schedule(60, offset, **kw)  # type: ignore[arg-type]
+class _ReadEntry(_Entry):
+    table: str
+    columns: tuple[str, ...] | None = None
+    scope: Literal["range", "full"] = "range"
+    prune: float = 1.0
+    fixed_bytes: float = 0.0
 
 
-def _daily(hour: int, minute: int = 0, **kw: object) -> Schedule:
-    return Schedule(1440, hour * 60 + minute, **kw)  # type: ignore[arg-type]
+class _InListEntry(_Entry):
+    lengths: tuple[int, int]
+    size: int = 0
+    prefix: str = ""
+    width: int = 0
+    choices: str | tuple[str, ...] = ()
 
 
-def _weekly(weekday: int, hour: int, minute: int = 0) -> Schedule:
-    return Schedule(1440, hour * 60 + minute, weekday=weekday)
+class _ShapeEntry(_Entry):
+    key: str | None = None
+    sql: str | None = None
+    expect: tuple[str, ...] | None = None
+    planted: str | None = None
+    job_type: Literal["QUERY", "LOAD", "COPY", "EXTRACT"] = "QUERY"
+    statement_type: str | None = None
+    destination: str | None = None
+    # int or float as written: the value reaches Shape unchanged.
+    slot_ms_per_gib: int | float = 64_000.0
+    span: tuple[int, int] = (1, 1)
+    lag: tuple[int, int] = (0, 0)
+    ids: int = 1_000_000
+    amounts: tuple[int, int] = (100, 100_000)
+    choices: str | tuple[str, ...] = ()
+    in_list: _InListEntry | None = None
+    cacheable: bool = False
+    read: tuple[_ReadEntry, ...] = ()
 
 
-_POSITION_SET = (
-    "quantity = s.quantity,\n    price = s.price,\n    market_value = s.market_value,\n"
-    "    market_value_base = s.market_value_base,\n    unrealised_pnl = s.unrealised_pnl,\n"
-    "    pnl_daily = s.pnl_daily,\n    settlement_status = s.settlement_status,\n"
-    "    last_updated_ts = s.last_updated_ts,\n    row_hash = s.row_hash"
-)
+class _ScheduleEntry(_Entry):
+    daily: str | None = Field(None, pattern=f"^{_HH_MM}$")
+    hourly: int | None = Field(None, ge=0, lt=60)
+    weekly: str | None = Field(None, pattern=f"^({'|'.join(_WEEKDAYS)}) {_HH_MM}$")
+    every: int | None = Field(None, gt=0)
+    offset: int = Field(0, ge=0)
+    hours: tuple[int, int] = (0, 24)
+    weekdays_only: bool = False
+    jitter_s: int = 90
+    runs_per_slot: int = 1
 
-_COUNTRIES = ("GB", "DE", "FR", "CH", "US", "NL", "IE", "ES", "IT", "SE", "JP", "SG")
-_CCYS = ("EUR", "USD", "GBP", "CHF", "JPY", "SEK", "NOK", "CAD")
-_CHANNELS = ("card_present", "contactless", "ecommerce", "atm", "online_banking", "mobile")
-_REPORT_CODES = (
-    "COREP_C07",
-    "COREP_C08",
-    "FINREP_F01",
-    "FINREP_F18",
-    "LCR_C72",
-    "NSFR_C80",
-    "LE_C27",
-    "LE_C28",
-    "AE_F32",
-    "IRRBB_J01",
-)
-_ENTITIES = ("ACMEUK", "ACMEDE", "ACMEFR", "ACMECH", "ACMEUS", "ACMESG", "ACMEIE", "ACMENL")
+
+class _PipelineEntry(_Entry):
+    name: str
+    team: str | None = None
+    project: str
+    service_account: str | None = None
+    labels: tuple[_Label, ...] = _LABELS
+    job_ids: _JobIds = "airflow"
+    schedule: _ScheduleEntry
+    always: bool = False
+    cache_rate: float = 0.0
+    failure_rate: float = 0.006
+    description: str = ""
+    shape: tuple[_ShapeEntry, ...] = Field(min_length=1)
+
+
+def sql_root() -> Traversable:
+    """The packaged folder of the pipelines: their manifest, value lists and SQL files."""
+    return resources.files("costline.demo").joinpath("sql")
 
 
 def pipelines() -> tuple[Pipeline, ...]:
     """The scheduled workloads: ETL, loads, dashboards, models; six of them planted."""
-    pos = "risk.positions"
-    delta = "risk_staging.positions_delta"
-    exp = "risk.exposures"
-    txn = "finance.transactions"
-    led = "finance.ledger_entries"
-    reg = "regulatory.regulatory_reports"
-    gl = "finance.gl_balances"
-    fx = "finance.fx_rates"
-    a = _pipeline_actor
+    return read_pipelines(sql_root())
+
+
+def read_pipelines(root: Traversable) -> tuple[Pipeline, ...]:
+    """The pipelines of the manifest in ``root``, in manifest order, with their SQL files read.
+
+    A malformed manifest (an unknown key, a missing SQL file, an unknown project or value list)
+    is a :class:`CostlineError` naming the manifest and the pipeline.
+    """
+    manifest = root.joinpath(MANIFEST)
+    data = _read_toml(manifest, "pipeline manifest")
+    lists = _read_values(root.joinpath(VALUES))
+    unknown = sorted(set(data) - {"pipeline"})
+    if unknown:
+        raise CostlineError(f"{manifest}: unknown key {unknown[0]!r} (expected [[pipeline]])")
+    entries = data.get("pipeline", [])
+    if not isinstance(entries, list):
+        raise CostlineError(f"{manifest}: `pipeline` must be an array of tables ([[pipeline]])")
     out: list[Pipeline] = []
-
-    def add(name: str, actor: Actor, schedule: Schedule, *shapes: Shape, **kw: object) -> None:
-        out.append(Pipeline(name, actor, schedule, shapes, **kw))  # type: ignore[arg-type]
-
-    # --- risk --------------------------------------------------------------------------------
-    add(
-        "positions_nightly_merge",
-        a("positions_nightly_merge", "risk", "acme-risk-etl", sa="positions-loader"),
-        _daily(1, 30, jitter_s=240),
-        Shape(
-            "positions_nightly_merge",
-            f"-- positions_nightly_merge: apply the day's position changes\n"
-            f"MERGE {fq(pos)} AS t\n"
-            f"USING (\n  SELECT *\n  FROM {fq(delta)}\n  WHERE load_date = '{{d1}}'\n) AS s\n"
-            "ON t.portfolio_id = s.portfolio_id\n  AND t.instrument_id = s.instrument_id\n"
-            "  AND t.as_of_date = s.as_of_date\n"
-            f"WHEN MATCHED THEN UPDATE SET\n    {_POSITION_SET}\n"
-            "WHEN NOT MATCHED THEN\n  INSERT (as_of_date, portfolio_id, instrument_id, quantity,"
-            " price, market_value, market_value_base, last_updated_ts, row_hash)\n"
-            "  VALUES (s.as_of_date, s.portfolio_id, s.instrument_id, s.quantity, s.price,"
-            " s.market_value, s.market_value_base, s.last_updated_ts, s.row_hash)",
-            "MERGE",
-            (Read(pos, None, "full"), Read(delta, None)),
-            destination=f"{DWH}.{pos}",
-            slot_ms_per_gib=40_000,
-            planted="full_table_merge",
-        ),
-        always=True,
-        failure_rate=0.0,
-        description="nightly MERGE of staged position changes into risk.positions",
-    )
-    add(
-        "positions_delta_load",
-        a("positions_delta_load", "risk", "acme-risk-etl", sa="positions-loader"),
-        _daily(1, 5),
-        Shape(
-            "positions_delta_load",
-            None,
-            None,
-            destination=f"{DWH}.{delta}",
-            job_type="LOAD",
-            slot_ms_per_gib=0,
-        ),
-    )
-    add(
-        "positions_eod_snapshot",
-        a("positions_eod_snapshot", "risk", "acme-risk-etl", sa="risk-reporting"),
-        _daily(6, 15),
-        Shape(
-            "positions_eod_snapshot",
-            "-- positions_eod_snapshot\n"
-            "SELECT desk, legal_entity, currency,\n"
-            "  SUM(market_value_base) AS market_value_base,\n  SUM(pnl_daily) AS pnl_daily\n"
-            f"FROM {fq(pos)}\n"
-            "WHERE FORMAT_DATE('%Y%m%d', as_of_date) = '{d1c}'\n"
-            "GROUP BY desk, legal_entity, currency",
-            "SELECT",
-            (
-                Read(
-                    pos,
-                    (
-                        "as_of_date",
-                        "desk",
-                        "legal_entity",
-                        "currency",
-                        "market_value_base",
-                        "pnl_daily",
-                    ),
-                    "full",
-                ),
-            ),
-            lag=(1, 1),
-            slot_ms_per_gib=48_000,
-            planted="non_sargable_format_date",
-        ),
-    )
-    add(
-        "exposures_daily_build",
-        a("exposures_daily_build", "risk", "acme-etl-prod"),
-        _daily(3, 0),
-        Shape(
-            "exposures_daily_build.delete",
-            f"DELETE FROM {fq(exp)}\nWHERE as_of_date = '{{d1}}'",
-            "DELETE",
-            (Read(exp, None),),
-            destination=f"{DWH}.{exp}",
-            lag=(1, 1),
-        ),
-        Shape(
-            "exposures_daily_build.insert",
-            f"INSERT INTO {fq(exp)} (as_of_date, exposure_id, counterparty_id, legal_entity,"
-            " currency, ead_amount, rwa_amount)\n"
-            "SELECT p.as_of_date, FARM_FINGERPRINT(CONCAT(p.portfolio_id, CAST(p.instrument_id"
-            " AS STRING))), c.counterparty_id, p.legal_entity, p.currency,\n"
-            "  SUM(p.notional), SUM(p.notional) * 0.35\n"
-            f"FROM {fq(pos)} AS p\nJOIN {fq('risk.counterparties')} AS c\n"
-            "  ON c.counterparty_id = MOD(p.instrument_id, 1200000)\n"
-            "WHERE p.as_of_date = '{d1}'\n"
-            "GROUP BY 1, 2, 3, 4, 5",
-            "INSERT",
-            (
-                Read(
-                    pos,
-                    (
-                        "as_of_date",
-                        "portfolio_id",
-                        "instrument_id",
-                        "legal_entity",
-                        "currency",
-                        "notional",
-                    ),
-                ),
-                Read("risk.counterparties", ("counterparty_id",), "full"),
-            ),
-            destination=f"{DWH}.{exp}",
-            lag=(1, 1),
-            slot_ms_per_gib=160_000,
-        ),
-        script=True,
-    )
-    add(
-        "var_results_daily",
-        a("var_results_daily", "risk", "acme-etl-prod"),
-        _daily(4, 0),
-        Shape(
-            "var_results_daily",
-            f"CREATE OR REPLACE TABLE `{DWH}.risk.var_results` AS\n"
-            "SELECT portfolio_id, desk, SUM(var_contribution) AS var_99,\n"
-            "  SUM(delta) AS delta, SUM(vega) AS vega\n"
-            f"FROM {fq(pos)}\nWHERE as_of_date BETWEEN '{{d0}}' AND '{{d1}}'\n"
-            "GROUP BY portfolio_id, desk",
-            "CREATE_TABLE_AS_SELECT",
-            (Read(pos, ("portfolio_id", "desk", "var_contribution", "delta", "vega")),),
-            destination=f"{DWH}.risk.var_results",
-            span=(10, 10),
-            lag=(1, 1),
-            slot_ms_per_gib=120_000,
-        ),
-    )
-    add(
-        "counterparty_refresh",
-        a("counterparty_refresh", "risk", "acme-etl-prod"),
-        _daily(0, 30),
-        Shape(
-            "counterparty_refresh",
-            f"MERGE {fq('risk.counterparties')} AS t\n"
-            f"USING `{DWH}.risk_staging.counterparties_cdc` AS s\n"
-            "ON t.counterparty_id = s.counterparty_id\n"
-            "WHEN MATCHED THEN UPDATE SET rating = s.rating, sector = s.sector,"
-            " updated_ts = s.updated_ts\n"
-            "WHEN NOT MATCHED THEN INSERT ROW",
-            "MERGE",
-            (
-                Read("risk.counterparties", None, "full"),
-                Read(f"{DWH}.risk_staging.counterparties_cdc", fixed_bytes=40e6),
-            ),
-            destination=f"{DWH}.risk.counterparties",
-        ),
-    )
-    add(
-        "risk_limits_hourly",
-        a("risk_limits_hourly", "risk", "acme-etl-prod"),
-        _hourly(10),
-        Shape(
-            "risk_limits_hourly",
-            "SELECT portfolio_id,\n  SUM(notional) AS notional,\n"
-            "  SUM(market_value_base) AS market_value\n"
-            f"FROM {fq(pos)}\nWHERE as_of_date = '{{d1}}'\nGROUP BY portfolio_id\n"
-            "HAVING SUM(notional) > {amt}",
-            "SELECT",
-            (Read(pos, ("portfolio_id", "notional", "market_value_base")),),
-            lag=(1, 1),
-            amounts=(1_000_000, 50_000_000),
-        ),
-    )
-    add(
-        "exposures_intraday",
-        a("exposures_intraday", "risk", "acme-etl-prod", labels="tp"),
-        Schedule(120, 40),
-        Shape(
-            "exposures_intraday",
-            "SELECT counterparty_id,\n  SUM(ead_amount) AS ead,\n"
-            "  MAX(limit_utilisation) AS max_utilisation\n"
-            f"FROM {fq(exp)}\nWHERE as_of_date = '{{d1}}'\n  AND counterparty_id IN ({{in}})\n"
-            "GROUP BY counterparty_id",
-            "SELECT",
-            (Read(exp, ("counterparty_id", "ead_amount", "limit_utilisation"), prune=0.05),),
-            lag=(1, 1),
-            in_list=InList((20, 20), size=1_200_000),
-        ),
-    )
-    # --- finance -----------------------------------------------------------------------------
-    add(
-        "ledger_hourly_reconciliation",
-        a("ledger_hourly_reconciliation", "finance", "acme-finance-etl", sa="ledger-recon"),
-        _hourly(5, jitter_s=60),
-        Shape(
-            "ledger_hourly_reconciliation",
-            "-- ledger_hourly_reconciliation: unreconciled postings since the hour started\n"
-            "SELECT legal_entity, gl_account, cost_centre, currency, debit_credit, source_system,\n"
-            "  SUM(amount) AS amount,\n  SUM(amount_base) AS amount_base,\n"
-            "  COUNT(*) AS entries\n"
-            f"FROM {fq(led)}\n"
-            "WHERE posting_ts >= TIMESTAMP('{ts0}')\n  AND reconciled = FALSE\n"
-            "GROUP BY legal_entity, gl_account, cost_centre, currency, debit_credit, source_system",
-            "SELECT",
-            (
-                Read(
-                    led,
-                    (
-                        "posting_ts",
-                        "reconciled",
-                        "legal_entity",
-                        "gl_account",
-                        "cost_centre",
-                        "currency",
-                        "debit_credit",
-                        "source_system",
-                        "amount",
-                        "amount_base",
-                    ),
-                ),
-            ),
-            slot_ms_per_gib=48_000,
-            planted="hourly_full_scan",
-        ),
-    )
-    add(
-        "card_txn_ingest",
-        a("card_txn_ingest", "finance", "acme-etl-prod", sa="card-ingest"),
-        Schedule(15, 3, jitter_s=30),
-        Shape(
-            "card_txn_ingest",
-            None,
-            None,
-            destination=f"{DWH}.{txn}",
-            job_type="LOAD",
-            slot_ms_per_gib=0,
-        ),
-    )
-    add(
-        "transactions_daily_aggregates",
-        a("transactions_daily_aggregates", "finance", "acme-etl-prod"),
-        _daily(2, 30),
-        Shape(
-            "transactions_daily_aggregates",
-            f"INSERT INTO `{DWH}.finance.daily_spend` (booking_date, tenant_id, category,"
-            " channel, txns, amount)\n"
-            "SELECT booking_date, tenant_id, category, channel, COUNT(*), SUM(amount)\n"
-            f"FROM {fq(txn)}\nWHERE booking_date = '{{d1}}'\n"
-            "GROUP BY booking_date, tenant_id, category, channel",
-            "INSERT",
-            (Read(txn, ("booking_date", "tenant_id", "category", "channel", "amount")),),
-            destination=f"{DWH}.finance.daily_spend",
-            lag=(1, 1),
-        ),
-    )
-    add(
-        "gl_balances_daily",
-        a("gl_balances_daily", "finance", "acme-etl-prod"),
-        _daily(5, 0),
-        Shape(
-            "gl_balances_daily.delete",
-            f"DELETE FROM {fq(gl)}\nWHERE balance_date = '{{d1}}'",
-            "DELETE",
-            (Read(gl, None),),
-            destination=f"{DWH}.{gl}",
-            lag=(1, 1),
-        ),
-        Shape(
-            "gl_balances_daily.insert",
-            f"INSERT INTO {fq(gl)} (balance_date, entity_id, gl_account, cost_centre, currency,"
-            " debits, credits)\n"
-            "SELECT entry_date, legal_entity, gl_account, cost_centre, currency,\n"
-            "  SUM(IF(debit_credit = 'D', amount, 0)),\n  SUM(IF(debit_credit = 'C', amount, 0))\n"
-            f"FROM {fq(led)}\nWHERE entry_date = '{{d1}}'\n"
-            "GROUP BY entry_date, legal_entity, gl_account, cost_centre, currency",
-            "INSERT",
-            (
-                Read(
-                    led,
-                    (
-                        "entry_date",
-                        "legal_entity",
-                        "gl_account",
-                        "cost_centre",
-                        "currency",
-                        "debit_credit",
-                        "amount",
-                    ),
-                ),
-            ),
-            destination=f"{DWH}.{gl}",
-            lag=(1, 1),
-            slot_ms_per_gib=72_000,
-        ),
-        script=True,
-    )
-    add(
-        "fx_rates_load",
-        a("fx_rates_load", "finance", "acme-etl-prod", sa="market-data"),
-        _hourly(2),
-        Shape(
-            "fx_rates_load",
-            None,
-            None,
-            destination=f"{DWH}.{fx}",
-            job_type="LOAD",
-            slot_ms_per_gib=0,
-        ),
-    )
-    add(
-        "fx_rates_daily_close",
-        a("fx_rates_daily_close", "finance", "acme-etl-prod", sa="market-data"),
-        _daily(22, 15),
-        Shape(
-            "fx_rates_daily_close",
-            f"CREATE OR REPLACE TABLE `{DWH}.finance.fx_close` AS\n"
-            "SELECT currency_pair,\n"
-            "  ARRAY_AGG(mid ORDER BY rate_ts DESC LIMIT 1)[OFFSET(0)] AS close_mid\n"
-            f"FROM {fq(fx)}\nWHERE _PARTITIONTIME = TIMESTAMP('{{d1}}')\n"
-            "GROUP BY currency_pair",
-            "CREATE_TABLE_AS_SELECT",
-            (Read(fx, ("currency_pair", "mid", "rate_ts")),),
-            destination=f"{DWH}.finance.fx_close",
-        ),
-    )
-    add(
-        "ledger_ingest",
-        a("ledger_ingest", "finance", "acme-etl-prod", sa="ledger-ingest"),
-        Schedule(30, 12, jitter_s=45),
-        Shape(
-            "ledger_ingest",
-            None,
-            None,
-            destination=f"{DWH}.{led}",
-            job_type="LOAD",
-            slot_ms_per_gib=0,
-        ),
-    )
-    add(
-        "ledger_export_archive",
-        a("ledger_export_archive", "finance", "acme-etl-prod", sa="ledger-ingest"),
-        _daily(23, 30),
-        Shape(
-            "ledger_export_archive",
-            None,
-            None,
-            (Read(led, None, "full"),),
-            job_type="EXTRACT",
-            slot_ms_per_gib=0,
-        ),
-    )
-    add(
-        "transactions_enrichment",
-        a("transactions_enrichment", "finance", "acme-etl-prod", labels="pe"),
-        _hourly(20),
-        Shape(
-            "transactions_enrichment",
-            f"MERGE {fq(txn)} AS t\nUSING `{DWH}.finance_staging.merchant_enrichment` AS s\n"
-            "ON t.booking_date = '{d1}'\n  AND t.txn_id = s.txn_id\n"
-            "WHEN MATCHED THEN UPDATE SET category = s.category, mcc = s.mcc",
-            "MERGE",
-            (
-                Read(txn, None, prune=0.02),
-                Read(f"{DWH}.finance_staging.merchant_enrichment", fixed_bytes=300e6),
-            ),
-            destination=f"{DWH}.{txn}",
-            slot_ms_per_gib=240_000,
-        ),
-        description="partition-scoped MERGE: the pattern the nightly positions MERGE should use",
-    )
-    add(
-        "instruments_refresh",
-        a("instruments_refresh", "finance", "acme-etl-prod", sa="market-data"),
-        _daily(5, 30),
-        Shape(
-            "instruments_refresh",
-            f"MERGE {fq('finance.instruments')} AS t\n"
-            f"USING `{DWH}.finance_staging.instruments_feed` AS s\n"
-            "ON t.instrument_id = s.instrument_id\n"
-            "WHEN MATCHED THEN UPDATE SET rating = s.rating, is_active = s.is_active\n"
-            "WHEN NOT MATCHED THEN INSERT ROW",
-            "MERGE",
-            (
-                Read("finance.instruments", None, "full"),
-                Read(f"{DWH}.finance_staging.instruments_feed", fixed_bytes=60e6),
-            ),
-            destination=f"{DWH}.finance.instruments",
-        ),
-    )
-    # --- core banking ------------------------------------------------------------------------
-    add(
-        "accounts_snapshot",
-        a("accounts_snapshot", "core-banking", "acme-etl-prod"),
-        _daily(0, 15),
-        Shape(
-            "accounts_snapshot",
-            None,
-            None,
-            (Read("core_banking.accounts", None, "full"),),
-            destination=f"{DWH}.core_banking.accounts_snapshot",
-            job_type="COPY",
-            slot_ms_per_gib=0,
-        ),
-    )
-    for table, minute in (("customers", 45), ("accounts", 50)):
-        add(
-            f"{table}_cdc_merge",
-            a(f"{table}_cdc_merge", "core-banking", "acme-etl-prod", sa="cdc"),
-            Schedule(240, minute),
-            Shape(
-                f"{table}_cdc_merge",
-                f"MERGE {fq('core_banking.' + table)} AS t\n"
-                f"USING `{DWH}.core_banking_staging.{table}_cdc` AS s\n"
-                f"ON t.{table[:-1]}_id = s.{table[:-1]}_id\n"
-                "WHEN MATCHED AND s.op = 'D' THEN DELETE\n"
-                "WHEN MATCHED THEN UPDATE SET t.updated = s.updated\n"
-                "WHEN NOT MATCHED THEN INSERT ROW",
-                "MERGE",
-                (
-                    Read(f"core_banking.{table}", None, "full"),
-                    Read(f"{DWH}.core_banking_staging.{table}_cdc", fixed_bytes=80e6),
-                ),
-                destination=f"{DWH}.core_banking.{table}",
-            ),
-        )
-    add(
-        "payments_screening",
-        a(
-            "payments_screening",
-            "core-banking",
-            "acme-etl-prod",
-            labels="t",
-            style=1,
-            sa="payments-screening",
-        ),
-        _hourly(30),
-        Shape(
-            "payments_screening",
-            "SELECT txn_id, account_id, customer_id, amount, country, merchant_id, payee_id\n"
-            f"FROM {fq(txn)}\nWHERE booking_date = '{{d1}}'\n"
-            "  AND txn_ts >= TIMESTAMP('{ts0}')\n  AND ABS(amount) > {amt}",
-            "SELECT",
-            (
-                Read(
-                    txn,
-                    (
-                        "txn_id",
-                        "account_id",
-                        "customer_id",
-                        "amount",
-                        "country",
-                        "merchant_id",
-                        "payee_id",
-                        "txn_ts",
-                    ),
-                ),
-            ),
-            amounts=(500, 5_000),
-        ),
-    )
-    add(
-        "kyc_refresh",
-        a("kyc_refresh", "core-banking", "acme-etl-prod"),
-        _daily(6, 0),
-        Shape(
-            "kyc_refresh",
-            f"CREATE OR REPLACE TABLE `{DWH}.core_banking.kyc_summary` AS\n"
-            "SELECT c.tenant_id, c.kyc_status, a.account_type, COUNT(*) AS accounts,\n"
-            "  SUM(a.balance) AS balance\n"
-            f"FROM {fq('core_banking.customers')} AS c\n"
-            f"JOIN {fq('core_banking.accounts')} AS a USING (customer_id)\n"
-            "GROUP BY c.tenant_id, c.kyc_status, a.account_type",
-            "CREATE_TABLE_AS_SELECT",
-            (
-                Read("core_banking.customers", ("customer_id", "tenant_id", "kyc_status"), "full"),
-                Read("core_banking.accounts", ("customer_id", "account_type", "balance"), "full"),
-            ),
-            destination=f"{DWH}.core_banking.kyc_summary",
-        ),
-    )
-    # --- regulatory --------------------------------------------------------------------------
-    add(
-        "regulatory_extract_daily",
-        a("regulatory_extract_daily", "regulatory", "acme-regulatory", sa="reg-reporting"),
-        Schedule(1440, 5 * 60, runs_per_slot=6, jitter_s=20 * 60),
-        Shape(
-            "regulatory_extract_daily",
-            "-- regulatory_extract_daily: quarter-to-date lines for one report\n"
-            "SELECT report_code, entity_id, report_line, counterparty_id, exposure_class,\n"
-            "  country, currency, amount, amount_reporting_ccy, risk_weight, rwa, row_text\n"
-            f"FROM {fq(reg)}\n"
-            "WHERE report_date BETWEEN '{d0}' AND '{d1}'\n  AND report_code = '{s0}'\n"
-            "ORDER BY entity_id, report_line, counterparty_id",
-            "SELECT",
-            (
-                Read(
-                    reg,
-                    (
-                        "report_code",
-                        "entity_id",
-                        "report_line",
-                        "counterparty_id",
-                        "exposure_class",
-                        "country",
-                        "currency",
-                        "amount",
-                        "amount_reporting_ccy",
-                        "risk_weight",
-                        "rwa",
-                        "row_text",
-                    ),
-                    prune=0.6,
-                ),
-            ),
-            span=(90, 90),
-            lag=(1, 1),
-            choices=_REPORT_CODES,
-            slot_ms_per_gib=700_000,
-            planted="order_by_without_limit",
-        ),
-        failure_rate=0.03,
-    )
-    add(
-        "regulatory_reports_build",
-        a("regulatory_reports_build", "regulatory", "acme-regulatory", sa="reg-reporting"),
-        _daily(3, 30),
-        Shape(
-            "regulatory_reports_build.delete",
-            f"DELETE FROM {fq(reg)}\nWHERE report_date = '{{d1}}'",
-            "DELETE",
-            (Read(reg, None),),
-            destination=f"{DWH}.{reg}",
-            lag=(1, 1),
-        ),
-        Shape(
-            "regulatory_reports_build.insert",
-            f"INSERT INTO {fq(reg)} (report_date, report_code, entity_id, report_line,"
-            " counterparty_id, exposure_class, country, currency, amount, rwa)\n"
-            "SELECT as_of_date, 'COREP_C07', legal_entity, product_type, counterparty_id,\n"
-            "  sector, country, currency, ead_amount, rwa_amount\n"
-            f"FROM {fq(exp)}\nWHERE as_of_date = '{{d1}}'",
-            "INSERT",
-            (
-                Read(
-                    exp,
-                    (
-                        "as_of_date",
-                        "legal_entity",
-                        "product_type",
-                        "counterparty_id",
-                        "sector",
-                        "country",
-                        "currency",
-                        "ead_amount",
-                        "rwa_amount",
-                    ),
-                ),
-            ),
-            destination=f"{DWH}.{reg}",
-            lag=(1, 1),
-            slot_ms_per_gib=96_000,
-        ),
-        script=True,
-    )
-    add(
-        "lcr_daily",
-        a("lcr_daily", "regulatory", "acme-regulatory", sa="reg-reporting"),
-        _daily(7, 0),
-        Shape(
-            "lcr_daily",
-            f"CREATE OR REPLACE TABLE `{DWH}.regulatory.lcr_daily` AS\n"
-            "SELECT entity_id, currency, SUM(closing_balance) AS hqla\n"
-            f"FROM {fq(gl)}\nWHERE balance_date = '{{d1}}'\n  AND gl_account LIKE '1%'\n"
-            "GROUP BY entity_id, currency",
-            "CREATE_TABLE_AS_SELECT",
-            (Read(gl, ("entity_id", "currency", "closing_balance", "gl_account")),),
-            destination=f"{DWH}.regulatory.lcr_daily",
-            lag=(1, 1),
-        ),
-    )
-    add(
-        "large_exposures_weekly",
-        a("large_exposures_weekly", "regulatory", "acme-regulatory", sa="reg-reporting"),
-        _weekly(0, 8),
-        Shape(
-            "large_exposures_weekly",
-            "SELECT counterparty_id, SUM(ead_amount) AS ead\n"
-            f"FROM {fq(exp)}\nWHERE as_of_date = '{{d1}}'\nGROUP BY counterparty_id\n"
-            "HAVING SUM(ead_amount) > {amt}\nORDER BY ead DESC\nLIMIT 500",
-            "SELECT",
-            (Read(exp, ("counterparty_id", "ead_amount")),),
-            lag=(3, 3),
-            amounts=(10_000_000, 100_000_000),
-        ),
-    )
-    add(
-        "regulatory_archive_export",
-        a("regulatory_archive_export", "regulatory", "acme-regulatory", sa="reg-reporting"),
-        _weekly(6, 2),
-        Shape(
-            "regulatory_archive_export",
-            None,
-            None,
-            (Read(reg, None, "full"),),
-            job_type="EXTRACT",
-            slot_ms_per_gib=0,
-        ),
-    )
-    # --- dashboards --------------------------------------------------------------------------
-    add(
-        "exposure_dashboard",
-        a("exposure_dashboard", "risk", "acme-bi-prod", style=1, sa="looker"),
-        Schedule(30, 0, hours=(7, 19), weekdays_only=True, jitter_s=20),
-        Shape(
-            "exposure_dashboard",
-            f"SELECT *\nFROM {fq(exp)}\nWHERE as_of_date >= '{{d0}}'",
-            "SELECT",
-            (Read(exp, None),),
-            span=(30, 30),
-            lag=(1, 1),
-            planted="select_star_wide",
-            cacheable=True,
-        ),
-        cache_rate=0.15,
-    )
-    add(
-        "txn_volume_dashboard",
-        a("txn_volume_dashboard", "finance", "acme-bi-prod", style=1, sa="looker"),
-        Schedule(60, 0, hours=(7, 20), weekdays_only=True, jitter_s=20),
-        Shape(
-            "txn_volume_dashboard",
-            "SELECT channel, category, COUNT(*) AS txns, SUM(amount) AS amount\n"
-            f"FROM {fq(txn)}\n"
-            "WHERE CAST(booking_date AS STRING) = '{d1}'\n"
-            "GROUP BY channel, category",
-            "SELECT",
-            (Read(txn, ("booking_date", "channel", "category", "amount"), "full"),),
-            planted="non_sargable_partition_filter",
-            cacheable=True,
-        ),
-        cache_rate=0.12,
-    )
-    add(
-        "liquidity_dashboard",
-        a("liquidity_dashboard", "treasury", "acme-treasury", style=1, sa="looker"),
-        Schedule(30, 10, hours=(7, 19), weekdays_only=True, jitter_s=20),
-        Shape(
-            "liquidity_dashboard",
-            "SELECT entity_id, currency, SUM(closing_balance) AS balance\n"
-            f"FROM {fq(gl)}\nWHERE balance_date = '{{d1}}'\n  AND entity_id IN ({{in}})\n"
-            "GROUP BY entity_id, currency",
-            "SELECT",
-            (Read(gl, ("entity_id", "currency", "closing_balance"), prune=0.4),),
-            lag=(1, 1),
-            in_list=InList((3, 3), choices=_ENTITIES),
-            cacheable=True,
-        ),
-        cache_rate=0.3,
-    )
-    add(
-        "customer_360_dashboard",
-        a(
-            "customer_360_dashboard",
-            "core-banking",
-            "acme-bi-prod",
-            labels="tp",
-            style=1,
-            sa="looker",
-        ),
-        Schedule(60, 25, hours=(8, 18), weekdays_only=True, jitter_s=20),
-        Shape(
-            "customer_360_dashboard",
-            "SELECT c.customer_id, c.risk_profile, a.account_type, a.balance\n"
-            f"FROM {fq('core_banking.customers')} AS c\n"
-            f"JOIN {fq('core_banking.accounts')} AS a ON a.customer_id = c.customer_id\n"
-            "WHERE c.customer_id = {id0}",
-            "SELECT",
-            (
-                Read("core_banking.customers", ("customer_id", "risk_profile"), "full"),
-                Read("core_banking.accounts", ("customer_id", "account_type", "balance"), "full"),
-            ),
-            ids=28_000_000,
-            cacheable=True,
-        ),
-        cache_rate=0.1,
-    )
-    # --- data science ------------------------------------------------------------------------
-    add(
-        "fraud_features_daily",
-        a("fraud_features_daily", "data-science", "acme-ds-sandbox", sa="ml-pipelines"),
-        _daily(3, 30),
-        Shape(
-            "fraud_features_daily",
-            f"CREATE OR REPLACE TABLE `acme-ds-sandbox.fraud.features` AS\n"
-            "SELECT customer_id, account_id,\n  COUNT(*) AS txns_30d,\n"
-            "  AVG(ABS(amount)) AS avg_amount_30d,\n  MAX(ABS(amount)) AS max_amount_30d,\n"
-            "  COUNTIF(is_new_payee) AS new_payees_30d,\n"
-            "  COUNT(DISTINCT country) AS countries_30d\n"
-            f"FROM {fq(txn)}\nWHERE booking_date BETWEEN '{{d0}}' AND '{{d1}}'\n"
-            "GROUP BY customer_id, account_id",
-            "CREATE_TABLE_AS_SELECT",
-            (Read(txn, ("customer_id", "account_id", "amount", "is_new_payee", "country")),),
-            destination="acme-ds-sandbox.fraud.features",
-            span=(30, 30),
-            lag=(1, 1),
-            slot_ms_per_gib=112_000,
-        ),
-    )
-    add(
-        "fraud_scoring_hourly",
-        a("fraud_scoring_hourly", "data-science", "acme-ds-sandbox", sa="ml-pipelines"),
-        _hourly(45),
-        Shape(
-            "fraud_scoring_hourly",
-            "SELECT t.txn_id, t.amount, t.country, t.channel, t.is_new_payee,\n"
-            "  f.avg_amount_30d, f.max_amount_30d\n"
-            f"FROM {fq(txn)} AS t\n"
-            "JOIN `acme-ds-sandbox.fraud.features` AS f USING (customer_id, account_id)\n"
-            "WHERE t.booking_date = '{d1}'\n  AND t.txn_ts >= TIMESTAMP('{ts0}')",
-            "SELECT",
-            (
-                Read(
-                    txn,
-                    (
-                        "txn_id",
-                        "customer_id",
-                        "account_id",
-                        "amount",
-                        "country",
-                        "channel",
-                        "is_new_payee",
-                        "txn_ts",
-                    ),
-                ),
-                Read("acme-ds-sandbox.fraud.features", fixed_bytes=2e9),
-            ),
-            slot_ms_per_gib=96_000,
-        ),
-    )
-    add(
-        "churn_model_weekly",
-        a("churn_model_weekly", "data-science", "acme-ds-sandbox", sa="ml-pipelines"),
-        _weekly(5, 4),
-        Shape(
-            "churn_model_weekly",
-            "CREATE OR REPLACE TABLE `acme-ds-sandbox.churn.training` AS\n"
-            "SELECT c.customer_id, c.segment, c.risk_profile, COUNT(t.txn_id) AS txns,\n"
-            "  SUM(t.amount) AS net_flow\n"
-            f"FROM {fq('core_banking.customers')} AS c\n"
-            f"LEFT JOIN {fq(txn)} AS t\n"
-            "  ON t.customer_id = c.customer_id\n"
-            "  AND t.booking_date BETWEEN '{d0}' AND '{d1}'\n"
-            "GROUP BY c.customer_id, c.segment, c.risk_profile",
-            "CREATE_TABLE_AS_SELECT",
-            (
-                Read("core_banking.customers", ("customer_id", "segment", "risk_profile"), "full"),
-                Read(txn, ("customer_id", "txn_id", "amount")),
-            ),
-            destination="acme-ds-sandbox.churn.training",
-            span=(90, 90),
-            lag=(1, 1),
-            slot_ms_per_gib=128_000,
-        ),
-    )
-    # --- unlabelled legacy jobs --------------------------------------------------------------
-    add(
-        "legacy_negative_balances",
-        a("legacy_negative_balances", None, "acme-analytics", labels="", style=1, sa="ops-batch"),
-        _daily(7, 0),
-        Shape(
-            "legacy_negative_balances",
-            "select account_id, customer_id, balance, overdraft_limit\n"
-            f"from {fq('core_banking.accounts')}\n"
-            "where balance < -overdraft_limit - {amt}",
-            "SELECT",
-            (
-                Read(
-                    "core_banking.accounts",
-                    ("account_id", "customer_id", "balance", "overdraft_limit"),
-                    "full",
-                ),
-            ),
-            amounts=(0, 500),
-        ),
-    )
-    add(
-        "storage_audit_daily",
-        a("storage_audit_daily", None, "acme-analytics", labels="", style=1, sa="platform-ops"),
-        _daily(6, 30),
-        Shape(
-            "storage_audit_daily",
-            "SELECT table_schema, table_name, total_logical_bytes, active_logical_bytes,\n"
-            "  long_term_logical_bytes\n"
-            "FROM `region-us`.INFORMATION_SCHEMA.TABLE_STORAGE\n"
-            "WHERE total_logical_bytes > {amt}\nORDER BY total_logical_bytes DESC",
-            "SELECT",
-            (),
-            amounts=(1_000_000_000, 10_000_000_000),
-        ),
-    )
+    for n, raw in enumerate(entries):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        where = f"{manifest}: pipeline " + (repr(name) if isinstance(name, str) else str(n + 1))
+        try:
+            entry = _PipelineEntry.model_validate(raw)
+        except ValidationError as exc:
+            raise CostlineError(f"{where}: {first_validation_error(exc)}") from None
+        if any(p.name == entry.name for p in out):
+            raise CostlineError(f"{where}: a second pipeline of that name")
+        out.append(_pipeline(entry, root, lists, where))
     return tuple(out)
+
+
+def _read_toml(file: Traversable, what: str) -> dict[str, object]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CostlineError(f"cannot read {what} {file}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CostlineError(f"{file}: not valid TOML: {exc}") from None
+
+
+def _read_values(file: Traversable) -> dict[str, tuple[str, ...]]:
+    try:
+        return _VALUE_LISTS.validate_python(_read_toml(file, "value lists"))
+    except ValidationError as exc:
+        raise CostlineError(f"{file}: {first_validation_error(exc)}") from None
+
+
+_VALUE_LISTS = TypeAdapter(dict[str, tuple[str, ...]])
+
+
+def _slot_values() -> dict[str, tuple[str, ...]]:
+    """The packaged value lists that choice and IN-list slots draw from."""
+    return _read_values(sql_root().joinpath(VALUES))
+
+
+def _pipeline(
+    e: _PipelineEntry, root: Traversable, lists: dict[str, tuple[str, ...]], where: str
+) -> Pipeline:
+    if e.project not in _PROJECT_BILLING:
+        known = ", ".join(_PROJECT_BILLING)
+        raise CostlineError(f"{where}: project: unknown project {e.project!r} (one of {known})")
+    shapes = tuple(
+        _shape(s, e.name, root, lists, f"{where}: shape.{n}") for n, s in enumerate(e.shape)
+    )
+    return Pipeline(
+        e.name,
+        _pipeline_actor(e),
+        _schedule(e.schedule, f"{where}: schedule"),
+        shapes,
+        script=len(shapes) > 1,
+        always=e.always,
+        cache_rate=e.cache_rate,
+        failure_rate=e.failure_rate,
+        description=e.description,
+    )
+
+
+def _pipeline_actor(e: _PipelineEntry) -> Actor:
+    reservation, edition = _PROJECT_BILLING[e.project]
+    label_values = {"team": e.team, "pipeline": e.name, "env": "prod"}
+    labels: list[tuple[str, str]] = []
+    for key in _LABELS:
+        value = label_values[key]
+        if key in e.labels and value:
+            labels.append((key, value))
+    account = e.service_account or f"{e.team or 'ops'}-pipelines"
+    return Actor(
+        e.name,
+        f"{account}@{e.project}.iam.gserviceaccount.com",
+        e.project,
+        reservation,
+        edition,
+        tuple(labels),
+        id_style=_JOB_ID_STYLES.index(e.job_ids),
+        id_prefix=f"airflow_{e.name}_" if e.job_ids == "airflow" else "",
+    )
+
+
+def _minutes(hh_mm: str) -> int:
+    hours, minutes = hh_mm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _schedule(s: _ScheduleEntry, where: str) -> Schedule:
+    given = [k for k in ("daily", "hourly", "weekly", "every") if getattr(s, k) is not None]
+    if len(given) != 1:
+        got = ", ".join(given) or "none"
+        raise CostlineError(f"{where}: give one of daily, hourly, weekly or every (got {got})")
+    if s.offset and s.every is None:
+        raise CostlineError(f"{where}: offset goes with every")
+    weekday: int | None = None
+    if s.daily is not None:
+        every, offset = 1440, _minutes(s.daily)
+    elif s.weekly is not None:
+        day, at = s.weekly.split()
+        every, offset, weekday = 1440, _minutes(at), _WEEKDAYS.index(day)
+    elif s.hourly is not None:
+        every, offset = 60, s.hourly
+    else:
+        assert s.every is not None  # one of the four is given
+        every, offset = s.every, s.offset
+    return Schedule(
+        every,
+        offset,
+        hours=s.hours,
+        weekdays_only=s.weekdays_only,
+        weekday=weekday,
+        jitter_s=s.jitter_s,
+        runs_per_slot=s.runs_per_slot,
+    )
+
+
+def _shape(
+    s: _ShapeEntry,
+    pipeline: str,
+    root: Traversable,
+    lists: dict[str, tuple[str, ...]],
+    where: str,
+) -> Shape:
+    runs_sql = ("sql", "statement_type", "expect")
+    if s.job_type == "QUERY":
+        missing = [k for k in runs_sql if getattr(s, k) is None]
+        if missing:
+            raise CostlineError(f"{where}: a QUERY shape needs {', '.join(missing)}")
+    elif given := [k for k in runs_sql if getattr(s, k) is not None]:
+        raise CostlineError(f"{where}: {given[0]}: a {s.job_type} job runs no SQL")
+    return Shape(
+        s.key or pipeline,
+        None if s.sql is None else _read_sql(root, s.sql, f"{where}: sql"),
+        s.statement_type,
+        tuple(Read(r.table, r.columns, r.scope, r.prune, r.fixed_bytes) for r in s.read),
+        destination=s.destination,
+        job_type=s.job_type,
+        slot_ms_per_gib=s.slot_ms_per_gib,
+        span=s.span,
+        lag=s.lag,
+        ids=s.ids,
+        amounts=s.amounts,
+        choices=_values(s.choices, lists, f"{where}: choices"),
+        in_list=_in_list(s.in_list, lists, f"{where}: in_list.choices"),
+        cacheable=s.cacheable,
+        planted=s.planted,
+    )
+
+
+def _values(
+    given: str | tuple[str, ...], lists: dict[str, tuple[str, ...]], where: str
+) -> tuple[str, ...]:
+    """``given`` values, or the list of values.toml it names."""
+    if isinstance(given, tuple):
+        return given
+    if given not in lists:
+        raise CostlineError(f"{where}: no list {given!r} in {VALUES} (one of {', '.join(lists)})")
+    return lists[given]
+
+
+def _in_list(
+    given: _InListEntry | None, lists: dict[str, tuple[str, ...]], where: str
+) -> InList | None:
+    if given is None:
+        return None
+    choices = _values(given.choices, lists, where)
+    return InList(given.lengths, given.size, given.prefix, given.width, choices)
+
+
+def _read_sql(root: Traversable, name: str, where: str) -> str:
+    """The template in file ``name``: its text without the file's final line break."""
+    file = root.joinpath(name)
+    if not file.is_file():
+        raise CostlineError(f"{where}: no file {name} in {root}")
+    return file.read_text(encoding="utf-8").removesuffix("\n")
 
 
 # -- analysts ---------------------------------------------------------------------------------
@@ -1070,420 +475,111 @@ class Family:
     slot_ms_per_gib: float = 80_000.0
 
 
+ANALYSTS = "analysts.toml"
+# The alias of each table a family may join; a dimension under one is read from that table.
+_JOIN_ALIAS = {"core_banking.accounts": "a", "finance.instruments": "i", "risk.counterparties": "c"}
+
+
+class _MeasureEntry(_Entry):
+    sql: str
+    column: str = ""
+
+
+class _ExtraEntry(_Entry):
+    sql: str
+    columns: tuple[str, ...] = ()
+    prune: float = 1.0
+
+
+class _JoinEntry(_Entry):
+    table: str
+    on: str
+    columns: tuple[str, ...]
+
+
+class _FamilyEntry(_Entry):
+    key: str
+    table: str
+    dims: tuple[str, ...] = Field(min_length=1)
+    measures: tuple[_MeasureEntry, ...] = ()
+    where: str
+    where_columns: tuple[str, ...]
+    extras: tuple[_ExtraEntry, ...] = ()
+    scope: Literal["range", "full"] = "range"
+    span: tuple[int, int] = (1, 1)
+    lag: tuple[int, int] = (0, 3)
+    teams: tuple[str, ...] = ()
+    weight: float = 1.0
+    variants: int = 200
+    join: _JoinEntry | None = None
+    choices: str | tuple[str, ...] = ()
+    in_list: _InListEntry | None = None
+    ids: int = 1_000_000
+    amounts: tuple[int, int] = (100, 100_000)
+    # int or float as written: the value reaches Family unchanged.
+    slot_ms_per_gib: int | float = 80_000.0
+
+
+class _AnalystsEntry(_Entry):
+    teams: tuple[str, ...] = Field(min_length=1)
+    project: str
+    projects: dict[str, str] = {}
+    first_names: tuple[str, ...] = Field(min_length=1)
+    last_names: tuple[str, ...] = Field(min_length=1)
+    family: tuple[_FamilyEntry, ...] = Field(min_length=1)
+
+
+def _read_analysts() -> tuple[_AnalystsEntry, str]:
+    """The analysts' file, validated, and its name for messages."""
+    file = sql_root().joinpath(ANALYSTS)
+    try:
+        entry = _AnalystsEntry.model_validate(_read_toml(file, "analyst families"))
+    except ValidationError as exc:
+        raise CostlineError(f"{file}: {first_validation_error(exc)}") from None
+    for project in (entry.project, *entry.projects.values()):
+        if project not in _PROJECT_BILLING:
+            raise CostlineError(f"{file}: unknown project {project!r}")
+    for f in entry.family:
+        if f.join is not None and f.join.table not in _JOIN_ALIAS:
+            known = ", ".join(_JOIN_ALIAS)
+            raise CostlineError(
+                f"{file}: family {f.key!r}: join.table: {f.join.table!r} is none of {known}"
+            )
+    return entry, str(file)
+
+
 def families() -> tuple[Family, ...]:
-    """The analyst question families; each yields ``variants`` shapes."""
-    txn_dims = (
-        "category",
-        "channel",
-        "country",
-        "currency",
-        "mcc",
-        "merchant",
-        "tenant_id",
-        "booking_date",
-    )
-    pos_dims = (
-        "desk",
-        "legal_entity",
-        "strategy",
-        "currency",
-        "position_type",
-        "book_id",
-        "portfolio_id",
-        "custodian",
-    )
-    exp_dims = ("country", "sector", "rating", "product_type", "legal_entity", "currency")
-    led_dims = (
-        "legal_entity",
-        "gl_account",
-        "cost_centre",
-        "currency",
-        "source_system",
-        "debit_credit",
-    )
-    reg_dims = ("report_code", "entity_id", "exposure_class", "country", "currency")
-    return (
-        Family(
-            "txn_summary",
-            "finance.transactions",
-            txn_dims,
-            (
-                ("SUM(amount)", "amount"),
-                ("COUNT(*)", ""),
-                ("AVG(amount)", "amount"),
-                ("MAX(ABS(amount))", "amount"),
-                ("COUNT(DISTINCT customer_id)", "customer_id"),
-                ("COUNTIF(is_fraud)", "is_fraud"),
-            ),
-            "booking_date BETWEEN '{d0}' AND '{d1}'",
-            ("booking_date",),
-            (
-                ("country IN ({in})", ("country",), 1.0),
-                ("channel = '{s0}'", ("channel",), 1.0),
-                ("ABS(amount) > {amt}", ("amount",), 1.0),
-            ),
-            span=(1, 62),
-            teams=("finance", "data-science", "payments", "bi"),
-            weight=3.0,
-            variants=450,
-            choices=_CHANNELS,
-            in_list=InList((2, 6), choices=_COUNTRIES),
-        ),
-        Family(
-            "txn_customer",
-            "finance.transactions",
-            (
-                "txn_id",
-                "txn_ts",
-                "amount",
-                "merchant",
-                "category",
-                "country",
-                "channel",
-                "payee_id",
-            ),
-            (),
-            "booking_date >= '{d0}' AND customer_id = {id0}",
-            ("booking_date", "customer_id"),
-            (
-                ("account_id = {id1}", ("account_id",), 0.5),
-                ("ABS(amount) > {amt}", ("amount",), 1.0),
-            ),
-            span=(7, 90),
-            teams=("finance", "core-banking", "payments"),
-            weight=2.5,
-            variants=220,
-            ids=28_000_000,
-            slot_ms_per_gib=48_000,
-        ),
-        Family(
-            "positions_portfolio",
-            "risk.positions",
-            pos_dims,
-            (
-                ("SUM(market_value_base)", "market_value_base"),
-                ("SUM(notional)", "notional"),
-                ("SUM(pnl_daily)", "pnl_daily"),
-                ("SUM(delta)", "delta"),
-                ("SUM(var_contribution)", "var_contribution"),
-                ("COUNT(*)", ""),
-            ),
-            "as_of_date = '{d1}' AND portfolio_id IN ({in})",
-            ("as_of_date", "portfolio_id"),
-            (("desk = '{s0}'", ("desk",), 1.0), ("currency IN ({in})", ("currency",), 1.0)),
-            teams=("risk", "treasury"),
-            weight=2.5,
-            variants=350,
-            lag=(1, 5),
-            choices=("RATES", "FX", "CREDIT", "EQUITY", "COMMOD", "TREASURY"),
-            in_list=InList((1, 12), prefix="PF", width=5, size=48_000),
-        ),
-        Family(
-            "positions_trend",
-            "risk.positions",
-            ("as_of_date", "desk", "legal_entity", "currency"),
-            (
-                ("SUM(market_value_base)", "market_value_base"),
-                ("SUM(unrealised_pnl)", "unrealised_pnl"),
-            ),
-            "as_of_date BETWEEN '{d0}' AND '{d1}' AND book_id = '{s0}'",
-            ("as_of_date", "book_id"),
-            span=(5, 30),
-            teams=("risk",),
-            weight=1.6,
-            variants=80,
-            lag=(1, 3),
-            choices=tuple(f"BK{n:04d}" for n in range(1, 40)),
-        ),
-        Family(
-            "exposures_summary",
-            "risk.exposures",
-            exp_dims,
-            (
-                ("SUM(ead_amount)", "ead_amount"),
-                ("SUM(rwa_amount)", "rwa_amount"),
-                ("AVG(pd_1y)", "pd_1y"),
-                ("SUM(expected_loss)", "expected_loss"),
-                ("MAX(limit_utilisation)", "limit_utilisation"),
-                ("SUM(ead_5y)", "ead_5y"),
-                ("SUM(pfe_1y)", "pfe_1y"),
-                ("SUM(cva_10y)", "cva_10y"),
-            ),
-            "as_of_date = '{d1}'",
-            ("as_of_date",),
-            (
-                ("counterparty_id IN ({in})", ("counterparty_id",), 0.05),
-                ("rating = '{s0}'", ("rating",), 1.0),
-            ),
-            teams=("risk", "regulatory"),
-            weight=2.0,
-            variants=350,
-            lag=(1, 5),
-            choices=("AAA", "AA", "A", "BBB", "BB", "B", "CCC"),
-            in_list=InList((1, 15), size=1_200_000),
-        ),
-        Family(
-            "ledger_analysis",
-            "finance.ledger_entries",
-            led_dims,
-            (("SUM(amount)", "amount"), ("SUM(amount_base)", "amount_base"), ("COUNT(*)", "")),
-            "entry_date BETWEEN '{d0}' AND '{d1}'",
-            ("entry_date",),
-            (
-                ("gl_account IN ({in})", ("gl_account",), 1.0),
-                ("legal_entity = '{s0}'", ("legal_entity",), 1.0),
-            ),
-            span=(1, 31),
-            teams=("finance", "treasury"),
-            weight=0.7,
-            variants=260,
-            choices=_ENTITIES,
-            in_list=InList((1, 8), prefix="GL", width=6, size=14_000),
-        ),
-        Family(
-            "regulatory_lines",
-            "regulatory.regulatory_reports",
-            reg_dims,
-            (("SUM(amount)", "amount"), ("SUM(rwa)", "rwa"), ("COUNT(*)", "")),
-            "report_date = '{d1}' AND report_code = '{s0}'",
-            ("report_date", "report_code"),
-            (("entity_id IN ({in})", ("entity_id",), 0.4),),
-            teams=("regulatory",),
-            weight=1.2,
-            variants=180,
-            lag=(1, 10),
-            choices=_REPORT_CODES,
-            in_list=InList((1, 4), choices=_ENTITIES),
-        ),
-        Family(
-            "customer_accounts",
-            "core_banking.accounts",
-            ("account_type", "currency", "status", "tenant_id"),
-            (
-                ("SUM(balance)", "balance"),
-                ("COUNT(*)", ""),
-                ("AVG(balance)", "balance"),
-                ("COUNTIF(balance < 0)", "balance"),
-            ),
-            "opened_date <= '{d1}'",
-            ("opened_date",),
-            (("tenant_id = '{s0}'", ("tenant_id",), 1.0),),
-            scope="full",
-            teams=("core-banking", "finance", "bi"),
-            weight=1.5,
-            variants=150,
-            choices=("acme-retail-uk", "acme-direct-de", "acme-private-ch", "acme-wealth-fr"),
-        ),
-        Family(
-            "txn_accounts_join",
-            "finance.transactions",
-            ("t.category", "t.channel", "a.account_type", "a.currency", "t.country"),
-            (
-                ("SUM(t.amount)", "amount"),
-                ("COUNT(*)", ""),
-                ("COUNT(DISTINCT t.account_id)", "account_id"),
-            ),
-            "t.booking_date BETWEEN '{d0}' AND '{d1}'",
-            ("booking_date", "account_id"),
-            (("a.account_type = '{s0}'", (), 1.0),),
-            span=(1, 14),
-            teams=("finance", "data-science", "bi"),
-            weight=1.0,
-            variants=160,
-            join=(
-                "core_banking.accounts",
-                "a.account_id = t.account_id",
-                ("account_id", "account_type", "currency"),
-            ),
-            choices=("current", "savings", "credit_card"),
-        ),
-        Family(
-            "positions_instruments",
-            "risk.positions",
-            ("i.asset_class", "i.instrument_type", "p.desk", "p.currency", "i.rating"),
-            (
-                ("SUM(p.market_value_base)", "market_value_base"),
-                ("SUM(p.notional)", "notional"),
-                ("COUNT(DISTINCT p.instrument_id)", "instrument_id"),
-            ),
-            "p.as_of_date BETWEEN '{d0}' AND '{d1}'",
-            ("as_of_date", "instrument_id"),
-            (
-                ("i.asset_class = '{s0}'", (), 1.0),
-                ("p.portfolio_id IN ({in})", ("portfolio_id",), 0.05),
-            ),
-            span=(1, 5),
-            teams=("risk",),
-            weight=0.6,
-            variants=150,
-            lag=(1, 3),
-            join=(
-                "finance.instruments",
-                "i.instrument_id = p.instrument_id",
-                ("instrument_id", "asset_class", "instrument_type", "rating"),
-            ),
-            choices=("EQUITY", "BOND", "FX", "RATES", "CREDIT"),
-            in_list=InList((1, 8), prefix="PF", width=5, size=48_000),
-        ),
-        Family(
-            "fx_history",
-            "finance.fx_rates",
-            ("currency_pair", "source"),
-            (("AVG(mid)", "mid"), ("MIN(bid)", "bid"), ("MAX(ask)", "ask"), ("COUNT(*)", "")),
-            "_PARTITIONTIME BETWEEN TIMESTAMP('{d0}') AND TIMESTAMP('{d1}')",
-            (),
-            (("currency_pair IN ({in})", ("currency_pair",), 1.0),),
-            span=(1, 60),
-            teams=("treasury", "finance"),
-            weight=0.8,
-            variants=60,
-            in_list=InList(
-                (1, 5),
-                choices=(
-                    "EURUSD",
-                    "GBPUSD",
-                    "USDJPY",
-                    "USDCHF",
-                    "EURGBP",
-                    "AUDUSD",
-                    "USDCAD",
-                    "EURCHF",
-                ),
-            ),
-        ),
-        Family(
-            "gl_balances",
-            "finance.gl_balances",
-            ("entity_id", "gl_account", "cost_centre", "currency"),
-            (
-                ("SUM(closing_balance)", "closing_balance"),
-                ("SUM(debits)", "debits"),
-                ("SUM(credits)", "credits"),
-            ),
-            "balance_date BETWEEN '{d0}' AND '{d1}'",
-            ("balance_date",),
-            (("entity_id IN ({in})", ("entity_id",), 0.3),),
-            span=(1, 31),
-            teams=("finance", "treasury"),
-            weight=1.0,
-            variants=120,
-            in_list=InList((1, 4), choices=_ENTITIES),
-        ),
-        Family(
-            "counterparty_exposure",
-            "risk.exposures",
-            ("c.country", "c.sector", "c.rating", "e.product_type"),
-            (
-                ("SUM(e.ead_amount)", "ead_amount"),
-                ("SUM(e.collateral_value)", "collateral_value"),
-                ("COUNT(DISTINCT e.counterparty_id)", "counterparty_id"),
-            ),
-            "e.as_of_date = '{d1}'",
-            ("as_of_date", "counterparty_id"),
-            (("c.is_financial = TRUE", (), 1.0),),
-            teams=("risk", "regulatory"),
-            weight=0.8,
-            variants=100,
-            lag=(1, 5),
-            join=(
-                "risk.counterparties",
-                "c.counterparty_id = e.counterparty_id",
-                ("counterparty_id", "country", "sector", "rating", "is_financial"),
-            ),
-        ),
-        Family(
-            "instrument_lookup",
-            "finance.instruments",
-            (
-                "instrument_id",
-                "isin",
-                "name",
-                "asset_class",
-                "currency",
-                "maturity_date",
-                "coupon_rate",
-                "rating",
-            ),
-            (),
-            "asset_class = '{s0}' AND maturity_date > '{d1}'",
-            ("asset_class", "maturity_date"),
-            (("country IN ({in})", ("country",), 1.0),),
-            scope="full",
-            teams=("risk", "treasury"),
-            weight=0.6,
-            variants=80,
-            choices=("EQUITY", "BOND", "FX", "RATES", "CREDIT", "FUND"),
-            in_list=InList((1, 5), choices=_COUNTRIES),
-        ),
-    )
-
-
-TEAMS = (
-    "risk",
-    "finance",
-    "regulatory",
-    "treasury",
-    "data-science",
-    "core-banking",
-    "payments",
-    "bi",
-)
-_ANALYST_PROJECT = {
-    "data-science": "acme-ds-sandbox",
-    "treasury": "acme-treasury",
-}
-_FIRST = (
-    "anna",
-    "ben",
-    "carla",
-    "david",
-    "elena",
-    "felix",
-    "grace",
-    "hamid",
-    "irene",
-    "jonas",
-    "kate",
-    "liam",
-    "mei",
-    "nora",
-    "oscar",
-    "priya",
-    "quentin",
-    "rosa",
-    "sven",
-    "tara",
-    "umar",
-    "vera",
-    "will",
-    "xenia",
-    "yara",
-    "zoe",
-    "marco",
-    "lena",
-    "tobias",
-    "sara",
-    "omar",
-    "julia",
-)
-_LAST = (
-    "meyer",
-    "okafor",
-    "rossi",
-    "chen",
-    "dubois",
-    "novak",
-    "smith",
-    "garcia",
-    "kowalski",
-    "brennan",
-    "haddad",
-    "schmidt",
-    "tanaka",
-    "larsen",
-    "moreau",
-    "patel",
-)
+    """The analyst question families of ``analysts.toml``; each yields ``variants`` shapes."""
+    entry, file = _read_analysts()
+    lists = _slot_values()
+    out: list[Family] = []
+    for f in entry.family:
+        where = f"{file}: family {f.key!r}"
+        j = f.join
+        out.append(
+            Family(
+                f.key,
+                f.table,
+                f.dims,
+                tuple((m.sql, m.column) for m in f.measures),
+                f.where,
+                f.where_columns,
+                tuple((x.sql, x.columns, x.prune) for x in f.extras),
+                scope=f.scope,
+                span=f.span,
+                lag=f.lag,
+                teams=f.teams,
+                weight=f.weight,
+                variants=f.variants,
+                join=None if j is None else (j.table, j.on, j.columns),
+                choices=_values(f.choices, lists, f"{where}: choices"),
+                in_list=_in_list(f.in_list, lists, f"{where}: in_list.choices"),
+                ids=f.ids,
+                amounts=f.amounts,
+                slot_ms_per_gib=f.slot_ms_per_gib,
+            )
+        )
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -1501,17 +597,18 @@ class Analyst:
 
 def analysts(rng: np.random.Generator, count: int = 64) -> tuple[Analyst, ...]:
     """``count`` analysts across the teams, with label, case, comment and layout habits."""
+    people, _file = _read_analysts()
     fams = families()
     out: list[Analyst] = []
     used: set[str] = set()
     for n in range(count):
-        team = TEAMS[n % len(TEAMS)]
+        team = people.teams[n % len(people.teams)]
         while True:
-            name = f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}"
+            name = f"{rng.choice(people.first_names)}.{rng.choice(people.last_names)}"
             if name not in used:
                 used.add(name)
                 break
-        project = _ANALYST_PROJECT.get(team, "acme-analytics")
+        project = people.projects.get(team, people.project)
         reservation, edition = _PROJECT_BILLING[project]
         habit = rng.random()
         labels: tuple[tuple[str, str], ...] = ()
@@ -1579,15 +676,14 @@ def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> Shape:
         select_items.append(f"{expr} AS {name}_{n + 1}")
     lines = ["SELECT " + ",\n  ".join(select_items)]
     lines.append(f"FROM {table_ref}" + (f" AS {a}" if a else ""))
-    reads_cols = {d.split(".")[-1] for d in dims if not d.startswith(("a.", "i.", "c."))}
+    joined = tuple(f"{j}." for j in _JOIN_ALIAS.values())
+    reads_cols = {d.split(".")[-1] for d in dims if not d.startswith(joined)}
     reads_cols |= {c for _e, c in measures if c}
     reads_cols |= set(fam.where_columns)
     join_read: Read | None = None
     if fam.join is not None:
         jt, on, jcols = fam.join
-        ja = {"core_banking.accounts": "a", "finance.instruments": "i", "risk.counterparties": "c"}[
-            jt
-        ]
+        ja = _JOIN_ALIAS[jt]
         lines.append(f"JOIN {fq(jt)} AS {ja} ON {on}")
         join_read = Read(jt, jcols, "full")
     where = fam.where

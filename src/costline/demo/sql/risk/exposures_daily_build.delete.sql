@@ -1,0 +1,2 @@
+DELETE FROM `acme-dwh-prod.risk.exposures`
+WHERE as_of_date = '{d1}'
