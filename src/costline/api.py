@@ -248,11 +248,21 @@ def capacity(
 
 
 def rewrite_merge(
-    sql: str | os.PathLike[str], *, catalog: CatalogLike | None = None, **options: object
+    sql: str | os.PathLike[str],
+    *,
+    catalog: CatalogLike | None = None,
+    catalog_name: str | None = None,
+    partition_column: str | None = None,
+    partition_type: str | None = None,
+    strategy: str = "merge",
+    scope_by_source: bool = False,
+    complete_partitions: bool = False,
 ) -> MergeRewrite:
     """Rewrite a full-table MERGE partition-scoped. ``sql`` is the statement's text, or a
-    :class:`~pathlib.Path` to a file holding it; ``options`` are those of
-    :func:`costline.warehouse.merge.rewrite.rewrite_merge`."""
+    :class:`~pathlib.Path` to a file holding it. ``strategy`` is ``merge`` (a scoped MERGE) or
+    ``insert-overwrite`` (dbt's, which needs ``complete_partitions``); a precondition that does
+    not hold is a refusal in the result (``script`` None), not an error."""
+    from costline.warehouse.merge import Strategy
     from costline.warehouse.merge.rewrite import rewrite_merge as rewrite
 
     origin = "statement"
@@ -265,7 +275,25 @@ def rewrite_merge(
         origin = str(path)
     else:
         text = sql
-    return rewrite(text, catalog=_catalog(catalog), origin=origin, **options)  # type: ignore[arg-type]
+    try:
+        chosen = Strategy(strategy.replace("_", "-"))
+    except ValueError:
+        names = ", ".join(s.value for s in Strategy)
+        raise CostlineError(f"unknown MERGE strategy {strategy!r} (expected {names})") from None
+    if catalog_name is None:
+        named = catalog is not None and not isinstance(catalog, Catalog)
+        catalog_name = str(catalog) if named else "the catalogue"
+    return rewrite(
+        text,
+        catalog=_catalog(catalog),
+        catalog_name=catalog_name,
+        partition_column=partition_column,
+        partition_type=partition_type,
+        strategy=chosen,
+        scope_by_source=scope_by_source,
+        complete_partitions=complete_partitions,
+        origin=origin,
+    )
 
 
 def prove_merge(

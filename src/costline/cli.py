@@ -615,28 +615,22 @@ def merge_rewrite(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
 ) -> None:
     """Rewrite a full-table MERGE into an idempotent, partition-scoped BigQuery script."""
+    from costline import api
     from costline.report.merge import print_checks
-    from costline.warehouse.merge import Strategy, rewrite_merge
 
-    try:
-        sql = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CostlineError(f"cannot read {file}: {exc.strerror}") from None
     catalog_path = _merge_catalog(catalog, demo)
     if partition_column is not None:
         err.print("partitioning: from --partition-column", highlight=False)
     elif catalog_path is not None:
         err.print(f"catalogue: {catalog_path}", highlight=False)
-    result = rewrite_merge(
-        sql,
-        catalog=load_catalog(catalog_path) if catalog_path else None,
-        catalog_name=str(catalog_path) if catalog_path else "the catalogue",
+    result = api.rewrite_merge(
+        file,
+        catalog=catalog_path,
         partition_column=partition_column,
         partition_type=partition_type,
-        strategy=Strategy(strategy.value),
+        strategy=strategy.value,
         scope_by_source=scope_by_source,
         complete_partitions=complete_partitions,
-        origin=str(file),
     )
     if fmt is ProofFormat.json:
         payload = result.model_dump(mode="json") | {"refused": result.refused}
