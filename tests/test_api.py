@@ -73,7 +73,7 @@ def test_bad_input_is_a_costline_error_naming_it(tmp_path: Path) -> None:
         costline.read_history(str(tmp_path / "absent.jsonl"))
     with pytest.raises(costline.CostlineError, match="expected a path"):
         costline.read_history(42)  # type: ignore[arg-type]
-    with pytest.raises(costline.CostlineError, match="not both"):
+    with pytest.raises(costline.CostlineError, match="one of them"):
         costline.lint(tmp_path, sql="SELECT 1")
     with pytest.raises(costline.CostlineError, match="catalogue is needed"):
         costline.advise(tmp_path / "jobs.jsonl", None)  # type: ignore[arg-type]
@@ -113,3 +113,12 @@ def test_every_public_name_resolves_and_the_two_lists_agree() -> None:
     assert set(costline.__all__) - {"__version__"} == set(api.__all__)
     for name in api.__all__:
         assert getattr(costline, name) is getattr(api, name)
+
+
+def test_lint_a_history_from_its_paths_or_its_profile(workspace: costline.Workspace) -> None:
+    from_paths = costline.lint(history=str(workspace.jobs), catalog=workspace.catalog)
+    made = costline.profile(workspace.jobs, catalog=workspace.catalog)
+    from_profile = costline.lint(history=made, catalog=workspace.catalog)
+    assert from_paths.to_dict() == from_profile.to_dict()
+    top = from_paths.findings[0]
+    assert top.code == "CL001" and top.path.startswith("jobs.jsonl#fp_")

@@ -28,7 +28,7 @@ from costline.warehouse.capacity import CapacityResult
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.jobs import JobHistory
 from costline.warehouse.layout import Advice
-from costline.warehouse.lint import LintResult
+from costline.warehouse.lint import LintConfig, LintResult
 from costline.warehouse.merge.prove import MergeProof
 from costline.warehouse.merge.rewrite import MergeRewrite
 from costline.warehouse.profile import Profile
@@ -126,19 +126,41 @@ def lint(
     paths: PathLike | Sequence[PathLike] | None = None,
     *,
     sql: str | None = None,
+    history: Profile | JobHistory | PathLike | Sequence[PathLike] | None = None,
     catalog: CatalogLike | None = None,
     dialect: str = "bigquery",
+    config: LintConfig | None = None,
+    prices: PricesLike | None = None,
+    jobs: int | None = 1,
+    progress: Progress | None = None,
 ) -> LintResult:
-    """Lint SQL files (directories walked for ``*.sql``) or one SQL text (``sql=``)."""
-    from costline.warehouse.lint import LintConfig, lint_paths, lint_sql
+    """Lint SQL files (directories walked for ``*.sql``), one SQL text (``sql=``), or the query
+    patterns of a job history (``history=``: a profile, a history or its paths), ranked by
+    what each cost. ``config`` (rule selection, per-path options) defaults to all rules in
+    ``dialect``; ``jobs`` worker processes lint files (None: one per CPU)."""
+    from costline.warehouse.lint import lint_history, lint_paths, lint_sql
 
+    if sum(x is not None for x in (paths, sql, history)) != 1:
+        raise CostlineError("lint: give SQL files, sql=TEXT or history=JOBS: one of them")
+    settings = config or LintConfig(dialect=dialect)
+    rules, _ = settings.options_for("")
     tables = _catalog(catalog)
-    if (paths is None) == (sql is None):
-        raise CostlineError("lint: give SQL files or sql=TEXT, not both and not neither")
     if sql is not None:
-        return lint_sql(sql, catalog=tables, dialect=dialect)
+        return lint_sql(sql, catalog=tables, dialect=settings.dialect, rules=rules)
+    if history is not None:
+        made = (
+            history
+            if isinstance(history, Profile)
+            else profile(history, catalog=tables, prices=prices, progress=progress)
+        )
+        source = Path(made.sources[0]).name if made.sources else "history"
+        return lint_history(
+            made.fingerprints, source=source, catalog=tables, rules=rules, dialect=settings.dialect
+        )
     assert paths is not None
-    return lint_paths(_paths(paths, "SQL"), config=LintConfig(dialect=dialect), catalog=tables)
+    return lint_paths(
+        _paths(paths, "SQL"), config=settings, catalog=tables, jobs=jobs, progress=progress
+    )
 
 
 def advise(

@@ -754,8 +754,9 @@ def lint(
     ] = None,
 ) -> None:
     """Find SQL anti-patterns that cost money (rules: `costline rules`)."""
+    from costline import api
     from costline.report.lint import render_github, render_json, render_sarif, render_text
-    from costline.warehouse.lint import Severity, find_config, lint_history, lint_paths
+    from costline.warehouse.lint import Severity, find_config
 
     config = find_config(Path.cwd())
     updates: dict[str, object] = {}
@@ -766,7 +767,6 @@ def lint(
     if dialect:
         updates["dialect"] = dialect
     config = config.model_copy(update=updates)
-    rules, _ = config.options_for("")
     catalog_path = catalog or (
         Path(config.root or ".") / config.catalog if config.catalog else None
     )
@@ -780,26 +780,18 @@ def lint(
             f" {tables.problems[0]}",
             highlight=False,
         )
-    if history:
-        from costline.warehouse.jobs import read_history
-        from costline.warehouse.profile import profile_history
-
-        with _progress() as step:
-            profiled = profile_history(
-                read_history(history), load_prices(prices), catalog=tables, progress=step
-            )
-        result = lint_history(
-            profiled.fingerprints,
-            source=history[0].name,
-            catalog=tables,
-            rules=rules,
-            dialect=config.dialect,
-        )
-    elif paths:
-        with _progress() as step:
-            result = lint_paths(paths, config=config, catalog=tables, jobs=jobs, progress=step)
-    else:
+    if not history and not paths:
         raise CostlineError("give SQL files or directories, or --history JOBS")
+    with _progress() as step:
+        result = api.lint(
+            None if history else paths,
+            history=history or None,
+            catalog=tables,
+            config=config,
+            prices=load_prices(prices),
+            jobs=jobs,
+            progress=step,
+        )
     threshold = fail_on.value if fail_on else (config.fail_on.value if config.fail_on else None)
     failing = threshold not in (None, FailOn.never.value) and bool(
         result.at_or_above(Severity(threshold)) or result.errors
