@@ -491,7 +491,7 @@ def loadtest(
     from costline.loadtest import (
         LoadConfig,
         daily_budget,
-        render_text,
+        render_loadtest_text,
         request_mix,
         run_load,
         spawned_service,
@@ -541,7 +541,7 @@ def loadtest(
     if json_out:
         sys.stdout.write(report.model_dump_json() + "\n")
     else:
-        sys.stdout.write(render_text(report))
+        sys.stdout.write(render_loadtest_text(report))
 
 
 class MergeStrategyOption(StrEnum):
@@ -616,7 +616,7 @@ def merge_rewrite(
 ) -> None:
     """Rewrite a full-table MERGE into an idempotent, partition-scoped BigQuery script."""
     from costline import api
-    from costline.report.merge import print_checks
+    from costline.report.merge import print_merge_checks
 
     catalog_path = _merge_catalog(catalog, demo)
     if partition_column is not None:
@@ -636,7 +636,7 @@ def merge_rewrite(
         payload = result.model_dump(mode="json") | {"refused": result.refused}
         _write_or_print(json.dumps(payload, indent=2), output)
     else:
-        print_checks(err, result)
+        print_merge_checks(err, result)
         if result.script is not None:
             _write_or_print(result.script, output)
     if result.refused:
@@ -667,7 +667,7 @@ def merge_prove(
     fmt: Annotated[ProofFormat, typer.Option("--format", "-f")] = ProofFormat.text,
 ) -> None:
     """Run the original and the rewritten MERGE on a local Delta table; compare I/O and result."""
-    from costline.report.merge import print_proof
+    from costline.report.merge import print_merge_proof
     from costline.warehouse.merge import prove_merge
 
     if workspace is None:
@@ -685,7 +685,7 @@ def merge_prove(
     if fmt is ProofFormat.json:
         sys.stdout.write(proof.model_dump_json(indent=2) + "\n")
     else:
-        print_proof(out, proof)
+        print_merge_proof(out, proof)
     if not proof.identical:
         raise typer.Exit(1)
 
@@ -755,7 +755,12 @@ def lint(
 ) -> None:
     """Find SQL anti-patterns that cost money (rules: `costline rules`)."""
     from costline import api
-    from costline.report.lint import render_github, render_json, render_sarif, render_text
+    from costline.report.lint import (
+        render_lint_github,
+        render_lint_json,
+        render_lint_sarif,
+        render_lint_text,
+    )
     from costline.warehouse.lint import Severity, find_config
 
     config = find_config(Path.cwd())
@@ -801,10 +806,10 @@ def lint(
         result = result.model_copy(update={"findings": result.at_or_above(floor)})
     quiet_notes = min_severity is not None and min_severity is not FailOn.info
     render = {
-        LintFormat.text: lambda r: render_text(r, list_skipped=not quiet_notes),
-        LintFormat.json: render_json,
-        LintFormat.sarif: render_sarif,
-        LintFormat.github: render_github,
+        LintFormat.text: lambda r: render_lint_text(r, list_skipped=not quiet_notes),
+        LintFormat.json: render_lint_json,
+        LintFormat.sarif: render_lint_sarif,
+        LintFormat.github: render_lint_github,
     }[fmt]
     _write_or_print(render(result), output)
     if failing:
@@ -818,16 +823,16 @@ def rules_command(
     ] = None,
 ) -> None:
     """List the lint rules, or explain one."""
-    from costline.report.lint import render_rule, render_rules
+    from costline.report.lint import render_rule_text, render_rules_text
     from costline.warehouse.rules import get_rule
 
     if code is None:
-        sys.stdout.write(render_rules())
+        sys.stdout.write(render_rules_text())
         return
     rule = get_rule(code)
     if rule is None:
         raise CostlineError(f"no rule {code!r}; `costline rules` lists them")
-    sys.stdout.write(render_rule(rule))
+    sys.stdout.write(render_rule_text(rule))
 
 
 @app.command()
@@ -851,7 +856,7 @@ def advise(
     """Partitioning and clustering per table, with the saving replayed from the history."""
     from costline import api
     from costline.auditor import workspace_history
-    from costline.report.advise import advice_html, advice_text
+    from costline.report.advise import render_advice_html, render_advice_text
 
     if source is None:
         source = _workspace_or_demo(None)
@@ -881,9 +886,9 @@ def advise(
     if fmt is OutputFormat.json:
         _write_or_print(advice.model_dump_json(indent=2), output)
     elif fmt is OutputFormat.html:
-        _write_or_print(advice_html(advice), output or Path("advice.html"))
+        _write_or_print(render_advice_html(advice), output or Path("advice.html"))
     else:
-        _write_or_print(advice_text(advice), output)
+        _write_or_print(render_advice_text(advice), output)
 
 
 @app.command("catalog")

@@ -624,7 +624,7 @@ def daily_budget(usd: float) -> BudgetLimit:
     return BudgetLimit(limit_usd=usd, period=BudgetPeriod.DAY)
 
 
-def render_text(report: LoadReport) -> str:
+def render_loadtest_text(report: LoadReport) -> str:
     """The report as a short table for a terminal."""
 
     def usd(x: float | None) -> str:

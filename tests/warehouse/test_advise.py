@@ -13,7 +13,7 @@ import pytest
 from costline.core.errors import CostlineError
 from costline.core.prices import load_prices
 from costline.demo import Workspace, build_workspace
-from costline.report.advise import advice_html, advice_text
+from costline.report.advise import render_advice_html, render_advice_text
 from costline.warehouse.catalog import (
     MAX_PARTITIONS_PER_TABLE,
     Catalog,
@@ -310,10 +310,10 @@ def test_well_laid_out_tables_are_kept(demo_advice: Advice) -> None:
 
 
 def test_renderers_show_what_the_advice_holds(demo_advice: Advice) -> None:
-    text = advice_text(demo_advice)
+    text = render_advice_text(demo_advice)
     assert "acme-dwh-prod.finance.ledger_entries" in text
     assert "measured: DuckDB" in text
-    html = advice_html(demo_advice)
+    html = render_advice_html(demo_advice)
     assert "<h2>Table layout recommendations</h2>" in html
     assert "CREATE TABLE `acme-dwh-prod.finance.ledger_entries__relayout`" in html
     assert Advice.model_validate_json(demo_advice.model_dump_json()) == demo_advice

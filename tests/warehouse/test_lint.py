@@ -16,7 +16,12 @@ from costline.core.errors import CostlineError
 from costline.core.prices import load_prices
 from costline.demo import demo_catalog
 from costline.demo.history import generate_history
-from costline.report.lint import render_github, render_json, render_sarif, render_text
+from costline.report.lint import (
+    render_lint_github,
+    render_lint_json,
+    render_lint_sarif,
+    render_lint_text,
+)
 from costline.warehouse.catalog import Catalog, TableMeta, save_catalog
 from costline.warehouse.fingerprint import fingerprint
 from costline.warehouse.jobs import read_history
@@ -223,7 +228,7 @@ def script_result() -> LintResult:
 
 
 def test_text_output(script_result: LintResult) -> None:
-    assert render_text(script_result).splitlines() == [
+    assert render_lint_text(script_result).splitlines() == [
         "reports/nightly.sql:2:8: CL010 warning SELECT * reads every column of d.orders "
         "(2.0 TiB); BigQuery bills each column read",
         "    fix: list the columns the consumer needs (or SELECT * EXCEPT the wide ones)",
@@ -239,7 +244,7 @@ def test_text_output(script_result: LintResult) -> None:
 
 
 def test_json_output_has_exactly_the_documented_fields(script_result: LintResult) -> None:
-    data = json.loads(render_json(script_result))
+    data = json.loads(render_lint_json(script_result))
     assert list(data) == [
         "files",
         "statements",
@@ -270,7 +275,7 @@ def test_json_output_has_exactly_the_documented_fields(script_result: LintResult
 
 def test_sarif_output_validates_against_the_sarif_2_1_0_schema(script_result: LintResult) -> None:
     schema = json.loads(SARIF_SCHEMA.read_text())
-    log = json.loads(render_sarif(script_result))
+    log = json.loads(render_lint_sarif(script_result))
     jsonschema.Draft4Validator(schema).validate(log)
     run = log["runs"][0]
     assert [r["id"] for r in run["tool"]["driver"]["rules"]] == [r.code for r in ALL_RULES]
@@ -285,12 +290,12 @@ def test_sarif_output_validates_against_the_sarif_2_1_0_schema(script_result: Li
     }
     assert len(run["invocations"][0]["toolExecutionNotifications"]) == 1
     # History findings carry their cost, and an empty run is valid too.
-    empty = json.loads(render_sarif(LintResult(findings=(), errors=(), files=0)))
+    empty = json.loads(render_lint_sarif(LintResult(findings=(), errors=(), files=0)))
     jsonschema.Draft4Validator(schema).validate(empty)
 
 
 def test_github_annotations(script_result: LintResult) -> None:
-    lines = render_github(script_result).splitlines()
+    lines = render_lint_github(script_result).splitlines()
     assert lines[0] == (
         "::warning file=reports/nightly.sql,line=2,col=8,title=CL010 select-star::"
         "SELECT * reads every column of d.orders (2.0 TiB); BigQuery bills each column read "
@@ -338,7 +343,7 @@ def test_history_findings_carry_their_pattern_cost_ranked_by_it(tmp_path: Path) 
     assert result.findings[0].fix == "costline merge rewrite FILE"
     assert result.files == 3
     assert (
-        render_text(result)
+        render_lint_text(result)
         .splitlines()[-1]
         .endswith(f"the flagged patterns cost ${5 * per_tib:,.2f}")
     )

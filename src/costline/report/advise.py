@@ -13,7 +13,7 @@ def _pct(x: float) -> str:
     return f"{x:.1%}"
 
 
-def advice_text(advice: Advice) -> str:
+def render_advice_text(advice: Advice) -> str:
     """Plain text: one block per table, the DDL of the changed ones."""
     lines = [
         f"Table layout advice: {len(advice.recommendations)} "
@@ -127,7 +127,7 @@ def advice_section(advice: Advice) -> str:
     )
 
 
-def advice_html(advice: Advice) -> str:
+def render_advice_html(advice: Advice) -> str:
     """A self-contained HTML page of the advice."""
     from costline.report.style import stylesheet
 

@@ -25,7 +25,7 @@ def _usd(value: float) -> str:
     return f"${value:,.0f}" if value >= 100 else f"${value:,.2f}"
 
 
-def render_text(result: LintResult, *, list_skipped: bool = True) -> str:
+def render_lint_text(result: LintResult, *, list_skipped: bool = True) -> str:
     """One line per finding (``path:line:col: CODE message``), its fix, the statements that
     could not be read (and, with ``list_skipped``, those skipped), then a summary of what
     became of every statement."""
@@ -81,7 +81,7 @@ def _pattern_cost(findings: tuple[LintFinding, ...]) -> float:
     return sum(seen.values())
 
 
-def render_json(result: LintResult) -> str:
+def render_lint_json(result: LintResult) -> str:
     """One object: ``files``, ``statements`` (linted / unparsed / skipped), ``findings``,
     ``errors``, ``skipped``, ``templated`` and ``catalog``, with the documented fields."""
     payload = {
@@ -116,7 +116,7 @@ def _uri(path: str) -> str:
     return quote(path.replace("\\", "/"), safe="/:#@._-~")
 
 
-def render_sarif(result: LintResult) -> str:
+def render_lint_sarif(result: LintResult) -> str:
     """A SARIF 2.1.0 log: one run, every rule described, parse errors as notifications."""
     index = {r.code: i for i, r in enumerate(ALL_RULES)}
     results = []
@@ -204,7 +204,7 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(result: LintResult) -> str:
+def render_lint_github(result: LintResult) -> str:
     """GitHub Actions workflow commands: one ``::error``/``::warning``/``::notice`` each."""
     lines = []
     for f in result.findings:
@@ -223,7 +223,7 @@ def render_github(result: LintResult) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def render_rules() -> str:
+def render_rules_text() -> str:
     """The rule index ``costline rules`` prints."""
     lines = []
     for r in ALL_RULES:
@@ -234,7 +234,7 @@ def render_rules() -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_rule(rule: type[Rule]) -> str:
+def render_rule_text(rule: type[Rule]) -> str:
     """One rule's documentation, from its docstring."""
     from costline.warehouse.rules.examples import EXAMPLE_CATALOG_DOC
 

@@ -11,7 +11,7 @@ from costline.warehouse.merge import CheckStatus, MergeProof, MergeRewrite
 _STYLE = {CheckStatus.PASS: "green", CheckStatus.WARN: "yellow", CheckStatus.REFUSE: "bold red"}
 
 
-def print_checks(console: Console, rewrite: MergeRewrite) -> None:
+def print_merge_checks(console: Console, rewrite: MergeRewrite) -> None:
     """One line per precondition: outcome, code, explanation."""
     for check in rewrite.checks:
         mark = f"{check.status.value:<6}"
@@ -19,7 +19,7 @@ def print_checks(console: Console, rewrite: MergeRewrite) -> None:
         console.print(check.message, highlight=False, markup=False, soft_wrap=True)
 
 
-def print_proof(console: Console, proof: MergeProof) -> None:
+def print_merge_proof(console: Console, proof: MergeProof) -> None:
     """The two sides of a proof side by side, then the verdict."""
     console.print(
         f"{proof.table}: {proof.rows:,} rows in {proof.partitions} partitions on"
