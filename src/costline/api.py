@@ -180,11 +180,11 @@ def advise(
     from costline.warehouse.layout import advise as advise_tables
     from costline.warehouse.layout import catalog_tables
 
-    tables_catalog = _catalog(catalog)
-    if tables_catalog is None:
+    table_catalog = _catalog(catalog)
+    if table_catalog is None:
         raise CostlineError("advise: a catalogue is needed (the tables' layout and sizes)")
-    catalog_tables(tables_catalog, tables or ())  # an unknown table fails before any work
-    priced = _prices(prices)
+    catalog_tables(table_catalog, tables or ())  # an unknown table fails before any work
+    price_list = _prices(prices)
     if isinstance(source, Profile):
         made, history = source, source.history
         if history is None:
@@ -194,12 +194,12 @@ def advise(
             )
     else:
         history = _history(source)
-        made = profile(history, catalog=tables_catalog, prices=priced)
+        made = profile(history, catalog=table_catalog, prices=price_list)
     return advise_tables(
         made,
         history,
-        tables_catalog,
-        priced,
+        table_catalog,
+        price_list,
         catalog_dir=_catalog_dir(catalog),
         tables=tables,
         top=top,
@@ -237,7 +237,7 @@ def capacity(
 
     if (history is None) == (timeline is None):
         raise CostlineError("capacity: give a job history or a timeline, not both and not neither")
-    priced, notes = _prices(prices).for_region(region)
+    price_list, notes = _prices(prices).for_region(region)
     seconds = parse_resolution(resolution) if isinstance(resolution, str) else resolution
     chosen = [Edition.parse(e) for e in editions] if editions else None
     what_if = parse_growth(growth) if isinstance(growth, str) else growth
@@ -246,18 +246,18 @@ def capacity(
     if timeline is not None:
         series = usage_from_timeline(
             _path(timeline, "timeline"),
-            priced,
+            price_list,
             resolution_s=seconds,
             by_reservation=not idle_sharing,
         )
     else:
         assert history is not None
         series = usage_from_history(
-            _history(history), priced, resolution_s=seconds, by_reservation=not idle_sharing
+            _history(history), price_list, resolution_s=seconds, by_reservation=not idle_sharing
         )
     result = plan_capacity(
         series,
-        priced,
+        price_list,
         editions=chosen,
         max_slots=max_slots,
         growth=what_if,

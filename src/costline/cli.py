@@ -178,8 +178,8 @@ def profile(
     from costline.warehouse.jobs import read_bigquery
 
     # Every option is checked before the history is read.
-    catalogue = load_prices(prices)
-    catalogue.for_region(region)
+    price_list = load_prices(prices)
+    price_list.for_region(region)
     Edition.parse(edition)
     tables = load_catalog(catalog) if catalog else None
     setups = load_setups(reservations) if reservations else None
@@ -198,7 +198,7 @@ def profile(
         result = api.profile(
             history,
             catalog=tables,
-            prices=catalogue,
+            prices=price_list,
             region=region,
             edition=edition,
             team_label=team_label,
