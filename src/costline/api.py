@@ -29,7 +29,7 @@ from costline.warehouse.catalog import Catalog
 from costline.warehouse.jobs import JobHistory
 from costline.warehouse.layout import Advice
 from costline.warehouse.lint import LintConfig, LintResult
-from costline.warehouse.merge.prove import MergeProof
+from costline.warehouse.merge.prove import DEFAULT_PARTITIONS, DEFAULT_ROWS, MergeProof
 from costline.warehouse.merge.rewrite import MergeRewrite
 from costline.warehouse.profile import Profile
 
@@ -321,13 +321,32 @@ def rewrite_merge(
 def prove_merge(
     workspace: PathLike | Workspace | None = None,
     *,
-    statement: str | None = None,
+    statement: str | os.PathLike[str] | None = None,
+    rows: int = DEFAULT_ROWS,
+    partitions: int = DEFAULT_PARTITIONS,
     progress: Progress | None = None,
 ) -> MergeProof:
-    """Run a MERGE and its rewrite on a real Delta table and compare (default: the demo's)."""
+    """Run a MERGE and its rewrite on a real Delta table of ``rows`` rows over ``partitions``
+    daily partitions, and compare what each read, wrote and left (default: the workspace's
+    planted MERGE, the demo workspace's when none is given). ``statement`` is the MERGE's
+    text, or a :class:`~pathlib.Path` to a file holding it."""
     from costline.warehouse.merge.prove import prove_merge as prove
 
-    return prove(_workspace_dir(workspace), statement=statement, progress=progress)
+    sql = statement
+    if isinstance(statement, os.PathLike):
+        path = Path(statement)
+        try:
+            sql = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CostlineError(f"cannot read {path}: {exc.strerror}") from None
+    assert sql is None or isinstance(sql, str)
+    return prove(
+        _workspace_dir(workspace),
+        statement=sql,
+        rows=rows,
+        partitions=partitions,
+        progress=progress,
+    )
 
 
 def audit(

@@ -667,20 +667,14 @@ def merge_prove(
     fmt: Annotated[ProofFormat, typer.Option("--format", "-f")] = ProofFormat.text,
 ) -> None:
     """Run the original and the rewritten MERGE on a local Delta table; compare I/O and result."""
+    from costline import api
     from costline.report.merge import print_merge_proof
-    from costline.warehouse.merge import prove_merge
 
     if workspace is None:
         workspace = _demo_workspace()
-    sql = None
-    if statement is not None:
-        try:
-            sql = statement.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CostlineError(f"cannot read {statement}: {exc.strerror}") from None
     with _progress() as step:
-        proof = prove_merge(
-            workspace, statement=sql, rows=rows, partitions=partitions, progress=step
+        proof = api.prove_merge(
+            workspace, statement=statement, rows=rows, partitions=partitions, progress=step
         )
     if fmt is ProofFormat.json:
         sys.stdout.write(proof.model_dump_json(indent=2) + "\n")
