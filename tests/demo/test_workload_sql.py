@@ -16,7 +16,7 @@ from costline.core.errors import CostlineError
 from costline.demo import demo_catalog, normalized_hash
 from costline.demo.workload import (
     MANIFEST,
-    Shape,
+    QueryTemplate,
     pipelines,
     read_pipelines,
     sql_root,
@@ -70,7 +70,7 @@ def rendered(jobs_path: Path) -> dict[str, str]:
     return first
 
 
-def _shape_of(name: str) -> Shape:
+def _shape_of(name: str) -> QueryTemplate:
     template = (ROOT / name).read_text(encoding="utf-8").removesuffix("\n")
     return next(s for p in pipelines() for s in p.shapes if s.template == template)
 

@@ -41,7 +41,7 @@ from costline.demo.warehouse import DEFAULT_END, PROJECT
 from costline.demo.workload import (
     Actor,
     Pipeline,
-    Shape,
+    QueryTemplate,
     analyst_shapes,
     analysts,
     pipelines,
@@ -193,7 +193,7 @@ def _lowercase_keywords(text: str) -> str:
 @dataclass
 class _Workload:
     actors: list[Actor]
-    shapes: list[Shape]
+    shapes: list[QueryTemplate]
     pipelines: tuple[Pipeline, ...]
     pipeline_actor: list[int]
     pipeline_shapes: list[list[int]]  # script: parent first, then children
@@ -206,7 +206,7 @@ class _Workload:
 
 def _workload(rng: np.random.Generator) -> _Workload:
     actors: list[Actor] = []
-    shapes: list[Shape] = []
+    shapes: list[QueryTemplate] = []
     pipes = pipelines()
     p_actor: list[int] = []
     p_shapes: list[list[int]] = []
@@ -219,7 +219,7 @@ def _workload(rng: np.random.Generator) -> _Workload:
             reads = tuple(r for s in p.shapes for r in s.reads)
             ids.append(len(shapes))
             shapes.append(
-                Shape(
+                QueryTemplate(
                     f"{p.name}.script",
                     text,
                     "SCRIPT",
@@ -260,7 +260,7 @@ def _workload(rng: np.random.Generator) -> _Workload:
     )
 
 
-def _bytes_model(shapes: list[Shape], catalog: Catalog) -> tuple[NDArray[np.float64], ...]:
+def _bytes_model(shapes: list[QueryTemplate], catalog: Catalog) -> tuple[NDArray[np.float64], ...]:
     """Per shape: bytes read regardless of the range, bytes per day of range, full-scan cap."""
     fixed = np.zeros(len(shapes))
     per_day = np.zeros(len(shapes))
@@ -621,7 +621,7 @@ def _actor_table(actors: list[Actor]) -> pa.Table:
     )
 
 
-def _shape_table(shapes: list[Shape]) -> pa.Table:
+def _shape_table(shapes: list[QueryTemplate]) -> pa.Table:
     ref = pa.struct(
         [("project_id", pa.string()), ("dataset_id", pa.string()), ("table_id", pa.string())]
     )
@@ -645,7 +645,7 @@ def _shape_table(shapes: list[Shape]) -> pa.Table:
     )
 
 
-def _text_table(shapes: list[Shape], sim: _Simulated) -> tuple[pa.Table, NDArray[np.int64]]:
+def _text_table(shapes: list[QueryTemplate], sim: _Simulated) -> tuple[pa.Table, NDArray[np.int64]]:
     """One row per (shape, keyword case, IN-list length) in use: template and query hash."""
     key = (sim.jobs.shape * 2 + sim.jobs.lower) * 64 + sim.in_len
     uniq, inverse = np.unique(key, return_inverse=True)

@@ -1,6 +1,6 @@
 """Who queries the demo warehouse, and how: pipelines, dashboards and analysts.
 
-A :class:`Shape` is one query pattern: a SQL template whose ``{slots}`` take literal values
+A :class:`QueryTemplate` is one query pattern: a SQL template whose ``{slots}`` take literal values
 that change per run (dates, ids, amounts, IN-lists), the tables it reads and how much of them.
 Pipelines run a fixed shape (or a script of shapes) on a schedule; analysts pick from a pool of a
 few thousand shapes generated from families of typical questions. The anti-patterns from
@@ -68,7 +68,7 @@ class InList:
 
 
 @dataclass(frozen=True)
-class Shape:
+class QueryTemplate:
     """One query pattern."""
 
     key: str
@@ -136,7 +136,7 @@ class Pipeline:
     name: str
     actor: Actor
     schedule: Schedule
-    shapes: tuple[Shape, ...]
+    shapes: tuple[QueryTemplate, ...]
     script: bool = False
     always: bool = False  # never thinned when the job budget is small
     cache_rate: float = 0.0
@@ -197,7 +197,7 @@ class _InListEntry(_Entry):
     choices: str | tuple[str, ...] = ()
 
 
-class _ShapeEntry(_Entry):
+class _TemplateEntry(_Entry):
     key: str | None = None
     sql: str | None = None
     expect: tuple[str, ...] | None = None
@@ -205,7 +205,7 @@ class _ShapeEntry(_Entry):
     job_type: Literal["QUERY", "LOAD", "COPY", "EXTRACT"] = "QUERY"
     statement_type: str | None = None
     destination: str | None = None
-    # int or float as written: the value reaches Shape unchanged.
+    # int or float as written: the value reaches QueryTemplate unchanged.
     slot_ms_per_gib: int | float = 64_000.0
     span: tuple[int, int] = (1, 1)
     lag: tuple[int, int] = (0, 0)
@@ -241,7 +241,7 @@ class _PipelineEntry(_Entry):
     cache_rate: float = 0.0
     failure_rate: float = 0.006
     description: str = ""
-    shape: tuple[_ShapeEntry, ...] = Field(min_length=1)
+    shape: tuple[_TemplateEntry, ...] = Field(min_length=1)
 
 
 def sql_root() -> Traversable:
@@ -387,12 +387,12 @@ def _schedule(s: _ScheduleEntry, where: str) -> Schedule:
 
 
 def _shape(
-    s: _ShapeEntry,
+    s: _TemplateEntry,
     pipeline: str,
     root: Traversable,
     lists: dict[str, tuple[str, ...]],
     where: str,
-) -> Shape:
+) -> QueryTemplate:
     runs_sql = ("sql", "statement_type", "expect")
     if s.job_type == "QUERY":
         missing = [k for k in runs_sql if getattr(s, k) is None]
@@ -400,7 +400,7 @@ def _shape(
             raise CostlineError(f"{where}: a QUERY shape needs {', '.join(missing)}")
     elif given := [k for k in runs_sql if getattr(s, k) is not None]:
         raise CostlineError(f"{where}: {given[0]}: a {s.job_type} job runs no SQL")
-    return Shape(
+    return QueryTemplate(
         s.key or pipeline,
         None if s.sql is None else _read_sql(root, s.sql, f"{where}: sql"),
         s.statement_type,
@@ -643,15 +643,15 @@ def analysts(rng: np.random.Generator, count: int = 64) -> tuple[Analyst, ...]:
 
 
 @dataclass
-class ShapePool:
+class TemplatePool:
     """Analyst shapes, grouped by family, with a popularity weight each."""
 
-    shapes: list[Shape] = field(default_factory=list)
+    shapes: list[QueryTemplate] = field(default_factory=list)
     family: list[int] = field(default_factory=list)
     weight: list[float] = field(default_factory=list)
 
 
-def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> Shape:
+def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> QueryTemplate:
     alias = {"risk.positions": "p", "finance.transactions": "t", "risk.exposures": "e"}
     a = alias.get(fam.table, "x") if fam.join else ""
     is_lookup = not fam.measures
@@ -717,7 +717,7 @@ def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> Shape:
     reads = [Read(fam.table, tuple(sorted(reads_cols)), scope, base_prune * prune)]
     if join_read is not None:
         reads.append(join_read)
-    return Shape(
+    return QueryTemplate(
         f"{fam.key}.{index}",
         text,
         statement,
@@ -734,9 +734,9 @@ def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> Shape:
     )
 
 
-def analyst_shapes(rng: np.random.Generator) -> ShapePool:
+def analyst_shapes(rng: np.random.Generator) -> TemplatePool:
     """A few thousand distinct analyst shapes, with Zipf-like popularity within each family."""
-    pool = ShapePool()
+    pool = TemplatePool()
     seen: set[str] = set()
     for f_index, fam in enumerate(families()):
         made = 0

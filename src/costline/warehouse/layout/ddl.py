@@ -12,13 +12,13 @@ from costline.warehouse.catalog import (
 )
 from costline.warehouse.layout.model import DAY_SECONDS, EPOCH, TIME_TYPES, Layout
 from costline.warehouse.layout.sample import DataModel, partition_count
-from costline.warehouse.layout.workload import QueryShape
+from costline.warehouse.layout.workload import ShapeWorkload
 
 EXPIRATION_MARGIN = 1.25  # keep a quarter more history than the oldest read partition
 
 
 def expiration_days(
-    shapes: list[QueryShape], model: DataModel, column: str, end: dt.date
+    shapes: list[ShapeWorkload], model: DataModel, column: str, end: dt.date
 ) -> int | None:
     """Days of history ever read (with a margin), when queries never read older partitions."""
     col = model.columns.get(column)

@@ -28,7 +28,7 @@ from costline.warehouse.catalog import PartitionGranularity, TableMeta
 from costline.warehouse.layout.model import Layout, Measurement
 from costline.warehouse.layout.replay import Blocks
 from costline.warehouse.layout.sample import DataModel, parquet_glob
-from costline.warehouse.layout.workload import QueryShape
+from costline.warehouse.layout.workload import ShapeWorkload
 from costline.warehouse.sql import parse_text, table_name
 
 ROW_GROUP_ROWS = 1024  # local storage block
@@ -111,7 +111,7 @@ def measure(
     current: Layout,
     proposed: Layout,
     meta: TableMeta,
-    shapes: list[QueryShape],
+    shapes: list[ShapeWorkload],
     model: DataModel,
     local_dir: Path,
     *,
@@ -121,7 +121,7 @@ def measure(
     """Rebuild the local copy in both layouts, run the representative queries, compare."""
     import duckdb
 
-    chosen: list[tuple[QueryShape, str]] = []
+    chosen: list[tuple[ShapeWorkload, str]] = []
     for shape in sorted(shapes, key=lambda s: -s.billed):
         if shape.samples and shape.texts:
             select = _single_table_select(shape.texts[0], meta.name, "__LOCATION__")

@@ -14,7 +14,7 @@ from costline.warehouse.catalog import (
 )
 from costline.warehouse.layout.model import DAY_SECONDS, TIME_TYPES, Layout
 from costline.warehouse.layout.sample import DataModel, SampleColumn
-from costline.warehouse.layout.workload import QueryShape
+from costline.warehouse.layout.workload import ShapeWorkload
 from costline.warehouse.predicates import Bound, Predicate
 
 # Storage-block size assumed for clustering. BigQuery sizes blocks adaptively and documents
@@ -149,7 +149,7 @@ def block_rows_for(model_rows: int, table_bytes: int | None, block_bytes: int) -
 class Scorer:
     """Replays the sampled workload of one table against layouts."""
 
-    def __init__(self, shapes: list[QueryShape], model: DataModel, meta: TableMeta) -> None:
+    def __init__(self, shapes: list[ShapeWorkload], model: DataModel, meta: TableMeta) -> None:
         self.shapes = shapes
         self.model = model
         self.block_rows = block_rows_for(model.rows, meta.logical_bytes, CLUSTER_BLOCK_BYTES)

@@ -41,7 +41,7 @@ from costline.warehouse.layout.sample import (
     span_days,
     span_of,
 )
-from costline.warehouse.layout.workload import QueryShape, read_workload
+from costline.warehouse.layout.workload import ShapeWorkload, read_workload
 from costline.warehouse.profile import Profile
 
 # Google suggests partitions of at least ~10 GB on average
@@ -75,7 +75,7 @@ def current_layout(meta: TableMeta) -> Layout:
     )
 
 
-def _filter_values(shapes: list[QueryShape], meta: TableMeta) -> dict[str, tuple[float, int]]:
+def _filter_values(shapes: list[ShapeWorkload], meta: TableMeta) -> dict[str, tuple[float, int]]:
     """Cost and jobs of the queries whose constant filters restrict each column."""
     value: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for s in shapes:
@@ -164,7 +164,7 @@ def advise(
 
 def recommend(
     meta: TableMeta,
-    shapes: list[QueryShape],
+    shapes: list[ShapeWorkload],
     cost_usd: float,
     catalog_dir: Path | None,
     end: dt.date,
@@ -319,7 +319,7 @@ def recommend(
     )
 
 
-def _unfiltered_share(shapes: list[QueryShape], column: str) -> float:
+def _unfiltered_share(shapes: list[ShapeWorkload], column: str) -> float:
     """Cost share of the replayed queries that carry no constant predicate on ``column``."""
     total = missing = 0.0
     for s in shapes:
@@ -355,14 +355,14 @@ def _preference(
     return (1, _GRAIN_PREFERENCE.get(layout.granularity or PartitionGranularity.DAY, 0), value)
 
 
-def _ranged(shapes: list[QueryShape], column: str) -> bool:
+def _ranged(shapes: list[ShapeWorkload], column: str) -> bool:
     return any(
         p.column == column and p.op == "range" for s in shapes for ps in s.samples for p in ps
     )
 
 
 def _ingestion_replay(
-    scorer: Scorer, current: Layout, layout: Layout, shapes: list[QueryShape]
+    scorer: Scorer, current: Layout, layout: Layout, shapes: list[ShapeWorkload]
 ) -> tuple[float, float, int]:
     """Ingestion-time layouts keep their partitions: only clustering is replayed."""
     return scorer.replay(

@@ -22,7 +22,7 @@ JOBS_PER_SHAPE = 4  # jobs parsed per query shape: literals vary, the structure 
 PARSE_BUDGET = 400  # parsed jobs per table, given to the costliest shapes first; the rest of
 
 
-class QueryShape(ValueModel):
+class ShapeWorkload(ValueModel):
     jobs: int
     billed: float
     cost: float
@@ -36,7 +36,7 @@ def read_workload(
     tables: Sequence[str],
     prices: PriceCatalogue,
     catalog: Catalog,
-) -> dict[str, list[QueryShape]]:
+) -> dict[str, list[ShapeWorkload]]:
     """Per table, its query shapes with their bytes, cost and parsed sample jobs."""
     # Its own cursor: the working tables below are temporary, so they are this analysis's
     # alone, whatever else runs on the same history.
@@ -81,7 +81,7 @@ def read_workload(
     ).fetchall()
     con.execute("DROP TABLE advise_jobs")
     con.execute("DROP TABLE advise_shapes")
-    out: dict[str, list[QueryShape]] = defaultdict(list)
+    out: dict[str, list[ShapeWorkload]] = defaultdict(list)
     budget: dict[str, int] = defaultdict(lambda: PARSE_BUDGET)
     for table, jobs, billed, cost, sample in rows:
         meta = catalog.get(table)
@@ -100,7 +100,7 @@ def read_workload(
             texts.append(item["q"])
             times.append(item["ts"])
         out[table].append(
-            QueryShape(
+            ShapeWorkload(
                 jobs=int(jobs),
                 billed=float(billed or 0),
                 cost=float(cost or 0),

@@ -446,7 +446,7 @@ def _value_sql(
 
 
 @dataclass(frozen=True)
-class TableShape:
+class TargetTable:
     """A generated table: the catalogue's columns, a daily partition column, MERGE key columns."""
 
     meta: TableMeta
@@ -488,7 +488,7 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def build_table(shape: TableShape, path: Path, progress: Progress | None = None) -> Path:
+def build_table(shape: TargetTable, path: Path, progress: Progress | None = None) -> Path:
     """Write ``shape`` as a Delta table partitioned by day at ``path``, once (cached)."""
     marker = path / "costline-table.json"
     spec = {
@@ -530,7 +530,7 @@ def build_table(shape: TableShape, path: Path, progress: Progress | None = None)
     return path
 
 
-def incremental_batch(shape: TableShape, days: int = DEFAULT_TOUCHED_DAYS) -> pa.Table:
+def incremental_batch(shape: TargetTable, days: int = DEFAULT_TOUCHED_DAYS) -> pa.Table:
     """A nightly batch: the last ``days`` days revised plus a new day.
 
     Per revised day: ~5% of the rows updated (new measures), ~1% closed (quantity 0, which a
@@ -638,7 +638,7 @@ def prove_merge(
         raise CostlineError("the generated proof table has daily DATE partitions only")
     if rows < partitions:
         raise CostlineError(f"--rows {rows} is fewer than the {partitions} partitions")
-    shape = TableShape(
+    shape = TargetTable(
         meta=meta,
         partition_column=partition.column,
         key_columns=key_columns(parts, partition.column),
