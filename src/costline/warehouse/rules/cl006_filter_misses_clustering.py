@@ -65,7 +65,7 @@ class FilterMissesClustering(Rule):
                 yield Violation(
                     others[0].predicate,
                     f"{scan.meta.short_name} is clustered by ({keys}) but the query filters "
-                    f"on {cols}: no storage block is skipped",
+                    f"on {cols}: clustering skips no storage block of the partitions it reads",
                     fix=f"filter on {scan.meta.clustering[0]} too, or re-cluster the table on "
                     "the columns the workload filters (`costline advise`)",
                 )

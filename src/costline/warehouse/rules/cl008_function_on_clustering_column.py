@@ -62,6 +62,7 @@ class FunctionOnClusteringColumn(Rule):
                     yield Violation(
                         f.predicate,
                         f"clustering column {f.column.name} of {scan.meta.short_name} is "
-                        f"wrapped in {what}: no storage block is skipped",
+                        f"wrapped in {what}: clustering skips no storage block of the "
+                        "partitions it reads",
                         fix=f"compare the bare {f.column.name} with a constant of its type",
                     )
