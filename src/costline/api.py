@@ -74,6 +74,17 @@ def _catalog_dir(catalog: CatalogLike | None) -> Path | None:
     return path if path.is_dir() else path.parent
 
 
+def _sql_text(sql: str | os.PathLike[str]) -> tuple[str, str]:
+    """SQL given as text, or as a path to a file holding it: the text and where it came from."""
+    if not isinstance(sql, os.PathLike):
+        return sql, "statement"
+    path = Path(sql)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except OSError as exc:
+        raise CostlineError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def _history(source: JobHistory | PathLike | Sequence[PathLike]) -> JobHistory:
     return source if isinstance(source, JobHistory) else read_history(source)
 
@@ -287,16 +298,7 @@ def rewrite_merge(
     from costline.warehouse.merge import Strategy
     from costline.warehouse.merge.rewrite import rewrite_merge as rewrite
 
-    origin = "statement"
-    if isinstance(sql, os.PathLike):
-        path = Path(sql)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CostlineError(f"cannot read {path}: {exc.strerror}") from None
-        origin = str(path)
-    else:
-        text = sql
+    text, origin = _sql_text(sql)
     try:
         chosen = Strategy(strategy.replace("_", "-"))
     except ValueError:
@@ -332,17 +334,9 @@ def prove_merge(
     text, or a :class:`~pathlib.Path` to a file holding it."""
     from costline.warehouse.merge.prove import prove_merge as prove
 
-    sql = statement
-    if isinstance(statement, os.PathLike):
-        path = Path(statement)
-        try:
-            sql = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CostlineError(f"cannot read {path}: {exc.strerror}") from None
-    assert sql is None or isinstance(sql, str)
     return prove(
         _workspace_dir(workspace),
-        statement=sql,
+        statement=None if statement is None else _sql_text(statement)[0],
         rows=rows,
         partitions=partitions,
         progress=progress,
