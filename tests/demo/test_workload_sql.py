@@ -1,4 +1,4 @@
-"""The demo pipelines' SQL is data: a manifest, one file per query shape, and the rule codes
+"""The demo pipelines' SQL is data: a manifest, one file per query template, and the rule codes
 ``costline lint`` reports for each file — a corpus of known answers."""
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ SLOTS = {"d0", "d1", "d1c", "ts0", "id0", "id1", "amt", "s0", "in"}
 
 
 def _manifest_sql() -> list[tuple[str, list[str]]]:
-    """(file, expected rule codes) of every shape the manifest gives SQL, in manifest order."""
+    """(file, expected rule codes) of every template the manifest gives SQL, in manifest order."""
     manifest = tomllib.loads((ROOT / MANIFEST).read_text(encoding="utf-8"))
     return [
-        (shape["sql"], shape["expect"])
+        (template["sql"], template["expect"])
         for pipeline in manifest["pipeline"]
-        for shape in pipeline["shape"]
-        if "sql" in shape
+        for template in pipeline["query"]
+        if "sql" in template
     ]
 
 
@@ -45,7 +45,7 @@ EXPECT = dict(MANIFEST_SQL)
 def test_every_sql_file_is_in_the_manifest_and_every_entry_has_its_file() -> None:
     files = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.sql")}
     named = [name for name, _codes in MANIFEST_SQL]
-    assert len(named) == len(set(named)), "a file is named by two shapes"
+    assert len(named) == len(set(named)), "a file is named by two templates"
     assert files == set(named)
 
 
@@ -70,21 +70,21 @@ def rendered(jobs_path: Path) -> dict[str, str]:
     return first
 
 
-def _shape_of(name: str) -> QueryTemplate:
+def _template_of(name: str) -> QueryTemplate:
     template = (ROOT / name).read_text(encoding="utf-8").removesuffix("\n")
-    return next(s for p in pipelines() for s in p.shapes if s.template == template)
+    return next(s for p in pipelines() for s in p.templates if s.template == template)
 
 
 @pytest.mark.parametrize(("name", "expect"), MANIFEST_SQL, ids=[n for n, _ in MANIFEST_SQL])
 def test_lint_finds_the_expected_codes_in_the_rendered_sql(
     name: str, expect: list[str], rendered: dict[str, str]
 ) -> None:
-    # The text the generator wrote for a run of this shape: slots filled with that run's dates,
+    # The text the generator wrote for a run of this template: slots filled with that run's dates,
     # ids, amounts and IN-lists.
-    shape = _shape_of(name)
-    in_len = shape.in_list.lengths[0] if shape.in_list else 0
-    query = rendered.get(normalized_hash(shape.template or "", in_len))
-    assert query is not None, f"no job of {shape.key} in the demo history"
+    template = _template_of(name)
+    in_len = template.in_list.lengths[0] if template.in_list else 0
+    query = rendered.get(normalized_hash(template.template or "", in_len))
+    assert query is not None, f"no job of {template.key} in the demo history"
     assert "{" not in query
     result = lint_sql(query, path=name, catalog=demo_catalog())
     assert result.errors == () and result.skipped == ()
@@ -128,22 +128,22 @@ def _remove(name: str) -> Callable[[Path], None]:
         (
             _edit('expect = ["CL001"]', 'expect = ["CL001"]\nexpects = ["CL001"]'),
             "positions_nightly_merge",
-            "shape.0.expects: Extra inputs are not permitted",
+            "query.0.expects: Extra inputs are not permitted",
         ),
         (
             _remove("risk/positions_eod_snapshot.sql"),
             "positions_eod_snapshot",
-            "shape.0: sql: no file risk/positions_eod_snapshot.sql",
+            "query.0: sql: no file risk/positions_eod_snapshot.sql",
         ),
         (
             _edit('sql = "risk/var_results_daily.sql"\n', ""),
             "var_results_daily",
-            "shape.0: a QUERY shape needs sql",
+            "query.0: a QUERY template needs sql",
         ),
         (
             _edit('choices = "report_codes"', 'choices = "report_kinds"'),
             "regulatory_extract_daily",
-            "shape.0: choices: no list 'report_kinds' in values.toml",
+            "query.0: choices: no list 'report_kinds' in values.toml",
         ),
         (
             _edit('schedule = { daily = "04:00" }', 'schedule = { daily = "4am" }'),

@@ -1,14 +1,14 @@
 """Ninety days of BigQuery job history, shaped like ``INFORMATION_SCHEMA.JOBS`` exports.
 
-Generation is columnar end to end: the jobs are numpy arrays (when, who, which shape, the literal
-values of the run, bytes, slot-ms, cache hit, error), the dimensions (actors, shapes, query
+Generation is columnar end to end: the jobs are numpy arrays (when, who, which template, the literal
+values of the run, bytes, slot-ms, cache hit, error), the dimensions (actors, templates, query
 templates) are small Arrow tables, and one DuckDB query joins them, renders every query text by
 substituting the run's literals into its template, and writes newline-delimited JSON (or
 Parquet) in creation order. A million jobs take seconds.
 
 Query texts vary the way real ones do: literals change on every run, analysts differ in keyword
 case, layout, comments and IN-list lengths, so nearly every text is distinct while the number of
-shapes stays in the low thousands. ``query_info.query_hashes.normalized_literals`` is a hash of
+templates stays in the low thousands. ``query_info.query_hashes.normalized_literals`` is a hash of
 the text with literals, comments and whitespace normalised away, as BigQuery computes it.
 """
 
@@ -42,7 +42,7 @@ from costline.demo.workload import (
     Actor,
     Pipeline,
     QueryTemplate,
-    analyst_shapes,
+    analyst_templates,
     analysts,
     pipelines,
 )
@@ -193,85 +193,87 @@ def _lowercase_keywords(text: str) -> str:
 @dataclass
 class _Workload:
     actors: list[Actor]
-    shapes: list[QueryTemplate]
+    templates: list[QueryTemplate]
     pipelines: tuple[Pipeline, ...]
     pipeline_actor: list[int]
-    pipeline_shapes: list[list[int]]  # script: parent first, then children
+    pipeline_templates: list[list[int]]  # script: parent first, then children
     analyst_actor: list[int]
     analyst_families: list[tuple[int, ...]]
     analyst_activity: NDArray[np.float64]
     analyst_habits: NDArray[np.float64]  # lowercase, comments, one_line
-    family_shapes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64]]]
+    family_templates: dict[int, tuple[NDArray[np.int64], NDArray[np.float64]]]
 
 
 def _workload(rng: np.random.Generator) -> _Workload:
     actors: list[Actor] = []
-    shapes: list[QueryTemplate] = []
+    templates: list[QueryTemplate] = []
     pipes = pipelines()
     p_actor: list[int] = []
-    p_shapes: list[list[int]] = []
+    p_templates: list[list[int]] = []
     for p in pipes:
         p_actor.append(len(actors))
         actors.append(p.actor)
         ids: list[int] = []
         if p.script:
-            text = "\n".join(f"{s.template};" for s in p.shapes)
-            reads = tuple(r for s in p.shapes for r in s.reads)
-            ids.append(len(shapes))
-            shapes.append(
+            text = "\n".join(f"{s.template};" for s in p.templates)
+            reads = tuple(r for s in p.templates for r in s.reads)
+            ids.append(len(templates))
+            templates.append(
                 QueryTemplate(
                     f"{p.name}.script",
                     text,
                     "SCRIPT",
                     reads,
-                    span=p.shapes[0].span,
-                    lag=p.shapes[0].lag,
+                    span=p.templates[0].span,
+                    lag=p.templates[0].lag,
                 )
             )
-        for s in p.shapes:
-            ids.append(len(shapes))
-            shapes.append(s)
-        p_shapes.append(ids)
+        for s in p.templates:
+            ids.append(len(templates))
+            templates.append(s)
+        p_templates.append(ids)
     people = analysts(rng)
     a_actor: list[int] = []
     for person in people:
         a_actor.append(len(actors))
         actors.append(person.actor)
-    pool = analyst_shapes(rng)
-    offset = len(shapes)
-    shapes.extend(pool.shapes)
+    pool = analyst_templates(rng)
+    offset = len(templates)
+    templates.extend(pool.templates)
     fam = np.array(pool.family)
     weight = np.array(pool.weight)
-    family_shapes = {
+    family_templates = {
         int(f): (np.flatnonzero(fam == f) + offset, weight[fam == f] / weight[fam == f].sum())
         for f in np.unique(fam)
     }
     return _Workload(
         actors,
-        shapes,
+        templates,
         pipes,
         p_actor,
-        p_shapes,
+        p_templates,
         a_actor,
         [p.families for p in people],
         np.array([p.activity for p in people]),
         np.array([[p.lowercase, p.comments, p.one_line] for p in people]),
-        family_shapes,
+        family_templates,
     )
 
 
-def _bytes_model(shapes: list[QueryTemplate], catalog: Catalog) -> tuple[NDArray[np.float64], ...]:
-    """Per shape: bytes read regardless of the range, bytes per day of range, full-scan cap."""
-    fixed = np.zeros(len(shapes))
-    per_day = np.zeros(len(shapes))
-    cap = np.zeros(len(shapes))
-    for i, shape in enumerate(shapes):
-        for read in shape.reads:
+def _bytes_model(
+    templates: list[QueryTemplate], catalog: Catalog
+) -> tuple[NDArray[np.float64], ...]:
+    """Per template: bytes read regardless of the range, bytes per day of range, full-scan cap."""
+    fixed = np.zeros(len(templates))
+    per_day = np.zeros(len(templates))
+    cap = np.zeros(len(templates))
+    for i, template in enumerate(templates):
+        for read in template.reads:
             name = read.table if read.table.count(".") == 2 else f"{PROJECT}.{read.table}"
             meta = catalog.get(name)
             if meta is None:
                 if read.fixed_bytes <= 0 and name.startswith(PROJECT):
-                    raise CostlineError(f"catalogue has no table {name} (read by {shape.key})")
+                    raise CostlineError(f"catalogue has no table {name} (read by {template.key})")
                 fixed[i] += read.fixed_bytes
                 cap[i] += read.fixed_bytes
                 continue
@@ -282,7 +284,7 @@ def _bytes_model(shapes: list[QueryTemplate], catalog: Catalog) -> tuple[NDArray
                 for col in read.columns:
                     c = meta.column(col)
                     if c is None:
-                        raise CostlineError(f"{name} has no column {col} (read by {shape.key})")
+                        raise CostlineError(f"{name} has no column {col} (read by {template.key})")
                     row += c.avg_bytes or 0.0
             full = (meta.rows or 0) * row
             cap[i] += full
@@ -299,7 +301,7 @@ class _Jobs:
 
     creation: NDArray[np.int64]
     actor: NDArray[np.int64]
-    shape: NDArray[np.int64]
+    template_id: NDArray[np.int64]
     parent: NDArray[np.int64]
     child_n: NDArray[np.int64]
     lower: NDArray[np.bool_]
@@ -352,7 +354,7 @@ def _generate(
     w: _Workload, jobs: int, start: dt.date, days: int, rng: np.random.Generator
 ) -> _Jobs:
     runs = [_schedule(p, start, days, rng) for p in w.pipelines]
-    rows_per_run = [len(ids) for ids in w.pipeline_shapes]
+    rows_per_run = [len(ids) for ids in w.pipeline_templates]
     scheduled = sum(len(r) * k for r, k in zip(runs, rows_per_run, strict=True))
     fixed = sum(
         len(r) * k for r, k, p in zip(runs, rows_per_run, w.pipelines, strict=True) if p.always
@@ -366,7 +368,7 @@ def _generate(
         ]
     parts: list[dict[str, NDArray[np.int64]]] = []
     offset = 0
-    for p_index, (times, ids) in enumerate(zip(runs, w.pipeline_shapes, strict=True)):
+    for p_index, (times, ids) in enumerate(zip(runs, w.pipeline_templates, strict=True)):
         k = len(ids)
         n = len(times) * k
         run_row = offset + np.arange(len(times)) * k
@@ -379,7 +381,7 @@ def _generate(
             {
                 "creation": np.repeat(times, k),
                 "actor": np.full(n, w.pipeline_actor[p_index], np.int64),
-                "shape": np.tile(np.array(ids, np.int64), len(times)),
+                "template_id": np.tile(np.array(ids, np.int64), len(times)),
                 "parent": parent.ravel(),
                 "child_n": child_n.ravel(),
             }
@@ -392,21 +394,21 @@ def _generate(
     person = rng.choice(
         len(w.analyst_actor), size=n_a, p=w.analyst_activity / w.analyst_activity.sum()
     )
-    shape = np.zeros(n_a, np.int64)
+    template = np.zeros(n_a, np.int64)
     for a_index, fams in enumerate(w.analyst_families):
         mine = np.flatnonzero(person == a_index)
         fam_weight = np.array([3.0 if i < len(fams) - 2 else 1.0 for i in range(len(fams))])
         chosen = rng.choice(np.array(fams), size=len(mine), p=fam_weight / fam_weight.sum())
         for f in np.unique(chosen):
             sel = mine[chosen == f]
-            pool, prob = w.family_shapes[int(f)]
-            shape[sel] = rng.choice(pool, size=len(sel), p=prob)
+            pool, prob = w.family_templates[int(f)]
+            template[sel] = rng.choice(pool, size=len(sel), p=prob)
     habits = w.analyst_habits[person]
     parts.append(
         {
             "creation": times,
             "actor": np.array(w.analyst_actor, np.int64)[person],
-            "shape": shape,
+            "template_id": template,
             "parent": np.full(n_a, -1, np.int64),
             "child_n": np.full(n_a, -1, np.int64),
         }
@@ -426,7 +428,7 @@ def _generate(
     return _Jobs(
         cat["creation"],
         cat["actor"],
-        cat["shape"],
+        cat["template_id"],
         cat["parent"],
         cat["child_n"],
         lower,
@@ -467,51 +469,51 @@ def _simulate(
     rng: np.random.Generator,
 ) -> _Simulated:
     n = len(j.creation)
-    shapes = w.shapes
-    sh = j.shape
+    templates = w.templates
+    sh = j.template_id
     is_child = j.parent >= 0
     is_parent = np.zeros(n, bool)
     is_parent[j.parent[is_child]] = True
     # The literal values of each run; script children take their parent's.
-    span_lo = np.array([s.span[0] for s in shapes])[sh]
-    span_hi = np.array([s.span[1] for s in shapes])[sh]
+    span_lo = np.array([s.span[0] for s in templates])[sh]
+    span_hi = np.array([s.span[1] for s in templates])[sh]
     span = rng.integers(span_lo, span_hi + 1)
     lag = rng.integers(
-        np.array([s.lag[0] for s in shapes])[sh], np.array([s.lag[1] for s in shapes])[sh] + 1
+        np.array([s.lag[0] for s in templates])[sh], np.array([s.lag[1] for s in templates])[sh] + 1
     )
     run_day = j.creation // _US_PER_DAY
     d1 = run_day - lag
-    id_max = np.array([s.ids for s in shapes])[sh]
+    id_max = np.array([s.ids for s in templates])[sh]
     id0 = rng.integers(1, id_max + 1)
     id1 = rng.integers(1, id_max + 1)
     amt = rng.integers(
-        np.array([s.amounts[0] for s in shapes])[sh],
-        np.array([s.amounts[1] for s in shapes])[sh] + 1,
+        np.array([s.amounts[0] for s in templates])[sh],
+        np.array([s.amounts[1] for s in templates])[sh] + 1,
     )
     amt = np.where(amt > 1000, amt // 100 * 100, amt)
     s0 = rng.integers(0, 1 << 30, n)
-    in_lo = np.array([s.in_list.lengths[0] if s.in_list else 0 for s in shapes])[sh]
-    in_hi = np.array([s.in_list.lengths[1] if s.in_list else 0 for s in shapes])[sh]
+    in_lo = np.array([s.in_list.lengths[0] if s.in_list else 0 for s in templates])[sh]
+    in_hi = np.array([s.in_list.lengths[1] if s.in_list else 0 for s in templates])[sh]
     in_len = rng.integers(in_lo, in_hi + 1)
     in_seed = rng.integers(0, 1 << 30, n)
     for arr in (span, d1, id0, id1, amt, s0, in_len, in_seed):
         arr[is_child] = arr[j.parent[is_child]]
     d0 = d1 - span + 1
 
-    # Bytes: what the shape reads over the run's range, growing mildly over the period.
-    fixed, per_day, cap = _bytes_model(shapes, catalog)
+    # Bytes: what the template reads over the run's range, growing mildly over the period.
+    fixed, per_day, cap = _bytes_model(templates, catalog)
     t = (run_day - (start - _EPOCH).days) / max(1, days - 1)
     growth = 0.92 + 0.08 * t
     is_analyst = np.isin(j.actor, np.array(w.analyst_actor))
     noise = np.exp(rng.normal(0.0, np.where(is_analyst, 0.25, 0.03)))
     processed = (fixed[sh] + per_day[sh] * span) * growth * noise
     processed = np.minimum(processed, cap[sh])
-    job_type = np.array([s.job_type for s in shapes])[sh]
+    job_type = np.array([s.job_type for s in templates])[sh]
     is_query = job_type == "QUERY"
     processed = np.where(is_query, processed, 0.0)
 
     # Cache hits: repeated dashboard and analyst SELECTs.
-    cacheable = np.array([s.cacheable for s in shapes])[sh]
+    cacheable = np.array([s.cacheable for s in templates])[sh]
     pipeline_cache = np.zeros(len(w.actors))
     for p, a in zip(w.pipelines, w.pipeline_actor, strict=True):
         pipeline_cache[a] = p.cache_rate
@@ -524,7 +526,7 @@ def _simulate(
         fail_rate[a] = p.failure_rate
     failed = is_query & ~cache_hit & ~is_parent & (rng.random(n) < fail_rate[j.actor])
     error = np.where(failed, rng.choice(len(_ERRORS), size=n, p=_ERROR_WEIGHTS), 0)
-    heavy = np.array([s.slot_ms_per_gib > 500_000 for s in shapes])[sh]
+    heavy = np.array([s.slot_ms_per_gib > 500_000 for s in templates])[sh]
     error = np.where(failed & heavy, 3, error)
     lo = np.array([e[0] for e in _ERROR_SCANNED])[error]
     hi = np.array([e[1] for e in _ERROR_SCANNED])[error]
@@ -534,13 +536,13 @@ def _simulate(
 
     # Billing: BigQuery's per-query and per-table minimums, rounded up to whole MiB.
     od = prices.bigquery.on_demand
-    n_tables = np.array([len(s.tables) for s in shapes])[sh]
+    n_tables = np.array([len(s.tables) for s in templates])[sh]
     rounded = -(-processed_i // od.rounding_bytes) * od.rounding_bytes
     minimum = np.maximum(od.min_bytes_per_query, od.min_bytes_per_table * n_tables)
     billed = np.where(processed_i > 0, np.maximum(rounded, minimum), 0)
 
-    # Slot time: work per GiB of the shape, plus a fixed overhead; loads use the free pool.
-    per_gib = np.array([s.slot_ms_per_gib for s in shapes])[sh]
+    # Slot time: work per GiB of the template, plus a fixed overhead; loads use the free pool.
+    per_gib = np.array([s.slot_ms_per_gib for s in templates])[sh]
     slot = processed / GIB * per_gib * np.exp(rng.normal(0, 0.25, n))
     slot += np.exp(rng.normal(np.log(400), 0.6, n))
     slot = np.where(is_query, slot, np.exp(rng.normal(np.log(40_000), 0.7, n)))
@@ -621,7 +623,7 @@ def _actor_table(actors: list[Actor]) -> pa.Table:
     )
 
 
-def _shape_table(shapes: list[QueryTemplate]) -> pa.Table:
+def _template_table(templates: list[QueryTemplate]) -> pa.Table:
     ref = pa.struct(
         [("project_id", pa.string()), ("dataset_id", pa.string()), ("table_id", pa.string())]
     )
@@ -632,22 +634,24 @@ def _shape_table(shapes: list[QueryTemplate]) -> pa.Table:
 
     return pa.table(
         {
-            "shape": pa.array(range(len(shapes)), pa.int64()),
-            "job_type": [s.job_type for s in shapes],
-            "statement_type": pa.array([s.statement_type for s in shapes], pa.string()),
+            "template_id": pa.array(range(len(templates)), pa.int64()),
+            "job_type": [s.job_type for s in templates],
+            "statement_type": pa.array([s.statement_type for s in templates], pa.string()),
             "referenced_tables": pa.array(
-                [[split(t) for t in s.tables] for s in shapes], pa.list_(ref)
+                [[split(t) for t in s.tables] for s in templates], pa.list_(ref)
             ),
             "destination_table": pa.array(
-                [split(s.destination) if s.destination else None for s in shapes], ref
+                [split(s.destination) if s.destination else None for s in templates], ref
             ),
         }
     )
 
 
-def _text_table(shapes: list[QueryTemplate], sim: _Simulated) -> tuple[pa.Table, NDArray[np.int64]]:
-    """One row per (shape, keyword case, IN-list length) in use: template and query hash."""
-    key = (sim.jobs.shape * 2 + sim.jobs.lower) * 64 + sim.in_len
+def _text_table(
+    templates: list[QueryTemplate], sim: _Simulated
+) -> tuple[pa.Table, NDArray[np.int64]]:
+    """One row per (template, keyword case, IN-list length) in use: template and query hash."""
+    key = (sim.jobs.template_id * 2 + sim.jobs.lower) * 64 + sim.in_len
     uniq, inverse = np.unique(key, return_inverse=True)
     rows: dict[str, list[object]] = {
         k: []
@@ -664,17 +668,17 @@ def _text_table(shapes: list[QueryTemplate], sim: _Simulated) -> tuple[pa.Table,
         )
     }
     for tkey, k in enumerate(uniq.tolist()):
-        shape = shapes[k // 128]
+        template = templates[k // 128]
         lower = bool((k // 64) % 2)
         in_len = k % 64
-        template = shape.template
-        if template is not None and lower:
-            template = _lowercase_keywords(template)
-        il = shape.in_list
+        text = template.template
+        if text is not None and lower:
+            text = _lowercase_keywords(text)
+        il = template.in_list
         rows["tkey"].append(tkey)
-        rows["template"].append(template)
-        rows["hash"].append(normalized_hash(template, in_len) if template else None)
-        rows["choices"].append(list(shape.choices) or [""])
+        rows["template"].append(text)
+        rows["hash"].append(normalized_hash(text, in_len) if text else None)
+        rows["choices"].append(list(template.choices) or [""])
         rows["in_kind"].append(0 if il is None else 3 if il.choices else 2 if il.prefix else 1)
         rows["in_size"].append(il.size if il and il.size else 1)
         rows["in_prefix"].append(il.prefix if il else "")
@@ -711,7 +715,7 @@ def _jobs_table(sim: _Simulated, tkey: NDArray[np.int64]) -> pa.Table:
             "start_us": sim.start_us,
             "end_us": sim.end_us,
             "actor": j.actor,
-            "shape": j.shape,
+            "template_id": j.template_id,
             "tkey": tkey,
             "parent_row": parent,
             "parent_creation_us": j.creation[safe],
@@ -852,12 +856,12 @@ SELECT
   CASE WHEN j.error = 0 THEN NULL ELSE
     {{'reason': e.reason, 'location': e.location, 'message': e.message}} END AS error_result
   {query_info},
-  j.shape AS _shape,
+  j.template_id AS _template_id,
   j.creation_us AS _t,
   j.row AS _r
 FROM j
 JOIN a ON a.actor = j.actor
-JOIN s ON s.shape = j.shape
+JOIN s ON s.template_id = j.template_id
 JOIN t USING (tkey)
 JOIN e ON e.error = j.error
 LEFT JOIN q ON q.row = j.row
@@ -878,7 +882,7 @@ def _truth(
 ) -> GroundTruth:
     actors = w.actors
     j = sim.jobs
-    job_type = np.array([s.job_type for s in w.shapes])[j.shape]
+    job_type = np.array([s.job_type for s in w.templates])[j.template_id]
     edition_index = {name: i for i, name in enumerate(EDITION_NAMES)}
     actor_edition = np.array(
         [edition_index[a.edition] if a.reservation_id and a.edition else -1 for a in actors],
@@ -907,20 +911,20 @@ def _truth(
     by_team = np.bincount(team_of_actor[j.actor], weights=cost, minlength=len(team_names))
     planted: list[PlantedPattern] = []
     for p_index, p in enumerate(w.pipelines):
-        for shape_id in w.pipeline_shapes[p_index]:
-            shape = w.shapes[shape_id]
-            if shape.planted is None:
+        for template_id in w.pipeline_templates[p_index]:
+            template = w.templates[template_id]
+            if template.planted is None:
                 continue
-            mine = (j.shape == shape_id) & ~sim.is_parent
-            kind, description = PLANTED[shape.planted]
+            mine = (j.template_id == template_id) & ~sim.is_parent
+            kind, description = PLANTED[template.planted]
             planted.append(
                 PlantedPattern(
-                    id=shape.planted,
+                    id=template.planted,
                     kind=kind,
                     description=description,
                     pipeline=p.name,
-                    table=shape.tables[0],
-                    example_query=examples[shape.planted],
+                    table=template.tables[0],
+                    example_query=examples[template.planted],
                     jobs=int(mine.sum()),
                     bytes_billed=int(sim.billed[mine].sum()),
                     slot_ms=int(sim.slot_ms[mine].sum()),
@@ -968,31 +972,31 @@ def generate_history(
     workload = _workload(rng)
     generated = _generate(workload, jobs, start, days, rng)
     sim = _simulate(workload, generated, catalog, prices, start, days, rng)
-    text, tkey = _text_table(workload.shapes, sim)
+    text, tkey = _text_table(workload.templates, sim)
 
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
         con.register("j", _jobs_table(sim, tkey))
         con.register("a", _actor_table(workload.actors))
-        con.register("s", _shape_table(workload.shapes))
+        con.register("s", _template_table(workload.templates))
         con.register("t", text)
         con.register("e", _errors_table())
         sql = _output_sql(seed, with_query_hashes=with_query_hashes, json=format == "jsonl")
         con.execute(f"CREATE TEMP TABLE out AS {sql}")
         examples: dict[str, str] = {}
-        for shape_id, shape in enumerate(workload.shapes):
-            if shape.planted is not None:
+        for template_id, template in enumerate(workload.templates):
+            if template.planted is not None:
                 row = con.execute(
-                    "SELECT query FROM out WHERE _shape = ? AND query IS NOT NULL"
+                    "SELECT query FROM out WHERE _template_id = ? AND query IS NOT NULL"
                     " ORDER BY _t, _r LIMIT 1",
-                    [shape_id],
+                    [template_id],
                 ).fetchone()
-                examples[shape.planted] = str(row[0]) if row else ""
+                examples[template.planted] = str(row[0]) if row else ""
         path.parent.mkdir(parents=True, exist_ok=True)
         options = "FORMAT JSON" if format == "jsonl" else "FORMAT PARQUET, COMPRESSION ZSTD"
         con.execute(
-            "COPY (SELECT * EXCLUDE (_shape, _t, _r) FROM out ORDER BY _t, _r)"
+            "COPY (SELECT * EXCLUDE (_template_id, _t, _r) FROM out ORDER BY _t, _r)"
             f" TO '{path}' ({options})"
         )
     finally:

@@ -2,18 +2,18 @@
 
 A :class:`QueryTemplate` is one query pattern: a SQL template whose ``{slots}`` take literal values
 that change per run (dates, ids, amounts, IN-lists), the tables it reads and how much of them.
-Pipelines run a fixed shape (or a script of shapes) on a schedule; analysts pick from a pool of a
-few thousand shapes generated from families of typical questions. The anti-patterns from
-"Architecture Over Alerts" are pipelines whose shape carries a ``planted`` id.
+Pipelines run a fixed template (or a script of templates) on a schedule; analysts pick from a
+pool of a few thousand templates generated from families of typical questions. The anti-patterns
+from "Architecture Over Alerts" are pipelines whose template carries a ``planted`` id.
 
 Slots: ``{d0}``/``{d1}`` start and end date of the range read, ``{d1c}`` the end date as
 ``YYYYMMDD``, ``{ts0}`` the run hour, ``{id0}``/``{id1}`` ids, ``{amt}`` an amount, ``{s0}`` one
-of the shape's ``choices``, ``{in}`` an IN-list. Each slot is replaced by its value; any other
+of the template's ``choices``, ``{in}`` an IN-list. Each slot is replaced by its value; any other
 brace is SQL text.
 
 Who queries what is data, in ``demo/sql/``: ``pipelines.toml`` lists the pipelines (schedule,
-actor, labels, each shape's reads, and the rule codes ``costline lint`` reports for its SQL),
-each pipeline query's SQL template is a file ``<team>/<shape>.sql`` next to it,
+actor, labels, each template's reads, and the rule codes ``costline lint`` reports for its SQL),
+each pipeline query's SQL template is a file ``<team>/<key>.sql`` next to it,
 ``analysts.toml`` holds the analysts' teams and names and the question families, and
 ``values.toml`` the value lists choice and IN-list slots draw from.
 """
@@ -42,7 +42,7 @@ def fq(table: str) -> str:
 
 @dataclass(frozen=True)
 class Read:
-    """Part of a table a shape reads: columns (None: all) over all of it or over its date range.
+    """Part of a table a template reads: columns (None: all) over all of it or over its date range.
 
     ``scope`` "full" reads every partition; "range" reads the partitions of the ``{d0}``..``{d1}``
     range (the whole table if it is unpartitioned). ``prune`` is the fraction of the scanned
@@ -131,12 +131,12 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A scheduled workload: one shape, or a script of several (a SCRIPT parent with children)."""
+    """A scheduled workload: one template, or a script of several (a SCRIPT parent, children)."""
 
     name: str
     actor: Actor
     schedule: Schedule
-    shapes: tuple[QueryTemplate, ...]
+    templates: tuple[QueryTemplate, ...]
     script: bool = False
     always: bool = False  # never thinned when the job budget is small
     cache_rate: float = 0.0
@@ -164,7 +164,7 @@ _PROJECT_BILLING: dict[str, tuple[str | None, str | None]] = {
 }
 
 
-# -- pipelines: sql/pipelines.toml, sql/values.toml and one .sql file per query shape ---------
+# -- pipelines: sql/pipelines.toml, sql/values.toml and one .sql file per query template ---------
 
 MANIFEST = "pipelines.toml"
 VALUES = "values.toml"
@@ -241,7 +241,7 @@ class _PipelineEntry(_Entry):
     cache_rate: float = 0.0
     failure_rate: float = 0.006
     description: str = ""
-    shape: tuple[_TemplateEntry, ...] = Field(min_length=1)
+    query: tuple[_TemplateEntry, ...] = Field(min_length=1)
 
 
 def sql_root() -> Traversable:
@@ -315,15 +315,15 @@ def _pipeline(
     if e.project not in _PROJECT_BILLING:
         known = ", ".join(_PROJECT_BILLING)
         raise CostlineError(f"{where}: project: unknown project {e.project!r} (one of {known})")
-    shapes = tuple(
-        _shape(s, e.name, root, lists, f"{where}: shape.{n}") for n, s in enumerate(e.shape)
+    templates = tuple(
+        _template(s, e.name, root, lists, f"{where}: query.{n}") for n, s in enumerate(e.query)
     )
     return Pipeline(
         e.name,
         _pipeline_actor(e),
         _schedule(e.schedule, f"{where}: schedule"),
-        shapes,
-        script=len(shapes) > 1,
+        templates,
+        script=len(templates) > 1,
         always=e.always,
         cache_rate=e.cache_rate,
         failure_rate=e.failure_rate,
@@ -386,7 +386,7 @@ def _schedule(s: _ScheduleEntry, where: str) -> Schedule:
     )
 
 
-def _shape(
+def _template(
     s: _TemplateEntry,
     pipeline: str,
     root: Traversable,
@@ -397,7 +397,7 @@ def _shape(
     if s.job_type == "QUERY":
         missing = [k for k in runs_sql if getattr(s, k) is None]
         if missing:
-            raise CostlineError(f"{where}: a QUERY shape needs {', '.join(missing)}")
+            raise CostlineError(f"{where}: a QUERY template needs {', '.join(missing)}")
     elif given := [k for k in runs_sql if getattr(s, k) is not None]:
         raise CostlineError(f"{where}: {given[0]}: a {s.job_type} job runs no SQL")
     return QueryTemplate(
@@ -549,7 +549,7 @@ def _read_analysts() -> tuple[_AnalystsEntry, str]:
 
 
 def families() -> tuple[Family, ...]:
-    """The analyst question families of ``analysts.toml``; each yields ``variants`` shapes."""
+    """The analyst question families of ``analysts.toml``; each yields ``variants`` templates."""
     entry, file = _read_analysts()
     lists = _slot_values()
     out: list[Family] = []
@@ -644,14 +644,14 @@ def analysts(rng: np.random.Generator, count: int = 64) -> tuple[Analyst, ...]:
 
 @dataclass
 class TemplatePool:
-    """Analyst shapes, grouped by family, with a popularity weight each."""
+    """Analyst templates, grouped by family, with a popularity weight each."""
 
-    shapes: list[QueryTemplate] = field(default_factory=list)
+    templates: list[QueryTemplate] = field(default_factory=list)
     family: list[int] = field(default_factory=list)
     weight: list[float] = field(default_factory=list)
 
 
-def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> QueryTemplate:
+def _analyst_template(fam: Family, index: int, rng: np.random.Generator) -> QueryTemplate:
     alias = {"risk.positions": "p", "finance.transactions": "t", "risk.exposures": "e"}
     a = alias.get(fam.table, "x") if fam.join else ""
     is_lookup = not fam.measures
@@ -734,8 +734,8 @@ def _analyst_shape(fam: Family, index: int, rng: np.random.Generator) -> QueryTe
     )
 
 
-def analyst_shapes(rng: np.random.Generator) -> TemplatePool:
-    """A few thousand distinct analyst shapes, with Zipf-like popularity within each family."""
+def analyst_templates(rng: np.random.Generator) -> TemplatePool:
+    """A few thousand distinct analyst templates, with Zipf-like popularity within each family."""
     pool = TemplatePool()
     seen: set[str] = set()
     for f_index, fam in enumerate(families()):
@@ -743,12 +743,12 @@ def analyst_shapes(rng: np.random.Generator) -> TemplatePool:
         for n in range(fam.variants * 3):
             if made >= fam.variants:
                 break
-            shape = _analyst_shape(fam, n, rng)
-            if shape.template in seen or shape.template is None:
+            template = _analyst_template(fam, n, rng)
+            if template.template in seen or template.template is None:
                 continue
-            seen.add(shape.template)
+            seen.add(template.template)
             made += 1
-            pool.shapes.append(shape)
+            pool.templates.append(template)
             pool.family.append(f_index)
             pool.weight.append(1.0 / (made**0.9))
     return pool
