@@ -32,7 +32,7 @@ def main() -> None:
     from costline.warehouse.catalog_read import load_catalog
     from costline.warehouse.jobs import read_history
     from costline.warehouse.layout import advise
-    from costline.warehouse.profile import profile_history
+    from costline.warehouse.profiler import profile_history
 
     if args.quick:
         root = Path(tempfile.mkdtemp(prefix="bench-advise-"))

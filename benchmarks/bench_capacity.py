@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from costline.core.prices import Edition, load_prices
-from costline.warehouse.capacity import (
+from costline.warehouse.slots import (
     UsageSeries,
     billed_autoscale,
     brute_force_curve,
@@ -32,7 +32,7 @@ from costline.warehouse.capacity import (
     plan_capacity,
     price_plans,
 )
-from costline.warehouse.capacity.usage import spread
+from costline.warehouse.slots.usage import spread
 
 DAY = 86_400
 START = dt.datetime(2026, 8, 3, tzinfo=dt.UTC)  # a Monday

@@ -25,7 +25,7 @@ from sqlglot.errors import SqlglotError
 
 from costline.demo import demo_catalog
 from costline.demo.history import generate_history
-from costline.warehouse.lint import lint_sql
+from costline.warehouse.linter import lint_sql
 
 
 def corpus(jobs: int, limit: int) -> list[str]:

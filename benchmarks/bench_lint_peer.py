@@ -48,7 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from corpora import PEER, git_dir
-from costline.warehouse.lint import lint_sql
+from costline.warehouse.linter import lint_sql
 from costline.warehouse.rules import ALL_RULES
 from costline.warehouse.rules.base import GOOGLE
 

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from corpora import CORPORA, Corpus, export
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.catalog_read import load_catalog
-from costline.warehouse.lint import LintConfig, LintResult, lint_paths, sql_files
+from costline.warehouse.linter import LintConfig, LintResult, lint_paths, sql_files
 from costline.warehouse.sql import detemplate
 
 LABELS = Path(__file__).parent / "data" / "lint_labels.csv"

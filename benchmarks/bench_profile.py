@@ -66,7 +66,7 @@ def _profile(path: str, catalog: str, queue: Any) -> None:
     from costline.core.prices import load_prices
     from costline.warehouse.catalog_read import load_catalog
     from costline.warehouse.jobs import read_history
-    from costline.warehouse.profile import profile_history
+    from costline.warehouse.profiler import profile_history
 
     t0 = time.perf_counter()
     history = read_history(Path(path))

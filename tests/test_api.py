@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import costline
+from costline import warehouse
 from costline.demo import build_workspace
 
 README = Path(__file__).parents[1] / "README.md"
@@ -111,8 +112,21 @@ def test_every_public_name_resolves_and_the_two_lists_agree() -> None:
     from costline import api
 
     assert set(costline.__all__) - {"__version__"} == set(api.__all__)
+    assert set(warehouse.__all__) == set(api.__all__)
     for name in api.__all__:
         assert getattr(costline, name) is getattr(api, name)
+        assert getattr(warehouse, name) is getattr(api, name)
+
+
+def test_warehouse_functions_are_not_shadowed_by_its_modules() -> None:
+    # Importing every implementation module first must not turn a public function into a module.
+    import costline.warehouse.layout
+    import costline.warehouse.linter
+    import costline.warehouse.profiler
+    import costline.warehouse.slots  # noqa: F401
+
+    for name in ("profile", "lint", "capacity", "advise"):
+        assert callable(getattr(warehouse, name)), name
 
 
 def test_lint_a_history_from_its_paths_or_its_profile(workspace: costline.Workspace) -> None:

@@ -33,11 +33,14 @@ __all__ = [
     "advise",
     "audit",
     "capacity",
+    "fetch_catalog",
     "lint",
     "profile",
     "prove_merge",
+    "read_bigquery_history",
     "read_history",
     "rewrite_merge",
+    "save_catalog",
 ]
 
 if TYPE_CHECKING:
@@ -57,11 +60,14 @@ if TYPE_CHECKING:
         advise,
         audit,
         capacity,
+        fetch_catalog,
         lint,
         profile,
         prove_merge,
+        read_bigquery_history,
         read_history,
         rewrite_merge,
+        save_catalog,
     )
 
 

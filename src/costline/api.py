@@ -24,14 +24,14 @@ from costline.core.prices import Edition, PriceCatalogue, load_prices
 from costline.core.progress import Progress
 from costline.demo import Workspace
 from costline.warehouse.billing import ReservationSetup
-from costline.warehouse.capacity import CapacityResult
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.jobs import JobHistory
 from costline.warehouse.layout import Advice
-from costline.warehouse.lint import LintConfig, LintResult
+from costline.warehouse.linter import LintConfig, LintResult
 from costline.warehouse.merge.prove import DEFAULT_PARTITIONS, DEFAULT_ROWS, MergeProof
 from costline.warehouse.merge.rewrite import MergeRewrite
-from costline.warehouse.profile import Profile
+from costline.warehouse.profiler import Profile
+from costline.warehouse.slots import CapacityResult
 
 PathLike = str | os.PathLike[str]
 CatalogLike = Catalog | PathLike
@@ -97,6 +97,20 @@ def read_history(paths: PathLike | Sequence[PathLike]) -> JobHistory:
     return read(_paths(paths, "job history"))
 
 
+def read_bigquery_history(project: str, *, region: str = "us", days: int = 90) -> JobHistory:
+    """The last ``days`` days of ``project``'s job history, read live from
+    ``region-REGION.INFORMATION_SCHEMA.JOBS_BY_PROJECT`` with the application-default
+    credentials (other users' jobs need ``bigquery.jobs.listAll``)."""
+    import datetime as dt
+
+    from costline.warehouse.jobs import read_bigquery
+
+    if days < 1:
+        raise CostlineError(f"days must be at least 1 (got {days})")
+    end = dt.datetime.now(dt.UTC)
+    return read_bigquery(project, region=region, start=end - dt.timedelta(days=days), end=end)
+
+
 def profile(
     history: JobHistory | PathLike | Sequence[PathLike],
     *,
@@ -113,7 +127,7 @@ def profile(
     """Cost per query pattern, attribution, Pareto and table access of a job history; the
     reservations billed for what they allocated (see ``costline profile``)."""
     from costline.warehouse.billing import load_setups
-    from costline.warehouse.profile import profile_history
+    from costline.warehouse.profiler import profile_history
 
     return profile_history(
         _history(history),
@@ -149,7 +163,7 @@ def lint(
     patterns of a job history (``history=``: a profile, a history or its paths), ranked by
     what each cost. ``config`` (rule selection, per-path options) defaults to all rules in
     ``dialect``; ``jobs`` worker processes lint files (None: one per CPU)."""
-    from costline.warehouse.lint import lint_history, lint_paths, lint_sql
+    from costline.warehouse.linter import lint_history, lint_paths, lint_sql
 
     if sum(x is not None for x in (paths, sql, history)) != 1:
         raise CostlineError("lint: give SQL files, sql=TEXT or history=JOBS: one of them")
@@ -238,7 +252,7 @@ def capacity(
     ``INFORMATION_SCHEMA.JOBS_TIMELINE`` export, ``timeline=``), priced on its slot usage at
     ``resolution`` (seconds, or text such as ``"1m"``), and the optimum. ``growth`` prices a
     what-if load change (``0.2`` or ``"20%"``)."""
-    from costline.warehouse.capacity import (
+    from costline.warehouse.slots import (
         parse_growth,
         parse_resolution,
         plan_capacity,
@@ -343,6 +357,28 @@ def prove_merge(
     )
 
 
+def fetch_catalog(project: str, *, region: str = "us", datasets: Sequence[str] = ()) -> Catalog:
+    """The table catalogue of BigQuery ``project`` (optionally only ``datasets``) in ``region``,
+    read from its ``INFORMATION_SCHEMA`` with the application-default credentials. Write it with
+    :func:`save_catalog` for the commands that take ``--catalog``."""
+    from costline.warehouse.catalog_bigquery import fetch_catalog as fetch
+
+    return fetch(project, region=region, datasets=datasets)
+
+
+def save_catalog(catalog: Catalog, path: PathLike) -> Path:
+    """Write ``catalog`` to ``path`` as the JSON every ``catalog`` argument reads; returns the
+    path."""
+    from costline.warehouse.catalog import save_catalog as save
+
+    target = _path(path, "catalogue")
+    try:
+        save(catalog, target)
+    except OSError as exc:
+        raise CostlineError(f"cannot write {target}: {exc.strerror}") from None
+    return target
+
+
 def audit(
     workspace: PathLike | Workspace | None = None,
     *,
@@ -380,9 +416,12 @@ __all__ = [
     "advise",
     "audit",
     "capacity",
+    "fetch_catalog",
     "lint",
     "profile",
     "prove_merge",
+    "read_bigquery_history",
     "read_history",
     "rewrite_merge",
+    "save_catalog",
 ]

@@ -15,14 +15,14 @@ from costline.core.errors import CostlineError
 from costline.core.prices import PriceCatalogue
 from costline.core.progress import Progress
 from costline.core.results import Result
-from costline.warehouse.capacity import CapacityResult, plan_capacity, usage_from_history
 from costline.warehouse.catalog_read import load_catalog
 from costline.warehouse.drivers import Driver, cost_drivers
 from costline.warehouse.jobs import read_history
 from costline.warehouse.layout import Advice, advise
-from costline.warehouse.lint import LintResult, lint_history
+from costline.warehouse.linter import LintResult, lint_history
 from costline.warehouse.merge.find import MergeFinding, find_full_table_merge
-from costline.warehouse.profile import Profile, profile_history
+from costline.warehouse.profiler import Profile, profile_history
+from costline.warehouse.slots import CapacityResult, plan_capacity, usage_from_history
 
 HISTORY_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
 

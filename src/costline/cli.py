@@ -6,7 +6,6 @@ Python user would call, and format their results. No traceback ever reaches the 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -175,7 +174,6 @@ def profile(
     from costline import api
     from costline.report.html import render_profile_html
     from costline.warehouse.billing import load_setups
-    from costline.warehouse.jobs import read_bigquery
 
     # Every option is checked before the history is read.
     price_list = load_prices(prices)
@@ -186,10 +184,7 @@ def profile(
     if reservations_timeline is not None and not reservations_timeline.is_file():
         raise CostlineError(f"{reservations_timeline}: no such reservations timeline file")
     if bigquery:
-        end = dt.datetime.now(dt.UTC)
-        history = read_bigquery(
-            bigquery, region=region or "us", start=end - dt.timedelta(days=days), end=end
-        )
+        history = api.read_bigquery_history(bigquery, region=region or "us", days=days)
     elif paths:
         history = api.read_history(paths)
     else:
@@ -272,7 +267,7 @@ def capacity(
     """Price the workload's slots on demand, autoscaled, committed and hybrid; find the optimum."""
     from costline import api
     from costline.report.capacity import print_capacity, render_capacity_html
-    from costline.warehouse.capacity import parse_growth, parse_resolution
+    from costline.warehouse.slots import parse_growth, parse_resolution
 
     # Every option is checked before the usage is read.
     load_prices(prices).for_region(region)
@@ -320,10 +315,10 @@ def demo_init(
     ] = 1.0,
 ) -> None:
     """Build the demo workspace: tables, catalogue, job history and ground truth."""
-    from costline.demo import build_workspace
+    from costline import api
 
     with _progress() as step:
-        ws = build_workspace(directory, jobs=jobs, seed=seed, scale=scale, progress=step)
+        ws = api.Workspace.build(directory, jobs=jobs, seed=seed, scale=scale, progress=step)
     out.print(f"demo workspace ready in [bold]{ws.root}[/]")
     out.print(f"  job history   {ws.jobs}")
     out.print(f"  catalogue     {ws.catalog}")
@@ -332,15 +327,15 @@ def demo_init(
 
 def _demo_workspace() -> Path:
     """The cached demo workspace, built the first time with a progress bar."""
-    from costline.demo import Workspace
+    from costline import api
     from costline.demo.workspace import default_workspace_dir
 
     directory = default_workspace_dir()
     if not (directory / "workspace.json").is_file():
         err.print(f"building the demo workspace in {directory} (once) ...")
         with _progress() as step:
-            return Workspace.demo(directory, progress=step).root
-    return Workspace.open(directory).root
+            return api.Workspace.demo(directory, progress=step).root
+    return api.Workspace.open(directory).root
 
 
 @app.command()
@@ -755,7 +750,7 @@ def lint(
         render_lint_sarif,
         render_lint_text,
     )
-    from costline.warehouse.lint import Severity, find_config
+    from costline.warehouse.linter import Severity, find_config
 
     config = find_config(Path.cwd())
     updates: dict[str, object] = {}
@@ -899,14 +894,10 @@ def catalog_command(
     ),
 ) -> None:
     """Fetch the table catalogue (types, partitioning, clustering, sizes) from BigQuery."""
-    from costline.warehouse.catalog import save_catalog
-    from costline.warehouse.catalog_bigquery import fetch_catalog
+    from costline import api
 
-    fetched = fetch_catalog(bigquery, region=region, datasets=datasets or ())
-    try:
-        save_catalog(fetched, output)
-    except OSError as exc:
-        raise CostlineError(f"cannot write {output}: {exc.strerror}") from None
+    fetched = api.fetch_catalog(bigquery, region=region, datasets=datasets or ())
+    api.save_catalog(fetched, output)
     err.print(f"wrote {output}: {len(fetched.tables)} tables")
 
 

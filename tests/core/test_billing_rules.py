@@ -10,9 +10,9 @@ import pytest
 from costline.core import billing_rules
 from costline.core.billing_rules import RULES, rule
 from costline.core.prices import load_prices
-from costline.warehouse import catalog, profile
-from costline.warehouse.capacity import plan, pricing
-from costline.warehouse.capacity.pricing import BillingRules
+from costline.warehouse import catalog, profiler
+from costline.warehouse.slots import plan, pricing
+from costline.warehouse.slots.pricing import BillingRules
 from tests.conftest import costline
 
 EXPECTED_KEYS = {
@@ -95,7 +95,7 @@ def test_on_demand_rules_equal_the_price_catalogue() -> None:
 
 
 def test_the_billing_day_zone_is_the_profiles() -> None:
-    assert rule("billing.day_time_zone").value == profile.BILLING_TIME_ZONE
+    assert rule("billing.day_time_zone").value == profiler.BILLING_TIME_ZONE
     assert billing_rules.BILLING_TIME_ZONE == "America/Los_Angeles"
 
 

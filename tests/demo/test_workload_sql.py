@@ -21,7 +21,7 @@ from costline.demo.workload import (
     read_pipelines,
     sql_root,
 )
-from costline.warehouse.lint import lint_paths, lint_sql
+from costline.warehouse.linter import lint_paths, lint_sql
 
 ROOT = Path(str(sql_root()))
 SLOTS = {"d0", "d1", "d1c", "ts0", "id0", "id1", "amt", "s0", "in"}

@@ -25,7 +25,7 @@ from costline.warehouse.catalog import (
 )
 from costline.warehouse.jobs import read_history
 from costline.warehouse.layout import Advice, Layout, advise, migration_ddl
-from costline.warehouse.profile import profile_history
+from costline.warehouse.profiler import profile_history
 from tests.conftest import TIB, job, tables
 
 PRICES = load_prices()

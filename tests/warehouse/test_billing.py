@@ -36,9 +36,9 @@ from costline.warehouse.billing import (
     simulate_bills,
     timeline_bills,
 )
-from costline.warehouse.capacity.pricing import FLUID_RULES, RULES, held_steps
 from costline.warehouse.jobs import read_history
-from costline.warehouse.profile import profile_history
+from costline.warehouse.profiler import profile_history
+from costline.warehouse.slots.pricing import FLUID_RULES, RULES, held_steps
 from tests.conftest import TIB, costline, job
 
 PRICES = load_prices()

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from costline.core.errors import CostlineError
 from costline.core.prices import Edition, load_prices
-from costline.warehouse.capacity import (
+from costline.warehouse.jobs import read_history
+from costline.warehouse.slots import (
     RULES,
     CapacityResult,
     UsageSeries,
@@ -35,9 +36,8 @@ from costline.warehouse.capacity import (
     usage_from_history,
     usage_from_timeline,
 )
-from costline.warehouse.capacity.pricing import FLUID_RULES, committed_share
-from costline.warehouse.capacity.usage import spread, spread_pieces
-from costline.warehouse.jobs import read_history
+from costline.warehouse.slots.pricing import FLUID_RULES, committed_share
+from costline.warehouse.slots.usage import spread, spread_pieces
 from tests.conftest import TIB, job
 from tests.conftest import costline as run_costline
 
@@ -675,7 +675,7 @@ def test_cli_capacity_bad_options_are_messages(
 def test_audit_report_renders_the_capacity_section(write_jsonl: Callable[..., Path]) -> None:
     from costline.auditor import AuditResult
     from costline.report.html import render_audit_html
-    from costline.warehouse.profile import profile_history
+    from costline.warehouse.profiler import profile_history
 
     rows = [slot_job(f"j{i}", i * 30.0, i * 30.0 + 90, 9_000_000) for i in range(100)]
     history = read_history(write_jsonl(rows))

@@ -25,7 +25,7 @@ from costline.report.lint import (
 from costline.warehouse.catalog import Catalog, TableMeta, save_catalog
 from costline.warehouse.fingerprint import fingerprint
 from costline.warehouse.jobs import read_history
-from costline.warehouse.lint import (
+from costline.warehouse.linter import (
     LintResult,
     StatementCounts,
     find_config,
@@ -34,7 +34,7 @@ from costline.warehouse.lint import (
     lint_sql,
     select_rules,
 )
-from costline.warehouse.profile import profile_history
+from costline.warehouse.profiler import profile_history
 from costline.warehouse.rules import ALL_RULES, rule_doc
 from costline.warehouse.rules.examples import EXAMPLE_CATALOG
 from tests.conftest import TIB, costline, job, tables

@@ -690,7 +690,7 @@ def test_cli_prove_json(workspace: Path, tmp_path: Path) -> None:
 
 def test_the_audit_finds_the_costliest_full_table_merge_and_proves_it(workspace: Path) -> None:
     from costline.warehouse.merge.find import find_full_table_merge
-    from costline.warehouse.profile import FingerprintStats
+    from costline.warehouse.profiler import FingerprintStats
 
     def pattern(pid: str, kind: str, sql: str, cost: float) -> FingerprintStats:
         return FingerprintStats.model_construct(

@@ -11,7 +11,7 @@ import pytest
 from costline.core.prices import load_prices
 from costline.warehouse.catalog import Catalog, Column, Partitioning, TableMeta
 from costline.warehouse.jobs import read_history
-from costline.warehouse.profile import UNLABELLED, Profile, profile_history
+from costline.warehouse.profiler import UNLABELLED, Profile, profile_history
 from tests.conftest import MIB, TIB, job, labels, tables
 
 PRICES = load_prices()

@@ -11,7 +11,7 @@ from costline.demo import GroundTruth, Workspace, build_workspace
 from costline.warehouse.drivers import cost_drivers
 from costline.warehouse.fingerprint import fingerprint
 from costline.warehouse.jobs import read_history
-from costline.warehouse.profile import Profile, profile_history
+from costline.warehouse.profiler import Profile, profile_history
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from costline.core.errors import CostlineError
 from costline.core.prices import MS_PER_HOUR, TIB, Edition, PriceCatalogue
-from costline.warehouse.capacity.pricing import (
+from costline.warehouse.slots.pricing import (
     RULES,
     SECONDS_PER_HOUR,
     held_steps,
     round_up_steps,
 )
-from costline.warehouse.capacity.usage import spread
+from costline.warehouse.slots.usage import spread
 
 UNLABELLED = "(unlabelled)"
 

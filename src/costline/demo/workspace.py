@@ -72,6 +72,19 @@ class Workspace(BaseModel):
         return build_workspace(root, progress=progress)
 
     @classmethod
+    def build(
+        cls,
+        directory: Path,
+        *,
+        jobs: int = 200_000,
+        seed: int = 7,
+        scale: float = 1.0,
+        progress: Progress | None = None,
+    ) -> Workspace:
+        """Generate a demo workspace in ``directory`` (see :func:`build_workspace`)."""
+        return build_workspace(directory, jobs=jobs, seed=seed, scale=scale, progress=progress)
+
+    @classmethod
     def open(cls, directory: Path) -> Workspace:
         """Re-open the workspace generated in ``directory`` (reads ``workspace.json``)."""
         root = Path(directory).resolve()

@@ -1,5 +1,5 @@
 """Rendering of a capacity plan: terminal tables, plotly figures, the self-contained page.
-Renders a :class:`~costline.warehouse.capacity.CapacityResult`; computes nothing."""
+Renders a :class:`~costline.warehouse.slots.CapacityResult`; computes nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from costline.report.text import size, usd
-from costline.warehouse.capacity import CapacityResult, Plan
+from costline.warehouse.slots import CapacityResult, Plan
 
 _PALETTE = ("#1f5fa8", "#e07b39", "#3a9a5b", "#c0392b", "#8e5ea2", "#7f8c8d")
 _KIND = {

@@ -11,7 +11,7 @@ from plotly.offline import get_plotlyjs
 from costline.auditor import AuditResult
 from costline.report.style import stylesheet
 from costline.report.text import one_line, size, usd
-from costline.warehouse.profile import Profile
+from costline.warehouse.profiler import Profile
 
 _PALETTE = ("#1f5fa8", "#e07b39", "#3a9a5b", "#c0392b", "#8e5ea2", "#7f8c8d", "#d4a017", "#16a085")
 

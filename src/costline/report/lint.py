@@ -1,4 +1,4 @@
-"""Renderers of a :class:`~costline.warehouse.lint.LintResult`: text, JSON, SARIF 2.1.0 and
+"""Renderers of a :class:`~costline.warehouse.linter.LintResult`: text, JSON, SARIF 2.1.0 and
 GitHub workflow annotations. They format the findings as found; nothing is recomputed.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from costline import __version__
-from costline.warehouse.lint import CatalogSummary, LintFinding, LintResult
+from costline.warehouse.linter import CatalogSummary, LintFinding, LintResult
 from costline.warehouse.rules import ALL_RULES, Rule, Severity, rule_doc
 from costline.warehouse.rules.base import GOOGLE
 

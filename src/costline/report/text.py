@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from costline.auditor import AuditResult
-from costline.warehouse.profile import Profile
+from costline.warehouse.profiler import Profile
 
 
 def usd(value: float) -> str:

@@ -12,7 +12,7 @@ match billing from ``INFORMATION_SCHEMA.JOBS``). So a reservation's cost is two 
   for the whole minute). Otherwise the allocation is simulated from the jobs' slot usage with
   the capacity model (:func:`simulate_bills`): each job's ``total_slot_ms`` spread over its run,
   work beyond ``max_slots`` queued until the reservation (baseline first) has room, the demand
-  above the baseline autoscaled as :func:`~.capacity.pricing.held_steps` describes, the
+  above the baseline autoscaled as :func:`~.slots.pricing.held_steps` describes, the
   baseline billed for the whole period of the history.
 - **attributed**: that bill shared out to the reservation's jobs by slot time, every job at the
   same rate (``billed / slot-ms used``), so that the jobs of a reservation sum to its bill.
@@ -44,7 +44,9 @@ from pydantic import (
 
 from costline.core.errors import CostlineError, Problem, first_validation_error
 from costline.core.prices import MS_PER_HOUR, Edition, PriceCatalogue, read_settings
-from costline.warehouse.capacity.pricing import (
+from costline.warehouse.cost import FREE_RESERVATION, SCRIPT_PARENT_SQL
+from costline.warehouse.jobs import MAX_REPORTED_PROBLEMS, connect, detect_format
+from costline.warehouse.slots.pricing import (
     FLUID_RULES,
     RULES,
     SECONDS_PER_HOUR,
@@ -56,7 +58,7 @@ from costline.warehouse.capacity.pricing import (
     queue,
     round_up_steps,
 )
-from costline.warehouse.capacity.usage import (
+from costline.warehouse.slots.usage import (
     MAX_RESOLUTION_S,
     PERIOD_START_CHECKS,
     PERIOD_START_SQL,
@@ -64,8 +66,6 @@ from costline.warehouse.capacity.usage import (
     spread,
     spread_pieces,
 )
-from costline.warehouse.cost import FREE_RESERVATION, SCRIPT_PARENT_SQL
-from costline.warehouse.jobs import MAX_REPORTED_PROBLEMS, connect, detect_format
 
 # A simulated reservation is spread at 1 s while its span fits in this many buckets (about
 # 231 days); a longer one at the finest resolution that fits, said in a note.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from costline.warehouse.catalog import Catalog
-from costline.warehouse.profile import FingerprintStats, Profile
+from costline.warehouse.profiler import FingerprintStats, Profile
 
 # A run that bills at least this share of its largest table's bytes is treated as a full scan.
 FULL_SCAN_RATIO = 0.8

@@ -17,7 +17,7 @@ from costline.warehouse.catalog import (
     Partitioning,
     TableMeta,
 )
-from costline.warehouse.lint import LintFinding, lint_sql
+from costline.warehouse.linter import LintFinding, lint_sql
 from costline.warehouse.rules import Severity, get_rule
 from costline.warehouse.rules.cl014_regexp_where_like_does import like_pattern
 from costline.warehouse.rules.examples import EXAMPLE_CATALOG

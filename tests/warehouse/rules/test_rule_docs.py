@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from costline.warehouse.lint import lint_sql
+from costline.warehouse.linter import lint_sql
 from costline.warehouse.rules import ALL_RULES, Rule, get_rule, rule_doc
 from costline.warehouse.rules.examples import EXAMPLE_CATALOG
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costline.warehouse.lint import lint_sql
+from costline.warehouse.linter import lint_sql
 from costline.warehouse.merge.find import is_full_table_merge
 from costline.warehouse.rules import Severity, get_rule
 from costline.warehouse.rules.examples import EXAMPLE_CATALOG

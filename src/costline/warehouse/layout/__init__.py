@@ -1,6 +1,6 @@
 """Partitioning and clustering advice per table, with the saving replayed from the history.
 
-For each costly table (from the :class:`~costline.warehouse.profile.Profile`):
+For each costly table (from the :class:`~costline.warehouse.profiler.Profile`):
 
 1. **Workload.** The jobs that read the table are grouped by query shape; a few jobs of each
    shape are parsed and their constant predicates read (:mod:`costline.warehouse.predicates`),

@@ -42,7 +42,7 @@ from costline.warehouse.layout.sample import (
     span_of,
 )
 from costline.warehouse.layout.workload import ShapeWorkload, read_workload
-from costline.warehouse.profile import Profile
+from costline.warehouse.profiler import Profile
 
 # Google suggests partitions of at least ~10 GB on average
 # (https://cloud.google.com/bigquery/docs/clustered-tables, "partitioning and clustering").

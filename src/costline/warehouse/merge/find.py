@@ -19,7 +19,7 @@ from costline.core.progress import Progress
 from costline.warehouse.catalog import Catalog
 from costline.warehouse.merge.prove import MergeProof, prove_merge
 from costline.warehouse.merge.rewrite import MergeRewrite, rewrite_merge
-from costline.warehouse.profile import FingerprintStats
+from costline.warehouse.profiler import FingerprintStats
 from costline.warehouse.sql import read_script, target_scope
 
 # The audit proves on 1M rows over 365 daily partitions: large enough that the full scan

@@ -1,6 +1,6 @@
 """What every lint rule shares: the rule protocol and the parsed script it reads.
 
-A rule never parses: the engine (:mod:`costline.warehouse.lint`) reads each text once through
+A rule never parses: the engine (:mod:`costline.warehouse.linter`) reads each text once through
 the SQL-analysis layer (:mod:`costline.warehouse.sql`) and walks each statement's tree once,
 indexing the nodes by type; rules look up the node types they care about and ask the layer
 the SQL questions (which table a column belongs to, whether a predicate constant-filters it).

@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from costline.warehouse.capacity.usage import FloatArray, UsageSeries
+from costline.warehouse.slots.usage import FloatArray, UsageSeries
 
 MIN_DAYS = 14
 HOLDOUT_DAYS = 14

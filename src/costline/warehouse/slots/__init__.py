@@ -7,9 +7,9 @@ commitment levels, ``forecast`` the 12-month projection, ``plan`` ties them into
 :class:`CapacityResult`.
 """
 
-from costline.warehouse.capacity.forecast import ForecastFit, fit_forecast
-from costline.warehouse.capacity.optimise import brute_force_curve, cost_curve
-from costline.warehouse.capacity.plan import (
+from costline.warehouse.slots.forecast import ForecastFit, fit_forecast
+from costline.warehouse.slots.optimise import brute_force_curve, cost_curve
+from costline.warehouse.slots.plan import (
     CapacityResult,
     CostCurve,
     Plan,
@@ -17,7 +17,7 @@ from costline.warehouse.capacity.plan import (
     plan_capacity,
     price_plans,
 )
-from costline.warehouse.capacity.pricing import (
+from costline.warehouse.slots.pricing import (
     RULES,
     BilledCurve,
     QueueStats,
@@ -25,7 +25,7 @@ from costline.warehouse.capacity.pricing import (
     billed_autoscale,
     period_cost,
 )
-from costline.warehouse.capacity.usage import (
+from costline.warehouse.slots.usage import (
     UsageSeries,
     parse_resolution,
     usage_from_history,

@@ -35,9 +35,9 @@ from costline.core.errors import CostlineError, Problem
 from costline.core.prices import Edition, PriceCatalogue
 from costline.core.progress import Progress
 from costline.core.results import Result
-from costline.warehouse.capacity.forecast import ForecastFit, fit_forecast
-from costline.warehouse.capacity.optimise import cost_curve, smallest_level_with_share
-from costline.warehouse.capacity.pricing import (
+from costline.warehouse.slots.forecast import ForecastFit, fit_forecast
+from costline.warehouse.slots.optimise import cost_curve, smallest_level_with_share
+from costline.warehouse.slots.pricing import (
     FLUID_RULES,
     RULES,
     SECONDS_PER_YEAR,
@@ -49,7 +49,7 @@ from costline.warehouse.capacity.pricing import (
     commitment_price,
     committed_share,
 )
-from costline.warehouse.capacity.usage import UsageSeries
+from costline.warehouse.slots.usage import UsageSeries
 
 PlanKind = Literal[
     "on_demand",

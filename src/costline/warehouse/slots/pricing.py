@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict
 
 from costline.core import billing_rules
 from costline.core.prices import EditionPrice
-from costline.warehouse.capacity.usage import SLOT_TOLERANCE, FloatArray, UsageSeries
+from costline.warehouse.slots.usage import SLOT_TOLERANCE, FloatArray, UsageSeries
 
 IntArray = npt.NDArray[np.int32] | npt.NDArray[np.int64]
 SECONDS_PER_HOUR = 3600

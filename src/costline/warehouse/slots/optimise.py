@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costline.warehouse.capacity.pricing import (
+from costline.warehouse.slots.pricing import (
     RULES,
     SECONDS_PER_HOUR,
     BilledCurve,
@@ -29,7 +29,7 @@ from costline.warehouse.capacity.pricing import (
     held_steps,
     round_up_steps,
 )
-from costline.warehouse.capacity.usage import FloatArray
+from costline.warehouse.slots.usage import FloatArray
 
 
 @dataclass(frozen=True)

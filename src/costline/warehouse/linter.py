@@ -32,7 +32,7 @@ from costline.core.errors import CostlineError, first_validation_error
 from costline.core.progress import Progress
 from costline.core.results import Result
 from costline.warehouse.catalog import Catalog, TableKind
-from costline.warehouse.profile import FingerprintStats
+from costline.warehouse.profiler import FingerprintStats
 from costline.warehouse.rules import ALL_RULES
 from costline.warehouse.rules.base import GOOGLE, Rule, Script, Severity, Statement, Violation
 from costline.warehouse.sql import Output, ProblemKind, get_dialect, read_script
