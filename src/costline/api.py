@@ -246,13 +246,17 @@ def capacity(
     fluid: bool = False,
     spend_based: bool = False,
     idle_sharing: bool = True,
+    queue_tolerance_hours: float = 0.0,
     progress: Progress | None = None,
 ) -> CapacityResult:
     """Every way to buy the compute of a job history (or of an
     ``INFORMATION_SCHEMA.JOBS_TIMELINE`` export, ``timeline=``), priced on its slot usage at
     ``resolution`` (seconds, or text such as ``"1m"``), and the optimum. ``growth`` prices a
-    what-if load change (``0.2`` or ``"20%"``)."""
+    what-if load change (``0.2`` or ``"20%"``). The best plan makes work wait at most
+    ``queue_tolerance_hours`` hours of the period under its cap (Standard's, or
+    ``max_slots``)."""
     from costline.warehouse.slots import (
+        check_queue_tolerance,
         parse_growth,
         parse_resolution,
         plan_capacity,
@@ -266,6 +270,7 @@ def capacity(
     seconds = parse_resolution(resolution) if isinstance(resolution, str) else resolution
     chosen = [Edition.parse(e) for e in editions] if editions else None
     what_if = parse_growth(growth) if isinstance(growth, str) else growth
+    check_queue_tolerance(queue_tolerance_hours)
     step = progress or (lambda _name, _done: None)
     step("reading usage", 0.0)
     if timeline is not None:
@@ -289,6 +294,7 @@ def capacity(
         idle_sharing=idle_sharing,
         fluid=fluid,
         spend_based=spend_based,
+        queue_tolerance_hours=queue_tolerance_hours,
         progress=progress,
     )
     return result.model_copy(update={"notes": (*notes, *result.notes)}) if notes else result

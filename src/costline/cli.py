@@ -260,6 +260,13 @@ def capacity(
         str | None,
         typer.Option(help="BigQuery location whose prices apply (us, eu, ...). Default: US."),
     ] = None,
+    queue_tolerance: Annotated[
+        float,
+        typer.Option(
+            "--queue-tolerance",
+            help="Hours of the period work may wait under a plan's cap and the plan still be best.",
+        ),
+    ] = 0.0,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     prices: PricesOption = None,
@@ -267,11 +274,12 @@ def capacity(
     """Price the workload's slots on demand, autoscaled, committed and hybrid; find the optimum."""
     from costline import api
     from costline.report.capacity import print_capacity, render_capacity_html
-    from costline.warehouse.slots import parse_growth, parse_resolution
+    from costline.warehouse.slots import check_queue_tolerance, parse_growth, parse_resolution
 
     # Every option is checked before the usage is read.
     load_prices(prices).for_region(region)
     parse_resolution(resolution)
+    check_queue_tolerance(queue_tolerance)
     for e in edition or ():
         Edition.parse(e)
     what_if = parse_growth(growth) if growth is not None else None
@@ -294,6 +302,7 @@ def capacity(
             idle_sharing=idle_sharing,
             fluid=fluid,
             spend_based=spend_based,
+            queue_tolerance_hours=queue_tolerance,
             progress=step,
         )
     _report_rejections(result.rejected, result.rows, [str(p) for p in result.problems], False)

@@ -383,6 +383,79 @@ def test_every_plan_group_has_exactly_one_optimum_and_the_json_shape() -> None:
     assert doc["best"]["annual_cost_usd"] == min(p["annual_cost_usd"] for p in doc["plans"])
 
 
+# --- the queue tolerance: no plan that queues beyond it is best ----------------------------
+
+# 2,000 slots for two hours, then four idle, in 1-minute buckets. Under Standard's 1,600-slot
+# cap the backlog grows 400 x 60 slot-seconds a minute to 2,880,000 and drains at 1,600 x 60
+# a minute: work waits in the 120 minutes of the burst and the 29 after it, 149 min in all;
+# the backlog sums to 216,000,000 slot-seconds over the 240,000 slot-minutes of work, a mean
+# delay of 900 s, and peaks at 2,880,000 / 1,600 = 1,800 s.
+BURST = [2000.0] * 120 + [0.0] * 240
+STANDARD_WAIT_HOURS = 149 / 60
+
+
+def burst(**kw: Any) -> UsageSeries:
+    return series(BURST, resolution_s=60, **kw)
+
+
+def test_a_plan_queuing_beyond_the_tolerance_is_never_best() -> None:
+    result = plan_capacity(burst(), PRICES, forecast=False, queue_tolerance_hours=2.0)
+    standard = result.queues["standard"]
+    assert standard.delayed_seconds / 3600 == pytest.approx(STANDARD_WAIT_HOURS)
+    # Standard is the cheapest plan of all, but its cap makes work wait 2.5 h: not best.
+    cheapest = min(result.plans, key=lambda p: p.annual_cost_usd)
+    assert cheapest.edition == "standard"
+    assert result.best is not None and result.best.edition == "enterprise"
+    assert result.best.annual_cost_usd == min(
+        p.annual_cost_usd for p in result.plans if p.edition != "standard"
+    )
+    assert result.queue_tolerance_hours == 2.0
+    assert (
+        "standard: under 1,600 slots work waits 2.5 h of the period (mean delay 15.0 min, "
+        "up to 0.5 h), more than the 2-hour queue tolerance: its plan is not recommended"
+    ) in result.notes
+    # Tolerating three hours of waiting, Standard is best again.
+    tolerant = plan_capacity(burst(), PRICES, forecast=False, queue_tolerance_hours=3.0)
+    assert tolerant.best == cheapest
+    assert not [n for n in tolerant.notes if "queue tolerance" in n]
+
+
+def test_the_default_tolerance_recommends_no_plan_that_makes_work_wait() -> None:
+    result = plan_capacity(burst(), PRICES, forecast=False)
+    assert result.queue_tolerance_hours == 0.0
+    assert result.best is not None and result.best.edition == "enterprise"
+    # Below every cap nothing waits and nothing is excluded.
+    calm = plan_capacity(series([1000.0] * 60 + [0.0] * 300, resolution_s=60), PRICES)
+    assert calm.best == min(calm.plans, key=lambda p: p.annual_cost_usd)
+    assert not [n for n in calm.notes if "queue tolerance" in n]
+
+
+def test_a_max_reservation_size_excludes_every_edition_it_makes_wait() -> None:
+    # Under a 1,800-slot cap every edition queues: the backlog grows 200 x 60 slot-seconds a
+    # minute to 1,440,000 and drains at 1,800 x 60 a minute, so work waits 120 + 13 minutes,
+    # 400 s on average and 800 s at most (Standard, capped at 1,600, as above). Only on-demand
+    # makes nothing wait.
+    result = plan_capacity(burst(on_demand_cost_usd=1000.0), PRICES, forecast=False, max_slots=1800)
+    waits = {e: q.delayed_seconds / 60 for e, q in result.queues.items()}
+    assert waits == {"standard": 149, "enterprise": 133, "enterprise_plus": 133}
+    assert result.best is not None and result.best.edition == "on_demand"
+    excluded = [n for n in result.notes if "queue tolerance" in n]
+    assert [n.split(":")[0] for n in excluded] == ["standard", "enterprise", "enterprise_plus"]
+    assert (
+        "enterprise: under 1,800 slots work waits 2.2 h of the period (mean delay 6.7 min, up "
+        "to 0.2 h), more than the 0-hour queue tolerance: its 7 plans are not recommended"
+    ) in excluded
+    # Without an on-demand price there is no plan left, and the result says so.
+    none = plan_capacity(burst(), PRICES, forecast=False, max_slots=1800)
+    assert none.best is None
+    assert (
+        "every plan makes work wait more than the 0-hour queue tolerance: none is recommended"
+        in none.notes
+    )
+    with pytest.raises(CostlineError, match="queue-tolerance"):
+        plan_capacity(burst(), PRICES, forecast=False, queue_tolerance_hours=-1)
+
+
 # --- empty and degenerate usage ---------------------------------------------------------------
 
 
@@ -658,6 +731,47 @@ def test_cli_capacity_text_json_html(write_jsonl: Callable[..., Path], tmp_path:
     assert "Load-duration curve" in page and "Annual cost vs commitment" in page
     # Self-contained: plotly.js is inlined, nothing is fetched at view time.
     assert "<script src=" not in page and page.count("Plotly.newPlot") == 3
+
+
+def test_cli_capacity_max_slots_never_calls_a_queuing_plan_best(
+    write_jsonl: Callable[..., Path], tmp_path: Path
+) -> None:
+    # Every hour for 12 hours, five jobs of 1,000 slots for 20 minutes each: 5,000 slots at
+    # once, over a 2,000-slot max reservation size in every edition. On demand (10 TiB a job)
+    # costs more than any reservation.
+    rows = [
+        slot_job(f"h{h}j{k}", h * 3600.0, h * 3600.0 + 1200, 1000 * 1200 * 1000, **{
+            "total_bytes_billed": 10 * TIB
+        })
+        for h in range(12)
+        for k in range(5)
+    ]  # fmt: skip
+    path = write_jsonl(rows)
+    out = costline("capacity", path, "--max-slots", "2000", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    waited = {e: q["delayed_seconds"] / 3600 for e, q in doc["queues"].items()}
+    assert all(h > 0 for h in waited.values()) and set(waited) == {
+        "standard", "enterprise", "enterprise_plus"
+    }  # fmt: skip
+    assert doc["best"]["edition"] == "on_demand" and doc["queue_tolerance_hours"] == 0
+    for edition in waited:
+        assert any(
+            n.startswith(f"{edition}: under ") and n.endswith("not recommended")
+            for n in doc["notes"]
+        )
+    text = costline("capacity", path, "--max-slots", "2000", cwd=tmp_path)
+    assert "best plan: on-demand" in text.stdout and "queue tolerance" in text.stdout
+    # Accepting the wait, the cheapest capped plan is best again.
+    hours = f"{max(waited.values()) + 1:.0f}"
+    tolerant = costline(
+        "capacity", path, "--max-slots", "2000", "--queue-tolerance", hours, "-f", "json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    best = json.loads(tolerant.stdout)["best"]
+    assert best["edition"] != "on_demand" and best["max_slots"] <= 2000
+    bad = costline("capacity", path, "--queue-tolerance", "-2", cwd=tmp_path)
+    assert bad.returncode == 2 and "queue-tolerance" in bad.stderr
 
 
 def test_cli_capacity_bad_options_are_messages(

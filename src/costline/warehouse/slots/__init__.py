@@ -13,9 +13,11 @@ from costline.warehouse.slots.plan import (
     CapacityResult,
     CostCurve,
     Plan,
+    check_queue_tolerance,
     parse_growth,
     plan_capacity,
     price_plans,
+    queue_exclusions,
 )
 from costline.warehouse.slots.pricing import (
     RULES,
@@ -44,6 +46,7 @@ __all__ = [
     "UsageSeries",
     "billed_autoscale",
     "brute_force_curve",
+    "check_queue_tolerance",
     "cost_curve",
     "fit_forecast",
     "parse_growth",
@@ -51,6 +54,7 @@ __all__ = [
     "period_cost",
     "plan_capacity",
     "price_plans",
+    "queue_exclusions",
     "usage_from_history",
     "usage_from_timeline",
 ]

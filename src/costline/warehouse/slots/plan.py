@@ -17,6 +17,11 @@
 cost scaled to 365 days. A Standard reservation cannot exceed ``RULES.standard_max_slots``: its
 plans run under that cap per reservation the workload has (at most 10), and the queue it causes
 is reported, with the work that would wait past the 6-hour queue timeout.
+
+``best`` is the cheapest plan that keeps the work it delays within the queue tolerance: a plan
+whose cap (Standard's, or ``max_slots``) makes work wait more hours of the period than
+``queue_tolerance_hours`` (by default none at all) is shown with its queue but never best, in
+any edition, and a note says why.
 """
 
 from __future__ import annotations
@@ -64,6 +69,9 @@ SPLIT_SHARE = 0.7  # the rule of thumb compared against the optimum: commit 70%,
 ON_DEMAND = "on_demand"
 # Standard edition: reservations per administration project (each up to 1,600 slots).
 STANDARD_MAX_RESERVATIONS = billing_rules.STANDARD_MAX_RESERVATIONS
+# costline's default, not a BigQuery rule: a plan that makes work wait is recommended only when
+# the caller says how many hours of waiting it accepts.
+DEFAULT_QUEUE_TOLERANCE_HOURS = 0.0
 PROFILE_POINTS_PER_HOUR = 1
 LOAD_DURATION_POINTS = 200
 
@@ -181,6 +189,8 @@ class CapacityResult(_Model, Result):
     best: Plan | None
     forecast: Forecast | None
     what_if: WhatIf | None
+    queue_tolerance_hours: float = DEFAULT_QUEUE_TOLERANCE_HOURS
+    """Hours of the period a plan's cap may make work wait and the plan still be ``best``."""
     profile: UsageProfile
     load_duration: LoadDuration
     scaling: str = "standard"
@@ -200,6 +210,13 @@ def parse_growth(text: str) -> float:
     if value <= -1:
         raise CostlineError(f"growth {text!r}: the load cannot shrink by 100% or more")
     return value
+
+
+def check_queue_tolerance(hours: float) -> None:
+    """A queue tolerance is a number of hours, 0 or more: anything else is a
+    :class:`CostlineError`."""
+    if not np.isfinite(hours) or hours < 0:
+        raise CostlineError(f"--queue-tolerance {hours:g}: the hours work may wait, 0 or more")
 
 
 def _check_max_slots(max_slots: int | None) -> None:
@@ -519,6 +536,32 @@ def _profile(series: UsageSeries) -> UsageProfile:
     )
 
 
+def queue_exclusions(
+    plans: Iterable[Plan], queues: dict[str, QueueStats], tolerance_hours: float
+) -> dict[str, str]:
+    """The editions whose plans cannot be ``best``, each with the reason: under the edition's
+    cap (Standard's per-reservation cap, or the max reservation size) work waits more hours of
+    the period than ``tolerance_hours``. Every plan of an edition runs under the same cap, so
+    the queue, and the verdict, is the edition's."""
+    count: dict[str, int] = {}
+    for p in plans:
+        count[p.edition] = count.get(p.edition, 0) + 1
+    out: dict[str, str] = {}
+    for edition, q in queues.items():
+        waited = q.delayed_seconds / 3600
+        if edition not in count or waited <= tolerance_hours:
+            continue
+        n = count[edition]
+        which = "its plan is" if n == 1 else f"its {n} plans are"
+        out[edition] = (
+            f"{edition}: under {q.max_slots:,} slots work waits {waited:,.1f} h of the period "
+            f"(mean delay {q.mean_delay_seconds / 60:,.1f} min, up to "
+            f"{q.max_delay_seconds / 3600:,.1f} h), more than the {tolerance_hours:g}-hour queue "
+            f"tolerance: {which} not recommended"
+        )
+    return out
+
+
 def plan_capacity(
     series: UsageSeries,
     prices: PriceCatalogue,
@@ -530,11 +573,14 @@ def plan_capacity(
     idle_sharing: bool = True,
     fluid: bool = False,
     spend_based: bool = False,
+    queue_tolerance_hours: float = DEFAULT_QUEUE_TOLERANCE_HOURS,
     progress: Progress | None = None,
 ) -> CapacityResult:
     """Price every plan for ``series``, find each optimum, forecast the next 12 months and
     the ``growth`` what-if. ``idle_sharing=False`` adds the per-reservation plans (see
-    :func:`price_plans`)."""
+    :func:`price_plans`). ``best`` is the cheapest plan whose cap makes work wait at most
+    ``queue_tolerance_hours`` hours of the period (see :func:`queue_exclusions`)."""
+    check_queue_tolerance(queue_tolerance_hours)
     step = progress or (lambda _name, _done: None)
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
     priced = partial(
@@ -588,17 +634,15 @@ def plan_capacity(
     uncapped = [c for e, c in billed.items() if e != Edition.STANDARD.value]
     candidates = uncapped or list(billed.values())
     reference = candidates[0] if candidates else None
-    # Standard's 1,600-slot cap is the edition's, not the user's choice: when it makes work
-    # wait, its plan is shown with the delay but not recommended.
-    standard_queue = queues.get(Edition.STANDARD.value)
-    waits = max_slots is None and standard_queue is not None and standard_queue.delayed_seconds > 0
-    if waits and standard_queue is not None:
+    excluded = queue_exclusions(plans, queues, queue_tolerance_hours)
+    notes += excluded.values()
+    # A per_reservation plan is a comparison (what idle-slot sharing is worth), never best.
+    eligible = [p for p in plans if p.edition not in excluded and p.kind != "per_reservation"]
+    if not eligible and plans:
         notes.append(
-            f"Standard's {standard_queue.max_slots:,}-slot cap makes work wait (mean "
-            f"{standard_queue.mean_delay_seconds / 60:,.1f} min, up to "
-            f"{standard_queue.max_delay_seconds / 3600:,.1f} h): not recommended"
+            f"every plan makes work wait more than the {queue_tolerance_hours:g}-hour queue "
+            "tolerance: none is recommended"
         )
-    eligible = [p for p in plans if not (waits and p.edition == Edition.STANDARD.value)]
     stats, duration = _stats(series, reference)
     fc: Forecast | None = None
     if forecast:
@@ -636,6 +680,7 @@ def plan_capacity(
         best=min(eligible, key=lambda p: p.annual_cost_usd) if eligible else None,
         forecast=fc,
         what_if=what_if,
+        queue_tolerance_hours=queue_tolerance_hours,
         profile=_profile(series),
         load_duration=duration,
         scaling="fluid" if fluid else "standard",
@@ -648,7 +693,9 @@ __all__ = [
     "CapacityResult",
     "CostCurve",
     "Plan",
+    "check_queue_tolerance",
     "parse_growth",
     "plan_capacity",
     "price_plans",
+    "queue_exclusions",
 ]
