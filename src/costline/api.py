@@ -180,7 +180,13 @@ def lint(
         )
         source = Path(made.sources[0]).name if made.sources else "history"
         return lint_history(
-            made.fingerprints, source=source, catalog=tables, rules=rules, dialect=settings.dialect
+            made.fingerprints,
+            source=source,
+            catalog=tables,
+            rules=rules,
+            dialect=settings.dialect,
+            history=made.history,
+            prices=_prices(prices),
         )
     assert paths is not None
     return lint_paths(

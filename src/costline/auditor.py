@@ -17,14 +17,21 @@ from costline.core.progress import Progress
 from costline.core.results import Result
 from costline.warehouse.catalog_read import load_catalog
 from costline.warehouse.drivers import Driver, cost_drivers
-from costline.warehouse.jobs import read_history
+from costline.warehouse.jobs import detect_format, read_history
 from costline.warehouse.layout import Advice, advise
 from costline.warehouse.linter import LintResult, lint_history
 from costline.warehouse.merge.find import MergeFinding, find_full_table_merge
 from costline.warehouse.profiler import Profile, profile_history
 from costline.warehouse.slots import CapacityResult, plan_capacity, usage_from_history
 
-HISTORY_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
+
+class Skipped(Result):
+    """A section of the audit that did not run, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    section: str
+    reason: str
 
 
 class AuditResult(Result):
@@ -40,21 +47,29 @@ class AuditResult(Result):
     layout: Advice | None = None
     lint: LintResult | None = None
     """SQL anti-patterns in the history's query patterns, costliest first."""
+    skipped: tuple[Skipped, ...] = ()
+    """Sections that did not run (or ran with less), each with the reason."""
 
 
 def workspace_history(directory: Path) -> list[Path]:
     """The job-history files of a workspace directory."""
     if not directory.is_dir():
         raise CostlineError(f"{directory}: no such workspace directory")
-    files = sorted(
-        p for p in directory.glob("jobs*") if p.is_file() and p.suffix.lower() in HISTORY_SUFFIXES
-    )
+    files = sorted(p for p in directory.glob("jobs*") if p.is_file() and _is_history(p))
     if not files:
         raise CostlineError(
-            f"{directory}: no job history found (expected jobs.jsonl, jobs.parquet or jobs.csv); "
-            "`costline demo init DIR` builds an example workspace"
+            f"{directory}: no job history found (expected jobs.jsonl, jobs.parquet or jobs.csv, "
+            "optionally .gz); `costline demo init DIR` builds an example workspace"
         )
     return files
+
+
+def _is_history(path: Path) -> bool:
+    try:
+        detect_format(path)
+    except CostlineError:
+        return False
+    return True
 
 
 def run_audit(
@@ -67,7 +82,15 @@ def run_audit(
     result: ``costline.report``)."""
     catalog_path = directory / "catalog.json"
     catalog = load_catalog(catalog_path) if catalog_path.is_file() else None
-    history = read_history(workspace_history(directory))
+    history = read_history(workspace_history(directory), require_jobs=True)
+    skipped: list[Skipped] = []
+    if catalog is None:
+        why = f"no table catalogue ({catalog_path} is missing; `costline catalog` writes one)"
+        skipped += [
+            Skipped(section="layout", reason=why),
+            Skipped(section="merge", reason=why),
+            Skipped(section="lint", reason=f"ran without table metadata: {why}"),
+        ]
     profile = profile_history(history, prices, catalog=catalog, progress=progress)
     capacity = plan_capacity(usage_from_history(history, prices), prices, progress=progress)
     result = AuditResult(
@@ -82,5 +105,6 @@ def run_audit(
         layout=advise(profile, history, catalog, prices, catalog_dir=directory, prove=1)
         if catalog is not None
         else None,
+        skipped=tuple(skipped),
     )
     return result

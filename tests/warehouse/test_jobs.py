@@ -236,7 +236,8 @@ def test_csv_export_with_nested_json_cells_and_multiline_queries(tmp_path: Path)
     assert _jobs(history, "query, labels, referenced_tables") == [
         ("SELECT 1\nFROM t", [{"key": "team", "value": "risk"}], ["p.d.t"])
     ]
-    assert [(p.line, p.field) for p in history.problems] == [(2, "total_bytes_billed")]
+    # The file line the bad record starts on (header 1, record a 2-3), not its record number.
+    assert [(p.line, p.field) for p in history.problems] == [(4, "total_bytes_billed")]
 
 
 def test_parquet_with_native_nested_types(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,10 +21,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from costline.core.errors import CostlineError
+from costline.core.files import build_directory
 from costline.core.progress import Progress
 from costline.demo.bank import generate_bank, write_bank
 from costline.demo.catalog import demo_catalog
-from costline.demo.history import generate_history
+from costline.demo.history import MIN_JOBS, generate_history
 from costline.demo.truth import GroundTruth
 from costline.demo.warehouse import (
     DEFAULT_END,
@@ -69,7 +69,9 @@ class Workspace(BaseModel):
         root = Path(directory) if directory is not None else default_workspace_dir()
         if (root / WORKSPACE_FILE).is_file():
             return cls.open(root)
-        return build_workspace(root, progress=progress)
+        # The cache directory is costline's own: whatever is in it without a workspace.json
+        # is not a workspace, and is replaced.
+        return build_workspace(root, progress=progress, replace=directory is None)
 
     @classmethod
     def build(
@@ -79,10 +81,13 @@ class Workspace(BaseModel):
         jobs: int = 200_000,
         seed: int = 7,
         scale: float = 1.0,
+        replace: bool = False,
         progress: Progress | None = None,
     ) -> Workspace:
         """Generate a demo workspace in ``directory`` (see :func:`build_workspace`)."""
-        return build_workspace(directory, jobs=jobs, seed=seed, scale=scale, progress=progress)
+        return build_workspace(
+            directory, jobs=jobs, seed=seed, scale=scale, replace=replace, progress=progress
+        )
 
     @classmethod
     def open(cls, directory: Path) -> Workspace:
@@ -119,10 +124,11 @@ class Workspace(BaseModel):
             raise CostlineError(f"no local copy of table {name} in {self.root}")
         return self.root / meta.local_path
 
-    def _save(self) -> None:
+    def _save(self, directory: Path | None = None) -> None:
         data = self.model_dump(mode="json", exclude=set(_FILES) | {"root"})
         data["files"] = dict(_FILES)
-        (self.root / WORKSPACE_FILE).write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+        where = self.root if directory is None else directory
+        (where / WORKSPACE_FILE).write_text(json.dumps(data, indent=2) + "\n", "utf-8")
 
 
 def default_workspace_dir() -> Path:
@@ -142,8 +148,13 @@ def build_workspace(
     with_query_hashes: bool = True,
     progress: Progress | None = None,
     positions_rows: int = DEFAULT_POSITIONS_ROWS,
+    replace: bool = False,
 ) -> Workspace:
     """Generate a complete demo workspace in ``directory`` and return it.
+
+    The workspace is built under a temporary name beside ``directory`` and renamed into place
+    when complete: an interruption leaves nothing half-built. A non-empty ``directory`` is
+    refused unless ``replace``.
 
     ``scale`` multiplies the local tables' row counts (production sizes in the catalogue do not
     change); ``positions_rows`` is the local row count of ``risk.positions`` at scale 1. The job
@@ -153,11 +164,54 @@ def build_workspace(
     """
     if not 0 < scale <= 1.0:
         raise CostlineError(f"scale must be in (0, 1] (got {scale})")
-    root = Path(directory).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    if jobs < MIN_JOBS:
+        raise CostlineError(f"a demo history needs at least {MIN_JOBS:,} jobs (got {jobs:,})")
+    if days < 1:
+        raise CostlineError(f"days must be at least 1 (got {days})")
+    target = Path(directory).resolve()
+    with build_directory(target, replace=replace, what="workspace directory") as root:
+        truth = _generate(
+            root,
+            jobs=jobs,
+            seed=seed,
+            days=days,
+            end=end,
+            scale=scale,
+            with_query_hashes=with_query_hashes,
+            progress=progress,
+            positions_rows=positions_rows,
+        )
+        workspace = Workspace(
+            root=target,
+            **{key: target / name for key, name in _FILES.items()},
+            seed=seed,
+            job_count=jobs,
+            start=truth.period.start,
+            end=truth.period.end,
+            days=days,
+            scale=scale,
+            positions_rows=positions_rows,
+        )
+        workspace._save(root)
+    if progress is not None:
+        progress("done", 1.0)
+    return workspace
+
+
+def _generate(
+    root: Path,
+    *,
+    jobs: int,
+    seed: int,
+    days: int,
+    end: dt.date,
+    scale: float,
+    with_query_hashes: bool,
+    progress: Progress | None,
+    positions_rows: int,
+) -> GroundTruth:
+    """Write the tables, catalogue, history and ground truth into the (new) directory ``root``."""
     tables = root / _FILES["tables_dir"]
-    if tables.exists():
-        shutil.rmtree(tables)
     lock = threading.Lock()
 
     def report(step: str, fraction: float) -> None:
@@ -194,25 +248,18 @@ def build_workspace(
         return counts, truth
 
     # Table writing is DuckDB-bound and history generation mostly numpy: run them side by side.
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    # On an interruption the pool is not waited for: the caller discards the directory.
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
         generic = pool.submit(warehouse)
         other = pool.submit(bank_and_history)
         counts = generic.result()
         bank_counts, truth = other.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     catalog = demo_catalog({**counts, **bank_counts})
     save_catalog(catalog, root / _FILES["catalog"])
     truth.save(root / _FILES["ground_truth"])
-    workspace = Workspace(
-        root=root,
-        **{key: root / name for key, name in _FILES.items()},
-        seed=seed,
-        job_count=jobs,
-        start=truth.period.start,
-        end=truth.period.end,
-        days=days,
-        scale=scale,
-        positions_rows=positions_rows,
-    )
-    workspace._save()
-    report("done", 1.0)
-    return workspace
+    return truth

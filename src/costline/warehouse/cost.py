@@ -99,6 +99,27 @@ def job_cost(
     return billed / TIB * prices.bigquery.on_demand.usd_per_tib
 
 
+def derived_billed_sql(prices: PriceCatalogue) -> str:
+    """What an on-demand job bills when the export has no ``total_bytes_billed``: its
+    ``total_bytes_processed`` rounded up to the MiB, at least the per-query and per-table
+    minimums (a DuckDB expression over the normalised ``jobs`` columns)."""
+    od = prices.bigquery.on_demand
+    return (
+        "CASE WHEN total_bytes_processed <= 0 THEN 0 ELSE greatest("
+        f"ceil(total_bytes_processed / {od.rounding_bytes}) * {od.rounding_bytes}, "
+        f"{od.min_bytes_per_query}, {od.min_bytes_per_table} * len(referenced_tables)) END"
+    )
+
+
+def billed_bytes_sql(prices: PriceCatalogue) -> str:
+    """The bytes an on-demand job bills: ``total_bytes_billed``, or when the export has none,
+    :func:`derived_billed_sql` (capacity jobs keep what the export says)."""
+    return (
+        "CASE WHEN total_bytes_billed IS NULL AND reservation_id IS NULL "
+        f"THEN CAST({derived_billed_sql(prices)} AS BIGINT) ELSE total_bytes_billed END"
+    )
+
+
 def cost_sql(prices: PriceCatalogue, default_edition: Edition = Edition.ENTERPRISE) -> str:
     """:func:`job_cost` as a DuckDB expression over the normalised ``jobs`` columns plus a
     boolean ``is_script_parent`` (the job has children in the history)."""
@@ -107,11 +128,7 @@ def cost_sql(prices: PriceCatalogue, default_edition: Edition = Edition.ENTERPRI
     edition_price = " ".join(
         f"WHEN '{e.value.upper()}' THEN {bq.slot_hour(e)!r}" for e in bq.editions
     )
-    derived_billed = (
-        "CASE WHEN total_bytes_processed <= 0 THEN 0 ELSE greatest("
-        f"ceil(total_bytes_processed / {od.rounding_bytes}) * {od.rounding_bytes}, "
-        f"{od.min_bytes_per_query}, {od.min_bytes_per_table} * len(referenced_tables)) END"
-    )
+    derived_billed = derived_billed_sql(prices)
     return f"""(CASE
         WHEN cache_hit OR is_script_parent OR statement_type IS NOT DISTINCT FROM 'SCRIPT'
             THEN 0.0

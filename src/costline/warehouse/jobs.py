@@ -13,13 +13,17 @@ The normalised table ``jobs`` has the columns of :data:`JOB_COLUMNS`; ``labels``
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import gzip
+import io
 import mmap
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 import duckdb
 import numpy as np
@@ -32,6 +36,17 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 HistoryFormat = Literal["jsonl", "csv", "parquet"]
+EpochUnit = Literal["auto", "s", "ms", "us", "ns"]
+EPOCH_UNITS: tuple[str, ...] = ("auto", "s", "ms", "us", "ns")
+
+# Microseconds per unit of an epoch timestamp written as a number.
+_EPOCH_MICROS = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
+# With ``auto``, the unit of an epoch number is read from its count of integer digits, which is
+# unambiguous for the years 2001-2286 (9 digits: seconds in the 1970s-1990s): s 9-10, ms 12-13,
+# us 15-16, ns 18-19. Other lengths are rejected; a number an explicit unit cannot place is
+# rejected with a hint at the unit its digits suggest.
+_AUTO_DIGITS = {9: "s", 10: "s", 12: "ms", 13: "ms", 15: "us", 16: "us", 18: "ns", 19: "ns"}
+_UNIT_NAME = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 # How many rejected rows are kept with their reason; beyond it only the count grows, so a file
 # that is entirely garbage cannot exhaust memory through its error list.
@@ -144,6 +159,8 @@ class LoadReport(BaseModel):
     valid: int
     rejected: int
     problems: tuple[Problem, ...] = ()
+    reasons: tuple[tuple[str, int], ...] = ()
+    """Every rejected row counted by what is wrong with it (the value left out), most first."""
 
     @property
     def problems_truncated(self) -> bool:
@@ -157,6 +174,9 @@ class JobHistory:
 
     con: duckdb.DuckDBPyConnection
     reports: list[LoadReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the reader noticed about the history as a whole (e.g. a live read that saw only
+    one user's jobs)."""
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to the same database, set up as :func:`connect` sets one
@@ -185,6 +205,29 @@ class JobHistory:
     def read(self) -> int:
         """Number of rows read over all sources."""
         return sum(r.read for r in self.reports)
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """Rejected rows over all sources, counted by reason, most first."""
+        counts: dict[str, int] = {}
+        for report in self.reports:
+            for reason, n in report.reasons:
+                counts[reason] = counts.get(reason, 0) + n
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def require_jobs(self, what: str) -> None:
+        """Raise when no row of ``what`` could be used, saying why the rows were rejected."""
+        if self.jobs:
+            return
+        if not self.read:
+            raise CostlineError(f"{what}: no jobs in it (the file is empty)")
+        reasons = self.reasons()
+        shown = "; ".join(f"{reason} ({n:,})" for reason, n in reasons[:5])
+        more = f"; and {len(reasons) - 5} other reasons" if len(reasons) > 5 else ""
+        first = self.problems[0] if self.problems else None
+        example = f"\n  first: {first}" if first else ""
+        raise CostlineError(
+            f"{what}: all {self.read:,} rows rejected, nothing to analyse: {shown}{more}{example}"
+        )
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -325,6 +368,13 @@ def _raw_columns(
     con: duckdb.DuckDBPyConnection, relation: str, *, nested_as_json_text: bool
 ) -> str:
     present = _available_columns(con, relation)
+    missing = [f.name for f in _FIELDS if f.required and f.name not in present]
+    if missing:
+        found = ", ".join(sorted(present)[:12]) + (" …" if len(present) > 12 else "")
+        raise CostlineError(
+            f"no {' or '.join(missing)} column, which every job needs "
+            f"(INFORMATION_SCHEMA.JOBS names; the columns are: {found or 'none'})"
+        )
     parts = []
     for f in _FIELDS:
         if f.name not in present:
@@ -347,24 +397,57 @@ def _raw_columnar(
     else:
         reader = f"read_parquet({_sql_str(str(path))}, file_row_number = true)"
         line = "file_row_number + 1"
+    name = "CSV" if fmt == "csv" else "Parquet"
     try:
         cols = _raw_columns(con, reader, nested_as_json_text=fmt == "csv")
     except duckdb.Error as exc:
-        name = "CSV" if fmt == "csv" else "Parquet"
         raise CostlineError(f"{path}: cannot read as {name}: {_first_line(exc)}") from None
+    except CostlineError as exc:
+        raise CostlineError(f"{path}: {exc}") from None
     return f"SELECT {line} AS line, NULL AS doc_error, {cols} FROM {reader}"
 
 
-def _typed(f: _Field) -> str:
+def _epoch_sql(value: str, unit: EpochUnit) -> str:
+    """A TIMESTAMPTZ from an epoch number written as text (NULL when it is not one, or when
+    ``auto`` cannot tell its unit)."""
+    number = f"TRY_CAST({value} AS DECIMAL(38, 9))"
+    if unit == "auto":
+        digits = f"length(split_part(ltrim({value}, '-'), '.', 1))"
+        cases = " ".join(
+            f"WHEN {n} THEN {_EPOCH_MICROS[u]}" for n, u in sorted(_AUTO_DIGITS.items())
+        )
+        factor = f"(CASE {digits} {cases} END)"
+    else:
+        factor = str(_EPOCH_MICROS[unit])
+    micros = f"TRY_CAST(round({number} * {factor}) AS BIGINT)"
+    return (
+        f"CASE WHEN regexp_full_match({value}, '-?\\d+(\\.\\d+)?') "
+        f"THEN make_timestamp({micros})::TIMESTAMPTZ END"
+    )
+
+
+def _typed(f: _Field, epoch_unit: EpochUnit) -> str:
     if f.kind == "time":
         # Exports carry ISO-8601 ('...Z'), BigQuery's 'YYYY-MM-DD HH:MM:SS[.ffffff] UTC' (both
-        # cast directly), or epoch seconds from some API dumps.
-        return (
-            f"coalesce(TRY_CAST({f.name} AS TIMESTAMPTZ), "
-            f"CASE WHEN regexp_full_match(CAST({f.name} AS VARCHAR), '\\d{{9,10}}(\\.\\d+)?') "
-            f"THEN to_timestamp(CAST({f.name} AS DOUBLE)) END)"
-        )
+        # cast directly), or an epoch number (INT64 seconds, milliseconds or microseconds in
+        # some API dumps and pipelines).
+        text = f"CAST({f.name} AS VARCHAR)"
+        return f"coalesce(TRY_CAST({f.name} AS TIMESTAMPTZ), {_epoch_sql(text, epoch_unit)})"
     return f"TRY_CAST({f.name} AS {f.sql_type})"
+
+
+def _epoch_hint(value: str) -> str:
+    """SQL: for an integer time the chosen reading could not place, which unit it may be in."""
+    digits = f"length(split_part(ltrim({value}, '-'), '.', 1))"
+    cases = " ".join(
+        f"WHEN {n} THEN ' — epoch {_UNIT_NAME[u]}? pass --epoch-unit {u}'"
+        for n, u in sorted(_AUTO_DIGITS.items())
+    )
+    return (
+        f"CASE WHEN regexp_full_match({value}, '-?\\d+(\\.\\d+)?') "
+        f"THEN coalesce(CASE {digits} {cases} END, "
+        "' — an integer, but no epoch unit gives a date near today') ELSE '' END"
+    )
 
 
 def _field_error(f: _Field) -> str:
@@ -378,15 +461,16 @@ def _field_error(f: _Field) -> str:
         )
     expected = _EXPECTED.get(f.kind) or _NESTED_EXPECTED.get(f.name)
     if expected:
+        hint = f" || {_epoch_hint(f'CAST({f.name} AS VARCHAR)')}" if f.kind == "time" else ""
         checks.append(
             f"WHEN {f.name} IS NOT NULL AND {typed} IS NULL "
-            f"THEN {_sql_str(f'{f.name}: expected {expected}, got ')} || {shown}"
+            f"THEN {_sql_str(f'{f.name}: expected {expected}, got ')} || {shown}{hint}"
         )
     return "\n".join(checks)
 
 
-def _normalise_sql(raw: str) -> str:
-    typed = ",\n".join(f"{_typed(f)} AS t_{f.name}" for f in _FIELDS)
+def _normalise_sql(raw: str, epoch_unit: EpochUnit) -> str:
+    typed = ",\n".join(f"{_typed(f, epoch_unit)} AS t_{f.name}" for f in _FIELDS)
     checks = "\n".join(c for c in (_field_error(f) for f in _FIELDS) if c)
     return f"""
         SELECT *,
@@ -444,17 +528,27 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _stage(con: duckdb.DuckDBPyConnection, raw: str, *, source: str) -> None:
+def _stage(
+    con: duckdb.DuckDBPyConnection, raw: str, *, source: str, epoch_unit: EpochUnit = "auto"
+) -> None:
     """Validate and type ``raw`` into the staging table: the final job columns plus ``error``."""
     con.execute(
         f"CREATE OR REPLACE TABLE {_STAGED} AS "
-        f"SELECT {_STAGED_COLUMNS} FROM ({_normalise_sql(raw)})",
+        f"SELECT {_STAGED_COLUMNS} FROM ({_normalise_sql(raw, epoch_unit)})",
         [source],
     )
 
 
-def _ingest(history: JobHistory, *, source: str, fmt: str, first_load: bool) -> LoadReport:
-    """Report the staged rows' problems and move the valid ones into ``jobs``."""
+def _ingest(
+    history: JobHistory,
+    *,
+    source: str,
+    fmt: str,
+    first_load: bool,
+    line_of: Callable[[list[int]], dict[int, int]] | None = None,
+) -> LoadReport:
+    """Report the staged rows' problems and move the valid ones into ``jobs``. ``line_of`` maps
+    record numbers to the file lines they start on, for readers that number records."""
     con = history.con
     # A job id seen twice (overlapping exports concatenated) would bill twice: every later row
     # is rejected and points at the first, including ids loaded from an earlier source. The
@@ -494,6 +588,16 @@ def _ingest(history: JobHistory, *, source: str, fmt: str, first_load: bool) -> 
         ) ORDER BY line LIMIT {MAX_REPORTED_PROBLEMS}
         """
     ).fetchall()
+    # The kind of a problem is its message without the offending value (", got ...").
+    reasons = con.execute(
+        f"""
+        SELECT kind, count(*) AS n FROM (
+            SELECT regexp_replace(error, ', got .*?( — .*)?$', '\\1') AS kind
+            FROM {_STAGED} WHERE error IS NOT NULL
+            UNION ALL SELECT 'job_id: duplicate' FROM duplicates
+        ) GROUP BY kind ORDER BY n DESC, kind LIMIT 50
+        """
+    ).fetchall()
     rejected_rows = "error IS NOT NULL OR line IN (SELECT line FROM duplicates)"
     if first_load:
         # The staging table becomes ``jobs`` in place: the texts are not copied once more.
@@ -508,7 +612,11 @@ def _ingest(history: JobHistory, *, source: str, fmt: str, first_load: bool) -> 
         )
         con.execute(f"DROP TABLE {_STAGED}")
     con.execute("DROP TABLE duplicates")
-    problems = tuple(_problem(source, int(line), msg) for line, msg in bad)
+    lines = line_of(sorted({int(line) for line, _ in bad})) if line_of and bad else None
+    problems = tuple(
+        _problem(source, lines.get(int(line), int(line)) if lines else int(line), msg)
+        for line, msg in bad
+    )
     report = LoadReport(
         source=source,
         format=fmt,
@@ -516,6 +624,7 @@ def _ingest(history: JobHistory, *, source: str, fmt: str, first_load: bool) -> 
         valid=read - rejected,
         rejected=rejected,
         problems=problems,
+        reasons=tuple((str(kind), int(n)) for kind, n in reasons),
     )
     history.reports.append(report)
     return report
@@ -534,36 +643,164 @@ def read_history(
     fmt: HistoryFormat | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     on_source: Callable[[Path], None] | None = None,
+    epoch_unit: EpochUnit = "auto",
+    require_jobs: bool = False,
 ) -> JobHistory:
     """Read one or more job-history files into a :class:`JobHistory`.
 
     Bad rows are rejected with their line and reason (see :attr:`JobHistory.problems`);
-    a file that cannot be read at all raises :class:`CostlineError`.
+    a file that cannot be read at all raises :class:`CostlineError`, and so does a history in
+    which no row at all is usable when ``require_jobs`` is set. Times given as epoch numbers
+    are read in ``epoch_unit`` (``auto``: told from the number of digits).
     """
+    if epoch_unit not in EPOCH_UNITS:
+        raise CostlineError(f"epoch unit {epoch_unit!r}: expected one of {', '.join(EPOCH_UNITS)}")
     files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     if not files:
         raise CostlineError("no job-history file given")
     history = JobHistory(con or connect())
     for i, path in enumerate(files):
+        if path.is_dir():
+            raise CostlineError(f"{path}: a directory, not a job-history file")
         if not path.is_file():
             raise CostlineError(f"{path}: no such job-history file")
         if on_source:
             on_source(path)
         kind = fmt or detect_format(path)
+        _check_content(path, kind)
         source = str(path)
-        if kind == "jsonl":
-            if not _stage_jsonl_records(history.con, path, source=source):
-                _stage_or_raise(history.con, _raw_jsonl(history.con, path), source, kind)
+        line_of: Callable[[list[int]], dict[int, int]] | None = None
+        if kind == "jsonl" and _stage_json_array(history.con, path, source, epoch_unit):
+            kind_read = "json-array"
+        elif kind == "jsonl":
+            if epoch_unit != "auto" or not _stage_jsonl_records(history.con, path, source=source):
+                _stage_or_raise(
+                    history.con, _raw_jsonl(history.con, path), source, kind, epoch_unit
+                )
+            kind_read = kind
         else:
-            _stage_or_raise(history.con, _raw_columnar(history.con, path, kind), source, kind)
+            raw = _raw_columnar(history.con, path, kind)
+            _stage_or_raise(history.con, raw, source, kind, epoch_unit)
+            kind_read = kind
+            if kind == "csv":
+                line_of = partial(csv_record_lines, path)
         history.con.execute("DROP TABLE IF EXISTS json_lines")
-        _ingest(history, source=source, fmt=kind, first_load=i == 0)
+        _ingest(history, source=source, fmt=kind_read, first_load=i == 0, line_of=line_of)
+    if require_jobs:
+        history.require_jobs(", ".join(str(f) for f in files))
     return history
 
 
-def _stage_or_raise(con: duckdb.DuckDBPyConnection, raw: str, source: str, fmt: str) -> None:
+_MAGIC = {
+    b"PAR1": "Parquet data",
+    b"\x1f\x8b": "gzip-compressed data",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed data",
+    b"PK\x03\x04": "a ZIP archive",
+}
+
+
+def _opened(path: Path) -> IO[bytes]:
+    """``path`` opened for reading bytes, decompressed when its name ends in ``.gz``."""
+    if path.suffix.lower() == ".gz":
+        return cast("IO[bytes]", gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def _check_content(path: Path, kind: HistoryFormat) -> None:
+    """Refuse a binary file given as text (or text as Parquet) with what it looks like."""
     try:
-        _stage(con, raw, source=source)
+        with _opened(path) as f:
+            head = f.read(4096)
+    except (OSError, EOFError) as exc:
+        raise CostlineError(f"{path}: cannot read: {exc}") from None
+    looks = next((what for magic, what in _MAGIC.items() if head.startswith(magic)), None)
+    if kind == "parquet":
+        if head and not head.startswith(b"PAR1"):
+            raise CostlineError(
+                f"{path}: cannot read as Parquet: {looks or 'no PAR1 header'}; "
+                "name a JSON-lines or CSV export .jsonl or .csv"
+            )
+        return
+    if looks is None and b"\x00" in head:
+        looks = "binary data"
+    if looks is not None:
+        name = "CSV" if kind == "csv" else "JSON lines"
+        hint = {
+            "Parquet data": "name it .parquet",
+            "gzip-compressed data": "name it with a .gz suffix",
+        }.get(looks, "export the history as JSON lines, CSV or Parquet")
+        raise CostlineError(f"{path}: {looks}, not {name} text ({hint})")
+
+
+def _is_json_array(path: Path) -> bool:
+    """True when the file is one JSON array (``[{...}, ...]``) rather than JSON lines."""
+    with _opened(path) as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+def _stage_json_array(
+    con: duckdb.DuckDBPyConnection, path: Path, source: str, epoch_unit: EpochUnit
+) -> bool:
+    """Stage a file that is one JSON array of job records (``[{...}, ...]``, as some tools
+    export); a record's number is its position in the array. False when the file is not one
+    (JSON lines whose first line happens to be an array are read, and reported, line by line).
+    """
+    if not _is_json_array(path):
+        return False
+    columns = ", ".join(f"{_sql_str(f.name)}: {_sql_str(_JSON_TYPE[f.kind])}" for f in _FIELDS)
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE json_lines AS
+            SELECT * FROM read_json({_sql_str(str(path))}, format = 'array',
+                                    columns = {{{columns}}})
+            """
+        )
+    except duckdb.Error:
+        return False
+    fields = ", ".join(f.name for f in _FIELDS)
+    raw = f"SELECT rowid + 1 AS line, NULL AS doc_error, {fields} FROM json_lines"
+    _stage_or_raise(con, raw, source, "a JSON array", epoch_unit)
+    return True
+
+
+def csv_record_lines(path: Path, records: list[int]) -> dict[int, int]:
+    """The file line each of ``records`` (1-based data records, after the header) starts on.
+
+    A quoted field may hold line breaks, so a record's number and its line differ; the file is
+    read once with the :mod:`csv` module, up to the last record asked for.
+    """
+    wanted = set(records)
+    last = max(wanted, default=0)
+    found: dict[int, int] = {}
+    with _opened(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        reader = csv.reader(text)
+        previous_end = 0
+        record = -1  # the header is record 0
+        for row in reader:
+            start = previous_end + 1
+            previous_end = reader.line_num
+            if not row:
+                continue  # a blank line is not a record
+            record += 1
+            if record in wanted:
+                found[record] = start
+            if record >= last:
+                break
+    return found
+
+
+def _stage_or_raise(
+    con: duckdb.DuckDBPyConnection,
+    raw: str,
+    source: str,
+    fmt: str,
+    epoch_unit: EpochUnit = "auto",
+) -> None:
+    try:
+        _stage(con, raw, source=source, epoch_unit=epoch_unit)
     except duckdb.Error as exc:
         raise CostlineError(f"{source}: cannot read as {fmt}: {_first_line(exc)}") from None
 
@@ -608,7 +845,7 @@ def live_jobs_sql(region: str, view: str = "JOBS_BY_PROJECT") -> str:
     )
 
 
-def read_bigquery(
+def query_bigquery_jobs(
     project: str,
     *,
     region: str = "us",
@@ -616,8 +853,9 @@ def read_bigquery(
     end: dt.datetime,
     client: Any = None,
     view: str = "JOBS_BY_PROJECT",
-) -> JobHistory:
-    """Read the job history of ``project`` live from BigQuery for ``[start, end)``.
+) -> pa.Table:
+    """The rows of ``region-<region>.INFORMATION_SCHEMA.<view>`` for ``[start, end)``, as the
+    Arrow table BigQuery returns (the columns :func:`read_history` reads).
 
     Uses ``google-cloud-bigquery`` with the ambient credentials unless a ``client`` is given.
     """
@@ -643,8 +881,51 @@ def read_bigquery(
         rows = client.query_and_wait(
             live_jobs_sql(region, view), job_config=config, retry=retry, api_timeout=60
         )
-        table = rows.to_arrow(create_bqstorage_client=False)
+        return rows.to_arrow(create_bqstorage_client=False)
     except (gexc.GoogleAPIError, gexc.RetryError) as exc:
         raise CostlineError(f"BigQuery refused the jobs query: {_first_line(exc)}") from None
-    source = f"bigquery:{project}/region-{region}.INFORMATION_SCHEMA.{view}"
-    return history_from_arrow(table, source=source)
+
+
+def live_source(project: str, region: str, view: str = "JOBS_BY_PROJECT") -> str:
+    """How a live read names its source in problems and reports."""
+    return f"bigquery:{project}/region-{region}.INFORMATION_SCHEMA.{view}"
+
+
+def read_bigquery(
+    project: str,
+    *,
+    region: str = "us",
+    start: dt.datetime,
+    end: dt.datetime,
+    client: Any = None,
+    view: str = "JOBS_BY_PROJECT",
+) -> JobHistory:
+    """Read the job history of ``project`` live from BigQuery for ``[start, end)``.
+
+    Uses ``google-cloud-bigquery`` with the ambient credentials unless a ``client`` is given.
+    """
+    table = query_bigquery_jobs(
+        project, region=region, start=start, end=end, client=client, view=view
+    )
+    history = history_from_arrow(table, source=live_source(project, region, view))
+    warning = visibility_warning(history, view)
+    if warning:
+        history.notes.append(warning)
+    return history
+
+
+def visibility_warning(history: JobHistory, view: str = "JOBS_BY_PROJECT") -> str | None:
+    """A warning when a live read saw only one user's jobs: without ``bigquery.jobs.listAll``
+    the ``JOBS_BY_PROJECT`` view returns the caller's own jobs and nothing else, silently."""
+    if view != "JOBS_BY_PROJECT" or history.jobs < 1:
+        return None
+    row = history.con.execute(
+        "SELECT count(DISTINCT user_email), any_value(user_email) FROM jobs"
+    ).fetchone()
+    if row is None or int(row[0]) != 1:
+        return None
+    return (
+        f"every job read was run by {row[1]}: if others use the project too, the credentials "
+        "lack bigquery.jobs.listAll (roles/bigquery.resourceViewer or roles/bigquery.admin on "
+        "the project), without which JOBS_BY_PROJECT returns only the caller's own jobs"
+    )

@@ -46,7 +46,13 @@ from costline.warehouse.billing import (
     reservation_billing,
 )
 from costline.warehouse.catalog import Catalog, TableMeta
-from costline.warehouse.cost import CANCELLED, FREE_RESERVATION, SCRIPT_PARENT_SQL, cost_sql
+from costline.warehouse.cost import (
+    CANCELLED,
+    FREE_RESERVATION,
+    SCRIPT_PARENT_SQL,
+    billed_bytes_sql,
+    cost_sql,
+)
 from costline.warehouse.fingerprint import shape_key_head_sql, shape_key_rest_sql, shape_key_sql
 from costline.warehouse.jobs import JobHistory
 from costline.warehouse.shapes import analyse_shapes
@@ -107,9 +113,14 @@ class ColumnAccess(_Model):
 
     column: str
     role: Literal["filter", "join", "group"]
-    cost_usd: float
+    cost_usd: float = Field(description="whole cost of the patterns that use the column")
     jobs: int
     fingerprints: int
+    table_cost_usd: float | None = Field(
+        default=None,
+        description="the part of the table's cost_usd these patterns carry: a job's cost split "
+        "over the tables it references, as the table's own cost is (so at most that cost)",
+    )
 
 
 class TableProfile(_Model):
@@ -256,6 +267,11 @@ def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
     The texts stay in ``jobs`` (``job_row`` points at a row's own): copying them is the
     costliest thing a pass over the history can do, and only one per shape is ever read.
     """
+    # An export without total_bytes_billed: the bytes billed are derived as the cost is.
+    priced_columns = ", ".join(
+        f"{billed_bytes_sql(prices)} AS total_bytes_billed" if c == "total_bytes_billed" else c
+        for c in _PRICED_COLUMNS
+    )
     # Texts without BigQuery's hash are keyed by the lexical shape key, in two steps: the
     # first pass (string literals, comments) over every text, the other passes once per
     # distinct result — most of what varies between runs of a query is its strings.
@@ -276,7 +292,7 @@ def _price(con: Any, prices: PriceCatalogue, default_edition: Edition) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE priced AS
-        SELECT {", ".join(_PRICED_COLUMNS)}, job_row, is_script_parent,
+        SELECT {priced_columns}, job_row, is_script_parent,
                {cost_sql(prices, default_edition)} AS cost_usd,
                timezone('{BILLING_TIME_ZONE}', coalesce(end_time, creation_time))::DATE AS day,
                CASE WHEN query IS NULL THEN 't:' || coalesce(job_type, 'UNKNOWN')
@@ -844,6 +860,20 @@ def _tables(
         """,
     )
     projects = dict(_rows(con, "SELECT fp, mode(project_id) FROM priced_fp GROUP BY fp"))
+    # A pattern's share of each table's cost, split over the tables its jobs reference exactly
+    # as the table's cost above is: a column's share of a table then never exceeds the table.
+    table_share = {
+        (fp, t): float(cost)
+        for fp, t, cost in _rows(
+            con,
+            """
+            SELECT fp, t, sum(cost_usd / len(referenced_tables))
+            FROM (SELECT fp, unnest(referenced_tables) AS t, referenced_tables, cost_usd
+                  FROM priced_fp WHERE NOT is_script_parent)
+            GROUP BY fp, t
+            """,
+        )
+    }
     access: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(dict)
     resolved: dict[tuple[str, str | None], str] = {}
     for fp in fingerprints:
@@ -859,15 +889,16 @@ def _tables(
             if key in seen:
                 continue
             seen.add(key)
-            acc = access[table].setdefault((use.column, use.role), [0.0, 0.0, 0.0])
+            acc = access[table].setdefault((use.column, use.role), [0.0, 0.0, 0.0, 0.0])
             acc[0] += fp.cost_usd
             acc[1] += fp.jobs
             acc[2] += 1
+            acc[3] += table_share.get((fp.id, table), 0.0)
     out = []
     for name, jobs, cost, billed, n_fp in rows:
         meta = catalog.get(name) if catalog else None
         part, clustering, rpf, size = _layout(meta)
-        uses = sorted(access.get(name, {}).items(), key=lambda kv: (-kv[1][0], kv[0]))
+        uses = sorted(access.get(name, {}).items(), key=lambda kv: (-kv[1][3], -kv[1][0], kv[0]))
         out.append(
             TableProfile(
                 name=name,
@@ -886,6 +917,7 @@ def _tables(
                         cost_usd=acc[0],
                         jobs=int(acc[1]),
                         fingerprints=int(acc[2]),
+                        table_cost_usd=acc[3],
                     )
                     for (col, role), acc in uses
                 ),
