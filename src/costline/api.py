@@ -14,14 +14,17 @@ results are typed values with ``to_dict()`` and ``to_json()``. Bad input raises
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from costline.auditor import AuditResult
 from costline.core.errors import CostlineError
 from costline.core.prices import Edition, PriceCatalogue, load_prices
 from costline.core.progress import Progress
+from costline.core.results import Result
 from costline.demo import Workspace
 from costline.warehouse.billing import ReservationSetup
 from costline.warehouse.catalog import Catalog
@@ -86,29 +89,99 @@ def _sql_text(sql: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def _history(source: JobHistory | PathLike | Sequence[PathLike]) -> JobHistory:
-    return source if isinstance(source, JobHistory) else read_history(source)
+    if not isinstance(source, JobHistory):
+        return read_history(source)
+    source.require_jobs(", ".join(r.source for r in source.reports) or "the job history")
+    return source
 
 
-def read_history(paths: PathLike | Sequence[PathLike]) -> JobHistory:
-    """A job history (``INFORMATION_SCHEMA.JOBS`` as JSONL, CSV or Parquet; several files at
-    once). Bad rows are kept out and listed in ``.problems``; an unreadable file raises."""
+def read_history(paths: PathLike | Sequence[PathLike], *, epoch_unit: str = "auto") -> JobHistory:
+    """A job history (``INFORMATION_SCHEMA.JOBS`` as JSONL, a JSON array, CSV or Parquet,
+    optionally gzipped; several files at once). Bad rows are kept out and listed in
+    ``.problems``; an unreadable file, or one in which no row is usable, raises (saying why
+    the rows were rejected, counted by reason). Times written as epoch numbers are read in
+    ``epoch_unit`` (``s``, ``ms``, ``us``, ``ns``; ``auto`` tells them by their digits)."""
+    from costline.warehouse.jobs import EPOCH_UNITS, EpochUnit
     from costline.warehouse.jobs import read_history as read
 
-    return read(_paths(paths, "job history"))
+    if epoch_unit not in EPOCH_UNITS:
+        raise CostlineError(f"epoch unit {epoch_unit!r}: expected one of {', '.join(EPOCH_UNITS)}")
+    unit = cast("EpochUnit", epoch_unit)
+    return read(_paths(paths, "job history"), epoch_unit=unit, require_jobs=True)
 
 
-def read_bigquery_history(project: str, *, region: str = "us", days: int = 90) -> JobHistory:
-    """The last ``days`` days of ``project``'s job history, read live from
-    ``region-REGION.INFORMATION_SCHEMA.JOBS_BY_PROJECT`` with the application-default
-    credentials (other users' jobs need ``bigquery.jobs.listAll``)."""
-    import datetime as dt
-
-    from costline.warehouse.jobs import read_bigquery
-
+def _window(days: int) -> tuple[dt.datetime, dt.datetime]:
     if days < 1:
         raise CostlineError(f"days must be at least 1 (got {days})")
     end = dt.datetime.now(dt.UTC)
-    return read_bigquery(project, region=region, start=end - dt.timedelta(days=days), end=end)
+    return end - dt.timedelta(days=days), end
+
+
+def read_bigquery_history(
+    project: str, *, region: str = "us", days: int = 90, client: object = None
+) -> JobHistory:
+    """The last ``days`` days of ``project``'s job history, read live from
+    ``region-REGION.INFORMATION_SCHEMA.JOBS_BY_PROJECT`` with the application-default
+    credentials (other users' jobs need ``bigquery.jobs.listAll``: when every job read belongs
+    to one user, ``.notes`` says so). No job in the window raises."""
+    from costline.warehouse.jobs import live_source, read_bigquery
+
+    start, end = _window(days)
+    history = read_bigquery(project, region=region, start=start, end=end, client=client)
+    history.require_jobs(f"{live_source(project, region)} over the last {days} days")
+    return history
+
+
+class LiveWorkspace(Result):
+    """A workspace directory filled from a live BigQuery project."""
+
+    root: Path
+    jobs: int
+    tables: int
+    notes: tuple[str, ...] = ()
+
+
+def read_bigquery_workspace(
+    project: str,
+    directory: PathLike,
+    *,
+    region: str = "us",
+    days: int = 90,
+    replace: bool = False,
+    client: object = None,
+) -> LiveWorkspace:
+    """Fill a new workspace ``directory`` from BigQuery ``project``: the last ``days`` days of
+    ``INFORMATION_SCHEMA.JOBS_BY_PROJECT`` as ``jobs.parquet`` (BigQuery's columns, as read)
+    and the table catalogue as ``catalog.json`` — what :func:`audit` reads. The directory
+    appears whole or not at all; a non-empty one is refused unless ``replace``."""
+    import pyarrow.parquet as pq
+
+    from costline.core.files import build_directory
+    from costline.warehouse.catalog import save_catalog as save
+    from costline.warehouse.catalog_bigquery import fetch_catalog as fetch
+    from costline.warehouse.jobs import (
+        history_from_arrow,
+        live_source,
+        query_bigquery_jobs,
+        visibility_warning,
+    )
+
+    target = _path(directory, "workspace").resolve()
+    start, end = _window(days)
+    with build_directory(target, replace=replace, what="workspace directory") as root:
+        table = query_bigquery_jobs(project, region=region, start=start, end=end, client=client)
+        history = history_from_arrow(table, source=live_source(project, region))
+        history.require_jobs(f"{live_source(project, region)} over the last {days} days")
+        pq.write_table(table, root / "jobs.parquet")
+        catalog = fetch(project, region=region, client=client)
+        save(catalog, root / "catalog.json")
+        warning = visibility_warning(history)
+    return LiveWorkspace(
+        root=target,
+        jobs=history.jobs,
+        tables=len(catalog.tables),
+        notes=(warning,) if warning else (),
+    )
 
 
 def profile(
@@ -189,9 +262,15 @@ def lint(
             prices=_prices(prices),
         )
     assert paths is not None
-    return lint_paths(
-        _paths(paths, "SQL"), config=settings, catalog=tables, jobs=jobs, progress=progress
-    )
+    given = _paths(paths, "SQL")
+    result = lint_paths(given, config=settings, catalog=tables, jobs=jobs, progress=progress)
+    names = ", ".join(str(p) for p in given)
+    if result.files == 0:
+        raise CostlineError(f"{names}: no SQL files in it (*.sql, *.bqsql)")
+    counted = result.statements
+    if not (counted.linted or counted.unparsed or counted.skipped or result.errors):
+        raise CostlineError(f"{names}: no SQL statements (every SQL file is empty)")
+    return result
 
 
 def advise(
@@ -420,6 +499,7 @@ __all__ = [
     "CostlineError",
     "JobHistory",
     "LintResult",
+    "LiveWorkspace",
     "MergeProof",
     "MergeRewrite",
     "PriceCatalogue",
@@ -433,6 +513,7 @@ __all__ = [
     "profile",
     "prove_merge",
     "read_bigquery_history",
+    "read_bigquery_workspace",
     "read_history",
     "rewrite_merge",
     "save_catalog",

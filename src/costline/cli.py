@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -22,6 +24,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as ProgressBar
 
 from costline.core.errors import CostlineError
+from costline.core.files import check_writable, discard_pending, write_text
 from costline.core.prices import Edition, default_prices_text, load_prices
 from costline.core.progress import Progress
 from costline.warehouse.catalog_read import load_catalog
@@ -57,6 +60,26 @@ PricesOption = Annotated[
     Path | None,
     typer.Option("--prices", help="Price catalogue (TOML/JSON) merged over the packaged one."),
 ]
+
+
+class EpochUnitChoice(StrEnum):
+    """How a time written as a number is read."""
+
+    auto = "auto"
+    s = "s"
+    ms = "ms"
+    us = "us"
+    ns = "ns"
+
+
+EpochUnitOption = Annotated[
+    EpochUnitChoice,
+    typer.Option(
+        "--epoch-unit",
+        help="Times written as epoch numbers are in s, ms, us or ns (auto: told from the "
+        "number of digits).",
+    ),
+]
 CatalogOption = Annotated[
     Path | None,
     typer.Option(
@@ -64,6 +87,22 @@ CatalogOption = Annotated[
         help="Table catalogue: a costline catalog.json, a dbt manifest.json or project"
         " directory, or a directory of metadata.yaml files.",
     ),
+]
+
+
+def _checked_output(value: Path | None) -> Path | None:
+    """An ``--output`` path, refused at parse time (before any work) when it cannot be written."""
+    if value is not None and str(value) != "-":
+        try:
+            check_writable(value)
+        except CostlineError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write here.", callback=_checked_output),
 ]
 
 
@@ -90,14 +129,20 @@ def _progress(enabled: bool = True) -> Iterator[Progress]:
 
 
 def _write_or_print(text: str, output: Path | None) -> None:
-    if output is None:
+    if output is None or str(output) == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CostlineError(f"cannot write {output}: {exc.strerror}") from None
+    write_text(output, text)
     err.print(f"wrote {output}")
+
+
+def _html_output(fmt: OutputFormat, output: Path | None, default: str) -> Path | None:
+    """Where the output goes (an HTML report has a default file), checked before any work."""
+    if fmt is not OutputFormat.html:
+        return output
+    path = output or Path(default)
+    check_writable(path)
+    return path
 
 
 def _report_rejections(rejected: int, read: int, shown: list[str], strict: bool) -> None:
@@ -126,7 +171,7 @@ def profile(
         typer.Argument(help="Job-history files (INFORMATION_SCHEMA.JOBS as .jsonl/.csv/.parquet)."),
     ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    output: OutputOption = None,
     prices: PricesOption = None,
     catalog: CatalogOption = None,
     edition: Annotated[
@@ -166,11 +211,13 @@ def profile(
         bool,
         typer.Option("--fluid", help="Simulate autoscaling as fluid scaling (no 1-min minimum)."),
     ] = False,
+    epoch_unit: EpochUnitOption = EpochUnitChoice.auto,
 ) -> None:
     """Profile a job history: cost per query pattern, attribution, Pareto, table access.
 
     Capacity work is billed per reservation (allocated slots) and attributed to its jobs by
     slot time; on-demand work is billed per job."""
+    output = _html_output(fmt, output, "profile.html")
     from costline import api
     from costline.report.html import render_profile_html
     from costline.warehouse.billing import load_setups
@@ -185,8 +232,10 @@ def profile(
         raise CostlineError(f"{reservations_timeline}: no such reservations timeline file")
     if bigquery:
         history = api.read_bigquery_history(bigquery, region=region or "us", days=days)
+        for note in history.notes:
+            err.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
     elif paths:
-        history = api.read_history(paths)
+        history = api.read_history(paths, epoch_unit=epoch_unit.value)
     else:
         raise CostlineError("give job-history files, or --bigquery PROJECT to read live")
     with _progress() as step:
@@ -208,7 +257,7 @@ def profile(
     if fmt is OutputFormat.json:
         _write_or_print(result.model_dump_json(indent=2), output)
     elif fmt is OutputFormat.html:
-        _write_or_print(render_profile_html(result), output or Path("profile.html"))
+        _write_or_print(render_profile_html(result), output)
     else:
         from costline.report.text import print_profile
 
@@ -268,10 +317,12 @@ def capacity(
         ),
     ] = 0.0,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    output: OutputOption = None,
     prices: PricesOption = None,
+    epoch_unit: EpochUnitOption = EpochUnitChoice.auto,
 ) -> None:
     """Price the workload's slots on demand, autoscaled, committed and hybrid; find the optimum."""
+    output = _html_output(fmt, output, "capacity.html")
     from costline import api
     from costline.report.capacity import print_capacity, render_capacity_html
     from costline.warehouse.slots import check_queue_tolerance, parse_growth, parse_resolution
@@ -291,7 +342,7 @@ def capacity(
         paths = workspace_history(_demo_workspace())
     with _progress() as step:
         result = api.capacity(
-            paths or None,
+            api.read_history(paths, epoch_unit=epoch_unit.value) if paths else None,
             timeline=timeline,
             prices=load_prices(prices),
             region=region,
@@ -309,7 +360,7 @@ def capacity(
     if fmt is OutputFormat.json:
         _write_or_print(result.model_dump_json(indent=2), output)
     elif fmt is OutputFormat.html:
-        _write_or_print(render_capacity_html(result), output or Path("capacity.html"))
+        _write_or_print(render_capacity_html(result), output)
     else:
         print_capacity(out, result)
 
@@ -317,17 +368,26 @@ def capacity(
 @demo_app.command("init")
 def demo_init(
     directory: Annotated[Path, typer.Argument(help="Where to build the workspace.")],
-    jobs: Annotated[int, typer.Option(help="Jobs in the 90-day history.", min=100)] = 200_000,
+    jobs: Annotated[int, typer.Option(help="Jobs in the 90-day history.", min=1_000)] = 200_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same workspace).")] = 7,
     scale: Annotated[
         float, typer.Option(help="Scale of the local table copies.", min=0.001, max=1.0)
     ] = 1.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace DIRECTORY if it is not empty.")
+    ] = False,
 ) -> None:
-    """Build the demo workspace: tables, catalogue, job history and ground truth."""
-    from costline import api
+    """Build the demo workspace: tables, catalogue, job history and ground truth.
 
+    The workspace is built beside DIRECTORY and moved into place when complete."""
+    from costline import api
+    from costline.core.files import prepare_directory
+
+    prepare_directory(directory.resolve(), replace=force, what="workspace directory")
     with _progress() as step:
-        ws = api.Workspace.build(directory, jobs=jobs, seed=seed, scale=scale, progress=step)
+        ws = api.Workspace.build(
+            directory, jobs=jobs, seed=seed, scale=scale, replace=force, progress=step
+        )
     out.print(f"demo workspace ready in [bold]{ws.root}[/]")
     out.print(f"  job history   {ws.jobs}")
     out.print(f"  catalogue     {ws.catalog}")
@@ -353,27 +413,74 @@ def audit(
         Path | None,
         typer.Argument(help="A workspace (catalog.json + jobs.*); default: the demo workspace."),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML report.")] = Path(
-        "report.html"
-    ),
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="The HTML report.", callback=_checked_output),
+    ] = Path("report.html"),
     prices: PricesOption = None,
-    top: Annotated[int, typer.Option(help="Cost drivers shown.")] = 10,
+    top: Annotated[int, typer.Option(help="Cost drivers shown.", min=1)] = 10,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 when a section is skipped or a row rejected.")
+    ] = False,
+    bigquery: Annotated[
+        str | None,
+        typer.Option(
+            "--bigquery",
+            help="Audit this BigQuery project live: its job history and table catalogue are "
+            "read into --workspace first.",
+        ),
+    ] = None,
+    region: Annotated[
+        str, typer.Option(help="With --bigquery: the region of the jobs and datasets.")
+    ] = "us",
+    days: Annotated[int, typer.Option(help="With --bigquery: days of history.", min=1)] = 90,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", help="With --bigquery: the new workspace directory to fill."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --bigquery: replace a non-empty --workspace.")
+    ] = False,
 ) -> None:
     """Run every analysis on a workspace and write one self-contained HTML report."""
     from costline import api
+    from costline.core.files import prepare_directory
     from costline.report.html import render_audit_html
     from costline.report.text import print_audit
 
+    price_list = load_prices(prices)
+    if bigquery is not None:
+        if directory is not None:
+            raise CostlineError("give a workspace directory or --bigquery PROJECT, not both")
+        target = (workspace or Path(f"{bigquery}-{region}")).resolve()
+        prepare_directory(target, replace=force, what="workspace directory")
+        err.print(f"reading {bigquery} (region {region}, {days} days) into {target} ...")
+        live = api.read_bigquery_workspace(
+            bigquery, target, region=region, days=days, replace=force
+        )
+        err.print(f"  {live.jobs:,} jobs, {live.tables:,} tables", highlight=False)
+        for note in live.notes:
+            err.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
+        directory = live.root
+    elif workspace is not None:
+        raise CostlineError("--workspace is for --bigquery; give the workspace as the argument")
     if directory is None:
         directory = _demo_workspace()
     with _progress() as step:
-        result = api.audit(directory, prices=load_prices(prices), progress=step)
-    try:
-        output.write_text(render_audit_html(result), encoding="utf-8")
-    except OSError as exc:
-        raise CostlineError(f"cannot write {output}: {exc.strerror}") from None
+        result = api.audit(directory, prices=price_list, progress=step)
+    write_text(output, render_audit_html(result))
     print_audit(out, result, top=top)
+    for skipped in result.skipped:
+        err.print(
+            f"[yellow]skipped {skipped.section}:[/] {escape(skipped.reason)}", highlight=False
+        )
     out.print(f"\nreport: [bold]{output}[/]")
+    rejected = result.profile.rejected_count
+    if strict and (result.skipped or rejected):
+        what = [f"{len(result.skipped)} sections skipped"] if result.skipped else []
+        what += [f"{rejected:,} rows rejected"] if rejected else []
+        err.print(f"[red]--strict:[/] {' and '.join(what)}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _workspace_or_demo(directory: Path | None) -> Path:
@@ -616,7 +723,7 @@ def merge_rewrite(
         bool, typer.Option(help="Use the demo workspace's catalogue (its tables only).")
     ] = False,
     fmt: Annotated[ProofFormat, typer.Option("--format", "-f")] = ProofFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    output: OutputOption = None,
 ) -> None:
     """Rewrite a full-table MERGE into an idempotent, partition-scoped BigQuery script."""
     from costline import api
@@ -736,7 +843,7 @@ def lint(
     dialect: Annotated[
         str | None, typer.Option(help="SQL dialect (sqlglot name); default bigquery.")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    output: OutputOption = None,
     prices: PricesOption = None,
     jobs: Annotated[
         int | None,
@@ -844,7 +951,7 @@ def advise(
         list[str] | None, typer.Option("--table", "-t", help="Advise these tables only.")
     ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    output: OutputOption = None,
     top: Annotated[int, typer.Option(help="Costliest tables advised.", min=1)] = 6,
     prove: Annotated[
         int, typer.Option(help="Measure this many changed tables on their local copy.", min=0)
@@ -852,6 +959,7 @@ def advise(
     prices: PricesOption = None,
 ) -> None:
     """Partitioning and clustering per table, with the saving replayed from the history."""
+    output = _html_output(fmt, output, "advice.html")
     from costline import api
     from costline.auditor import workspace_history
     from costline.report.advise import render_advice_html, render_advice_text
@@ -884,7 +992,7 @@ def advise(
     if fmt is OutputFormat.json:
         _write_or_print(advice.model_dump_json(indent=2), output)
     elif fmt is OutputFormat.html:
-        _write_or_print(render_advice_html(advice), output or Path("advice.html"))
+        _write_or_print(render_advice_html(advice), output)
     else:
         _write_or_print(render_advice_text(advice), output)
 
@@ -965,23 +1073,73 @@ def show_prices(
         )
 
 
+_interrupted = threading.Event()
+
+
+def _on_interrupt(_signum: int, _frame: object) -> None:
+    # Remembered, so that whatever a library makes of the interruption (DuckDB raises a
+    # RuntimeError, typer an Exit(130)) it ends as an abort, not as an error.
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def _abort() -> None:
+    """Stop at once after Ctrl-C: outputs still being built are removed, nothing is waited for
+    (worker threads in the middle of a DuckDB or Arrow call would finish their step, or abort
+    the interpreter at exit)."""
+    discard_pending()
+    err.print("aborted", highlight=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from costline import __version__
+
+        out.print(f"costline {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Cloud cost as an architectural property: profile, diagnose and guard warehouse spend."""
+
+
 def main() -> None:
     """Entry point: run the app, turning every error into a message and an exit code."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_interrupt)
     try:
         # Without standalone mode click returns a typer.Exit's code instead of exiting.
         code = app(standalone_mode=False)
+        if _interrupted.is_set():
+            _abort()
         if isinstance(code, int) and code:
             raise SystemExit(code)
     except CostlineError as exc:
+        if _interrupted.is_set():
+            _abort()
         # a message may hold brackets (a TOML table, a JSON path): printed as text, not markup
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None
     except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
-        raise SystemExit(130) from None
+        _abort()
     except typer.Exit as exc:
+        if _interrupted.is_set():
+            _abort()
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:  # the last line of defence: never a traceback for a user
+        if _interrupted.is_set():
+            _abort()
         # Usage errors (click's, vendored by typer) know how to show themselves.
         show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
         if callable(show) and isinstance(code, int):

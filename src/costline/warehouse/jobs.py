@@ -219,7 +219,8 @@ class JobHistory:
         if self.jobs:
             return
         if not self.read:
-            raise CostlineError(f"{what}: no jobs in it (the file is empty)")
+            live = any(r.format == "bigquery" for r in self.reports)
+            raise CostlineError(f"{what}: no jobs in it" + ("" if live else " (the file is empty)"))
         reasons = self.reasons()
         shown = "; ".join(f"{reason} ({n:,})" for reason, n in reasons[:5])
         more = f"; and {len(reasons) - 5} other reasons" if len(reasons) > 5 else ""
