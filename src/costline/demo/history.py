@@ -53,6 +53,9 @@ MIN_JOBS = 1_000
 # Share of the job budget scheduled work may take before its runs are thinned.
 _MAX_SCHEDULED_SHARE = 0.4
 _US_PER_S = 1_000_000
+# What one job (a script: all its statements) may run for: BigQuery's six-hour limit, less the
+# queueing and the gaps between a script's statements.
+_MAX_RUN_MS = 5.5 * 3_600_000
 _US_PER_DAY = 86_400 * _US_PER_S
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -555,7 +558,14 @@ def _simulate(
         np.add.at(arr, j.parent[is_child], arr[is_child])
 
     # Timing: queueing, then elapsed time from slot-ms and parallelism; children in sequence.
+    # BigQuery stops a query (or a whole script) at six hours, so a job whose work would take
+    # longer at its drawn parallelism runs wider: its share of the limit is a script's
+    # children's total, spread evenly.
     parallel = np.clip(np.exp(rng.normal(np.log(60), 0.9, n)), 1, 2_000)
+    siblings = np.bincount(j.parent[is_child], minlength=n)
+    share = np.where(is_child, siblings[np.maximum(j.parent, 0)], 1)
+    budget_ms = _MAX_RUN_MS / np.maximum(share, 1)
+    parallel = np.maximum(parallel, slot_ms / budget_ms)
     elapsed = np.maximum(120_000, slot_ms / parallel * 1000).astype(np.int64)
     elapsed = np.where(cache_hit, rng.integers(40_000, 400_000, n), elapsed)
     elapsed = np.where(is_query, elapsed, rng.integers(4, 90, n) * _US_PER_S)
