@@ -276,7 +276,8 @@ def test_the_unpartitioned_ledger_gets_partitioned_and_the_estimate_holds(
     ledger = by_table["acme-dwh-prod.finance.ledger_entries"]
     assert ledger.current.partition_column is None
     assert ledger.changed
-    assert ledger.proposed.partition_column in ("posting_ts", "entry_date")
+    # The hourly reconciliation's posting_ts filter is the costliest (the planted full scan).
+    assert ledger.proposed.partition_column == "posting_ts"
     assert ledger.proposed.granularity is PartitionGranularity.DAY
     assert {"posting_ts", "entry_date"} <= {
         ledger.proposed.partition_column,
@@ -293,6 +294,27 @@ def test_the_unpartitioned_ledger_gets_partitioned_and_the_estimate_holds(
     assert m.bytes_proposed < m.bytes_current / 5
     # The ledger is the table with the largest saving, so it is the one measured.
     assert demo_advice.recommendations[0].table == ledger.table
+
+
+def test_lint_names_the_partition_column_advise_chooses(
+    demo: Workspace, demo_advice: Advice
+) -> None:
+    # One answer per table: every CL005 finding on the demo's ledger, whichever time column
+    # its own query filters, proposes the column advise partitions the ledger on.
+    from costline import api
+
+    ledger = next(r for r in demo_advice.recommendations if r.table.endswith(".ledger_entries"))
+    found = api.lint(history=[Path(demo.jobs)], catalog=demo.load_catalog()).findings
+    fixes = {f.fix for f in found if f.code == "CL005" and "ledger_entries" in f.message}
+    assert {f.message.split("filter on ")[1].split()[0] for f in found if f.code == "CL005"} == {
+        "entry_date",
+        "posting_ts",
+    }
+    assert fixes == {
+        f"partition finance.ledger_entries on {ledger.proposed.partition_column}, the column "
+        "the history's costliest queries filter (`costline advise` replays the layout and "
+        "writes the migration)"
+    }
 
 
 def test_well_laid_out_tables_are_kept(demo_advice: Advice) -> None:

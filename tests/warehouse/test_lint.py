@@ -349,6 +349,93 @@ def test_history_findings_carry_their_pattern_cost_ranked_by_it(tmp_path: Path) 
     )
 
 
+LEDGER = "acme.finance.ledger"
+RECONCILE = (
+    f"SELECT SUM(amount) FROM `{LEDGER}` WHERE posting_ts >= TIMESTAMP '2026-10-01 08:00:00'"
+)
+BY_DAY = (
+    f"SELECT gl_account, SUM(amount) FROM `{LEDGER}` WHERE entry_date = '2026-09-30' GROUP BY 1"
+)
+
+
+def _ledger_catalog() -> Catalog:
+    from costline.warehouse.catalog import Column
+
+    return Catalog(
+        tables=(
+            TableMeta(
+                name=LEDGER,
+                columns=(
+                    Column(name="entry_date", type="DATE", distinct_count=730),
+                    Column(name="posting_ts", type="TIMESTAMP"),
+                    Column(name="gl_account", type="STRING", distinct_count=5_000),
+                    Column(name="amount", type="NUMERIC"),
+                ),
+                rows=10**10,
+                logical_bytes=20 * TIB,
+            ),
+        )
+    )
+
+
+def _ledger_history(tmp_path: Path, reconcile_tib: int, by_day_tib: int) -> Path:
+    rows = [
+        job(
+            f"{kind}{i}",
+            query=sql,
+            total_bytes_billed=tib * TIB,
+            total_bytes_processed=tib * TIB,
+            referenced_tables=tables(LEDGER),
+            creation_time=f"2026-10-01 {8 + i % 10:02d}:00:00.000000 UTC",
+        )
+        for kind, sql, tib in (("r", RECONCILE, reconcile_tib), ("d", BY_DAY, by_day_tib))
+        for i in range(10)
+    ]
+    path = tmp_path / f"jobs_{reconcile_tib}_{by_day_tib}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(("reconcile_tib", "by_day_tib", "column"), [
+    (3, 1, "posting_ts"),
+    (1, 3, "entry_date"),
+])  # fmt: skip
+def test_lint_and_advise_give_one_partition_column_per_table(
+    tmp_path: Path, reconcile_tib: int, by_day_tib: int, column: str
+) -> None:
+    # Two query patterns read the unpartitioned ledger, filtering different time columns:
+    # linting the history names, for both, the column advise partitions the table on, the one
+    # whose filters serve the costlier queries.
+    from costline import api
+
+    catalog = _ledger_catalog()
+    path = _ledger_history(tmp_path, reconcile_tib, by_day_tib)
+    found = api.lint(history=[path], catalog=catalog).findings
+    assert sorted(f.message.split("filter on ")[1].split()[0] for f in found) == [
+        "entry_date",
+        "posting_ts",
+    ]
+    assert {f.code for f in found} == {"CL005"}
+    assert {f.fix for f in found} == {
+        f"partition finance.ledger on {column}, the column the history's costliest queries "
+        "filter (`costline advise` replays the layout and writes the migration)"
+    }
+    (advice,) = api.advise([path], catalog).recommendations
+    assert advice.proposed.partition_column == column
+
+
+def test_lint_of_files_leaves_the_partition_column_to_advise() -> None:
+    # One query's filter does not say which column the table should be partitioned on: both
+    # statements get the same fix, naming no column that advise could contradict.
+    result = lint_sql(f"{RECONCILE};\n{BY_DAY};", catalog=_ledger_catalog())
+    assert codes(result) == ["CL005", "CL005"]
+    assert {f.fix for f in result.findings} == {
+        "partition finance.ledger on the column its costliest queries filter: `costline "
+        "advise` weighs every query that reads it and proposes the column, the layout and the "
+        "migration"
+    }
+
+
 def test_audit_shows_the_costliest_findings(tmp_path: Path) -> None:
     from rich.console import Console
 

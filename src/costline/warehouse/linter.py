@@ -19,7 +19,7 @@ import fnmatch
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -29,12 +29,16 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from costline.core.errors import CostlineError, first_validation_error
+from costline.core.prices import PriceCatalogue
 from costline.core.progress import Progress
 from costline.core.results import Result
 from costline.warehouse.catalog import Catalog, TableKind
+from costline.warehouse.jobs import JobHistory
+from costline.warehouse.layout.workload import workload_partition_columns
 from costline.warehouse.profiler import FingerprintStats
 from costline.warehouse.rules import ALL_RULES
 from costline.warehouse.rules.base import GOOGLE, Rule, Script, Severity, Statement, Violation
+from costline.warehouse.rules.cl005_unpartitioned_time_filter import flaggable
 from costline.warehouse.sql import Output, ProblemKind, get_dialect, read_script
 
 __all__ = [
@@ -386,6 +390,7 @@ def _lint_source(
     catalog: Catalog | None,
     *,
     template: bool = True,
+    partition_columns: Mapping[str, str] | None = None,
 ) -> _Outcome:
     out = _Outcome()
     model = Path(source.path).stem if template else None
@@ -421,7 +426,13 @@ def _lint_source(
         for s in reading.statements
     ]
     out.linted = len(statements)
-    script = Script(path=source.path, sql=reading.text, statements=statements, catalog=catalog)
+    script = Script(
+        path=source.path,
+        sql=reading.text,
+        statements=statements,
+        catalog=catalog,
+        partition_columns=partition_columns or {},
+    )
     # A history pattern is no file a command could be given.
     file_arg = "FILE" if "#" in source.path else source.path
     for rule_cls in rules:
@@ -629,17 +640,32 @@ def lint_history(
     catalog: Catalog | None = None,
     rules: Sequence[type[Rule]] | None = None,
     dialect: str = "bigquery",
+    history: JobHistory | None = None,
+    prices: PriceCatalogue | None = None,
     progress: Progress | None = None,
 ) -> LintResult:
     """Lint the example text of each pattern of a profile (``Profile.fingerprints``).
 
     Each finding carries the cost of its pattern over the history and names it
     ``SOURCE#fp_…``; findings are ranked by cost, costliest first. Query texts of a job history
-    are SQL as BigQuery ran it, never templates.
+    are SQL as BigQuery ran it, never templates. Given the ``history`` itself (and its
+    ``prices``), a fix that proposes a partition column names the one ``costline advise``
+    partitions on, read from the same workload
+    (:func:`~costline.warehouse.layout.workload.workload_partition_columns`).
     """
     chosen = ALL_RULES if rules is None else rules
     totals = _Totals()
     patterns = list(patterns)
+    partitioning: dict[str, str] = {}
+    if history is not None and prices is not None and catalog is not None:
+        flagged = {
+            m.name
+            for fp in patterns
+            for t in fp.tables
+            if (m := catalog.get(t)) is not None and flaggable(m)
+        }
+        if flagged:
+            partitioning = workload_partition_columns(history, sorted(flagged), prices, catalog)
     step = progress or (lambda _name, _done: None)
     for i, fp in enumerate(patterns):
         if i % 250 == 0:
@@ -649,7 +675,14 @@ def lint_history(
             continue
         cost = float(fp.cost_usd)
         name = f"{source}#{fp.id}"
-        out = _lint_source(_Source(name, text), chosen, dialect, catalog, template=False)
+        out = _lint_source(
+            _Source(name, text),
+            chosen,
+            dialect,
+            catalog,
+            template=False,
+            partition_columns=partitioning,
+        )
         out.findings = [x.model_copy(update={"cost_usd": cost}) for x in out.findings]
         totals.add(name, out)
     totals.findings.sort(key=lambda f: (-(f.cost_usd or 0.0), f.path, f.line, f.column, f.code))

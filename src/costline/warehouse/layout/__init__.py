@@ -9,10 +9,13 @@ For each costly table (from the :class:`~costline.warehouse.profiler.Profile`):
    has one (``local_path``), otherwise rows synthesised from the catalogue (time columns uniform
    over ``distinct_count`` days ending at the history's last day, other columns uniform over
    their distinct values).
-3. **Layouts.** Candidate partition columns are the DATE/TIMESTAMP/DATETIME (or integer range)
-   columns the workload restricts with constants; granularities are HOUR/DAY/MONTH/YEAR that
-   keep the table within BigQuery's partition limit. Clustering columns (at most four) are the
-   other restricted columns, ordered by the cost of the queries whose filters they serve.
+3. **Layouts.** The partition column is the one :mod:`costline.warehouse.partitioning` picks
+   (the one ``costline lint`` names too): of the DATE/TIMESTAMP/DATETIME (or integer range)
+   columns the workload restricts with constants, the one serving the costliest queries;
+   granularities are HOUR/DAY/MONTH/YEAR that keep the table within BigQuery's partition limit,
+   and leaving it unpartitioned, or as it is, are candidates too. Clustering columns (at most
+   four) are the other restricted columns, ordered by the cost of the queries whose filters
+   they serve.
 4. **Replay.** A layout is simulated on the sample: rows go to partitions, are sorted by the
    clustering columns within each partition, and cut into storage blocks; a query reads the
    partitions its partition predicate selects and, within them, the blocks whose min/max of a

@@ -10,8 +10,9 @@ from costline.core.results import Result
 from costline.warehouse.catalog import (
     PartitionGranularity,
 )
+from costline.warehouse.partitioning import PARTITION_TIME_TYPES
 
-TIME_TYPES = frozenset({"DATE", "TIMESTAMP", "DATETIME"})
+TIME_TYPES = PARTITION_TIME_TYPES
 DAY_SECONDS = 86_400
 EPOCH = dt.date(1970, 1, 1)
 

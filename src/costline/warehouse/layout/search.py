@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +40,8 @@ from costline.warehouse.layout.sample import (
     span_days,
     span_of,
 )
-from costline.warehouse.layout.workload import ShapeWorkload, read_workload
+from costline.warehouse.layout.workload import ShapeWorkload, filtered_queries, read_workload
+from costline.warehouse.partitioning import filter_uses, partition_column
 from costline.warehouse.profiler import Profile
 
 # Google suggests partitions of at least ~10 GB on average
@@ -73,25 +73,6 @@ def current_layout(meta: TableMeta) -> Layout:
         require_partition_filter=part.require_partition_filter,
         expiration_days=part.expiration_days,
     )
-
-
-def _filter_values(shapes: list[ShapeWorkload], meta: TableMeta) -> dict[str, tuple[float, int]]:
-    """Cost and jobs of the queries whose constant filters restrict each column."""
-    value: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for s in shapes:
-        if not s.samples:
-            continue
-        counts: dict[str, int] = defaultdict(int)
-        for preds in s.samples:
-            for column in {p.column for p in preds}:
-                counts[column] += 1
-        for column, n in counts.items():
-            share = n / len(s.samples)
-            value[column][0] += s.cost * share
-            value[column][1] += s.jobs * share
-    return {
-        c: (v[0], round(v[1])) for c, v in value.items() if meta.column(c) or c == "_partitiontime"
-    }
 
 
 def catalog_tables(catalog: Catalog, names: Sequence[str]) -> list[TableMeta]:
@@ -171,10 +152,14 @@ def recommend(
 ) -> Recommendation:
     """The best layout for one table under its workload (see the module docstring)."""
     types = {c.name.lower(): c.type.upper() for c in meta.columns}
-    values = _filter_values(shapes, meta)
+    uses = filter_uses(filtered_queries(shapes), meta)
+    values = {c: (u.cost_usd, round(u.jobs)) for c, u in uses.items()}
     current = current_layout(meta)
-    time_cols = [c for c in values if types.get(c) in TIME_TYPES]
-    int_cols = [c for c in values if types.get(c) == "INT64" and _ranged(shapes, c)]
+    # The partition column is the one `costline lint` names too (partitioning.py); the replay
+    # below chooses its grain, the clustering, and whether partitioning pays at all.
+    chosen = partition_column(meta, uses)
+    time_cols = [c for c in (chosen,) if c is not None and types.get(c) in TIME_TYPES]
+    int_cols = [c for c in (chosen,) if c is not None and types.get(c) == "INT64"]
     cluster_cols = sorted(
         (c for c in values if types.get(c) in CLUSTERABLE_TYPES),
         key=lambda c: (-values[c][0], c),
@@ -355,12 +340,6 @@ def _preference(
     return (1, _GRAIN_PREFERENCE.get(layout.granularity or PartitionGranularity.DAY, 0), value)
 
 
-def _ranged(shapes: list[ShapeWorkload], column: str) -> bool:
-    return any(
-        p.column == column and p.op == "range" for s in shapes for ps in s.samples for p in ps
-    )
-
-
 def _ingestion_replay(
     scorer: Scorer, current: Layout, layout: Layout, shapes: list[ShapeWorkload]
 ) -> tuple[float, float, int]:
@@ -392,7 +371,7 @@ def _partition_reason(
     kind = "integer range" if layout.integer_range else f"{types.get(column, '')} column"
     return (
         f"{column} ({kind}) is restricted by constants in queries costing ${cost:,.0f} "
-        f"({jobs:,} jobs); of the candidates it gives the largest replayed saving"
+        f"({jobs:,} jobs), more than any other column it could be partitioned on"
     )
 
 

@@ -16,6 +16,7 @@ from costline.warehouse.cost import SCRIPT_PARENT_SQL, cost_sql
 from costline.warehouse.fingerprint import shape_key_sql
 from costline.warehouse.jobs import JobHistory
 from costline.warehouse.layout.model import ValueModel
+from costline.warehouse.partitioning import FilteredQueries, filter_uses, partition_column
 from costline.warehouse.predicates import Predicate, statement_predicates
 
 JOBS_PER_SHAPE = 4  # jobs parsed per query shape: literals vary, the structure does not
@@ -109,6 +110,31 @@ def read_workload(
                 as_of=tuple(times),
             )
         )
+    return out
+
+
+def filtered_queries(shapes: Sequence[ShapeWorkload]) -> list[FilteredQueries]:
+    """The shapes as :func:`~costline.warehouse.partitioning.filter_uses` weighs them."""
+    return [FilteredQueries(s.cost, s.jobs, s.samples) for s in shapes]
+
+
+def workload_partition_columns(
+    history: JobHistory,
+    tables: Sequence[str],
+    prices: PriceCatalogue,
+    catalog: Catalog,
+) -> dict[str, str]:
+    """Per table of ``tables`` (by catalogue name), the column to partition it on, read from
+    its workload exactly as ``costline advise`` reads it: the column ``costline lint`` names
+    and the one the layout search partitions on are one answer."""
+    out = {}
+    for name, shapes in read_workload(history, tables, prices, catalog).items():
+        meta = catalog.get(name)
+        if meta is None:
+            continue
+        column = partition_column(meta, filter_uses(filtered_queries(shapes), meta))
+        if column is not None:
+            out[meta.name] = column
     return out
 
 

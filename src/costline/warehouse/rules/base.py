@@ -9,7 +9,7 @@ the SQL questions (which table a column belongs to, whether a predicate constant
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
@@ -113,6 +113,10 @@ class Script:
     sql: str
     statements: list[Statement]
     catalog: Catalog | None = None
+    partition_columns: Mapping[str, str] = field(default_factory=dict)
+    """Per table (its catalogue name), the column the workload's filters say to partition it
+    on (:func:`costline.warehouse.partitioning.partition_column`): known when a job history
+    is linted, empty for files."""
 
 
 class Rule:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 from sqlglot import exp
 
-from costline.warehouse.catalog import Catalog
+from costline.warehouse.catalog import Catalog, TableMeta
+from costline.warehouse.partitioning import PARTITION_TIME_TYPES
 from costline.warehouse.rules.base import (
     LARGE_TABLE_BYTES,
     Rule,
+    Script,
     Severity,
     Statement,
     Violation,
@@ -18,7 +20,10 @@ from costline.warehouse.rules.base import (
 from costline.warehouse.rules.scans import table_scans
 from costline.warehouse.sql import FilterKind
 
-TIME_TYPES = {"DATE", "DATETIME", "TIMESTAMP"}
+
+def flaggable(meta: TableMeta) -> bool:
+    """Whether CL005 looks at ``meta``'s filters at all: a large table, not partitioned."""
+    return meta.partitioning is None and (meta.logical_bytes or 0) >= LARGE_TABLE_BYTES
 
 
 class UnpartitionedTimeFilter(Rule):
@@ -33,8 +38,11 @@ class UnpartitionedTimeFilter(Rule):
     **Why is this bad?**
 
     The filter says the query wants a slice of time, but without partitioning nothing can be
-    pruned: every run bills the whole table. Partitioning the table on that column (see
-    `costline advise`) makes the same query read only the days it asks for.
+    pruned: every run bills the whole table. Partitioning the table on the column its costly
+    queries filter makes them read only the days they ask for. Which column that is, is a
+    question about every query that reads the table, not about this one: linting a job
+    history (`--history`), the fix names the column the history's filters choose, the one
+    `costline advise` partitions on; linting files, it leaves the choice to `costline advise`.
 
     **Anti-pattern**
 
@@ -64,22 +72,51 @@ class UnpartitionedTimeFilter(Rule):
     summary = "time filter on a large unpartitioned table prunes nothing"
     needs_catalog = True
 
+    def check(self, script: Script) -> Iterator[Violation]:
+        """Every violation in ``script``, the fix naming the workload's partition column when
+        the script knows it."""
+        for stmt in script.statements:
+            yield from self._check(stmt, script.catalog, script.partition_columns)
+
     def check_statement(self, stmt: Statement, catalog: Catalog | None) -> Iterable[Violation]:
+        return self._check(stmt, catalog, {})
+
+    def _check(
+        self, stmt: Statement, catalog: Catalog | None, chosen: Mapping[str, str]
+    ) -> Iterator[Violation]:
         for scan in table_scans(stmt, catalog):
             meta = scan.meta
-            if meta.partitioning is not None or (meta.logical_bytes or 0) < LARGE_TABLE_BYTES:
+            if not flaggable(meta):
                 continue
             if not isinstance(scan.scope, exp.Select | exp.Update | exp.Delete):
                 continue
             for f in scan.filters:
                 column = meta.column(f.column.name)
-                if f.kind is FilterKind.constant and column and column.type.upper() in TIME_TYPES:
+                if (
+                    f.kind is FilterKind.constant
+                    and column
+                    and column.type.upper() in PARTITION_TIME_TYPES
+                ):
                     yield Violation(
                         f.predicate,
                         f"{meta.short_name} ({size_text(meta.logical_bytes)}) is not "
                         f"partitioned, so the filter on {column.name} prunes nothing: every "
                         "run reads the whole table",
-                        fix=f"partition {meta.short_name} on {column.name} "
-                        "(`costline advise` proposes the layout and the migration)",
+                        fix=_fix(meta, chosen.get(meta.name)),
                     )
                     break
+
+
+def _fix(meta: TableMeta, column: str | None) -> str:
+    # One query's filter does not say which column the table should be partitioned on: the
+    # costliest queries' filters do, and `costline advise` names the same column from them.
+    if column is not None:
+        return (
+            f"partition {meta.short_name} on {column}, the column the history's costliest "
+            "queries filter (`costline advise` replays the layout and writes the migration)"
+        )
+    return (
+        f"partition {meta.short_name} on the column its costliest queries filter: `costline "
+        "advise` weighs every query that reads it and proposes the column, the layout and the "
+        "migration"
+    )
