@@ -101,7 +101,14 @@ def run_audit(
         if catalog is not None
         else None,
         capacity=capacity,
-        lint=lint_history(profile.fingerprints, source="jobs", catalog=catalog, progress=progress),
+        lint=lint_history(
+            profile.fingerprints,
+            source="jobs",
+            catalog=catalog,
+            history=history,
+            prices=prices,
+            progress=progress,
+        ),
         layout=advise(profile, history, catalog, prices, catalog_dir=directory, prove=1)
         if catalog is not None
         else None,

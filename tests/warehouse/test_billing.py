@@ -819,3 +819,20 @@ def test_an_unknown_location_is_an_error_listing_the_known_ones() -> None:
     assert str(caught.value).startswith(
         f"no BigQuery prices for location 'mars-north1' in the catalogue (listed: {listed}); "
     )
+
+
+def test_a_timeline_shorter_than_the_history_says_what_it_leaves_out(
+    write_jsonl: WriteJsonl,
+) -> None:
+    # The export covers 09:00-09:03; the jobs run 08:00-09:03 and 09:00-12:00: an hour of
+    # slack is allowed at either end, so only the second window is noted (etl and bi alike).
+    path = write_jsonl(TIMELINE, "timeline.jsonl")
+    near = (MINUTE0 - dt.timedelta(minutes=59), MINUTE0 + dt.timedelta(minutes=3))
+    assert timeline_bills(path, PRICES, period=near).notes == ()
+    late = (MINUTE0, MINUTE0 + dt.timedelta(hours=3))
+    notes = timeline_bills(path, PRICES, period=late).notes
+    assert notes == tuple(
+        f"timeline.jsonl covers {name} from 2026-10-01 09:00 to 2026-10-01 09:03 UTC, the jobs "
+        "2026-10-01 09:00 to 2026-10-01 12:00: it is billed for the minutes the export has only"
+        for name in sorted((ETL, BI))
+    )

@@ -410,6 +410,7 @@ def timeline_bills(
     setups: Mapping[str, ReservationSetup] | None = None,
     default_edition: Edition = Edition.ENTERPRISE,
     used_slot_ms: Mapping[str, float] | None = None,
+    period: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> Billing:
     """Each reservation's bill from an ``INFORMATION_SCHEMA.RESERVATIONS_TIMELINE`` export
     (JSONL, CSV or Parquet; one row per reservation and minute). The nested columns are read
@@ -525,6 +526,7 @@ def timeline_bills(
         FROM rt WHERE error IS NULL GROUP BY reservation ORDER BY reservation
         """
     ).fetchall()
+    notes = _coverage_notes(con, path, period)
     bills = []
     for name, seen, baseline_s, auto_s, period_s, peak in rows:
         setup = setups.get(str(name), ReservationSetup())
@@ -547,7 +549,29 @@ def timeline_bills(
                 jobs=0,
             )
         )
-    return Billing(reservations=tuple(bills), problems=problems, rejected=rejected)
+    return Billing(reservations=tuple(bills), notes=notes, problems=problems, rejected=rejected)
+
+
+def _coverage_notes(
+    con: duckdb.DuckDBPyConnection, path: Path, period: tuple[dt.datetime, dt.datetime] | None
+) -> tuple[str, ...]:
+    """Which reservations' minutes in the export leave part of the history's period out."""
+    if period is None:
+        return ()
+    start, end = period
+    slack = dt.timedelta(hours=1)
+    notes = []
+    for name, first, last in con.execute(
+        "SELECT reservation, min(t_start), max(t_start) + INTERVAL 1 MINUTE FROM rt "
+        "WHERE error IS NULL GROUP BY reservation ORDER BY reservation"
+    ).fetchall():
+        if first - start > slack or end - last > slack:
+            notes.append(
+                f"{path.name} covers {name} from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
+                f"UTC, the jobs {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: it is billed "
+                "for the minutes the export has only"
+            )
+    return tuple(notes)
 
 
 def reservation_billing(
@@ -583,9 +607,15 @@ def reservation_billing(
     rejected = 0
     if timeline is not None:
         from_timeline = timeline_bills(
-            timeline, prices, setups=setups, default_edition=default_edition, used_slot_ms=used
+            timeline,
+            prices,
+            setups=setups,
+            default_edition=default_edition,
+            used_slot_ms=used,
+            period=period,
         )
         problems, rejected = from_timeline.problems, from_timeline.rejected
+        notes += from_timeline.notes
         bills = [
             b.model_copy(update={"jobs": counts.get(b.reservation, 0)})
             for b in _by_job_ids(from_timeline.reservations, used, prices, notes)
