@@ -33,7 +33,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from costline.loadtest import (
+from costline.service.faults import parse_faults
+from costline.service.loadtest import (
     LoadConfig,
     LoadReport,
     Mix,
@@ -44,7 +45,6 @@ from costline.loadtest import (
     spawned_service,
     workspace_mix,
 )
-from costline.service.faults import parse_faults
 
 SEED_REQUESTS_PER_MONTH = 40_000_000
 SEED_LOAD_TEST_RPS = 30_000

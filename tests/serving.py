@@ -15,8 +15,8 @@ import uvicorn
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from costline.demo.bank import TENANTS
-from costline.loadtest import free_port
-from costline.server import ServerSettings, create_app
+from costline.service.app import ServerSettings, create_app
+from costline.service.ports import free_port
 from costline.service.redaction import uninstall_log_redaction
 from costline.service.tenants import TenantConfig, demo_tenants, hash_key, tenants_toml
 

@@ -12,8 +12,8 @@ import pytest
 
 from costline.core.events import CostEvent, CostSource
 from costline.core.prices import load_prices
-from costline.loadtest import Mix, Outcome, spawned_service, summarise
 from costline.service.faults import parse_faults
+from costline.service.loadtest import Mix, Outcome, spawned_service, summarise
 from costline.service.tenants import demo_key, demo_tenants
 from tests.assistant.conftest import bank_dir
 from tests.serving import customers_by_tenant, small_workspace

@@ -16,7 +16,7 @@ import pytest
 from costline.agents.guardian import Tier
 from costline.core.budgets import BudgetKey, BudgetPeriod, BudgetScope, RedisBudgetStore
 from costline.core.errors import CostlineError
-from costline.server import ServerSettings, tier_policy
+from costline.service.app import ServerSettings, tier_policy
 from costline.service.ledger import read_ledger
 from costline.service.redaction import CUSTOMER_MASK
 from costline.service.tenants import demo_key
@@ -94,7 +94,7 @@ def test_every_cross_tenant_attempt_is_refused_and_logged(
 ) -> None:
     customers = customers_by_tenant(small_workspace)
     attempts = 0
-    with caplog.at_level(logging.WARNING, logger="costline.server"):
+    with caplog.at_level(logging.WARNING, logger="costline.service"):
         for tenant in customers:
             for other, theirs in customers.items():
                 if other == tenant:

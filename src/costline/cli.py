@@ -536,8 +536,8 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the financial assistant over HTTP (POST /v1/assist, /healthz, /metrics)."""
-    from costline.server import ServerSettings, tenants_for
-    from costline.server import serve as run_server
+    from costline.service.app import ServerSettings, tenants_for
+    from costline.service.workers import serve as run_server
 
     settings = ServerSettings(
         workspace=_workspace_or_demo(workspace),
@@ -599,7 +599,8 @@ def loadtest(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Drive the service with a realistic mix and injected faults; report latency and cost."""
-    from costline.loadtest import (
+    from costline.service.faults import REDIS_RESTART, parse_faults
+    from costline.service.loadtest import (
         LoadConfig,
         daily_budget,
         render_loadtest_text,
@@ -608,7 +609,6 @@ def loadtest(
         spawned_service,
         workspace_mix,
     )
-    from costline.service.faults import REDIS_RESTART, parse_faults
     from costline.service.tenants import load_tenants
 
     spec = parse_faults(faults)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from costline.loadtest import RedisProcess
+from costline.service.loadtest import RedisProcess
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
-"""What the HTTP service adds around the financial assistant: tenants and their API keys, rate
-limits, redaction of customer data from logs and spans, Prometheus metrics and fault injection.
+"""The financial assistant as a multi-tenant HTTP service.
 
-The FastAPI application itself is :mod:`costline.server`; the load-and-fault harness that drives
-it is :mod:`costline.loadtest`.
+:mod:`~costline.service.app` is the FastAPI application (authentication, rate limits,
+isolation, the assistant within each tenant's budget); :mod:`~costline.service.workers` runs
+it under uvicorn, in one process or several supervised ones; :mod:`~costline.service.loadtest`
+drives it with load and injected faults. Around them: tenants and their API keys, rate limits,
+redaction of customer data from logs and spans, Prometheus metrics, fault injection.
 """

@@ -42,6 +42,7 @@ from costline.core.events import CostEvent
 from costline.core.prices import PriceCatalogue, load_prices
 from costline.service.faults import FAULT_HEADER, REDIS_RESTART, FaultSpec
 from costline.service.ledger import OVERSPEND_TOLERANCE_USD, budget_spend, read_ledger
+from costline.service.ports import free_port
 from costline.service.tenants import TenantsConfig, demo_key, demo_tenants, tenants_toml
 
 WORKER_HEADER = "x-costline-worker"
@@ -362,13 +363,6 @@ def summarise(
 
 
 # -- spawning the service ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ping_redis(port: int) -> bool:
