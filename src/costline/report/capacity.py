@@ -3,20 +3,27 @@ Renders a :class:`~costline.warehouse.slots.CapacityResult`; computes nothing.""
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
+from typing import Any
 
 import plotly.graph_objects as go
-from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from costline.report.text import size, usd
+from costline.report.money import per_year, usd
+from costline.report.pages import environment, figure_div
+from costline.report.style import (
+    CATEGORY_COLOURS,
+    COUNT_FORMAT,
+    MUTED_COLOUR,
+    USD_FORMAT,
+    chart_layout,
+    stylesheet,
+)
+from costline.report.text import size
 from costline.warehouse.slots import CapacityResult, Plan
 
-_PALETTE = ("#1f5fa8", "#e07b39", "#3a9a5b", "#c0392b", "#8e5ea2", "#7f8c8d")
 _KIND = {
     "on_demand": "on-demand (bytes)",
     "autoscale": "pay-as-you-go autoscale",
@@ -178,11 +185,13 @@ def print_capacity(console: Console, r: CapacityResult) -> None:
         console.print(f"[dim]note: {note}[/]", highlight=False)
 
 
-def _layout(fig: go.Figure) -> go.Figure:
-    fig.update_layout(
-        template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=380
-    )
-    return fig
+def term_colours(r: CapacityResult) -> dict[tuple[str, str], str]:
+    """One colour per edition and term, the same in every chart (the measured series, used
+    and billed slots, keep the palette's first two)."""
+    return {
+        (c.edition, c.term): CATEGORY_COLOURS[(2 + i) % len(CATEGORY_COLOURS)]
+        for i, c in enumerate(r.curves)
+    }
 
 
 def _commitments(r: CapacityResult) -> list[Plan]:
@@ -191,8 +200,22 @@ def _commitments(r: CapacityResult) -> list[Plan]:
     return [p for p in r.plans if p.optimal and p.commitment_slots > 0 and p.edition == edition]
 
 
+def _commitment_line(p: Plan, x: list[Any], colour: str) -> go.Scatter:
+    """A commitment as a dashed level across the plot, named in the legend (a label written on
+    the plot would sit on the data)."""
+    return go.Scatter(
+        x=[x[0], x[-1]] if x else [],
+        y=[p.commitment_slots, p.commitment_slots],
+        name=f"{p.edition} {p.term} commitment: {p.commitment_slots:,} slots",
+        mode="lines",
+        line={"color": colour, "dash": "dash", "width": 2},
+        hovertemplate=f"{p.edition} {p.term} commitment: %{{y:{COUNT_FORMAT}}} slots"
+        "<extra></extra>",
+    )
+
+
 def usage_over_time(r: CapacityResult) -> go.Figure:
-    """Hourly mean and peak slots, with the optimal commitment lines."""
+    """Hourly mean and peak slots, with the optimal commitment levels."""
     hours = [h.isoformat() for h in r.profile.hours]
     fig = go.Figure()
     fig.add_trace(
@@ -200,7 +223,8 @@ def usage_over_time(r: CapacityResult) -> go.Figure:
             x=hours,
             y=list(r.profile.peak_slots),
             name="hourly peak",
-            line={"color": _PALETTE[5], "width": 0.8},
+            line={"color": MUTED_COLOUR, "width": 0.8},
+            hovertemplate=f"peak %{{y:{COUNT_FORMAT}}} slots<extra></extra>",
         )
     )
     fig.add_trace(
@@ -208,18 +232,21 @@ def usage_over_time(r: CapacityResult) -> go.Figure:
             x=hours,
             y=list(r.profile.mean_slots),
             name="hourly mean",
-            line={"color": _PALETTE[0], "width": 1.2},
+            line={"color": CATEGORY_COLOURS[0], "width": 1.2},
+            hovertemplate=f"mean %{{y:{COUNT_FORMAT}}} slots<extra></extra>",
         )
     )
-    for i, p in enumerate(_commitments(r)):
-        fig.add_hline(
-            y=p.commitment_slots,
-            line={"color": _PALETTE[1 + i], "dash": "dash"},
-            annotation_text=f"{p.edition} {p.term} commitment {p.commitment_slots:,}",
-            annotation_position="top left" if i % 2 else "bottom left",
+    colours = term_colours(r)
+    for p in _commitments(r):
+        fig.add_trace(_commitment_line(p, hours, colours.get((p.edition, p.term), MUTED_COLOUR)))
+    fig.update_layout(
+        chart_layout(
+            title="Slot usage over time",
+            yaxis={"title": "slots", "tickformat": COUNT_FORMAT},
+            hovermode="x unified",
         )
-    fig.update_layout(title="Slot usage over time", yaxis_title="slots")
-    return _layout(fig)
+    )
+    return fig
 
 
 def load_duration(r: CapacityResult) -> go.Figure:
@@ -227,54 +254,74 @@ def load_duration(r: CapacityResult) -> go.Figure:
     d = r.load_duration
     x = list(d.time_share)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=list(d.usage_slots), name="used", line={"color": _PALETTE[0]}))
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=list(d.usage_slots),
+            name="used",
+            line={"color": CATEGORY_COLOURS[0]},
+            hovertemplate=f"%{{y:{COUNT_FORMAT}}} slots used %{{x:.1%}} of the time<extra></extra>",
+        )
+    )
     fig.add_trace(
         go.Scatter(
             x=x,
             y=list(d.billed_slots),
             name="billed by the autoscaler",
-            line={"color": _PALETTE[1], "shape": "hv"},
+            line={"color": CATEGORY_COLOURS[1], "shape": "hv"},
+            hovertemplate=f"%{{y:{COUNT_FORMAT}}} slots billed %{{x:.1%}} of the time"
+            "<extra></extra>",
         )
     )
-    for i, p in enumerate(_commitments(r)):
-        fig.add_hline(
-            y=p.commitment_slots,
-            line={"color": _PALETTE[2 + i], "dash": "dash"},
-            annotation_text=f"{p.term} commitment",
-            annotation_position="top right" if i % 2 else "bottom right",
-        )
+    colours = term_colours(r)
+    for p in _commitments(r):
+        fig.add_trace(_commitment_line(p, x, colours.get((p.edition, p.term), MUTED_COLOUR)))
     fig.update_layout(
-        title="Load-duration curve",
-        xaxis={"title": "share of the time at or above", "tickformat": ".0%"},
-        yaxis_title="slots",
+        chart_layout(
+            title="Load-duration curve",
+            xaxis={"title": "share of the time at or above", "tickformat": ".0%"},
+            yaxis={"title": "slots", "tickformat": COUNT_FORMAT},
+        )
     )
-    return _layout(fig)
+    return fig
 
 
 def cost_vs_commitment(r: CapacityResult) -> go.Figure:
     """Annual cost at every commitment level, per edition and term, optimum marked."""
     fig = go.Figure()
-    for i, c in enumerate(r.curves):
-        colour = _PALETTE[i % len(_PALETTE)]
+    colours = term_colours(r)
+    for c in r.curves:
+        colour = colours[(c.edition, c.term)]
         name = f"{c.edition} {c.term}"
         fig.add_trace(
             go.Scatter(
                 x=list(c.commitment_slots),
                 y=list(c.annual_cost_usd),
                 name=name,
+                legendgroup=name,
                 line={"color": colour},
+                hovertemplate=f"{name}: %{{x:{COUNT_FORMAT}}} committed, "
+                f"%{{y:{USD_FORMAT}}}/year<extra></extra>",
             )
         )
+        # The optimum is named in the legend: curves often share an optimum, and labels
+        # written beside the markers then print over each other.
         fig.add_trace(
             go.Scatter(
                 x=[c.optimum_slots],
                 y=[c.optimum_annual_cost_usd],
-                name=f"{name} optimum",
-                mode="markers+text",
-                text=[f"{c.optimum_slots:,}"],
-                textposition="top center",
-                marker={"color": colour, "size": 11, "symbol": "star"},
-                showlegend=False,
+                name=f"{name} optimum: {c.optimum_slots:,} slots, "
+                f"{per_year(c.optimum_annual_cost_usd)}",
+                legendgroup=name,
+                mode="markers",
+                marker={
+                    "color": colour,
+                    "size": 12,
+                    "symbol": "star",
+                    "line": {"color": "#ffffff", "width": 1},
+                },
+                hovertemplate=f"{name} optimum: %{{x:{COUNT_FORMAT}}} committed, "
+                f"%{{y:{USD_FORMAT}}}/year<extra></extra>",
             )
         )
     # Past the 95th percentile of usage commitments only get dearer: the view stops there
@@ -283,48 +330,39 @@ def cost_vs_commitment(r: CapacityResult) -> go.Figure:
     optimum = max((c.optimum_slots for c in r.curves), default=0)
     right = min(top, max(r.usage.p95_slots, 3 * optimum, 500))
     fig.update_layout(
-        title="Annual cost vs commitment (autoscale above it)",
-        xaxis={"title": "committed slots", "range": [0, right]},
-        yaxis_title="USD / year",
+        chart_layout(
+            title="Annual cost vs commitment (autoscale above it)",
+            xaxis={"title": "committed slots", "range": [0, right], "tickformat": COUNT_FORMAT},
+            yaxis={"title": "USD per year", "tickformat": USD_FORMAT},
+            height=480,
+        )
     )
-    return _layout(fig)
-
-
-def _div(fig: go.Figure) -> str:
-    return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+    return fig
 
 
 def capacity_plots(r: CapacityResult) -> dict[str, str]:
     """The three capacity plots as HTML fragments (plotly.js not included)."""
     return {
-        "capacity_usage": _div(usage_over_time(r)),
-        "capacity_duration": _div(load_duration(r)),
-        "capacity_cost": _div(cost_vs_commitment(r)),
+        "capacity_usage": figure_div(usage_over_time(r)),
+        "capacity_duration": figure_div(load_duration(r)),
+        "capacity_cost": figure_div(cost_vs_commitment(r)),
     }
-
-
-@cache
-def _env() -> Environment:
-    env = Environment(
-        loader=PackageLoader("costline.report", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-    )
-    env.filters.update(usd=usd, size=size, pct=lambda x: f"{x:.1%}")
-    env.globals.update(plan_name=plan_name, kind_name=_KIND.get)
-    return env
 
 
 def capacity_section(r: CapacityResult, plots: dict[str, str]) -> str:
     """The capacity section (tables and plots) as an HTML fragment."""
-    return _env().get_template("capacity_section.html.j2").render(c=r, plots=plots)
+    return (
+        environment()
+        .get_template("capacity_section.html.j2")
+        .render(c=r, plots=plots, plan_name=plan_name, kind_name=_KIND.get)
+    )
 
 
 def render_capacity_html(r: CapacityResult) -> str:
     """The capacity plan as a self-contained page (plotly.js inlined)."""
-    css = resources.files("costline.report").joinpath("templates/report.css").read_text("utf-8")
     section = capacity_section(r, capacity_plots(r))
     return (
-        _env()
+        environment()
         .get_template("capacity.html.j2")
-        .render(c=r, section=section, plotlyjs=get_plotlyjs(), css=css)
+        .render(c=r, section=section, plotlyjs=get_plotlyjs(), css=stylesheet())
     )

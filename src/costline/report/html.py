@@ -2,84 +2,146 @@
 
 from __future__ import annotations
 
-from functools import cache
+import datetime as dt
+import math
 
 import plotly.graph_objects as go
-from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from costline.auditor import AuditResult
-from costline.report.style import stylesheet
-from costline.report.text import one_line, size, usd
-from costline.warehouse.profiler import Profile
+from costline.report.money import over
+from costline.report.pages import environment, figure_div
+from costline.report.style import (
+    CATEGORY_COLOURS,
+    COUNT_FORMAT,
+    USD_FORMAT,
+    category_colours,
+    chart_layout,
+    stylesheet,
+)
+from costline.report.text import one_line
+from costline.warehouse.profiler import UNLABELLED, Profile
 
-_PALETTE = ("#1f5fa8", "#e07b39", "#3a9a5b", "#c0392b", "#8e5ea2", "#7f8c8d", "#d4a017", "#16a085")
+PARETO_BARS = 40
+"""Patterns the Pareto chart shows at least; more when the 80% point lies further out."""
 
 
-@cache
-def _env() -> Environment:
-    env = Environment(
-        loader=PackageLoader("costline.report", "templates"),
-        autoescape=select_autoescape(["html"]),
-    )
-    env.filters.update(usd=usd, size=size, one_line=one_line, pct=lambda x: f"{x:.1%}")
-    return env
-
-
-def _div(fig: go.Figure) -> str:
-    fig.update_layout(
-        template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 50}, height=380
-    )
-    return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+def team_colours(p: Profile) -> dict[str, str]:
+    """A distinct colour per team, costliest first; the unlabelled share in grey."""
+    by_cost = list(p.attribution.label.get(p.team_label, {}))
+    teams = [t for t in by_cost if t in p.daily_by_team]
+    teams += sorted(t for t in p.daily_by_team if t not in teams)
+    return category_colours(teams, muted=UNLABELLED)
 
 
 def daily_cost_by_team(p: Profile) -> go.Figure:
-    """Stacked daily cost per team."""
+    """Stacked daily cost per team; a day a team ran nothing is $0 for it."""
+    colours = team_colours(p)
+    dates = sorted({d["date"] for days in p.daily_by_team.values() for d in days})
+    calendar = (
+        [dates[0] + dt.timedelta(days=i) for i in range((dates[-1] - dates[0]).days + 1)]
+        if dates
+        else []
+    )
     fig = go.Figure()
-    for i, (team, days) in enumerate(sorted(p.daily_by_team.items())):
+    # Teams stack costliest first from the bottom; the unlabelled share goes on top.
+    order = sorted(colours, key=lambda t: t == UNLABELLED)
+    for team in order:
+        cost = {d["date"]: d["cost_usd"] for d in p.daily_by_team[team]}
         fig.add_trace(
             go.Scatter(
-                x=[d["date"].isoformat() for d in days],
-                y=[round(d["cost_usd"], 2) for d in days],
+                x=[d.isoformat() for d in calendar],
+                y=[round(cost.get(d, 0.0), 2) for d in calendar],
                 name=team,
                 stackgroup="cost",
-                line={"width": 0.5, "color": _PALETTE[i % len(_PALETTE)]},
+                line={"width": 0.5, "color": colours[team]},
+                fillcolor=colours[team],
+                hovertemplate=f"{team}: %{{y:{USD_FORMAT}}}<extra></extra>",
             )
         )
-    fig.update_layout(title=f"Daily cost by {p.team_label}", yaxis_title="USD / day")
+    fig.update_layout(
+        chart_layout(
+            title=f"Daily cost by {p.team_label}",
+            yaxis={"title": "USD per day", "tickformat": USD_FORMAT},
+            hovermode="x unified",
+        )
+    )
     return fig
 
 
-def pareto(p: Profile, limit: int = 40) -> go.Figure:
-    """Cost per pattern (bars) and cumulative share (line): how few patterns make the bill."""
-    fps = p.fingerprints[:limit]
-    names = [f"#{i}" for i in range(1, len(fps) + 1)]
+def pareto_span(p: Profile) -> int:
+    """How many patterns the Pareto chart shows: at least :data:`PARETO_BARS`, and the 80%
+    point with a fifth more after it (at least five), never more than there are."""
+    n80 = p.pareto.fingerprints_for_80pct
+    return min(len(p.fingerprints), max(PARETO_BARS, n80 + max(5, math.ceil(n80 / 5))))
+
+
+def pareto(p: Profile) -> go.Figure:
+    """Cost per pattern (bars) and cumulative share (line), through the point where the
+    patterns make 80% of the cost (marked): how few patterns make the bill."""
+    shown = pareto_span(p)
+    fps = p.fingerprints[:shown]
+    ranks = list(range(1, len(fps) + 1))
+    cumulative = list(p.pareto.cumulative_share[:shown])
+    n80 = p.pareto.fingerprints_for_80pct
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
-            x=names,
+            x=ranks,
             y=[round(fp.cost_usd, 2) for fp in fps],
-            name="cost",
-            marker_color=_PALETTE[0],
+            name=f"cost of the pattern {over(p.period.days)}",
+            marker_color=CATEGORY_COLOURS[0],
             hovertext=[
                 f"{fp.statement_type} {fp.id}<br>{one_line(fp.example_query, 90)}" for fp in fps
             ],
+            hovertemplate=f"#%{{x}}: %{{y:{USD_FORMAT}}}<br>%{{hovertext}}<extra></extra>",
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=names,
-            y=list(p.pareto.cumulative_share[:limit]),
-            name="cumulative share",
+            x=ranks[: len(cumulative)],
+            y=cumulative,
+            name="cumulative share of the cost",
             yaxis="y2",
-            line={"color": _PALETTE[1]},
+            line={"color": CATEGORY_COLOURS[1]},
+            hovertemplate="top %{x}: %{y:.1%}<extra></extra>",
         )
     )
+    if 0 < n80 <= len(cumulative):
+        fig.add_trace(
+            go.Scatter(
+                x=[n80],
+                y=[cumulative[n80 - 1]],
+                name=f"80% of the cost: the top {n80:,} patterns",
+                yaxis="y2",
+                mode="markers",
+                marker={"color": CATEGORY_COLOURS[3], "size": 12, "symbol": "diamond"},
+                hovertemplate="top %{x}: %{y:.1%}<extra></extra>",
+            )
+        )
+    if n80 > 0:
+        fig.add_vline(x=n80, line={"color": CATEGORY_COLOURS[3], "dash": "dot", "width": 1})
     fig.update_layout(
-        title=f"Pareto of query patterns ({p.pareto.fingerprints_for_80pct} make 80% of cost)",
-        yaxis={"title": "USD"},
-        yaxis2={"overlaying": "y", "side": "right", "range": [0, 1.02], "tickformat": ".0%"},
-        legend={"orientation": "h"},
+        chart_layout(
+            title=f"Pareto of query patterns ({n80:,} of {p.pareto.fingerprints:,} make 80% of "
+            "the cost)",
+            xaxis={
+                "title": "query patterns, costliest first",
+                "range": [0.5, len(fps) + 0.5],
+                "tickformat": COUNT_FORMAT,
+            },
+            yaxis={"title": f"USD {over(p.period.days)}", "tickformat": USD_FORMAT},
+            yaxis2={
+                "overlaying": "y",
+                "side": "right",
+                "range": [0, 1.02],
+                "tickvals": [0, 0.2, 0.4, 0.6, 0.8, 1.0],
+                "tickformat": ".0%",
+                "showgrid": False,
+            },
+            margin={"l": 70, "r": 50, "t": 50, "b": 40},
+            bargap=0.15,
+        )
     )
     return fig
 
@@ -90,13 +152,21 @@ def top_tables(p: Profile, limit: int = 15) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=[round(t.cost_usd, 2) for t in tables],
-            y=[t.name for t in tables],
+            y=[".".join(t.name.split(".")[-2:]) for t in tables],
             orientation="h",
-            marker_color=_PALETTE[2],
-            hovertext=[t.partitioning for t in tables],
+            marker_color=CATEGORY_COLOURS[2],
+            hovertext=[f"{t.name}<br>{t.partitioning}" for t in tables],
+            hovertemplate=f"%{{x:{USD_FORMAT}}}<br>%{{hovertext}}<extra></extra>",
         )
     )
-    fig.update_layout(title="Top tables by attributed cost", xaxis_title="USD")
+    fig.update_layout(
+        chart_layout(
+            title="Top tables by attributed cost",
+            xaxis={"title": f"USD {over(p.period.days)}", "tickformat": USD_FORMAT},
+            yaxis={"automargin": True},
+            height=460,
+        )
+    )
     return fig
 
 
@@ -112,9 +182,9 @@ def render_audit_html(result: AuditResult) -> str:
 
 def _page(p: Profile, result: AuditResult | None) -> str:
     plots = {
-        "teams": _div(daily_cost_by_team(p)),
-        "pareto": _div(pareto(p)),
-        "tables": _div(top_tables(p)),
+        "teams": figure_div(daily_cost_by_team(p)),
+        "pareto": figure_div(pareto(p)),
+        "tables": figure_div(top_tables(p)),
     }
     capacity = ""
     if result is not None and result.capacity is not None:
@@ -125,13 +195,14 @@ def _page(p: Profile, result: AuditResult | None) -> str:
     if result is not None and result.layout is not None:
         from costline.report.advise import advice_section
 
-        layout = advice_section(result.layout)
+        layout = advice_section(result.layout, history_days=p.period.days)
     return (
-        _env()
+        environment()
         .get_template("report.html.j2")
         .render(
             r=result,
             p=p,
+            days=p.period.days,
             source=result.workspace if result is not None else ", ".join(p.sources),
             plots=plots,
             capacity=capacity,

@@ -7,12 +7,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from costline.auditor import AuditResult
+from costline.report.money import (
+    over,
+    per_year,
+    span,
+    usd,
+    usd_over_and_per_year,
+    usd_per_year_of,
+)
 from costline.warehouse.profiler import Profile
-
-
-def usd(value: float) -> str:
-    """``$1,234.56`` (cents below $100, whole dollars above)."""
-    return f"${value:,.2f}" if abs(value) < 100 else f"${value:,.0f}"
 
 
 def size(n: float | None) -> str:
@@ -36,15 +39,16 @@ def one_line(sql: str | None, width: int = 70) -> str:
 
 def _summary(console: Console, p: Profile) -> None:
     period = (
-        f"{p.period.start:%Y-%m-%d} → {p.period.end:%Y-%m-%d} ({p.period.days} days)"
+        f"{p.period.start:%Y-%m-%d} → {p.period.end:%Y-%m-%d} ({span(p.period.days)})"
         if p.period.start and p.period.end
         else "empty"
     )
+    yearly = f"{usd_per_year_of(p.total_cost_usd, p.period.days)}; " if p.period.days else ""
     console.print(
         f"[bold]{p.jobs:,}[/] jobs ({p.rejected_count:,} rejected) over {period}: "
         f"[bold]{usd(p.total_cost_usd)}[/] "
-        f"(on-demand {usd(p.on_demand_cost_usd)}, capacity {usd(p.capacity_cost_usd)} billed), "
-        f"{size(p.total_bytes_billed)} billed",
+        f"({yearly}on-demand {usd(p.on_demand_cost_usd)}, capacity {usd(p.capacity_cost_usd)} "
+        f"billed), {size(p.total_bytes_billed)} billed",
         highlight=False,
     )
     console.print(
@@ -60,7 +64,8 @@ def _capacity(console: Console, p: Profile) -> None:
     cap = p.capacity
     if cap.reservations:
         t = Table(
-            title="Reservations: billed (allocated slots) vs the jobs' slot time",
+            title="Reservations: billed (allocated slots) vs the jobs' slot time, "
+            f"{over(p.period.days)}",
             title_justify="left",
         )
         t.add_column("reservation", no_wrap=True)
@@ -90,7 +95,7 @@ def _capacity(console: Console, p: Profile) -> None:
 def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
     """The profile as terminal tables: summary, top patterns, teams, tables."""
     _summary(console, p)
-    t = Table(title="Top query patterns by cost", title_justify="left")
+    t = Table(title=f"Top query patterns by cost {over(p.period.days)}", title_justify="left")
     for name in ("#", "jobs", "billed", "cost", "share"):
         t.add_column(name, justify="right", no_wrap=True)
     t.add_column("pattern")
@@ -106,7 +111,7 @@ def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
     console.print(t)
     teams = p.attribution.label.get(p.team_label, {})
     if teams:
-        tt = Table(title=f"Cost by {p.team_label}", title_justify="left")
+        tt = Table(title=f"Cost by {p.team_label} {over(p.period.days)}", title_justify="left")
         tt.add_column(p.team_label)
         tt.add_column("cost", justify="right")
         tt.add_column("share", justify="right")
@@ -114,7 +119,7 @@ def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
             share = cost / p.total_cost_usd if p.total_cost_usd else 0.0
             tt.add_row(team, usd(cost), f"{share:.1%}")
         console.print(tt)
-    tb = Table(title="Top tables by attributed cost", title_justify="left")
+    tb = Table(title=f"Top tables by attributed cost {over(p.period.days)}", title_justify="left")
     tb.add_column("table and layout")
     tb.add_column("jobs", justify="right", no_wrap=True)
     tb.add_column("cost", justify="right", no_wrap=True)
@@ -136,8 +141,9 @@ def print_profile(console: Console, p: Profile, *, top: int = 15) -> None:
 def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None:
     """The audit's headline: summary, the top cost drivers, and the evidence for each."""
     _summary(console, result.profile)
+    days = result.profile.period.days
     drivers = result.drivers[:top]
-    t = Table(title="Top cost drivers", title_justify="left")
+    t = Table(title=f"Top cost drivers {over(days)}", title_justify="left")
     for name in ("#", "cost", "share", "runs/day", "billed/run"):
         t.add_column(name, justify="right", no_wrap=True)
     t.add_column("pattern")
@@ -158,7 +164,7 @@ def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None
         lint = result.lint
         console.print(
             f"SQL anti-patterns: {len(lint.findings):,} findings in {lint.files:,} patterns; "
-            "costliest:",
+            f"costliest: (each pattern's cost {over(days)})",
             highlight=False,
         )
         for f in lint.findings[:5]:
@@ -171,14 +177,16 @@ def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None
         changed = [r for r in result.layout.recommendations if r.changed]
         console.print(
             f"Table layout (`costline advise`): {len(changed)} tables to re-lay out, estimated "
-            f"saving {usd(result.layout.total_saving_usd)}",
+            f"saving {usd_over_and_per_year(result.layout.total_saving_usd, days)}; per table "
+            f"{over(days)}:",
             highlight=False,
         )
         for r in changed:
             m = r.measured
             measured = (
-                f"; measured on DuckDB {m.measured_fraction:.1%} of the bytes scanned against "
-                f"{m.estimated_fraction:.1%} estimated"
+                f"; checked on {m.engine} with {m.queries} of its queries: "
+                f"{m.measured_fraction:.1%} of the bytes scanned, {m.estimated_fraction:.1%} "
+                "estimated for the same queries"
                 if m is not None
                 else ""
             )
@@ -192,12 +200,15 @@ def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None
         best = capacity.best
         on_demand = next((p for p in capacity.plans if p.edition == "on_demand"), None)
         against = (
-            f" (on-demand {usd(on_demand.annual_cost_usd)} a year)" if on_demand is not None else ""
+            f" (the whole workload on demand: {per_year(on_demand.annual_cost_usd)})"
+            if on_demand is not None
+            else ""
         )
         console.print(
             f"Capacity (`costline capacity`): cheapest plan {best.edition} {best.term}, "
             f"{best.commitment_slots:,} committed slots covering {best.committed_share:.0%} of "
-            f"the slot usage, {usd(best.annual_cost_usd)} a year{against}",
+            f"the slot usage, {per_year(best.annual_cost_usd)}{against}; annualised from "
+            f"{capacity.period_days:,.1f} days of slot usage",
             highlight=False,
             markup=False,
         )
@@ -205,7 +216,8 @@ def print_audit(console: Console, result: AuditResult, *, top: int = 10) -> None
     if merge is not None and merge.proof is not None:
         proof = merge.proof
         console.print(
-            f"MERGE into {merge.rewrite.target} rewritten partition-scoped (`costline merge"
+            f"MERGE into {merge.rewrite.target}, {usd_over_and_per_year(merge.cost_usd, days)},"
+            " rewritten partition-scoped (`costline merge"
             f" rewrite`); proved on {proof.rows:,} rows: tables"
             f" {'identical' if proof.identical else 'DIFFERENT'}, bytes read + written"
             f" {proof.reduction:.1%} lower, wall time {proof.wall_ratio:.1f}x lower",
