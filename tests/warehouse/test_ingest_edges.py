@@ -196,3 +196,18 @@ def test_bytes_billed_are_derived_when_the_export_has_none(
     assert made.total_cost_usd == pytest.approx(
         (20 * (1 << 20) + 3 * TIB) / TIB * load_prices(None).bigquery.on_demand.usd_per_tib
     )
+
+
+def test_a_gzipped_catalogue_is_read(tmp_path: Path) -> None:
+    from costline.warehouse.catalog import Catalog, Column, TableMeta, save_catalog
+    from costline.warehouse.catalog_read import load_catalog
+
+    catalog = Catalog(tables=(TableMeta(name="p.d.t", columns=(Column(name="a", type="INT64"),)),))
+    plain = tmp_path / "catalog.json"
+    save_catalog(catalog, plain)
+    packed = tmp_path / "catalog.json.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert load_catalog(packed).tables == catalog.tables
+    (tmp_path / "not.json.gz").write_text("{}")
+    with pytest.raises(CostlineError, match=r"named \.gz but not gzip-compressed"):
+        load_catalog(tmp_path / "not.json.gz")

@@ -423,7 +423,10 @@ def test_live_read_reports_bigquery_errors(httpserver: HTTPServer) -> None:
     ).respond_with_response(
         Response(json.dumps(error), status=403, content_type="application/json")
     )
-    with pytest.raises(CostlineError, match=r"BigQuery refused the jobs query: .*Access Denied"):
+    with pytest.raises(
+        CostlineError,
+        match=r"BigQuery refused the jobs query: .*Access Denied.*needs bigquery.jobs.listAll",
+    ):
         read_bigquery(
             "acme",
             start=dt.datetime(2026, 8, 1, tzinfo=UTC),

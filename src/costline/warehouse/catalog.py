@@ -12,6 +12,7 @@ this module's JSON among them.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from enum import StrEnum
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from costline.core import billing_rules
 from costline.core.errors import CostlineError
+from costline.core.files import write_text
 
 # BigQuery's layout limits; their values and sources live in costline.core.billing_rules.
 MAX_PARTITIONS_PER_TABLE = billing_rules.MAX_PARTITIONS_PER_TABLE
@@ -181,7 +183,14 @@ def read_json(path: Path, what: str, not_text: str = "not UTF-8 text") -> Any:
     """The JSON document at ``path``; a :class:`CostlineError` names the file (and the line of
     JSON that does not parse)."""
     try:
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                return json.load(f)
         return json.loads(path.read_text(encoding="utf-8"))
+    except EOFError:
+        raise CostlineError(f"{path}: the gzip stream is cut short") from None
+    except gzip.BadGzipFile:
+        raise CostlineError(f"{path}: named .gz but not gzip-compressed") from None
     except OSError as exc:
         raise CostlineError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -191,5 +200,5 @@ def read_json(path: Path, what: str, not_text: str = "not UTF-8 text") -> Any:
 
 
 def save_catalog(catalog: Catalog, path: Path) -> None:
-    """Write ``catalog`` as indented JSON."""
-    path.write_text(catalog.model_dump_json(indent=2, exclude_none=True) + "\n", encoding="utf-8")
+    """Write ``catalog`` as indented JSON (whole: a temporary file renamed over ``path``)."""
+    write_text(path, catalog.model_dump_json(indent=2, exclude_none=True) + "\n")

@@ -734,7 +734,11 @@ def _check_content(path: Path, kind: HistoryFormat) -> None:
 
 
 def _is_json_array(path: Path) -> bool:
-    """True when the file is one JSON array (``[{...}, ...]``) rather than JSON lines."""
+    """True when a ``.json`` file is one JSON array (``[{...}, ...]``) rather than JSON lines
+    (a ``.jsonl``/``.ndjson`` file is lines by its name: an array on a line is a bad line)."""
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".zst")]
+    if not suffixes or suffixes[-1] != ".json":
+        return False
     with _opened(path) as f:
         head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith(b"[")
@@ -884,7 +888,13 @@ def query_bigquery_jobs(
         )
         return rows.to_arrow(create_bqstorage_client=False)
     except (gexc.GoogleAPIError, gexc.RetryError) as exc:
-        raise CostlineError(f"BigQuery refused the jobs query: {_first_line(exc)}") from None
+        hint = ""
+        if isinstance(exc, gexc.Forbidden):
+            hint = (
+                f"; reading {view} needs bigquery.jobs.listAll and bigquery.jobs.create on "
+                f"{project} (roles/bigquery.resourceViewer and roles/bigquery.jobUser)"
+            )
+        raise CostlineError(f"BigQuery refused the jobs query: {_first_line(exc)}{hint}") from None
 
 
 def live_source(project: str, region: str, view: str = "JOBS_BY_PROJECT") -> str:
