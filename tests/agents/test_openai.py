@@ -19,6 +19,7 @@ from costline.agents import CostGuardian, GuardianConfig, RetryPolicy
 from costline.agents.llm import (
     ChatMessage,
     ConnectionFailed,
+    InputRejected,
     MalformedResponse,
     OpenAIChat,
     ProviderTimeout,
@@ -135,6 +136,34 @@ async def test_http_errors_map_to_typed_errors(httpserver: HTTPServer) -> None:
     assert server_error.value.retryable and server_error.value.error_type == "500"
     assert not rejected.value.retryable
     assert limited.value.retry_after_s is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "caller_error"),
+    [
+        (400, None, True),  # malformed
+        (413, None, True),  # too large
+        (422, None, True),  # unprocessable (vLLM's validation)
+        (403, "content_filter", True),  # a gateway's content-policy refusal
+        (400, "content_policy_violation", True),
+        (401, "invalid_api_key", False),  # the deployment's key: not the question's fault
+        (404, "model_not_found", False),
+    ],
+)
+@pytest.mark.anyio
+async def test_refusals_of_the_input_are_the_callers_errors(
+    httpserver: HTTPServer, status: int, code: str | None, caller_error: bool
+) -> None:
+    httpserver.expect_request(PATH).respond_with_json(
+        {"error": {"message": "refused", "type": "invalid_request_error", "code": code}},
+        status=status,
+    )
+    async with client(httpserver) as llm:
+        with pytest.raises(RequestRejected) as caught:
+            await llm.complete("gpt-4.1", HI, max_tokens=8)
+    assert isinstance(caught.value, InputRejected) is caller_error
+    assert caught.value.caller_error is caller_error
+    assert not caught.value.retryable
 
 
 @pytest.mark.anyio

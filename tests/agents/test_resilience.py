@@ -13,7 +13,7 @@ from costline.agents import (
     RetryPolicy,
 )
 from costline.agents.llm import ProviderTimeout, RateLimited, RequestRejected
-from costline.agents.resilience import call_with_retries
+from costline.agents.resilience import BreakerRegistry, call_with_retries
 
 
 class Clock:
@@ -156,3 +156,21 @@ def test_last_good_cache_reports_age_evicts_and_expires() -> None:
     clock.now = 100
     assert cache.get("risk", "c2") is None  # older than max_age_s
     assert cache.get("analyst", "c3") is None  # per agent
+
+
+def test_registry_keeps_a_breaker_per_tenant_and_a_bounded_number() -> None:
+    registry = BreakerRegistry(
+        BreakerConfig(min_calls=1, window=1),
+        overrides={"risk": BreakerConfig(min_calls=5)},
+        max_breakers=3,
+    )
+    noisy, quiet = registry.get("recommender", "noisy"), registry.get("recommender", "quiet")
+    assert noisy is not quiet and noisy is registry.get("recommender", "noisy")
+    noisy.record_failure()
+    assert (noisy.state, quiet.state) == (BreakerState.OPEN, BreakerState.CLOSED)
+    assert registry.get("risk", "noisy").config.min_calls == 5  # overrides go by name
+    # A fourth breaker drops the oldest: that tenant starts again with a closed one.
+    registry.get("recommender", "third")
+    assert registry.get("recommender", "noisy").state is BreakerState.CLOSED
+    with pytest.raises(ValueError, match="max_breakers"):
+        BreakerRegistry(max_breakers=0)

@@ -528,8 +528,12 @@ class CostGuardian:
                 plan.model, messages, max_tokens=max_tokens, temperature=temperature
             )
         except LLMError as exc:
-            # A rejected request proves the endpoint is up; anything else counts against it.
-            if exc.retryable or not isinstance(exc, RequestRejected):
+            # A request refused for its own content says nothing either way (a flood of bad
+            # questions must neither open the breaker nor hide an outage); another rejected
+            # request proves the endpoint is up; anything else counts against it.
+            if exc.caller_error:
+                breaker.record_ignored()
+            elif exc.retryable or not isinstance(exc, RequestRejected):
                 breaker.record_failure()
             else:
                 breaker.record_success()

@@ -2,9 +2,10 @@
 
 The supervisor and the cost guardian compose these; they are usable on their own too.
 
-* :class:`CircuitBreaker` — closed / open / half-open, per agent and per model endpoint. A
-  small one of our own: it is a few integers and a clock, is called twice per agent call on the
-  hot path, and needs no locking under asyncio.
+* :class:`CircuitBreaker` — closed / open / half-open, per tenant and agent, and per model
+  endpoint. A small one of our own: it is a few integers and a clock, is called twice per agent
+  call on the hot path, and needs no locking under asyncio. Errors the caller's own input
+  caused (:func:`is_caller_error`) count neither way.
 * :func:`call_with_retries` — retries only errors marked retryable (429, 5xx, timeouts,
   dropped connections) with jittered exponential backoff, honouring ``Retry-After``. The retry
   loop is stamina's; the first attempt runs outside it because entering stamina costs tens of
@@ -188,8 +189,27 @@ class CircuitBreaker:
             self._probes = max(0, self._probes - 1)
 
 
+def is_caller_error(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused by the caller's own input (a question the provider refused
+    as malformed, too large or against its policy): it tells nothing about the health of the
+    agent or endpoint that relayed it, so breakers count it neither as a failure nor as a
+    success."""
+    return bool(getattr(exc, "caller_error", False))
+
+
+# Tenant-scoped breakers kept at most, the oldest dropped first: tenants come from requests, so
+# their number has no bound of its own. Dropping one only resets that tenant's breaker.
+MAX_BREAKERS = 10_000
+
+
 class BreakerRegistry:
-    """Breakers by name, created on first use with a default (or per-name) configuration."""
+    """Breakers by name, or by tenant and name, created on first use with a default (or
+    per-name) configuration.
+
+    A breaker per tenant keeps one tenant's failures from cutting the others off: an agent
+    that fails on one tenant's data is not down for everyone. Breakers of shared resources (a
+    model endpoint) are kept by name alone.
+    """
 
     def __init__(
         self,
@@ -197,24 +217,33 @@ class BreakerRegistry:
         *,
         overrides: dict[str, BreakerConfig] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_breakers: int = MAX_BREAKERS,
     ) -> None:
         """Breakers configured by ``default``, except names listed in ``overrides``."""
+        if max_breakers < 1:
+            raise ValueError("max_breakers must be at least 1")
         self.default = default or BreakerConfig()
         self.overrides = dict(overrides or {})
+        self.max_breakers = max_breakers
         self._clock = clock
-        self._breakers: dict[str, CircuitBreaker] = {}
+        self._breakers: dict[tuple[str | None, str], CircuitBreaker] = {}
 
-    def get(self, name: str) -> CircuitBreaker:
-        """The breaker of ``name``."""
-        breaker = self._breakers.get(name)
+    def get(self, name: str, tenant: str | None = None) -> CircuitBreaker:
+        """The breaker of ``name`` (for ``tenant``, if given)."""
+        key = (tenant, name)
+        breakers = self._breakers
+        breaker = breakers.get(key)
         if breaker is None:
             config = self.overrides.get(name, self.default)
-            breaker = self._breakers[name] = CircuitBreaker(name, config, clock=self._clock)
+            label = name if tenant is None else f"{name} (tenant {tenant})"
+            if len(breakers) >= self.max_breakers:
+                del breakers[next(iter(breakers))]
+            breaker = breakers[key] = CircuitBreaker(label, config, clock=self._clock)
         return breaker
 
     def states(self) -> dict[str, BreakerState]:
-        """Every breaker's current state."""
-        return {name: b.state for name, b in self._breakers.items()}
+        """Every breaker's current state, by its name."""
+        return {b.name: b.state for b in self._breakers.values()}
 
 
 class RetryPolicy(BaseModel):

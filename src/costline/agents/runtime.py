@@ -44,9 +44,9 @@ from costline.agents.messages import (
 from costline.agents.resilience import (
     BreakerConfig,
     BreakerRegistry,
-    CircuitBreaker,
     CircuitOpen,
     LastGoodCache,
+    is_caller_error,
 )
 from costline.core.budgets import BudgetExceeded, RequestBudget
 from costline.core.errors import CostlineError
@@ -141,6 +141,9 @@ class Specialist:
     * ``fallbacks`` — alternatives tried in order; ``use_cache`` — finally, the last good
       result for the same key (``cache_key``, by default the request's own
       :meth:`~costline.agents.messages.AgentRequest.cache_key`).
+    * ``breaker`` — when its circuit breaker opens; every tenant has a breaker of its own, and
+      errors caused by the request's own content (:func:`~costline.agents.resilience.
+      is_caller_error`) do not count.
     """
 
     name: str
@@ -221,7 +224,7 @@ class _Link:
     agent: Agent
     timeout_s: float
     min_confidence: float
-    breaker: CircuitBreaker
+    breaker: str  # the breaker's name; each tenant has its own breaker of that name
     span_name: str
     is_primary: bool
     tries: range  # one attempt plus the specialist's retries
@@ -318,7 +321,7 @@ class Supervisor(Generic[Req]):
                 agent=spec.agent,
                 timeout_s=spec.timeout_s,
                 min_confidence=spec.min_confidence,
-                breaker=self.breakers.get(spec.name),
+                breaker=spec.name,
                 span_name=f"{t.OP_INVOKE_AGENT} {spec.name}",
                 is_primary=True,
                 tries=range(spec.retries + 1),
@@ -333,7 +336,7 @@ class Supervisor(Generic[Req]):
                     min_confidence=(
                         fb.min_confidence if fb.min_confidence is not None else spec.min_confidence
                     ),
-                    breaker=self.breakers.get(f"{spec.name}/{fb.name}"),
+                    breaker=f"{spec.name}/{fb.name}",
                     span_name=f"{t.OP_INVOKE_AGENT} {fb.name}",
                     is_primary=False,
                     tries=range(spec.retries + 1),
@@ -524,7 +527,8 @@ class Supervisor(Generic[Req]):
         span: Span | None,
     ) -> AgentResult | None:
         """Up to ``1 + retries`` calls of one agent; its validated result, or ``None``."""
-        breaker = link.breaker
+        # Per tenant: an agent failing on one tenant's requests stays available to the others.
+        breaker = self.breakers.get(link.breaker, req.tenant)
         reasons = trial.reasons
         for _ in link.tries:
             if not breaker.allow():
@@ -592,7 +596,11 @@ class Supervisor(Generic[Req]):
                 raise
             except Exception as exc:
                 trial.cost_usd += ctx.cost_usd
-                breaker.record_failure()
+                if is_caller_error(exc):
+                    # The provider refused this request's own content: the agent is healthy.
+                    breaker.record_ignored()
+                else:
+                    breaker.record_failure()
                 reasons.append(_error(link.name, exc))
                 return None
             trial.cost_usd += ctx.cost_usd

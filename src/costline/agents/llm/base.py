@@ -3,7 +3,9 @@
 A provider turns chat messages into a :class:`Completion` whose :class:`Usage` is what the
 provider reported (the cost guardian prices it). Errors say whether retrying can help:
 rate limits, server errors, timeouts and dropped connections can; a rejected request or a
-malformed answer cannot.
+malformed answer cannot. They also say whose fault they are: a request refused for its own
+content (:class:`InputRejected`) says nothing about the provider's health, so circuit breakers
+do not count it.
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ class LLMError(CostlineError):
     """A failed LLM call. ``retryable`` says whether trying again may succeed."""
 
     retryable: ClassVar[bool] = False
+    # The caller's own input caused it (not the provider, not the agent): breakers ignore it.
+    caller_error: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -148,6 +152,17 @@ class ConnectionFailed(LLMError):
 
 class RequestRejected(LLMError):
     """HTTP 4xx other than 408/429: the request itself is wrong; retrying will not help."""
+
+
+class InputRejected(RequestRejected):
+    """The provider refused the request for its content: malformed (HTTP 400), too large (413),
+    unprocessable (422), or against its content policy.
+
+    The caller's input is at fault, not the provider nor the agent that relayed it: one
+    tenant's bad questions must not open a breaker that the other tenants' calls go through.
+    """
+
+    caller_error = True
 
 
 class MalformedResponse(LLMError):

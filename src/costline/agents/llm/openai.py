@@ -23,6 +23,7 @@ from costline.agents.llm.base import (
     ChatMessage,
     Completion,
     ConnectionFailed,
+    InputRejected,
     LLMError,
     MalformedResponse,
     ProviderTimeout,
@@ -37,6 +38,14 @@ from costline.agents.llm.base import (
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Longest piece of an error body quoted in an exception message.
 _ERROR_EXCERPT = 200
+# Statuses with which a server refuses the request's content rather than the caller or itself:
+# malformed (400), too large (413), unprocessable (422, vLLM's and FastAPI-based proxies'
+# validation errors). 401/403/404 mean a wrong key or model: the deployment's fault, not the
+# question's.
+INPUT_REJECTED_STATUSES = frozenset({400, 413, 422})
+# ``error.code`` values of a content-policy refusal: OpenAI's and Azure OpenAI's content filter
+# (Azure answers 400; gateways sometimes 403).
+CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "content_filter"})
 
 
 class _WireMessage(BaseModel):
@@ -83,14 +92,18 @@ def parse_retry_after(headers: httpx.Headers, now: dt.datetime | None = None) ->
     return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
-def _error_excerpt(response: httpx.Response) -> str:
+def _error_body(response: httpx.Response) -> tuple[str, str | None]:
+    """An error response's message (shortened) and its ``error.code``, if it has one."""
     try:
         body = response.json()
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            return str(body["error"].get("message", ""))[:_ERROR_EXCERPT]
+            error = body["error"]
+            code = error.get("code")
+            message = str(error.get("message", ""))[:_ERROR_EXCERPT]
+            return message, code if isinstance(code, str) else None
     except ValueError:
         pass
-    return response.text[:_ERROR_EXCERPT]
+    return response.text[:_ERROR_EXCERPT], None
 
 
 class OpenAIChat:
@@ -165,12 +178,15 @@ class OpenAIChat:
 
     def _http_error(self, response: httpx.Response) -> LLMError:
         status = response.status_code
-        message = f"{self.endpoint}: HTTP {status}: {_error_excerpt(response)}"
+        excerpt, code = _error_body(response)
+        message = f"{self.endpoint}: HTTP {status}: {excerpt}"
         retry_after = parse_retry_after(response.headers)
         if status == 429:
             return RateLimited(message, status=status, retry_after_s=retry_after)
         if status == 408 or status >= 500:
             return ProviderUnavailable(message, status=status, retry_after_s=retry_after)
+        if status in INPUT_REJECTED_STATUSES or code in CONTENT_POLICY_CODES:
+            return InputRejected(message, status=status)
         return RequestRejected(message, status=status)
 
     def _parse(
