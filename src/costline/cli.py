@@ -534,9 +534,34 @@ def serve(
         typer.Option(help="TIER=MODEL (premium, mid, small), repeatable; catalogue names."),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    per_worker_budgets: Annotated[
+        bool,
+        typer.Option(help="--workers > 1 without --redis: each worker keeps its own budgets."),
+    ] = False,
+    restart_limit: Annotated[
+        int,
+        typer.Option(help="Stop when workers restart this often within --restart-window.", min=1),
+    ] = 5,
+    restart_window: Annotated[
+        float, typer.Option(help="Seconds over which --restart-limit counts restarts.", min=1.0)
+    ] = 60.0,
+    budget_outage: Annotated[
+        str,
+        typer.Option(
+            help="While Redis is unreachable: 'refuse' every LLM call (fallback answers) or "
+            "serve the 'free-tier' only; paid calls are never made unbudgeted."
+        ),
+    ] = "refuse",
 ) -> None:
     """Serve the financial assistant over HTTP (POST /v1/assist, /healthz, /metrics)."""
+    from costline.core.budgets import BudgetOutage
     from costline.service.app import ServerSettings, tenants_for
+
+    try:
+        outage = BudgetOutage(budget_outage)
+    except ValueError:
+        known = ", ".join(o.value for o in BudgetOutage)
+        raise CostlineError(f"--budget-outage {budget_outage}: use one of {known}") from None
     from costline.service.workers import serve as run_server
 
     settings = ServerSettings(
@@ -554,6 +579,10 @@ def serve(
         llm_provider_name=llm_provider,
         models=dict(_tier_model(m) for m in model or []),
         access_log=access_log,
+        per_worker_budgets=per_worker_budgets,
+        restart_limit=restart_limit,
+        restart_window_s=restart_window,
+        budget_outage=outage,
     )
     if tenants is None:
         names = ", ".join(tenants_for(settings).tenants)
@@ -599,7 +628,7 @@ def loadtest(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Drive the service with a realistic mix and injected faults; report latency and cost."""
-    from costline.service.faults import REDIS_RESTART, parse_faults
+    from costline.service.faults import HARNESS_FAULTS, REDIS_FAULTS, REDIS_KILL, parse_faults
     from costline.service.loadtest import (
         LoadConfig,
         daily_budget,
@@ -622,11 +651,17 @@ def loadtest(
     if spawn:
         if url is not None:
             raise CostlineError("give --url or --spawn, not both")
-        if REDIS_RESTART in spec and not redis:
-            raise CostlineError("the redis-restart fault needs --redis")
+        for name in REDIS_FAULTS:
+            if name in spec and not redis:
+                raise CostlineError(f"the {name} fault needs --redis")
         budget = daily_budget(tenant_budget_usd) if tenant_budget_usd is not None else None
-        say(f"starting the service ({workers} workers{', redis' if redis else ''}) ...")
-        with spawned_service(ws, workers=workers, redis=redis, tenant_budget=budget) as svc:
+        # redis-kill tests a Redis that keeps nothing: the budgets must come from the ledger.
+        persistent = REDIS_KILL not in spec
+        say(f"starting the service ({workers} workers{', redis' if redis else ''}"
+            f"{' without persistence' if redis and not persistent else ''}) ...")  # fmt: skip
+        with spawned_service(
+            ws, workers=workers, redis=redis, redis_persistent=persistent, tenant_budget=budget
+        ) as svc:
             config = LoadConfig(
                 base_url=svc.base_url, requests=requests, duration_s=duration,
                 concurrency=concurrency, rate_per_s=rate, seed=seed, faults=spec,
@@ -639,8 +674,9 @@ def loadtest(
     else:
         if url is None:
             raise CostlineError("give --url of a running service, or --spawn")
-        if REDIS_RESTART in spec:
-            raise CostlineError("the redis-restart fault needs --spawn (the harness owns Redis)")
+        for name in HARNESS_FAULTS:
+            if name in spec:
+                raise CostlineError(f"the {name} fault needs --spawn (the harness owns it)")
         config = LoadConfig(
             base_url=url, requests=requests, duration_s=duration, concurrency=concurrency,
             rate_per_s=rate, seed=seed, faults=spec,
@@ -992,9 +1028,9 @@ def advise(
     if fmt is OutputFormat.json:
         _write_or_print(advice.model_dump_json(indent=2), output)
     elif fmt is OutputFormat.html:
-        _write_or_print(render_advice_html(advice), output)
+        _write_or_print(render_advice_html(advice, history_days=advice.history_days), output)
     else:
-        _write_or_print(render_advice_text(advice), output)
+        _write_or_print(render_advice_text(advice, history_days=advice.history_days), output)
 
 
 @app.command("catalog")

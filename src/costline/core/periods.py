@@ -9,6 +9,7 @@ straight-line rate).
 from __future__ import annotations
 
 DAYS_PER_YEAR = 365
+SECONDS_PER_DAY = 86_400
 
 
 def annual_factor(days: float) -> float:

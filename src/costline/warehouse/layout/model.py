@@ -117,6 +117,8 @@ class Advice(ValueModel, Result):
 
     recommendations: tuple[Recommendation, ...]
     total_saving_usd: float
+    history_days: int | None = None
+    """Days of job history the costs and savings are over."""
 
 
 # --- workload -----------------------------------------------------------------------------

@@ -140,6 +140,7 @@ def advise(
     return Advice(
         recommendations=tuple(out),
         total_saving_usd=sum(r.saving.saving_usd for r in out if r.changed),
+        history_days=profile.period.days,
     )
 
 

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from costline.core import billing_rules
 from costline.core.errors import CostlineError, Problem
+from costline.core.periods import SECONDS_PER_DAY, annualise
 from costline.core.prices import Edition, PriceCatalogue
 from costline.core.progress import Progress
 from costline.core.results import Result
@@ -439,7 +440,7 @@ def price_plans(
     chosen = list(editions) if editions is not None else list(prices.bigquery.editions)
     plans: list[Plan] = []
     if series.on_demand_cost_usd is not None and series.period_seconds:
-        annual = series.on_demand_cost_usd * 365 * 86_400 / series.period_seconds
+        annual = annualise(series.on_demand_cost_usd, series.period_seconds / SECONDS_PER_DAY)
         plans.append(
             Plan(
                 edition=ON_DEMAND,

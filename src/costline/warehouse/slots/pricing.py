@@ -42,12 +42,13 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from costline.core import billing_rules
+from costline.core.periods import DAYS_PER_YEAR, SECONDS_PER_DAY, annual_factor
 from costline.core.prices import EditionPrice
 from costline.warehouse.slots.usage import SLOT_TOLERANCE, FloatArray, UsageSeries
 
 IntArray = npt.NDArray[np.int32] | npt.NDArray[np.int64]
 SECONDS_PER_HOUR = 3600
-SECONDS_PER_YEAR = 365 * 86_400
+SECONDS_PER_YEAR = DAYS_PER_YEAR * SECONDS_PER_DAY
 QUEUE_TIMEOUT_SECONDS = billing_rules.QUEUE_TIMEOUT_SECONDS
 
 
@@ -254,8 +255,9 @@ class BilledCurve:
 
     @property
     def annual_factor(self) -> float:
-        """Multiplier from the period's cost to a year's."""
-        return SECONDS_PER_YEAR / self.period_seconds if self.period_seconds else 0.0
+        """Multiplier from the period's cost to a year's: the one annualisation,
+        :func:`costline.core.periods.annual_factor` of the period's days."""
+        return annual_factor(self.period_seconds / SECONDS_PER_DAY) if self.period_seconds else 0.0
 
     @property
     def top_level(self) -> int:
