@@ -12,15 +12,21 @@ The model is a :class:`~sklearn.ensemble.HistGradientBoostingClassifier` trained
 split by customer (no customer is in both halves, so bursts cannot leak from training into the
 test) with a fixed seed, and cached on disk next to the workspace keyed by the data it was
 trained on; precision, recall and ROC AUC on the held-out customers are stored with it.
+
+The cache holds the trees as plain arrays (:class:`Trees`, an ``.npz`` read with
+``allow_pickle=False``), never a pickled object: the workspace is data, and loading a pickle
+runs whatever code the file names, so a file planted there would run as the service's user.
+A cache that does not read as the expected arrays is ignored and the model retrained.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import pickle
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +42,9 @@ from threadpoolctl import threadpool_limits
 
 from costline.core.errors import CostlineError
 
-#: Bump when features or training change: cached models of another version are retrained.
-MODEL_VERSION = 2
+#: Bump when features, training or the cache format change: cached models of another version
+#: are retrained.
+MODEL_VERSION = 3
 SEED = 20261124
 #: OpenMP threads for training and scoring. One: on a shared machine (a server's workers, CI)
 #: more threads spin against each other and run an order of magnitude slower, not faster.
@@ -236,11 +243,265 @@ class ModelQuality:
     rules_roc_auc: float
 
 
+#: Rows scored at once (memory: a few int64 arrays of rows x trees).
+PREDICT_CHUNK_ROWS = 8_192
+# Bitsets of categories, as scikit-learn keeps them: 8 words of 32 bits (categories 0-255).
+BITSET_WORDS = 8
+_TREE_ARRAYS = (
+    "columns",
+    "categories",
+    "category_offsets",
+    "offsets",
+    "value",
+    "feature",
+    "threshold",
+    "missing_left",
+    "left",
+    "right",
+    "is_leaf",
+    "is_categorical",
+    "bitset",
+    "left_bitsets",
+    "known_bitsets",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Trees:
+    """A trained gradient-boosted ensemble as plain arrays, and its prediction.
+
+    The nodes of every tree are concatenated (``offsets[t]`` is tree ``t``'s root; ``left``
+    and ``right`` are relative to it). A numeric split sends a value ``<= threshold`` left; a
+    categorical one sends the categories of its ``left_bitsets`` row left, the other known
+    categories (``known_bitsets`` of the feature) right; a missing value, and an unknown or
+    negative category, goes the ``missing_left`` way. This is scikit-learn's own traversal
+    (``_predictor.pyx``), so probabilities equal ``predict_proba``'s.
+
+    The trees read the features in scikit-learn's internal order (``columns``: the categorical
+    ones first), each category as its rank among the categories seen in training
+    (``categories[category_offsets[j]:category_offsets[j + 1]]`` for the ``j``-th categorical
+    column), an unseen one as missing.
+    """
+
+    baseline: float
+    columns: NDArray[np.int64]
+    categories: NDArray[np.float64]
+    category_offsets: NDArray[np.int64]
+    offsets: NDArray[np.int64]
+    value: NDArray[np.float64]
+    feature: NDArray[np.int64]
+    threshold: NDArray[np.float64]
+    missing_left: NDArray[np.bool_]
+    left: NDArray[np.int64]
+    right: NDArray[np.int64]
+    is_leaf: NDArray[np.bool_]
+    is_categorical: NDArray[np.bool_]
+    bitset: NDArray[np.int64]
+    left_bitsets: NDArray[np.uint32]
+    known_bitsets: NDArray[np.uint32]
+
+    @classmethod
+    def from_classifier(cls, classifier: HistGradientBoostingClassifier) -> Trees:
+        """The trees of a fitted binary classifier (read from its fitted attributes)."""
+        if classifier.n_trees_per_iteration_ != 1:
+            raise ValueError("only a binary classifier's trees are kept")
+        parts: dict[str, list[NDArray[Any]]] = {name: [] for name in _TREE_ARRAYS}
+        nodes_so_far = bitsets_so_far = 0
+        for (predictor,) in classifier._predictors:
+            nodes = predictor.nodes
+            bitsets = np.asarray(predictor.raw_left_cat_bitsets, np.uint32).reshape(
+                -1, BITSET_WORDS
+            )
+            parts["offsets"].append(np.array([nodes_so_far], np.int64))
+            parts["value"].append(nodes["value"].astype(np.float64))
+            parts["feature"].append(nodes["feature_idx"].astype(np.int64))
+            parts["threshold"].append(nodes["num_threshold"].astype(np.float64))
+            parts["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
+            parts["left"].append(nodes["left"].astype(np.int64))
+            parts["right"].append(nodes["right"].astype(np.int64))
+            parts["is_leaf"].append(nodes["is_leaf"].astype(bool))
+            parts["is_categorical"].append(nodes["is_categorical"].astype(bool))
+            parts["bitset"].append(nodes["bitset_idx"].astype(np.int64) + bitsets_so_far)
+            parts["left_bitsets"].append(bitsets)
+            nodes_so_far += len(nodes)
+            bitsets_so_far += len(bitsets)
+        n_features = int(classifier.n_features_in_)
+        known = np.zeros((n_features, BITSET_WORDS), np.uint32)
+        categories: list[NDArray[np.float64]] = []
+        if classifier._preprocessor is None:
+            columns = np.arange(n_features)
+        else:
+            # An OrdinalEncoder ranks each categorical column's values and moves those
+            # columns first; the trees see its output.
+            is_categorical = np.asarray(classifier.is_categorical_, bool)
+            columns = np.r_[np.flatnonzero(is_categorical), np.flatnonzero(~is_categorical)]
+            encoder = classifier._preprocessor.named_transformers_["encoder"]
+            for seen in encoder.categories_:
+                values = np.asarray(seen, np.float64)
+                categories.append(values[~np.isnan(values)])
+            bitsets, index = classifier._bin_mapper.make_known_categories_bitsets()
+            for f in np.flatnonzero(classifier._is_categorical_remapped):
+                known[f] = bitsets[index[f]]
+        parts["columns"].append(columns.astype(np.int64))
+        parts["categories"].append(np.concatenate([np.zeros(0), *categories]))
+        parts["category_offsets"].append(
+            np.r_[0, np.cumsum([len(c) for c in categories], dtype=np.int64)].astype(np.int64)
+        )
+        parts["known_bitsets"].append(known)
+        arrays: dict[str, Any] = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+        return cls(baseline=float(np.ravel(classifier._baseline_prediction)[0]), **arrays)
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """The arrays to store (with :meth:`from_arrays`, a round trip)."""
+        return {
+            "baseline": np.array([self.baseline]),
+            **{name: getattr(self, name) for name in _TREE_ARRAYS},
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> Trees:
+        """Trees from stored arrays, checked for the dtypes and shapes prediction relies on;
+        a :class:`ValueError` says what does not fit."""
+        kinds = {
+            "baseline": "f",
+            "columns": "i",
+            "categories": "f",
+            "category_offsets": "i",
+            "offsets": "i",
+            "value": "f",
+            "feature": "i",
+            "threshold": "f",
+            "missing_left": "b",
+            "left": "i",
+            "right": "i",
+            "is_leaf": "b",
+            "is_categorical": "b",
+            "bitset": "i",
+            "left_bitsets": "u",
+            "known_bitsets": "u",
+        }
+        got: dict[str, NDArray[Any]] = {}
+        for name, kind in kinds.items():
+            array = np.asarray(arrays[name])
+            if array.dtype.kind != kind:
+                raise ValueError(f"{name}: dtype {array.dtype}, expected kind {kind!r}")
+            got[name] = array
+        n = len(got["value"])
+        if any(len(got[k]) != n for k in ("feature", "threshold", "missing_left", "left")):
+            raise ValueError("node arrays of different lengths")
+        if any(len(got[k]) != n for k in ("right", "is_leaf", "is_categorical", "bitset")):
+            raise ValueError("node arrays of different lengths")
+        if got["left_bitsets"].ndim != 2 or got["left_bitsets"].shape[1] != BITSET_WORDS:
+            raise ValueError("left_bitsets: wrong shape")
+        if got["known_bitsets"].ndim != 2 or got["known_bitsets"].shape[1] != BITSET_WORDS:
+            raise ValueError("known_bitsets: wrong shape")
+        offsets = got["offsets"]
+        sizes = np.diff(np.r_[offsets, n])
+        if len(offsets) == 0 or offsets[0] != 0 or (sizes <= 0).any():
+            raise ValueError("offsets do not delimit the trees")
+        inner = ~got["is_leaf"]
+        tree_size = np.repeat(sizes, sizes)
+        for child in ("left", "right"):
+            c = got[child][inner]
+            if ((c <= 0) | (c >= tree_size[inner])).any():
+                raise ValueError(f"{child}: a child outside its tree")
+        if (got["feature"][inner] < 0).any() or (
+            got["feature"][inner] >= len(got["known_bitsets"])
+        ).any():
+            raise ValueError("feature: an index outside the features")
+        cat = inner & got["is_categorical"]
+        if ((got["bitset"][cat] < 0) | (got["bitset"][cat] >= len(got["left_bitsets"]))).any():
+            raise ValueError("bitset: an index outside the bitsets")
+        columns, cat_offsets = got["columns"], got["category_offsets"]
+        if sorted(columns.tolist()) != list(range(len(got["known_bitsets"]))):
+            raise ValueError("columns: not a permutation of the features")
+        if (
+            len(cat_offsets) == 0
+            or cat_offsets[0] != 0
+            or (np.diff(cat_offsets) < 0).any()
+            or cat_offsets[-1] != len(got["categories"])
+            or len(cat_offsets) - 1 > len(columns)
+        ):
+            raise ValueError("category_offsets do not delimit the categories")
+        baseline = float(got.pop("baseline").ravel()[0])
+        typed: dict[str, Any] = {
+            k: v.astype(np.int64) if v.dtype.kind == "i" else v for k, v in got.items()
+        }
+        return cls(baseline=baseline, **typed)
+
+    def encode(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``x`` (columns :data:`FEATURES`) as the trees read it: reordered, categories
+        ranked, an unseen category missing."""
+        out = x[:, self.columns].astype(np.float64, copy=True)
+        for j in range(len(self.category_offsets) - 1):
+            seen = self.categories[self.category_offsets[j] : self.category_offsets[j + 1]]
+            values = out[:, j]
+            rank = np.searchsorted(seen, values)
+            found = rank < len(seen)
+            found[found] = seen[rank[found]] == values[found]
+            out[:, j] = np.where(found, rank, np.nan)
+        return out
+
+    def raw(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The summed leaf values (log-odds) of each row of ``x`` (columns :data:`FEATURES`)."""
+        x = self.encode(x)
+        total = np.full(len(x), self.baseline)
+        sizes = np.diff(np.r_[self.offsets, len(self.value)])
+        root = np.repeat(self.offsets, sizes)
+        left, right = root + self.left, root + self.right
+        for start in range(0, len(x), PREDICT_CHUNK_ROWS):
+            chunk = x[start : start + PREDICT_CHUNK_ROWS]
+            # Every (row, tree) pair walks down at once: one step per level, not per tree.
+            row = np.repeat(np.arange(len(chunk)), len(self.offsets))
+            node = np.tile(self.offsets, len(chunk))
+            todo = np.flatnonzero(~self.is_leaf[node])
+            while len(todo):
+                at = node[todo]
+                data = chunk[row[todo], self.feature[at]]
+                go_left = data <= self.threshold[at]
+                cat = np.flatnonzero(self.is_categorical[at])
+                if len(cat):
+                    go_left[cat] = self._left_category(at[cat], data[cat])
+                    unknown = ~self._known_category(at[cat], data[cat])
+                    go_left[cat[unknown]] = self.missing_left[at[cat[unknown]]]
+                nan = np.flatnonzero(np.isnan(data))
+                go_left[nan] = self.missing_left[at[nan]]
+                node[todo] = np.where(go_left, left[at], right[at])
+                todo = todo[~self.is_leaf[node[todo]]]
+            total[start : start + len(chunk)] += self.value[node].reshape(len(chunk), -1).sum(1)
+        return total
+
+    @staticmethod
+    def _bit(
+        bitsets: NDArray[np.uint32], row: NDArray[np.int64], data: NDArray[np.float64]
+    ) -> NDArray[np.bool_]:
+        """Whether category ``data`` (a float holding an integer) is in row ``row``."""
+        valid = (data >= 0) & (data < 32 * BITSET_WORDS)
+        category = np.where(valid, data, 0).astype(np.int64)
+        words = bitsets[row, category // 32]
+        bits: NDArray[np.bool_] = ((words >> (category % 32).astype(np.uint32)) & 1).astype(bool)
+        return valid & bits
+
+    def _left_category(self, at: NDArray[np.int64], data: NDArray[np.float64]) -> NDArray[np.bool_]:
+        if len(self.left_bitsets) == 0:
+            return np.zeros(len(at), bool)
+        # Numeric splits carry no bitset of their own: any row does (their result is unused).
+        row = np.clip(self.bitset[at], 0, len(self.left_bitsets) - 1)
+        return self._bit(self.left_bitsets, row, data)
+
+    def _known_category(
+        self, at: NDArray[np.int64], data: NDArray[np.float64]
+    ) -> NDArray[np.bool_]:
+        # A category sent left is known; one in neither set is treated as missing.
+        known = self._bit(self.known_bitsets, self.feature[at], data)
+        return known | self._left_category(at, data)
+
+
 @dataclass(frozen=True)
 class FraudModel:
-    """The trained classifier and its held-out quality."""
+    """The trained trees and their held-out quality."""
 
-    classifier: HistGradientBoostingClassifier
+    trees: Trees
     quality: ModelQuality
     key: str
 
@@ -248,8 +509,7 @@ class FraudModel:
         """Fraud probability of each row of ``x`` (columns :data:`FEATURES`)."""
         if len(x) == 0:
             return np.zeros(0)
-        with threadpool_limits(limits=THREADS):
-            proba: NDArray[np.float64] = self.classifier.predict_proba(x)[:, 1]
+        proba: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-self.trees.raw(x)))
         return proba
 
 
@@ -282,7 +542,7 @@ def train(table: pa.Table, key: str = "") -> FraudModel:
     )
     with threadpool_limits(limits=THREADS):
         classifier.fit(x[keep], y[keep], sample_weight=weight)
-    model = FraudModel(classifier, _empty_quality(), key)
+    model = FraudModel(Trees.from_classifier(classifier), _empty_quality(), key)
     proba = model.predict(x[test])
     y_test = y[test]
     flagged = proba >= THRESHOLD
@@ -304,7 +564,7 @@ def train(table: pa.Table, key: str = "") -> FraudModel:
         recall_by_pattern=by_pattern,
         rules_roc_auc=float(roc_auc_score(y_test, rules)) if both else float("nan"),
     )
-    return FraudModel(classifier, quality, key)
+    return FraudModel(model.trees, quality, key)
 
 
 def _empty_quality() -> ModelQuality:
@@ -355,9 +615,9 @@ def load_or_build(
     Cache files are written atomically (a temporary file renamed into place), so workers
     starting together never read a half-written one.
     """
-    model_path = model_dir / f"fraud-{key}.pkl"
+    model_path = model_dir / f"fraud-{key}.npz"
     scored_path = model_dir / f"scored-{key}.parquet"
-    model = _cached_model(model_path, key)
+    model = read_model(model_path, key)
     if model is not None and scored_path.exists():
         try:
             return pq.read_table(scored_path), model
@@ -366,7 +626,7 @@ def load_or_build(
     table = transaction_features(con)
     if model is None:
         model = train(table, key)
-        _atomic_write(model_path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        _atomic_write(model_path, model_bytes(model))
         (model_dir / f"fraud-{key}.json").write_text(
             json.dumps(asdict(model.quality), indent=2) + "\n", encoding="utf-8"
         )
@@ -375,22 +635,45 @@ def load_or_build(
     pq.write_table(scored, sink)
     _atomic_write(scored_path, sink.getvalue().to_pybytes())
     # Caches of other data or model versions are stale now.
-    for pattern in ("fraud-*.pkl", "fraud-*.json", "scored-*.parquet"):
+    # Caches of other data or model versions are stale now; a pickle is never read (older
+    # versions wrote them) and is removed whatever its name.
+    for pattern in ("fraud-*.npz", "fraud-*.json", "scored-*.parquet"):
         for old in model_dir.glob(pattern):
             if key not in old.name:
                 old.unlink(missing_ok=True)
+    for old in model_dir.glob("*.pkl"):
+        old.unlink(missing_ok=True)
     return scored, model
 
 
-def _cached_model(path: Path, key: str) -> FraudModel | None:
+def model_bytes(model: FraudModel) -> bytes:
+    """``model`` as an ``.npz`` file: its trees' arrays and a JSON header (key, version,
+    quality); nothing in it is code."""
+    header = json.dumps(
+        {"version": MODEL_VERSION, "key": model.key, "quality": asdict(model.quality)}
+    )
+    buffer = io.BytesIO()
+    arrays: dict[str, Any] = {"header": np.array(header), **model.trees.arrays()}
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def read_model(path: Path, key: str) -> FraudModel | None:
+    """The model cached at ``path`` for ``key``, or ``None`` when there is none, it is of
+    another key or version, or it is not what :func:`model_bytes` writes (then it is
+    retrained). Read with ``allow_pickle=False``: an object array is refused, not unpickled."""
     if not path.exists():
         return None
     try:
-        with path.open("rb") as f:
-            cached = pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
-        return None  # a stale or damaged cache: train again
-    return cached if isinstance(cached, FraudModel) and cached.key == key else None
+        with np.load(path, allow_pickle=False) as stored:
+            header = json.loads(str(stored["header"]))
+            if header.get("version") != MODEL_VERSION or header.get("key") != key:
+                return None
+            trees = Trees.from_arrays(stored)
+            quality = ModelQuality(**header["quality"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return None  # a stale, damaged or foreign file: train again
+    return FraudModel(trees, quality, key)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
