@@ -259,7 +259,7 @@ def _tenant_key(budgets: BudgetPolicy, tenant: str) -> Any:
 async def test_from_workspace_caches_the_fraud_model(bank_dir: Path, bank: Bank) -> None:
     models = bank_dir / "models"
     cached = sorted(p.name for p in models.iterdir())
-    assert any(n.startswith("fraud-") and n.endswith(".pkl") for n in cached)
+    assert any(n.startswith("fraud-") and n.endswith(".npz") for n in cached)
     assert any(n.startswith("scored-") and n.endswith(".parquet") for n in cached)
     assistant = FinancialAssistant.from_workspace(bank_dir, settings={"recent_transactions": 3})
     assert sorted(p.name for p in models.iterdir()) == cached  # nothing retrained
