@@ -60,6 +60,7 @@ from costline.agents.runtime import (
     Specialist,
     Supervisor,
 )
+from costline.agents.usage import UsageAnomaly
 from costline.core.budgets import (
     BudgetExceeded,
     BudgetLimit,
@@ -107,5 +108,6 @@ __all__ = [
     "SupervisorResponse",
     "Tier",
     "TierPolicy",
+    "UsageAnomaly",
     "call_with_retries",
 ]

@@ -12,12 +12,14 @@ Per call:
    spent and requested amounts.
 3. **Call** the provider with retries for retryable errors, behind a circuit breaker per
    endpoint and model; a tier whose breaker is open is skipped for a cheaper one.
-4. **Settle** the actual cost from the usage the provider reported, emit a
+4. **Settle** the actual cost from the usage the provider reported — checked first, and capped
+   where it exceeds what the request can have used (:mod:`costline.agents.usage`) — emit a
    :class:`~costline.core.events.CostEvent` into the ledger, record the ``chat`` span and the
    token, duration and cost metrics.
 
 Because reservations are upper bounds and are granted atomically, concurrent calls can never
-spend more than a budget.
+spend more than a budget; a settled cost exceeds its reservation by at most the factor the
+usage check allows.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from costline.agents.resilience import (
     RetryPolicy,
     call_with_retries,
 )
+from costline.agents.usage import UsageAnomaly, check_usage
 from costline.core.budgets import (
     DEFAULT_LEASE_S,
     BudgetExceeded,
@@ -186,6 +189,9 @@ class GuardedCompletion:
     estimated_cost_usd: float
     downgraded_from: Tier | None = None
     retries: int = 0
+    # Set when the provider reported more usage than the request can have used: what it
+    # reported, and the capped usage that was settled instead.
+    usage_anomaly: UsageAnomaly | None = None
 
     @property
     def text(self) -> str:
@@ -340,6 +346,7 @@ class CostGuardian:
         reservation: Reservation | None = None
         plan = self._plans[chosen]
         estimate = 0.0
+        input_tokens = 0
         last = len(candidates) - 1
         for i, candidate in enumerate(candidates):
             plan = self._plans[candidate]
@@ -384,6 +391,7 @@ class CostGuardian:
                 limit,
                 temperature,
                 reservation,
+                input_tokens,
                 estimate,
                 downgraded_from,
                 None,
@@ -414,6 +422,7 @@ class CostGuardian:
                 limit,
                 temperature,
                 reservation,
+                input_tokens,
                 estimate,
                 downgraded_from,
                 span,
@@ -427,6 +436,7 @@ class CostGuardian:
         max_tokens: int,
         temperature: float | None,
         reservation: Reservation,
+        input_estimate: int,
         estimate: float,
         downgraded_from: Tier | None,
         span: Span | None,
@@ -459,10 +469,14 @@ class CostGuardian:
         duration = time.perf_counter() - started
 
         usage = completion.usage
+        anomaly = check_usage(usage, input_estimate, max_tokens)
+        if anomaly is not None:
+            usage = anomaly.settled
+            self._record_anomaly(scope, plan, anomaly)
         cost = plan.price.cost(usage.input_tokens, usage.output_tokens)
         scope.budget.settle(estimate, cost)
         if self.sink is not None:
-            self.sink.emit(_cost_event(scope, plan, usage, cost))
+            self.sink.emit(_cost_event(scope, plan, usage, cost, anomaly))
         try:
             store = self.store
             if type(store) is InMemoryBudgetStore:
@@ -488,6 +502,10 @@ class CostGuardian:
                 finished[t.RETRIES] = retries
             if completion.finish_reason:
                 finished[t.RESPONSE_FINISH_REASONS] = [completion.finish_reason]
+            if anomaly is not None:
+                finished[t.USAGE_ANOMALY] = list(anomaly.capped)
+                finished[t.REPORTED_INPUT_TOKENS] = anomaly.reported.input_tokens
+                finished[t.REPORTED_OUTPUT_TOKENS] = anomaly.reported.output_tokens
             if self.telemetry.capture_content:
                 finished[t.OUTPUT_MESSAGES] = json.dumps(
                     [{"role": "assistant", "content": completion.text}]
@@ -511,7 +529,7 @@ class CostGuardian:
             ins.agent_cost.record(cost, {t.AGENT_NAME: scope.agent, t.REQUEST_MODEL: plan.model})
         # Positional: keyword arguments cost measurably more on a path taken by every call.
         return GuardedCompletion(
-            completion, plan.tier, plan.model, cost, estimate, downgraded_from, retries
+            completion, plan.tier, plan.model, cost, estimate, downgraded_from, retries, anomaly
         )
 
     async def _attempt(
@@ -546,6 +564,27 @@ class CostGuardian:
             raise
         breaker.record_success()
         return completion
+
+    def _record_anomaly(self, scope: CallScope, plan: _Plan, anomaly: UsageAnomaly) -> None:
+        log.warning(
+            "implausible usage from %s (%s) for tenant %r, agent %r, request %s: %s",
+            plan.provider.endpoint,
+            plan.model,
+            scope.tenant,
+            scope.agent,
+            scope.request_id,
+            anomaly.describe(),
+        )
+        if self._instruments is not None:
+            for capped in anomaly.capped:
+                self._instruments.usage_anomalies.add(
+                    1,
+                    {
+                        t.PROVIDER_NAME: plan.provider.name,
+                        t.REQUEST_MODEL: plan.model,
+                        t.TOKEN_TYPE: capped.removesuffix("_tokens"),
+                    },
+                )
 
     async def _release(self, reservation: Reservation) -> None:
         try:
@@ -587,10 +626,18 @@ _EVENT_FIELDS_SET = frozenset(
 )  # fmt: skip
 
 
-def _cost_event(scope: CallScope, plan: _Plan, usage: Usage, cost: float) -> CostEvent:
+def _cost_event(
+    scope: CallScope, plan: _Plan, usage: Usage, cost: float, anomaly: UsageAnomaly | None
+) -> CostEvent:
     # Not validated again: the names come from the validated request and configuration, the
     # token counts from the provider's Usage (non-negative ints), the cost from catalogue
     # prices (non-negative) times them.
+    labels = dict(plan.labels)
+    if anomaly is not None:
+        # The ledger shows the charge was capped, and what the provider claimed.
+        labels["usage_anomaly"] = ",".join(anomaly.capped)
+        labels["reported_input_tokens"] = str(anomaly.reported.input_tokens)
+        labels["reported_output_tokens"] = str(anomaly.reported.output_tokens)
     return trusted(
         CostEvent,
         {
@@ -606,7 +653,7 @@ def _cost_event(scope: CallScope, plan: _Plan, usage: Usage, cost: float) -> Cos
             "bytes": 0,
             "cost_usd": cost,
             "request_id": scope.request_id,
-            "labels": dict(plan.labels),
+            "labels": labels,
         },
         set(_EVENT_FIELDS_SET),
     )

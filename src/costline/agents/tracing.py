@@ -7,8 +7,9 @@ trace never counts a call twice.
 
 Metrics: ``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration`` as the
 conventions define them, plus costline's own ``costline.agent.duration`` (outcome per agent:
-latency percentiles and error rate), ``costline.agent.cost`` (USD per model call, by agent) and
-``costline.budget.refusals``.
+latency percentiles and error rate), ``costline.agent.cost`` (USD per model call, by agent),
+``costline.budget.refusals`` and ``costline.llm.usage_anomalies`` (reported token counts the
+guardian capped, by model and token type).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ TIER = "costline.llm.tier"
 DOWNGRADED_FROM = "costline.llm.downgraded_from"
 ESTIMATED_COST = "costline.llm.estimated_cost"
 RETRIES = "costline.llm.retries"
+# Set when the reported usage was implausible and capped (costline.agents.usage): which counts
+# were capped, and what the provider reported (gen_ai.usage.* hold the settled counts).
+USAGE_ANOMALY = "costline.llm.usage.anomaly"
+REPORTED_INPUT_TOKENS = "costline.llm.usage.reported_input_tokens"
+REPORTED_OUTPUT_TOKENS = "costline.llm.usage.reported_output_tokens"
 OUTCOME = "costline.agent.outcome"
 DEGRADED = "costline.agent.degraded"
 FALLBACK = "costline.agent.fallback"
@@ -126,6 +132,7 @@ class Instruments:
     agent_duration: Histogram
     agent_cost: Histogram
     budget_refusals: Counter
+    usage_anomalies: Counter
 
 
 _BY_METER: weakref.WeakKeyDictionary[Meter, Instruments] = weakref.WeakKeyDictionary()
@@ -164,6 +171,11 @@ def instruments(meter: Meter) -> Instruments:
                 "costline.budget.refusals",
                 unit="{call}",
                 description="Model calls refused because a budget would be exceeded.",
+            ),
+            usage_anomalies=meter.create_counter(
+                "costline.llm.usage_anomalies",
+                unit="{call}",
+                description="Model calls whose reported token count was implausible and capped.",
             ),
         )
         _BY_METER[meter] = found

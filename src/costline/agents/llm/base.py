@@ -177,6 +177,12 @@ class MalformedResponse(LLMError):
 # Chat formatting adds a few tokens per message and for priming the reply, as OpenAI's cookbook
 # documents for its chat models. Both rules are cheap (str methods in C): the estimate runs on
 # every guarded call.
+#
+# A character outside ASCII counts as one token of its own: tokenizers trained mostly on English
+# spend about one token per CJK character, and up to one per UTF-8 byte on rarer ones (emoji,
+# most scripts' combining marks); four ASCII characters per token would undercount such text
+# fourfold or more. With that rule, four times the estimate is at least the text's UTF-8 size,
+# which bounds what any byte-level tokenizer can count (see costline.agents.usage).
 CHARS_PER_TOKEN = 4
 # 4/3 tokens per word, kept as a ratio of integers so the estimate is exact integer arithmetic.
 WORD_TOKENS, PER_WORDS = 4, 3
@@ -189,7 +195,12 @@ def estimate_text_tokens(text: str) -> int:
     """Estimated tokens of ``text`` (documented above; exact counts come from the provider)."""
     if not text:
         return 0
-    by_chars = -(-len(text) // CHARS_PER_TOKEN)
+    chars = len(text)
+    if text.isascii():  # a flag of the string object: no scan
+        by_chars = -(-chars // CHARS_PER_TOKEN)
+    else:
+        ascii_chars = len(text.encode("ascii", "ignore"))
+        by_chars = -(-ascii_chars // CHARS_PER_TOKEN) + chars - ascii_chars
     by_words = -(-len(text.split()) * WORD_TOKENS // PER_WORDS)  # ceil(words * TOKENS_PER_WORD)
     return by_words if by_words > by_chars else by_chars
 
