@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from costline.assistant import fraud
 from costline.core.errors import CostlineError
+from costline.core.pii import NameIndex
 
 # Average month, for monthly figures over the bank's period.
 DAYS_PER_MONTH = 365.25 / 12
@@ -50,6 +51,7 @@ class Customer:
     aisp_consent_expiry: dt.date
     low_value_exemption: bool
     kyc_status: str
+    full_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,9 @@ class Bank:
     as_of: dt.date
     period_months: float
     remote_fraud_rate: float
+    # Every customer's full name (its bearers' ids), and each tenant's customers' names.
+    names: NameIndex
+    names_by_tenant: dict[str, NameIndex]
 
     def accounts_of(self, customer_id: str) -> tuple[Account, ...]:
         """The customer's accounts (none for an unknown id)."""
@@ -228,6 +233,18 @@ def _views(con: duckdb.DuckDBPyConnection, files: dict[str, list[Path]]) -> None
             f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listing}], "
             "hive_partitioning = true)"
         )
+
+
+def workspace_tenants(workspace_dir: Path) -> list[str]:
+    """The tenants of the workspace's bank: every ``tenant_id`` of its customers, sorted."""
+    files = bank_tables(workspace_dir)
+    con = duckdb.connect()
+    try:
+        _views(con, {"customers": files["customers"]})
+        rows = _rows(con, "SELECT DISTINCT tenant_id FROM customers ORDER BY tenant_id")
+    finally:
+        con.close()
+    return [str(r[0]) for r in rows if r[0] is not None]
 
 
 def load_bank(workspace_dir: Path, model_dir: Path | None = None) -> Bank:
@@ -273,6 +290,11 @@ def load_bank(workspace_dir: Path, model_dir: Path | None = None) -> Bank:
         as_of=as_of,
         period_months=period_months,
         remote_fraud_rate=remote_rate,
+        names=NameIndex((c.full_name, c.customer_id) for c in customers.values()),
+        names_by_tenant={
+            tenant: NameIndex((customers[i].full_name, i) for i in ids)
+            for tenant, ids in by_tenant.items()
+        },
     )
 
 
@@ -308,7 +330,7 @@ def _customers(con: duckdb.DuckDBPyConnection) -> dict[str, Customer]:
                investment_horizon_years, liquidity_need, annual_income::DOUBLE,
                consent_analytics, consent_marketing, consent_advice, consent_data_sharing,
                psd2_sca_enrolled, psd2_aisp_consent_expiry, psd2_low_value_exemption,
-               kyc_status
+               kyc_status, coalesce(full_name, '')
         FROM customers
         """,
     )

@@ -4,11 +4,13 @@ Two stages. :func:`before` runs on the request, before any specialist: it withho
 customer has not agreed to (advice without consent to that purpose, advice before due
 diligence is complete), so no specialist processes data for a purpose it may not. :func:`after`
 runs on the specialists' merged sections: no other customer's data (each returned transaction
-is checked against the bank's own record of whose it is), profiling only with consent, no
-unmasked account number or customer identifier anywhere in the answer (a model's narrative
-included), only suitable products, and whether a payment the customer is about to make needs
-strong customer authentication. A failed check blocks a section or redacts a field, and names
-its rule; thresholds and sources are in :mod:`costline.assistant.rules`.
+is checked against the bank's own record of whose it is, and no free text names another
+customer), profiling only with consent, no unmasked account number, card number, e-mail
+address, phone number or customer identifier anywhere in the answer (a model's narrative
+included; :mod:`costline.core.pii` finds them), only suitable products, and whether a payment
+the customer is about to make needs strong customer authentication. A failed check blocks a
+section or redacts a field, and names its rule; thresholds and sources are in
+:mod:`costline.assistant.rules`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from costline.assistant.models import (
     Recommendation,
     RequestType,
 )
+from costline.core.pii import NameIndex, redact_pii
 
 # Rule names, as they appear in responses.
 ADVICE_CONSENT = "gdpr.advice_consent"
@@ -39,15 +42,17 @@ SUITABILITY = "mifid2.suitability"
 SCA_TRIGGER = "psd2.sca_required"
 SCA_ENROLMENT = "psd2.sca_enrolment"
 
-#: An IBAN (ISO 13616): country, check digits, 10-30 alphanumerics.
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b")
 REDACTED = "[redacted]"
+_MASKS = {kind: REDACTED for kind in ("iban", "card", "email", "phone", "name")}
 
 
-def redact_text(text: str, identifiers: tuple[str, ...] = ()) -> tuple[str, int]:
-    """``text`` with IBANs and the given identifiers replaced by ``[redacted]``; and how many
-    were replaced."""
-    text, n = IBAN.subn(REDACTED, text)
+def redact_text(
+    text: str, identifiers: tuple[str, ...] = (), names: NameIndex | None = None
+) -> tuple[str, int]:
+    """``text`` with personal data (IBANs, card numbers, e-mail addresses, phone numbers, the
+    full names of ``names``) and the given identifiers replaced by ``[redacted]``; and how
+    many were replaced."""
+    text, n = redact_pii(text, _MASKS, names)
     for ident in identifiers:
         if ident:
             pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(ident)}(?![A-Za-z0-9])")
@@ -144,6 +149,7 @@ def after(
     """``sections`` as they may be returned; every check goes into ``review``."""
     out = Sections(sections.analyst, sections.risk, sections.recommendation)
     _own_data_only(request, bank, out, review)
+    _no_other_customer_named(request, customer, bank, out, review)
     if out.analyst is not None:
         _profiling(customer, out, review)
     if out.recommendation is not None:
@@ -186,6 +192,44 @@ def _own_data_only(request: AssistRequest, bank: Bank, out: Sections, review: Re
                 f"{section}: {len(txn_ids)} transaction(s), all the customer's own",
                 rules.GDPR_CONFIDENTIALITY,
             )
+
+
+def _free_text(out: Sections) -> dict[str, list[str]]:
+    """The free text of each section (what a model may have written)."""
+    texts: dict[str, list[str]] = {}
+    if out.analyst is not None:
+        texts["analyst"] = list(out.analyst.notes)
+    if out.risk is not None:
+        texts["risk"] = list(out.risk.notes)
+    if out.recommendation is not None:
+        texts["recommendation"] = [out.recommendation.narrative, *out.recommendation.rationale]
+    return texts
+
+
+def _no_other_customer_named(
+    request: AssistRequest, customer: Customer, bank: Bank, out: Sections, review: Review
+) -> None:
+    """A section whose text names any other customer of the bank (another tenant's above all)
+    is withheld; the customer's own name is theirs to see."""
+    own_tenant = bank.by_tenant.get(request.tenant, frozenset())
+    for section, texts in _free_text(out).items():
+        others: set[str] = set()
+        for text in texts:
+            for found in bank.names.find(text):
+                bearers = bank.names.owners(found.value)
+                if customer.customer_id not in bearers:
+                    others |= bearers
+        if not others:
+            continue
+        whose = "another tenant's" if others - own_tenant else "another"
+        review.add(
+            OTHER_CUSTOMER,
+            CheckOutcome.BLOCKED,
+            section,
+            f"{section}: the text names {whose} customer; withheld",
+            rules.GDPR_CONFIDENTIALITY,
+        )
+        setattr(out, section, None)
 
 
 def _profiling(customer: Customer, out: Sections, review: Review) -> None:
