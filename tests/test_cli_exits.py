@@ -149,3 +149,24 @@ def test_audit_names_what_it_skipped_and_strict_fails_on_it(
     assert "skipped merge: no table catalogue" in result.stderr
     strict = costline("audit", bare, "-o", tmp_path / "r.html", "--strict")
     assert strict.returncode == 1 and "--strict: 3 sections skipped" in strict.stderr
+
+
+def test_gzipped_inputs_are_read_wherever_a_path_is_taken(tmp_path: Path, workspace: Path) -> None:
+    import gzip
+
+    sql = tmp_path / "sql"
+    sql.mkdir()
+    merge = "MERGE `acme-dwh-prod.risk.positions` t USING s ON t.id = s.id WHEN MATCHED THEN DELETE"
+    (sql / "nightly.sql.gz").write_bytes(gzip.compress(merge.encode()))
+    linted = costline("lint", sql, "--catalog", workspace / "catalog.json")
+    assert linted.returncode == 0 and "nightly.sql.gz:1:7: CL001 error" in linted.stdout
+    prices = tmp_path / "prices.toml.gz"
+    prices.write_bytes(gzip.compress(b"[bigquery.on_demand]\nusd_per_tib = 5.0\n"))
+    profiled = costline("profile", workspace / "jobs.jsonl", "--prices", prices, "-f", "json")
+    assert profiled.returncode == 0, profiled.stderr
+    default = costline("profile", workspace / "jobs.jsonl", "-f", "json")
+    ratio = (
+        json.loads(profiled.stdout)["on_demand_cost_usd"]
+        / json.loads(default.stdout)["on_demand_cost_usd"]
+    )
+    assert ratio == pytest.approx(5.0 / 6.25)

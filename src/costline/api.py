@@ -22,6 +22,7 @@ from typing import cast
 
 from costline.auditor import AuditResult
 from costline.core.errors import CostlineError
+from costline.core.files import read_text
 from costline.core.prices import Edition, PriceCatalogue, load_prices
 from costline.core.progress import Progress
 from costline.core.results import Result
@@ -82,10 +83,7 @@ def _sql_text(sql: str | os.PathLike[str]) -> tuple[str, str]:
     if not isinstance(sql, os.PathLike):
         return sql, "statement"
     path = Path(sql)
-    try:
-        return path.read_text(encoding="utf-8"), str(path)
-    except OSError as exc:
-        raise CostlineError(f"cannot read {path}: {exc.strerror}") from None
+    return read_text(path), str(path)
 
 
 def _history(source: JobHistory | PathLike | Sequence[PathLike]) -> JobHistory:

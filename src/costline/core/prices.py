@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from costline.core.errors import CostlineError, first_validation_error
+from costline.core.files import read_text
 
 TIB = 1 << 40
 GIB = 1 << 30
@@ -205,16 +206,17 @@ class PriceCatalogue(BaseModel):
 
 
 def read_settings(path: Path, what: str) -> object:
-    """A TOML file (or JSON, by its ``.json`` suffix), parsed; a missing or malformed one is
+    """A TOML file (or JSON, by its ``.json`` suffix; either may be gzipped), parsed; a
+    missing or malformed one is
     a :class:`CostlineError` naming the file (``what`` says what the file is for)."""
+    if not path.is_file():
+        raise CostlineError(f"cannot read {what} {path}: no such file")
+    text = read_text(path)
+    suffix = path.with_suffix("").suffix if path.suffix.lower() == ".gz" else path.suffix
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CostlineError(f"cannot read {what} {path}: {exc.strerror}") from None
-    try:
-        data: object = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        data: object = json.loads(text) if suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        kind = path.suffix.lstrip(".") or "TOML"
+        kind = suffix.lstrip(".") or "TOML"
         raise CostlineError(f"{path}: not valid {kind}: {exc}") from None
     return data
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
+import gzip
 import os
 import re
 import tomllib
@@ -531,6 +532,12 @@ def lint_sql(
     return totals.result(catalog)
 
 
+def _sql_suffix(path: Path) -> str:
+    """The suffix that says a file is SQL, under a ``.gz``."""
+    name = path.with_suffix("") if path.suffix.lower() == ".gz" else path
+    return name.suffix.lower()
+
+
 def sql_files(paths: Iterable[Path]) -> Iterator[Path]:
     """The SQL files of ``paths``: files as given, directories walked (sorted) for ``*.sql``
     and ``*.bqsql``, hidden directories skipped."""
@@ -540,7 +547,7 @@ def sql_files(paths: Iterable[Path]) -> Iterator[Path]:
                 p
                 for p in path.rglob("*")
                 if p.is_file()
-                and p.suffix.lower() in SQL_SUFFIXES
+                and _sql_suffix(p) in SQL_SUFFIXES
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
@@ -552,13 +559,16 @@ def sql_files(paths: Iterable[Path]) -> Iterator[Path]:
 def _lint_file(file: Path, config: LintConfig, catalog: Catalog | None) -> _Outcome:
     name = str(file)
     try:
-        text = file.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError) as exc:
+        if file.suffix.lower() == ".gz":
+            text = gzip.decompress(file.read_bytes()).decode("utf-8")
+        else:
+            text = file.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
         out = _Outcome()
         reason = (
             f"not UTF-8 text: {exc.reason}"
             if isinstance(exc, UnicodeDecodeError)
-            else f"cannot read: {exc.strerror}"
+            else f"cannot read: {getattr(exc, 'strerror', None) or exc}"
         )
         out.errors.append(LintError(path=name, line=1, column=1, message=reason))
         out.unparsed = 1
