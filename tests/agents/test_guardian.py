@@ -122,7 +122,7 @@ async def test_reserve_worst_case_then_settle_actual_and_emit_a_cost_event() -> 
     )  # fmt: skip
     assert (event.input_tokens, event.output_tokens) == (usage.input_tokens, usage.output_tokens)
     assert event.cost_usd == result.cost_usd
-    assert event.labels == {"tier": "premium", "provider": "offline"}
+    assert event.labels == {"tier": "premium", "provider": "offline", "usage": "reported"}
 
     (line,) = g.config.budgets.lines("acme", event.time)
     tenant = await store.usage(line.key)
@@ -328,7 +328,7 @@ async def test_cost_events_are_the_ones_validation_would_build() -> None:
         output_tokens=event.output_tokens,
         cost_usd=event.cost_usd,
         request_id="r1",
-        labels={"tier": "mid", "provider": "offline"},
+        labels={"tier": "mid", "provider": "offline", "usage": "reported"},
     )
     assert event == validated
     assert event.model_dump() == validated.model_dump()

@@ -26,6 +26,7 @@ from costline.agents.llm import (
     ProviderUnavailable,
     RateLimited,
     RequestRejected,
+    ResponseTooLarge,
     parse_retry_after,
 )
 from costline.agents.resilience import call_with_retries
@@ -248,9 +249,12 @@ async def test_a_dropped_connection_is_retryable(dropping_server: DroppingServer
 
 
 @pytest.mark.anyio
-async def test_guardian_retries_server_errors_and_drops_then_bills_once(
+async def test_guardian_retries_server_errors_and_drops_and_bills_what_was_received(
     httpserver: HTTPServer, dropping_server: DroppingServer
 ) -> None:
+    """A 503 is the server's refusal: not billed. A connection dropped after the request went
+    out leaves the request with the server: billed at its worst case, then the retry's answer
+    at its reported usage."""
     httpserver.expect_ordered_request(PATH).respond_with_data("overloaded", status=503)
     httpserver.expect_ordered_request(PATH).respond_with_json(completion())
     ledger = Ledger()
@@ -267,8 +271,13 @@ async def test_guardian_retries_server_errors_and_drops_then_bills_once(
             guardian.scope(tenant="acme", request_id="r2", agent="a", value=1), "hi"
         )
     assert (mid.retries, small.retries) == (1, 1)
-    assert [e.model for e in ledger.events] == ["gpt-4.1-mini", "llama3.2:3b"]
-    assert [e.input_tokens for e in ledger.events] == [17, 17]  # the server's usage, not ours
+    assert (mid.unanswered, small.unanswered) == (0, 1)
+    assert [e.model for e in ledger.events] == ["gpt-4.1-mini", "llama3.2:3b", "llama3.2:3b"]
+    assert [e.labels["usage"] for e in ledger.events] == ["reported", "estimated", "reported"]
+    dropped = ledger.events[1]
+    assert (dropped.output_tokens, dropped.cost_usd) == (512, small.estimated_cost_usd)
+    assert [e.input_tokens for e in ledger.events[::2]] == [17, 17]  # the server's usage
+    assert small.cost_usd == pytest.approx(sum(e.cost_usd for e in ledger.events[1:]))
     assert ledger.events[1].labels["provider"] == "vllm"
 
 
@@ -278,3 +287,69 @@ def test_retry_after_as_an_http_date() -> None:
     assert parse_retry_after(headers, now) == 7
     assert parse_retry_after(httpx.Headers({"Retry-After": "soon"})) is None
     assert parse_retry_after(httpx.Headers({})) is None
+
+
+THIRTY_MIB = 30 << 20
+
+
+def huge_completion(size: int) -> bytes:
+    """A chat completion whose text makes the body ``size`` bytes or more."""
+    return json.dumps(completion("x" * size)).encode()
+
+
+@pytest.mark.anyio
+async def test_an_answer_larger_than_the_limit_is_refused_without_reading_it(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request(PATH).respond_with_data(
+        huge_completion(THIRTY_MIB), content_type="application/json"
+    )
+    async with client(httpserver) as llm:
+        assert llm.max_response_bytes == 1 << 20  # the default: 1 MiB
+        with pytest.raises(ResponseTooLarge, match="larger than 1048576 bytes") as caught:
+            await llm.complete("gpt-4.1", HI, max_tokens=8)
+    assert caught.value.billable and not caught.value.retryable
+    assert caught.value.error_type == "response_too_large"
+
+
+@pytest.mark.anyio
+async def test_an_unannounced_large_answer_is_cut_off_at_the_limit(httpserver: HTTPServer) -> None:
+    """Streamed without a Content-Length: read up to the limit, then abandoned."""
+
+    def stream(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(64):
+                yield b" " * (64 << 10)
+
+        return Response(chunks(), content_type="application/json")
+
+    httpserver.expect_request(PATH).respond_with_handler(stream)
+    async with client(httpserver, max_response_bytes=256 << 10) as llm:
+        with pytest.raises(ResponseTooLarge):
+            await llm.complete("gpt-4.1", HI, max_tokens=8)
+        small = completion()
+        httpserver.clear_all_handlers()
+        httpserver.expect_request(PATH).respond_with_json(small)
+        reply = await llm.complete("gpt-4.1", HI, max_tokens=8)  # within the limit: read
+    assert reply.usage.output_tokens == 9
+
+
+@pytest.mark.anyio
+async def test_the_guardian_charges_a_too_large_answer_and_does_not_retry_it(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request(PATH).respond_with_data(
+        huge_completion(THIRTY_MIB), content_type="application/json"
+    )
+    ledger = Ledger()
+    config = GuardianConfig(retry=RetryPolicy(attempts=3, wait_initial_s=0.01, wait_jitter_s=0))
+    async with client(httpserver) as llm:
+        guardian = CostGuardian(config, providers=llm, sink=ledger)
+        scope = guardian.scope(tenant="acme", request_id="r1", agent="a", value=500)
+        with pytest.raises(ResponseTooLarge):
+            await guardian.complete(scope, "hi", max_tokens=64)
+    assert len(httpserver.log) == 1  # a retry would be billed the same again
+    (event,) = ledger.events
+    assert event.labels["usage"] == "estimated"
+    assert event.output_tokens == 64 and event.cost_usd == pytest.approx(scope.cost_usd)
+    assert scope.budget.reserved_usd == 0

@@ -11,11 +11,21 @@ Per call:
    refuse with :class:`~costline.core.budgets.BudgetExceeded`, which names the scope, limit,
    spent and requested amounts.
 3. **Call** the provider with retries for retryable errors, behind a circuit breaker per
-   endpoint and model; a tier whose breaker is open is skipped for a cheaper one.
+   endpoint and model; a tier whose breaker is open is skipped for a cheaper one. One deadline
+   (``call_timeout_s``) covers every attempt of the call and the waits between them.
 4. **Settle** the actual cost from the usage the provider reported — checked first, and capped
    where it exceeds what the request can have used (:mod:`costline.agents.usage`) — emit a
    :class:`~costline.core.events.CostEvent` into the ledger, record the ``chat`` span and the
    token, duration and cost metrics.
+
+An attempt the provider received but did not answer usably — a read timeout, a connection
+dropped after the request went out, the deadline or the caller's cancellation while waiting,
+an answer too large or malformed — is billed by the provider all the same: it settles at its
+reservation, the worst case, with its own cost event marked ``usage: estimated`` (an answered
+call's is ``usage: reported``). A retry after it reserves anew, so three unanswered attempts
+are three charges, each within the budgets. An attempt that never left (connection refused, a
+DNS failure) or that the server refused with an error status costs nothing, and the next
+attempt draws on the same reservation.
 
 Because reservations are upper bounds and are granted atomically, concurrent calls can never
 spend more than a budget; a settled cost exceeds its reservation by at most the factor the
@@ -43,10 +53,14 @@ from costline.agents import tracing as t
 from costline.agents.llm.base import (
     ChatMessage,
     Completion,
+    Exchange,
     LLMError,
     LLMProvider,
+    ProviderTimeout,
     RequestRejected,
     Usage,
+    close_exchange,
+    open_exchange,
 )
 from costline.agents.messages import trusted
 from costline.agents.resilience import (
@@ -55,8 +69,10 @@ from costline.agents.resilience import (
     BreakerState,
     CircuitBreaker,
     CircuitOpen,
+    DeadlineExpired,
     RetryPolicy,
     call_with_retries,
+    within,
 )
 from costline.agents.usage import UsageAnomaly, check_usage
 from costline.core.budgets import (
@@ -71,7 +87,15 @@ from costline.core.budgets import (
     Reservation,
 )
 from costline.core.errors import CostlineError
-from costline.core.events import CostEvent, CostEventSink, CostSource, utc_now
+from costline.core.events import (
+    USAGE_ESTIMATED,
+    USAGE_LABEL,
+    USAGE_REPORTED,
+    CostEvent,
+    CostEventSink,
+    CostSource,
+    utc_now,
+)
 from costline.core.prices import ModelPrice, PriceCatalogue, load_prices
 from costline.core.telemetry import Telemetry
 
@@ -149,18 +173,25 @@ class GuardianConfig(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0)
+    # One deadline for a call: every attempt, and every wait between attempts, fits in it.
+    # Without it a provider that never answers holds a call for attempts x the read timeout.
+    call_timeout_s: float = Field(default=30.0, gt=0)
     # Skip a tier whose endpoint's breaker is open and use the next cheaper one.
     downgrade_when_unavailable: bool = True
 
 
 class CallScope(Protocol):
-    """Who a call is for and what budget it draws on (the runtime's agent context is one)."""
+    """Who a call is for and what budget it draws on (the runtime's agent context is one).
+
+    The guardian adds every charge to ``cost_usd``, those of calls that failed included.
+    """
 
     tenant: str
     request_id: str
     agent: str
     value: float
     budget: RequestBudget
+    cost_usd: float
 
 
 @dataclass(slots=True)
@@ -172,14 +203,17 @@ class Scope:
     agent: str
     value: float
     budget: RequestBudget
+    cost_usd: float = 0.0
 
 
 @dataclass(slots=True)
 class GuardedCompletion:
     """A completion with what it cost and how its model was chosen.
 
-    A value, made on every guarded call (not frozen, like :class:`~costline.agents.llm.base.
-    Usage`: a frozen dataclass costs three times as much to make).
+    ``cost_usd`` is the whole call's: the answer's, plus the worst case of each of the
+    ``unanswered`` attempts before it. A value, made on every guarded call (not frozen, like
+    :class:`~costline.agents.llm.base.Usage`: a frozen dataclass costs three times as much to
+    make).
     """
 
     completion: Completion
@@ -192,6 +226,7 @@ class GuardedCompletion:
     # Set when the provider reported more usage than the request can have used: what it
     # reported, and the capped usage that was settled instead.
     usage_anomaly: UsageAnomaly | None = None
+    unanswered: int = 0
 
     @property
     def text(self) -> str:
@@ -390,6 +425,7 @@ class CostGuardian:
                 messages,
                 limit,
                 temperature,
+                lines,
                 reservation,
                 input_tokens,
                 estimate,
@@ -421,6 +457,7 @@ class CostGuardian:
                 messages,
                 limit,
                 temperature,
+                lines,
                 reservation,
                 input_tokens,
                 estimate,
@@ -435,6 +472,7 @@ class CostGuardian:
         messages: list[ChatMessage],
         max_tokens: int,
         temperature: float | None,
+        lines: list[BudgetLine],
         reservation: Reservation,
         input_estimate: int,
         estimate: float,
@@ -442,30 +480,36 @@ class CostGuardian:
         span: Span | None,
     ) -> GuardedCompletion:
         provider = plan.provider
-        retries = 0
         started = time.perf_counter()
+        deadline = started + self.config.call_timeout_s
+        exchange = Exchange()
+        retries = unanswered = 0
+        charged = 0.0
         try:
-            try:
-                completion = await self._attempt(plan, messages, max_tokens, temperature)
-            except Exception as first:
-                retried = _RetryLog(span)
-                try:
-                    completion = await call_with_retries(
-                        lambda: self._attempt(plan, messages, max_tokens, temperature),
-                        self.config.retry,
-                        on_retry=retried,
-                        first_error=first,
-                    )
-                finally:
-                    retries = retried.count
-        except BaseException as exc:
-            # Nothing billable is known to have happened: give the reservation back. Shielded,
-            # because a cancelled request must not leak its reservation (a lease would expire
-            # it eventually, but only after lease_s).
-            scope.budget.release(estimate)
-            await asyncio.shield(self._release(reservation))
-            self._record_failure(plan, exc, time.perf_counter() - started, span, retries)
-            raise
+            completion = await within(
+                self._attempt(plan, messages, max_tokens, temperature, exchange),
+                self.config.call_timeout_s,
+            )
+        except BaseException as first:
+            # The rare path: charge what the provider received, retry, release what is left.
+            call = _Retries(
+                self,
+                scope,
+                plan,
+                messages,
+                max_tokens,
+                temperature,
+                lines,
+                reservation,
+                input_estimate,
+                estimate,
+                deadline,
+                span,
+            )
+            completion = await call.recover(first, exchange, started)
+            assert call.reservation is not None  # the successful attempt's
+            reservation = call.reservation
+            retries, unanswered, charged = call.retries, call.unanswered, call.charged_usd
         duration = time.perf_counter() - started
 
         usage = completion.usage
@@ -475,6 +519,7 @@ class CostGuardian:
             self._record_anomaly(scope, plan, anomaly)
         cost = plan.price.cost(usage.input_tokens, usage.output_tokens)
         scope.budget.settle(estimate, cost)
+        scope.cost_usd += cost
         if self.sink is not None:
             self.sink.emit(_cost_event(scope, plan, usage, cost, anomaly))
         try:
@@ -494,12 +539,18 @@ class CostGuardian:
                 t.RESPONSE_MODEL: completion.model,
                 t.USAGE_INPUT_TOKENS: usage.input_tokens,
                 t.USAGE_OUTPUT_TOKENS: usage.output_tokens,
-                t.USAGE_COST_AMOUNT: cost,
+                t.USAGE_COST_AMOUNT: cost + charged,
                 t.USAGE_COST_CURRENCY: CURRENCY,
+                t.USAGE_SOURCE: USAGE_ESTIMATED
+                if usage.estimated or unanswered
+                else USAGE_REPORTED,
                 t.LATENCY_MS: duration * 1000,
             }
             if retries:
                 finished[t.RETRIES] = retries
+            if unanswered:
+                finished[t.UNANSWERED] = unanswered
+                finished[t.UNANSWERED_COST] = charged
             if completion.finish_reason:
                 finished[t.RESPONSE_FINISH_REASONS] = [completion.finish_reason]
             if anomaly is not None:
@@ -529,7 +580,15 @@ class CostGuardian:
             ins.agent_cost.record(cost, {t.AGENT_NAME: scope.agent, t.REQUEST_MODEL: plan.model})
         # Positional: keyword arguments cost measurably more on a path taken by every call.
         return GuardedCompletion(
-            completion, plan.tier, plan.model, cost, estimate, downgraded_from, retries, anomaly
+            completion,
+            plan.tier,
+            plan.model,
+            cost + charged,
+            estimate,
+            downgraded_from,
+            retries,
+            anomaly,
+            unanswered,
         )
 
     async def _attempt(
@@ -538,9 +597,13 @@ class CostGuardian:
         messages: list[ChatMessage],
         max_tokens: int,
         temperature: float | None,
+        exchange: Exchange,
     ) -> Completion:
         breaker = plan.breaker
         breaker.check()
+        # The provider marks on the exchange whether the request went out, which a caller that
+        # stops waiting (the deadline, a cancelled request) cannot learn from any error.
+        token = open_exchange(exchange)
         try:
             completion = await plan.provider.complete(
                 plan.model, messages, max_tokens=max_tokens, temperature=temperature
@@ -562,6 +625,8 @@ class CostGuardian:
         except Exception:
             breaker.record_failure()
             raise
+        finally:
+            close_exchange(token)
         breaker.record_success()
         return completion
 
@@ -598,14 +663,39 @@ class CostGuardian:
         exc: BaseException,
         duration: float,
         span: Span | None,
-        retries: int,
+        call: _Retries,
     ) -> None:
         error_type = _error_type(exc)
+        # The details (endpoint, status, the server's words) are for operators, not callers.
+        log.warning(
+            "model call to %s (%s) for tenant %r, agent %r, request %s failed after %d "
+            "attempt(s), %d unanswered and charged $%.6f: %s",
+            plan.provider.endpoint,
+            plan.model,
+            call.scope.tenant,
+            call.scope.agent,
+            call.scope.request_id,
+            call.retries + 1,
+            call.unanswered,
+            call.charged_usd,
+            f"{type(exc).__name__}: {exc}",
+        )
         if span is not None:
-            span.set_attribute(t.ERROR_TYPE, error_type)
-            span.set_attribute(t.LATENCY_MS, duration * 1000)
-            if retries:
-                span.set_attribute(t.RETRIES, retries)
+            failed: dict[str, AttributeValue] = {
+                t.ERROR_TYPE: error_type,
+                t.LATENCY_MS: duration * 1000,
+            }
+            if call.retries:
+                failed[t.RETRIES] = call.retries
+            if isinstance(exc, LLMError) and exc.status is not None:
+                failed[t.HTTP_STATUS] = exc.status
+            if call.unanswered:
+                failed[t.USAGE_COST_AMOUNT] = call.charged_usd
+                failed[t.USAGE_COST_CURRENCY] = CURRENCY
+                failed[t.USAGE_SOURCE] = USAGE_ESTIMATED
+                failed[t.UNANSWERED] = call.unanswered
+                failed[t.UNANSWERED_COST] = call.charged_usd
+            span.set_attributes(failed)
             span.set_status(Status(StatusCode.ERROR, error_type))
         if self._instruments is not None:
             self._instruments.operation_duration.record(
@@ -617,6 +707,157 @@ class CostGuardian:
                     t.ERROR_TYPE: error_type,
                 },
             )
+
+
+class _Retries:
+    """One call after its first attempt failed: charges the attempts the provider received,
+    retries within the call's deadline (each retry after a charged attempt reserving anew), and
+    gives back the reservation left unused if the call fails."""
+
+    def __init__(
+        self,
+        guardian: CostGuardian,
+        scope: CallScope,
+        plan: _Plan,
+        messages: list[ChatMessage],
+        max_tokens: int,
+        temperature: float | None,
+        lines: list[BudgetLine],
+        reservation: Reservation,
+        input_estimate: int,
+        estimate: float,
+        deadline: float,
+        span: Span | None,
+    ) -> None:
+        self.guardian = guardian
+        self.scope = scope
+        self.plan = plan
+        self.messages = messages
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.lines = lines
+        # The reservation the next attempt draws on (None once charged, until it reserves).
+        self.reservation: Reservation | None = reservation
+        self.input_estimate = input_estimate
+        self.estimate = estimate
+        self.deadline = deadline
+        self.span = span
+        self.retries = 0
+        self.unanswered = 0
+        self.charged_usd = 0.0
+
+    async def recover(self, first: BaseException, exchange: Exchange, started: float) -> Completion:
+        """The completion of a retry, or the call's error (recorded) once none is left."""
+        guardian = self.guardian
+        try:
+            await self._charge_if_billable(first, exchange)
+            if not isinstance(first, Exception):
+                raise first  # cancelled: no retry
+            retried = _RetryLog(self.span)
+            try:
+                return await call_with_retries(
+                    self._attempt,
+                    guardian.config.retry,
+                    on_retry=retried,
+                    first_error=first,
+                    deadline=self.deadline,
+                )
+            finally:
+                self.retries = retried.count
+        except BaseException as exc:
+            error = exc
+            if isinstance(exc, DeadlineExpired):
+                # The provider is too slow for the call: that counts against its endpoint.
+                self.plan.breaker.record_failure()
+                error = ProviderTimeout(
+                    f"{self.plan.provider.endpoint}: no answer within the call's deadline of "
+                    f"{guardian.config.call_timeout_s}s"
+                )
+            if self.reservation is not None:
+                # Nothing billable happened on it: give it back. Shielded, because a cancelled
+                # request must not leak its reservation (a lease would expire it eventually,
+                # but only after lease_s).
+                self.scope.budget.release(self.estimate)
+                await asyncio.shield(guardian._release(self.reservation))
+                self.reservation = None
+            guardian._record_failure(
+                self.plan, error, time.perf_counter() - started, self.span, self
+            )
+            if error is exc:
+                raise
+            raise error from None
+
+    async def _attempt(self) -> Completion:
+        if self.reservation is None:
+            await self._reserve()
+        exchange = Exchange()
+        try:
+            return await self.guardian._attempt(
+                self.plan, self.messages, self.max_tokens, self.temperature, exchange
+            )
+        except BaseException as exc:
+            await self._charge_if_billable(exc, exchange)
+            raise
+
+    async def _reserve(self) -> None:
+        guardian, scope = self.guardian, self.scope
+        refused = scope.budget.reserve(self.estimate)
+        if refused is not None:
+            raise BudgetExceeded(refused)
+        granted = await guardian.store.reserve(
+            self.lines, self.estimate, lease_s=guardian.config.lease_s
+        )
+        if not isinstance(granted, Reservation):
+            scope.budget.release(self.estimate)
+            raise BudgetExceeded(granted)
+        self.reservation = granted
+
+    async def _charge_if_billable(self, exc: BaseException, exchange: Exchange) -> None:
+        """Settle the attempt that failed with ``exc`` at its worst case if the provider will
+        bill it."""
+        reservation = self.reservation
+        if reservation is None or not _billable(exc, exchange):
+            return
+        self.reservation = None
+        guardian, scope, plan = self.guardian, self.scope, self.plan
+        cost = self.estimate
+        scope.budget.settle(cost, cost)
+        scope.cost_usd += cost
+        self.unanswered += 1
+        self.charged_usd += cost
+        usage = Usage(self.input_estimate, self.max_tokens, estimated=True)
+        if guardian.sink is not None:
+            guardian.sink.emit(_cost_event(scope, plan, usage, cost, None))
+        try:
+            await asyncio.shield(guardian.store.settle(reservation, cost))
+        except Exception:
+            log.exception("could not settle reservation %s of $%.6f", reservation.id, cost)
+        log.warning(
+            "charged the worst case, $%.6f, for a request %s (%s) received but did not answer "
+            "usably (tenant %r, agent %r, request %s): %s",
+            cost,
+            plan.provider.endpoint,
+            plan.model,
+            scope.tenant,
+            scope.agent,
+            scope.request_id,
+            type(exc).__name__,
+        )
+        if guardian._instruments is not None:
+            guardian._instruments.agent_cost.record(
+                cost, {t.AGENT_NAME: scope.agent, t.REQUEST_MODEL: plan.model}
+            )
+
+
+def _billable(exc: BaseException, exchange: Exchange) -> bool:
+    """Whether the provider will bill the attempt that failed with ``exc``: it says so, or the
+    caller stopped waiting (deadline, cancellation) for a request that may have gone out."""
+    if isinstance(exc, LLMError):
+        return exc.billable
+    if isinstance(exc, TimeoutError | asyncio.CancelledError):
+        # A provider that does not mark the exchange may have sent it: assume it did.
+        return exchange.sent is not False
+    return exchange.sent is True
 
 
 # What validation would report as set on a guardian's cost event (the fields it passes).
@@ -633,6 +874,7 @@ def _cost_event(
     # token counts from the provider's Usage (non-negative ints), the cost from catalogue
     # prices (non-negative) times them.
     labels = dict(plan.labels)
+    labels[USAGE_LABEL] = USAGE_ESTIMATED if usage.estimated else USAGE_REPORTED
     if anomaly is not None:
         # The ledger shows the charge was capped, and what the provider claimed.
         labels["usage_anomaly"] = ",".join(anomaly.capped)

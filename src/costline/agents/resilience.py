@@ -10,6 +10,9 @@ The supervisor and the cost guardian compose these; they are usable on their own
   dropped connections) with jittered exponential backoff, honouring ``Retry-After``. The retry
   loop is stamina's; the first attempt runs outside it because entering stamina costs tens of
   microseconds, which the success path (nearly every call) should not pay.
+  Given a ``deadline``, one time budget covers every attempt and every wait: each attempt
+  gets what remains of it, and no attempt starts (nor a wait that would end) after it.
+* :func:`within` — an awaitable under a timeout, arming no timer unless it actually waits.
 * :class:`LastGoodCache` — the last validated result per agent and key, the end of every
   fallback chain, reported with its age.
 """
@@ -17,12 +20,14 @@ The supervisor and the cost guardian compose these; they are usable on their own
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
+import types
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from enum import StrEnum
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import stamina
 from pydantic import BaseModel, ConfigDict, Field
@@ -287,6 +292,7 @@ async def call_with_retries(
     retryable: Callable[[BaseException], bool] = is_retryable,
     on_retry: OnRetry | None = None,
     first_error: Exception | None = None,
+    deadline: float | None = None,
 ) -> T:
     """Await ``fn()``, retrying retryable errors under ``policy``.
 
@@ -294,16 +300,28 @@ async def call_with_retries(
     as a span event). Non-retryable errors, and the last error when attempts run out, are
     raised unchanged. A caller that already made the first attempt itself (to keep the success
     path free of any retry machinery) passes its error as ``first_error``.
+
+    ``deadline`` (a :func:`time.perf_counter` instant) bounds the whole: each attempt runs
+    under :func:`within` what remains (:class:`DeadlineExpired` when it runs out), and the
+    last error is raised rather than waiting past the deadline or starting an attempt there.
     """
+    clock = time.perf_counter
+
+    def attempt() -> Awaitable[T]:
+        return fn() if deadline is None else within(fn(), deadline - clock())
+
+    def stop(wait: float) -> bool:
+        return deadline is not None and clock() + wait >= deadline
+
     if first_error is None:
         try:
-            return await fn()
+            return await attempt()
         except Exception as exc:
             first_error = exc
     if policy.attempts <= 1 or not retryable(first_error):
         raise first_error
     delay = policy.backoff_s(1, getattr(first_error, "retry_after_s", None))
-    if delay is None:
+    if delay is None or stop(delay):
         raise first_error
     if on_retry is not None:
         on_retry(1, first_error, delay)
@@ -319,20 +337,107 @@ async def call_with_retries(
         # stamina's attempt limit) keeps on_retry from announcing a retry that never happens.
         if not retryable(exc) or retry + 1 >= policy.attempts:
             return False
-        retry += 1
-        wait = policy.backoff_s(retry, getattr(exc, "retry_after_s", None))
-        if wait is None:
+        wait = policy.backoff_s(retry + 1, getattr(exc, "retry_after_s", None))
+        if wait is None or stop(wait):
             return False
+        retry += 1
         if on_retry is not None:
             on_retry(retry, exc, wait)
         return wait
 
-    async for attempt in stamina.retry_context(
+    async for attempt_ in stamina.retry_context(
         on=backoff, attempts=policy.attempts - 1, timeout=policy.timeout_s
     ):
-        with attempt:
-            return await fn()
+        with attempt_:
+            return await attempt()
     raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+
+@types.coroutine
+def resume(
+    steps: Generator[Any, Any, T] | Coroutine[Any, Any, T],
+    waiting_on: Any,
+    context: contextvars.Context | None = None,
+) -> Generator[Any, Any, T]:
+    """Finish a coroutine already started by hand, which is waiting on ``waiting_on``.
+
+    What ``yield from`` does, for a coroutine whose first step has been taken: pass what it
+    waits on to the event loop, and every value or exception sent back in to it (in
+    ``context`` if given, where its first step ran).
+    """
+    while True:
+        try:
+            sent = yield waiting_on
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:
+            try:
+                waiting_on = steps.throw(exc) if context is None else context.run(steps.throw, exc)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+        else:
+            try:
+                waiting_on = steps.send(sent) if context is None else context.run(steps.send, sent)
+            except StopIteration as done:
+                result = done.value
+                return result
+
+
+class DeadlineExpired(TimeoutError):
+    """:func:`within`'s deadline passed (unlike a ``TimeoutError`` the awaitable raised itself)."""
+
+
+class _Deadline:
+    """Whether the timer of :func:`within` fired."""
+
+    __slots__ = ("expired",)
+
+    def __init__(self) -> None:
+        self.expired = False
+
+
+def _expire(task: asyncio.Task[Any], deadline: _Deadline) -> None:
+    deadline.expired = True
+    task.cancel()
+
+
+@types.coroutine
+def within(awaitable: Awaitable[T], timeout: float) -> Generator[Any, Any, T]:
+    """``awaitable`` under a deadline: :class:`DeadlineExpired` (a ``TimeoutError``) if it passes.
+
+    The semantics of :func:`asyncio.timeout` — cancel the current task at the deadline, turn
+    that cancellation (and only that one) into ``TimeoutError`` — with the timer armed only if
+    the awaitable actually waits: an agent that answers without waiting (from a cache, from
+    its own computation, through an offline provider) could not be interrupted anyway.
+    """
+    entered = time.perf_counter()
+    try:
+        steps = awaitable.__await__()
+    except AttributeError:
+        raise TypeError(f"{type(awaitable).__name__!r} object can't be awaited") from None
+    try:
+        waiting_on = steps.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None  # awaited, so inside a task
+    deadline = _Deadline()
+    cancelling = task.cancelling()
+    # The deadline counts from the call, not from its first wait.
+    due = loop.time() + timeout - (time.perf_counter() - entered)
+    handle = loop.call_at(due, _expire, task, deadline)
+    try:
+        return (yield from resume(steps, waiting_on))
+    except asyncio.CancelledError:
+        if deadline.expired and task.uncancel() <= cancelling:
+            raise DeadlineExpired from None
+        raise
+    finally:
+        handle.cancel()
 
 
 class CachedResult(NamedTuple, Generic[V]):

@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -45,8 +44,11 @@ from costline.agents.resilience import (
     BreakerConfig,
     BreakerRegistry,
     CircuitOpen,
+    DeadlineExpired,
     LastGoodCache,
     is_caller_error,
+    resume,
+    within,
 )
 from costline.core.budgets import BudgetExceeded, RequestBudget
 from costline.core.errors import CostlineError
@@ -68,7 +70,8 @@ class AgentContext:
     """What an agent gets besides its request: its identity and guarded LLM calls.
 
     Every :meth:`complete` goes through the cost guardian (tier, budgets, ledger, spans) and is
-    charged to this agent, the request and its tenant.
+    charged to this agent, the request and its tenant; the guardian adds each charge to
+    ``cost_usd``, those of calls that failed included.
     """
 
     __slots__ = ("_guardian", "agent", "budget", "cost_usd", "llm_calls", "request_id", "tenant",
@@ -111,7 +114,6 @@ class AgentContext:
             tier=tier,
             temperature=temperature,
         )
-        self.cost_usd += result.cost_usd
         self.llm_calls += 1
         return result
 
@@ -547,10 +549,10 @@ class Supervisor(Generic[Req]):
             ctx = AgentContext(link.name, req, budget, self.guardian)
             trial.attempts += 1
             try:
-                raw = await _within(link.agent(req, ctx), timeout)
+                raw = await within(link.agent(req, ctx), timeout)
             except TimeoutError as exc:
                 trial.cost_usd += ctx.cost_usd
-                if isinstance(exc, _Expired):
+                if isinstance(exc, DeadlineExpired):
                     breaker.record_failure()
                     reasons.append(
                         Degradation(
@@ -667,7 +669,7 @@ async def _run_concurrently(jobs: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
             loop.create_task(later, context=contextvars.copy_context()) for later in jobs[i + 1 :]
         ]
         try:
-            results.append(await _resume(job, waiting_on, context))
+            results.append(await resume(job, waiting_on, context))
             for task in tasks:
                 results.append(await task)
         except BaseException:
@@ -676,93 +678,6 @@ async def _run_concurrently(jobs: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
             raise
         break
     return results
-
-
-@types.coroutine
-def _resume(
-    steps: Generator[Any, Any, T] | Coroutine[Any, Any, T],
-    waiting_on: Any,
-    context: contextvars.Context | None = None,
-) -> Generator[Any, Any, T]:
-    """Finish a coroutine already started by hand, which is waiting on ``waiting_on``.
-
-    What ``yield from`` does, for a coroutine whose first step has been taken: pass what it
-    waits on to the event loop, and every value or exception sent back in to it (in
-    ``context`` if given, where its first step ran).
-    """
-    while True:
-        try:
-            sent = yield waiting_on
-        except GeneratorExit:
-            steps.close()
-            raise
-        except BaseException as exc:
-            try:
-                waiting_on = steps.throw(exc) if context is None else context.run(steps.throw, exc)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-        else:
-            try:
-                waiting_on = steps.send(sent) if context is None else context.run(steps.send, sent)
-            except StopIteration as done:
-                result = done.value
-                return result
-
-
-class _Expired(TimeoutError):
-    """:func:`_within`'s deadline passed (unlike a ``TimeoutError`` the agent raised itself)."""
-
-
-class _Deadline:
-    """Whether the timer of :func:`_within` fired."""
-
-    __slots__ = ("expired",)
-
-    def __init__(self) -> None:
-        self.expired = False
-
-
-def _expire(task: asyncio.Task[Any], deadline: _Deadline) -> None:
-    deadline.expired = True
-    task.cancel()
-
-
-@types.coroutine
-def _within(awaitable: Awaitable[T], timeout: float) -> Generator[Any, Any, T]:
-    """``awaitable`` under a deadline: :class:`_Expired` (a ``TimeoutError``) if it passes.
-
-    The semantics of :func:`asyncio.timeout` — cancel the current task at the deadline, turn
-    that cancellation (and only that one) into ``TimeoutError`` — with the timer armed only if
-    the awaitable actually waits: an agent that answers without waiting (from a cache, from
-    its own computation, through an offline provider) could not be interrupted anyway.
-    """
-    entered = time.perf_counter()
-    try:
-        steps = awaitable.__await__()
-    except AttributeError:
-        raise TypeError(f"{type(awaitable).__name__!r} object can't be awaited") from None
-    try:
-        waiting_on = steps.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None  # called from the supervisor's coroutines only
-    deadline = _Deadline()
-    cancelling = task.cancelling()
-    # The deadline counts from the call, not from its first wait.
-    due = loop.time() + timeout - (time.perf_counter() - entered)
-    handle = loop.call_at(due, _expire, task, deadline)
-    try:
-        return (yield from _resume(steps, waiting_on))
-    except asyncio.CancelledError:
-        if deadline.expired and task.uncancel() <= cancelling:
-            raise _Expired from None
-        raise
-    finally:
-        handle.cancel()
 
 
 def _error(agent: str, exc: BaseException) -> Degradation:

@@ -33,12 +33,22 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# The label of an LLM call's event saying where its token counts come from: ``reported`` by the
+# provider, or ``estimated`` (the provider reported none, or never answered and the call was
+# charged its reserved worst case).
+USAGE_LABEL = "usage"
+USAGE_REPORTED = "reported"
+USAGE_ESTIMATED = "estimated"
+
+
 class CostEvent(BaseModel):
     """One unit of spend: an LLM call or a warehouse job.
 
     ``agent`` names the agent that made an LLM call; ``pipeline`` the pipeline (or team job)
     that ran a query. ``model`` is the LLM's name, ``job_id`` the warehouse job's id. Fields a
     source does not have keep their empty default, so sums over the whole stream stay valid.
+    An LLM call's ``labels`` say whether its usage was reported or estimated
+    (:data:`USAGE_LABEL`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -12,14 +12,16 @@ from costline.agents.llm.base import (
     ProviderUnavailable,
     RateLimited,
     RequestRejected,
+    ResponseTooLarge,
     Usage,
     estimate_text_tokens,
     estimate_tokens,
 )
 from costline.agents.llm.offline import OfflineProvider
-from costline.agents.llm.openai import OpenAIChat, parse_retry_after
+from costline.agents.llm.openai import DEFAULT_MAX_RESPONSE_BYTES, OpenAIChat, parse_retry_after
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "ChatMessage",
     "Completion",
     "ConnectionFailed",
@@ -33,6 +35,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "RequestRejected",
+    "ResponseTooLarge",
     "Usage",
     "estimate_text_tokens",
     "estimate_tokens",

@@ -5,12 +5,22 @@ provider reported (the cost guardian prices it). Errors say whether retrying can
 rate limits, server errors, timeouts and dropped connections can; a rejected request or a
 malformed answer cannot. They also say whose fault they are: a request refused for its own
 content (:class:`InputRejected`) says nothing about the provider's health, so circuit breakers
-do not count it.
+do not count it. And they say whether the provider may bill the request (``billable``): one it
+received and did not refuse — unanswered (a read timeout, a connection dropped after the
+request went out), or answered with something unusable — is paid for all the same, so the cost
+guardian charges its worst case; one that never left (connection refused, a DNS failure) or
+that the server refused with an error status costs nothing.
+
+Whether a request went out is known only inside the provider, and a caller that gives up
+waiting (its own deadline, a cancelled request) gets no error to read it from: the caller
+opens an :class:`Exchange` around the call (:func:`exchange`) and the provider marks on it when
+the request has been sent (:func:`current_exchange`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
@@ -97,12 +107,46 @@ class LLMProvider(Protocol):
         ...
 
 
+class Exchange:
+    """What a caller learns of one request besides its outcome: whether it was sent.
+
+    ``sent`` is ``None`` until a provider that can tell says so: ``False`` once it starts
+    talking to the server, ``True`` once the whole request is out. A value made per attempt.
+    """
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent: bool | None = None
+
+
+_exchange: ContextVar[Exchange | None] = ContextVar("costline_llm_exchange", default=None)
+
+
+def current_exchange() -> Exchange | None:
+    """The exchange the current call's caller opened, if any (providers mark it)."""
+    return _exchange.get()
+
+
+def open_exchange(exchange: Exchange) -> Token[Exchange | None]:
+    """Make ``exchange`` the current one; pass the returned token to :func:`close_exchange`."""
+    return _exchange.set(exchange)
+
+
+def close_exchange(token: Token[Exchange | None]) -> None:
+    """Restore the exchange current before :func:`open_exchange`."""
+    _exchange.reset(token)
+
+
 class LLMError(CostlineError):
-    """A failed LLM call. ``retryable`` says whether trying again may succeed."""
+    """A failed LLM call. ``retryable`` says whether trying again may succeed; ``billable``
+    whether the provider may charge for it (it received the request and did not refuse it)."""
 
     retryable: ClassVar[bool] = False
     # The caller's own input caused it (not the provider, not the agent): breakers ignore it.
     caller_error: ClassVar[bool] = False
+    # What ``billable`` is when the raiser does not say: an error status is not billed.
+    billable_by_default: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -110,10 +154,12 @@ class LLMError(CostlineError):
         *,
         status: int | None = None,
         retry_after_s: float | None = None,
+        billable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after_s = retry_after_s
+        self.billable = self.billable_by_default if billable is None else billable
 
     @property
     def error_type(self) -> str:
@@ -134,9 +180,10 @@ class ProviderUnavailable(LLMError):
 
 
 class ProviderTimeout(LLMError):
-    """No answer in time."""
+    """No answer in time. Billable unless the request never went out (a connect timeout)."""
 
     retryable = True
+    billable_by_default = True
 
     @property
     def error_type(self) -> str:
@@ -145,7 +192,8 @@ class ProviderTimeout(LLMError):
 
 
 class ConnectionFailed(LLMError):
-    """The connection could not be made or was dropped mid-call."""
+    """The connection could not be made or was dropped mid-call. Billable when it was dropped
+    after the request went out (the raiser says so)."""
 
     retryable = True
 
@@ -166,7 +214,19 @@ class InputRejected(RequestRejected):
 
 
 class MalformedResponse(LLMError):
-    """The server answered 2xx with something that is not a chat completion."""
+    """The server answered 2xx with something that is not a chat completion: it did the work,
+    so the call is billable."""
+
+    billable_by_default = True
+
+
+class ResponseTooLarge(MalformedResponse):
+    """The server's answer exceeded the client's size limit; it was not read to the end."""
+
+    @property
+    def error_type(self) -> str:
+        """``response_too_large``."""
+        return "response_too_large"
 
 
 # Token estimate used where no tokenizer is available (the offline provider, and reservations
