@@ -156,7 +156,7 @@ async def test_slow_risk_agent_times_out_to_the_rules(
     assert answer.analyst is not None
     assert len(answer.degraded_reasons) == 1
     assert answer.degraded_reasons[0].startswith("risk: fallback (answered by risk_rules)")
-    assert "risk timeout" in answer.degraded_reasons[0]
+    assert "risk: agent_timeout (the answer took too long)" in answer.degraded_reasons[0]
     # Outside the fault the model answers again.
     healthy = await assistant.assist(ask(bank, advisable, [FRAUD]))
     assert not healthy.degraded and healthy.risk is not None and healthy.risk.method == "model"
@@ -173,7 +173,8 @@ async def test_faults_from_a_settings_hook_apply_per_request(
     assert answer.recommendation is not None
     assert answer.recommendation.narrative_tier is None  # the rules wrote it, no model
     assert answer.model_tiers == {} and answer.cost_usd == 0.0
-    assert "error (InjectedFault)" in answer.degraded_reasons[0]
+    assert "recommender: agent_error (the agent failed)" in answer.degraded_reasons[0]
+    assert "injected fault" not in answer.degraded_reasons[0]  # the detail stays in the logs
 
 
 @pytest.mark.anyio
@@ -213,7 +214,7 @@ async def test_exhausted_tenant_budget_degrades_without_overspending(
     refused = [a for a in answers if a.degraded]
     assert refused, "the budget should have run out"
     assert all(a.recommendation is not None for a in answers)  # the rules answered
-    assert any("budget" in a.degraded_reasons[0] for a in refused)
+    assert any("budget_exhausted" in a.degraded_reasons[0] for a in refused)
 
 
 @pytest.mark.anyio

@@ -40,6 +40,7 @@ from costline.agents.messages import (
     InvalidRequest,
     Part,
     PartStatus,
+    ReasonCode,
     SupervisorResponse,
 )
 from costline.agents.resilience import (
@@ -98,6 +99,7 @@ __all__ = [
     "LastGoodCache",
     "Part",
     "PartStatus",
+    "ReasonCode",
     "RedisBudgetStore",
     "RetryPolicy",
     "RoutingRule",

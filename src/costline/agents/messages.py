@@ -112,16 +112,66 @@ class DegradationKind(StrEnum):
     UNKNOWN_AGENT = "unknown_agent"
 
 
+class ReasonCode(StrEnum):
+    """Why an attempt failed, in the words a caller may be given: a stable code with a fixed
+    message (:data:`REASON_MESSAGES`). What went wrong in detail — an endpoint's URL, an HTTP
+    status, the server's own words — stays in :attr:`Degradation.detail`, the logs and the
+    spans: it can name internal hosts, echo keys or other tenants' data."""
+
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    PROVIDER_RATE_LIMITED = "provider_rate_limited"
+    PROVIDER_TIMEOUT = "provider_timeout"
+    PROVIDER_REJECTED_INPUT = "provider_rejected_input"
+    PROVIDER_BAD_RESPONSE = "provider_bad_response"
+    RESPONSE_TOO_LARGE = "response_too_large"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    CIRCUIT_OPEN = "circuit_open"
+    AGENT_TIMEOUT = "agent_timeout"
+    DEADLINE_PASSED = "deadline_passed"
+    AGENT_ERROR = "agent_error"
+    INVALID_RESULT = "invalid_result"
+    LOW_CONFIDENCE = "low_confidence"
+    UNKNOWN_AGENT = "unknown_agent"
+
+
+REASON_MESSAGES: dict[ReasonCode, str] = {
+    ReasonCode.PROVIDER_UNAVAILABLE: "the language model provider is unavailable",
+    ReasonCode.PROVIDER_RATE_LIMITED: "the language model provider is rate limiting requests",
+    ReasonCode.PROVIDER_TIMEOUT: "the language model provider did not answer in time",
+    ReasonCode.PROVIDER_REJECTED_INPUT: "the language model provider refused the request",
+    ReasonCode.PROVIDER_BAD_RESPONSE: "the language model provider's answer was unreadable",
+    ReasonCode.RESPONSE_TOO_LARGE: "the language model provider's answer was too large",
+    ReasonCode.BUDGET_EXHAUSTED: "the spending budget does not allow this call",
+    ReasonCode.CIRCUIT_OPEN: "the service is paused after repeated failures",
+    ReasonCode.AGENT_TIMEOUT: "the answer took too long",
+    ReasonCode.DEADLINE_PASSED: "the time allowed for this part ran out",
+    ReasonCode.AGENT_ERROR: "the agent failed",
+    ReasonCode.INVALID_RESULT: "the agent's answer was invalid",
+    ReasonCode.LOW_CONFIDENCE: "the agent's answer was not confident enough",
+    ReasonCode.UNKNOWN_AGENT: "no agent handles this part",
+}
+
+
 class Degradation(BaseModel):
-    """One failed attempt on the way to a part's answer."""
+    """One failed attempt on the way to a part's answer.
+
+    ``code`` (and its :attr:`message`) is what a caller may be shown; ``error_type`` and
+    ``detail`` are for operators only.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     agent: str
     kind: DegradationKind
+    code: ReasonCode
     error_type: str
     detail: str = ""
     refusal: BudgetRefusal | None = None
+
+    @property
+    def message(self) -> str:
+        """The fixed, safe message of :attr:`code`."""
+        return REASON_MESSAGES[self.code]
 
 
 class Part(BaseModel):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from costline.agents import tracing as t
 from costline.agents.guardian import CostGuardian, GuardedCompletion, Tier
-from costline.agents.llm.base import ChatMessage
+from costline.agents.llm.base import (
+    ChatMessage,
+    InputRejected,
+    LLMError,
+    MalformedResponse,
+    ProviderTimeout,
+    RateLimited,
+    ResponseTooLarge,
+)
 from costline.agents.messages import (
     AgentRequest,
     AgentResult,
@@ -36,6 +45,7 @@ from costline.agents.messages import (
     DegradationKind,
     Part,
     PartStatus,
+    ReasonCode,
     SupervisorResponse,
     trusted,
     validate_request,
@@ -53,6 +63,8 @@ from costline.agents.resilience import (
 from costline.core.budgets import BudgetExceeded, RequestBudget
 from costline.core.errors import CostlineError
 from costline.core.telemetry import Telemetry
+
+log = logging.getLogger("costline.agents")
 
 Req = TypeVar("Req", bound=AgentRequest)
 T = TypeVar("T")
@@ -480,6 +492,7 @@ class Supervisor(Generic[Req]):
                     Degradation(
                         agent=link.name,
                         kind=DegradationKind.DEADLINE,
+                        code=ReasonCode.DEADLINE_PASSED,
                         error_type="deadline",
                         detail=f"{spec.name}: deadline of {spec.deadline_s}s passed",
                     )
@@ -538,6 +551,7 @@ class Supervisor(Generic[Req]):
                     Degradation(
                         agent=link.name,
                         kind=DegradationKind.CIRCUIT_OPEN,
+                        code=ReasonCode.CIRCUIT_OPEN,
                         error_type="circuit_open",
                         detail=f"circuit open, next probe in {breaker.retry_in_s():.1f}s",
                     )
@@ -558,6 +572,7 @@ class Supervisor(Generic[Req]):
                         Degradation(
                             agent=link.name,
                             kind=DegradationKind.TIMEOUT,
+                            code=ReasonCode.AGENT_TIMEOUT,
                             error_type="timeout",
                             detail=f"no result within {timeout:.3f}s",
                         )
@@ -574,6 +589,7 @@ class Supervisor(Generic[Req]):
                     Degradation(
                         agent=link.name,
                         kind=DegradationKind.BUDGET,
+                        code=ReasonCode.BUDGET_EXHAUSTED,
                         error_type="budget_exceeded",
                         detail=_detail(exc),
                         refusal=exc.refusal,
@@ -588,6 +604,7 @@ class Supervisor(Generic[Req]):
                     Degradation(
                         agent=link.name,
                         kind=DegradationKind.CIRCUIT_OPEN,
+                        code=ReasonCode.CIRCUIT_OPEN,
                         error_type=exc.error_type,
                         detail=_detail(exc),
                     )
@@ -620,6 +637,7 @@ class Supervisor(Generic[Req]):
                     Degradation(
                         agent=link.name,
                         kind=DegradationKind.INVALID,
+                        code=ReasonCode.INVALID_RESULT,
                         error_type="invalid_result",
                         detail=f"{where}: {err['msg']} ({exc.error_count()} error(s))",
                     )
@@ -631,6 +649,7 @@ class Supervisor(Generic[Req]):
                     Degradation(
                         agent=link.name,
                         kind=DegradationKind.LOW_CONFIDENCE,
+                        code=ReasonCode.LOW_CONFIDENCE,
                         error_type="low_confidence",
                         detail=(
                             f"confidence {result.confidence:.3f} below {link.min_confidence:.3f}"
@@ -680,13 +699,44 @@ async def _run_concurrently(jobs: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
     return results
 
 
+def reason_code(exc: BaseException) -> ReasonCode:
+    """The code a caller is told for an agent that failed with ``exc``."""
+    if isinstance(exc, LLMError):
+        if isinstance(exc, ResponseTooLarge):
+            return ReasonCode.RESPONSE_TOO_LARGE
+        if isinstance(exc, MalformedResponse):
+            return ReasonCode.PROVIDER_BAD_RESPONSE
+        if isinstance(exc, InputRejected):
+            return ReasonCode.PROVIDER_REJECTED_INPUT
+        if isinstance(exc, RateLimited):
+            return ReasonCode.PROVIDER_RATE_LIMITED
+        if isinstance(exc, ProviderTimeout):
+            return ReasonCode.PROVIDER_TIMEOUT
+        return ReasonCode.PROVIDER_UNAVAILABLE
+    if isinstance(exc, BudgetExceeded):
+        return ReasonCode.BUDGET_EXHAUSTED
+    if isinstance(exc, CircuitOpen):
+        return ReasonCode.CIRCUIT_OPEN
+    return ReasonCode.AGENT_ERROR
+
+
 def _error(agent: str, exc: BaseException) -> Degradation:
-    return Degradation(
+    degradation = Degradation(
         agent=agent,
         kind=DegradationKind.ERROR,
+        code=reason_code(exc),
         error_type=_error_type(exc),
         detail=_detail(exc),
     )
+    # The detail is for operators: callers get the code and its fixed message only.
+    log.warning(
+        "agent %r failed (%s, %s): %s",
+        agent,
+        degradation.code.value,
+        degradation.error_type,
+        degradation.detail,
+    )
+    return degradation
 
 
 def _unknown_part(name: str) -> Part:
@@ -697,6 +747,7 @@ def _unknown_part(name: str) -> Part:
             Degradation(
                 agent=name,
                 kind=DegradationKind.UNKNOWN_AGENT,
+                code=ReasonCode.UNKNOWN_AGENT,
                 error_type="unknown_agent",
                 detail=f"the classifier routed to {name!r}, which is not a specialist",
             )

@@ -311,6 +311,8 @@ def _result(part: Part | None, kind: type[R]) -> R | None:
 
 
 def _reason(part: Part) -> str:
-    why = "; ".join(f"{r.agent} {r.kind.value} ({r.error_type}): {r.detail}" for r in part.reasons)
+    # Stable codes and fixed messages only: the degradations' details (an endpoint's URL, an
+    # HTTP status, a provider's error body) are logged and traced, never sent to the client.
+    why = "; ".join(f"{r.agent}: {r.code.value} ({r.message})" for r in part.reasons)
     source = f" (answered by {part.source})" if part.source else " (no answer)"
     return f"{part.name}: {part.status.value}{source}" + (f" — {why}" if why else "")
