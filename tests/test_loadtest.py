@@ -79,14 +79,17 @@ def test_the_report_counts_rates_percentiles_and_prices_the_premium_policy() -> 
         client_cpu_s=0.5,
     )
     assert report.requests == 102
-    assert report.rps == 51.0
+    # Throughput counts the 100 answered requests, not the 102 attempts.
+    assert report.answered == 100
+    assert report.rps == 50.0
     assert report.error_rate == pytest.approx(2 / 102)
     assert report.errors == {"ReadTimeout": 1, "HTTP 429": 1}
     assert report.rate_limited == 1
     assert report.degraded_rate == pytest.approx(25 / 102)
-    # Latencies of every request that got an HTTP answer (1, 1, 2 ... 100 ms; not the timeout).
-    assert report.p50_ms == 50.0
-    assert report.p99_ms == 99.0
+    # Latencies of every request sent: 1, 1, 2 ... 100 ms and the 10 s timeout.
+    assert report.p50_ms == 50.5
+    assert report.p99_ms == 100.0
+    assert report.max_ms == 10_000.0
     assert [(w.worker, w.requests) for w in report.per_worker] == [("11", 50), ("12", 50)]
     assert report.cost_per_request_usd == pytest.approx(0.1 / 102)
     premium = load_prices().llm.model("gpt-4.1")
@@ -96,6 +99,28 @@ def test_the_report_counts_rates_percentiles_and_prices_the_premium_policy() -> 
     # The demo budget is $100 a day: the earlier run's $99 plus this run's $0.05 fit.
     assert report.budget_overspend_usd == 0 and report.overspent_budgets == []
     assert report.client_cpu_share == 0.25
+
+
+def test_failed_requests_count_in_the_latency_and_not_in_the_throughput() -> None:
+    """A service that answers half its requests in 10 ms and lets the other half time out
+    after 10 s is slow and half as productive; it must not read as fast."""
+    outcomes = [Outcome(200, 0.010, request_id=f"r{i}") for i in range(50)]
+    outcomes += [Outcome(0, 10.0, error="ReadTimeout") for _ in range(50)]
+    report = summarise(
+        outcomes,
+        10.0,
+        concurrency=8,
+        faults=parse_faults(None),
+        ledger=None,
+        tenants=None,
+        prices=load_prices(),
+        premium_model="gpt-4.1",
+        redis_restarted=False,
+        client_cpu_s=0.1,
+    )
+    assert report.error_rate == 0.5
+    assert report.p95_ms == 10_000.0 and report.p99_ms == 10_000.0
+    assert report.rps == 5.0  # 50 answered in 10 s; 100 were sent
 
 
 def test_the_mix_uses_every_tier_and_is_the_same_for_a_seed() -> None:
@@ -183,6 +208,15 @@ def test_bad_configuration_is_one_message_and_exit_2(tmp_path: Path, small_works
          "unknown fault 'meteor'"),
         (["loadtest", "--spawn", "--workspace", str(small_workspace), "--faults",
           "redis-restart"], "needs --redis"),
+        (["loadtest", "--spawn", "--workspace", str(small_workspace), "--faults",
+          "redis-kill"], "the redis-kill fault needs --redis"),
+        (["loadtest", "--url", "http://127.0.0.1:9", "--workspace", str(small_workspace),
+          "--faults", "kill-worker"], "the kill-worker fault needs --spawn"),
+        # Two workers, each with its own copy of every budget: twice the limit, unless asked.
+        (["serve", str(small_workspace), "--workers", "2"], "--per-worker-budgets"),
+        (["serve", str(small_workspace), "--redis", "redis://127.0.0.1:9/0"],
+         "--redis needs --ledger-dir"),
+        (["serve", str(small_workspace), "--budget-outage", "pray"], "use one of refuse"),
     ]  # fmt: skip
     for args, message in cases:
         run = subprocess.run(
@@ -194,3 +228,50 @@ def test_bad_configuration_is_one_message_and_exit_2(tmp_path: Path, small_works
         assert run.returncode == 2, (args, run.stderr)
         # The console wraps long messages at its width.
         assert message in " ".join(run.stderr.split()) and "Traceback" not in run.stderr
+
+
+def _loadtest(workspace: Path, *args: str) -> dict[str, object]:
+    run = subprocess.run(
+        [sys.executable, "-m", "costline.cli", "loadtest", "--spawn", "--workspace",
+         str(workspace), "--workers", "2", "--redis", "--json", *args],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_a_worker_killed_mid_run_costs_only_its_requests_in_flight(small_workspace: Path) -> None:
+    """`--faults kill-worker`: kill -9 of one of two workers; the other keeps serving, a
+    replacement joins, and only the requests the dead one was answering fail."""
+    concurrency = 16
+    report = _loadtest(small_workspace, "--faults", "kill-worker", "--requests", "4000",
+                       "--duration", "30", "--concurrency", str(concurrency))  # fmt: skip
+    assert report["worker_killed"] is not None
+    assert report["worker_replaced_s"] is not None
+    # The killed one, the survivor and the replacement all answered (connections are closed
+    # after 100 requests, so clients come back to the replacement too).
+    assert report["workers"] == 3
+    errors = report["errors"]
+    assert isinstance(errors, dict)
+    assert set(errors) <= {"ReadError", "RemoteProtocolError", "ConnectError"}, errors
+    assert sum(errors.values()) <= concurrency, errors
+    assert float(str(report["p99_ms"])) <= 2_000
+
+
+def test_a_redis_killed_without_persistence_hands_out_no_budget_twice(
+    small_workspace: Path,
+) -> None:
+    """`--faults redis-kill`: Redis keeps nothing, is killed (kill -9) midway and comes back
+    empty; every tenant's budget was spent before, and none is spent again."""
+    report = _loadtest(small_workspace, "--faults", "redis-kill", "--requests", "3000",
+                       "--duration", "30", "--concurrency", "16",
+                       "--tenant-budget-usd", "0.005")  # fmt: skip
+    assert report["redis_killed"] is True
+    assert report["error_rate"] == 0, report["errors"]
+    budgets = report["budgets"]
+    assert isinstance(budgets, list) and len(budgets) == 4
+    for b in budgets:
+        assert b["spent_usd"] <= b["limit_usd"] + 1e-9, b
+    assert report["budget_overspend_usd"] == 0 and report["overspent_budgets"] == []
+    assert float(str(report["budget_max_utilisation"])) > 0.9

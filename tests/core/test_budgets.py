@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +16,7 @@ from costline.core.budgets import (
     BudgetExceeded,
     BudgetKey,
     BudgetLine,
+    BudgetOutage,
     BudgetPeriod,
     BudgetPolicy,
     BudgetRefusal,
@@ -27,6 +30,7 @@ from costline.core.budgets import (
     to_nano,
 )
 from costline.core.errors import CostlineError
+from costline.service.loadtest import RedisProcess
 
 AT = dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC)
 
@@ -341,3 +345,183 @@ async def test_in_memory_leases_of_different_lengths_expire_on_their_own_schedul
     assert (await store.usage(lines[0].key)).reserved_usd == 0.0
     await store.settle(long, 0.1)  # late: the money still counts
     assert (await store.usage(lines[0].key)).spent_usd == 0.1
+
+
+# --- a Redis that loses its data, or cannot be reached -------------------------------------
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, keeping nothing over a restart."""
+    server = RedisProcess(tmp_path, persistent=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, with an append-only file."""
+    server = RedisProcess(tmp_path, persistent=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Record:
+    """What a service's ledger is to the store: every settled cost, outliving Redis."""
+
+    def __init__(self) -> None:
+        self.settled: list[tuple[BudgetLine, float]] = []
+
+    async def settle(self, store: RedisBudgetStore, r: Reservation, lines: list[BudgetLine],
+                     usd: float) -> None:  # fmt: skip
+        # As the guardian does: the cost is written to the record first, then settled.
+        self.settled.extend((line, usd) for line in lines)
+        await store.settle(r, usd)
+
+    def __call__(self) -> list[tuple[BudgetLine, float]]:
+        return list(self.settled)
+
+
+@pytest.mark.anyio
+async def test_a_redis_killed_without_persistence_is_rebuilt_from_the_record(
+    volatile_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill -9 of a Redis without persistence used to hand every tenant its budget again."""
+    record = Record()
+    prefix = f"test:{uuid.uuid4().hex}"
+    a = RedisBudgetStore.from_url(volatile_redis.url, prefix=prefix, recovery=record)
+    b = RedisBudgetStore.from_url(volatile_redis.url, prefix=prefix, recovery=record)
+    lines = [tenant_line(0.005)]
+    spent = await a.reserve(lines, 0.004)
+    assert isinstance(spent, Reservation)
+    await record.settle(a, spent, lines, 0.004)
+    held = await b.reserve(lines, 0.0005)  # in flight on another worker during the crash
+    assert isinstance(held, Reservation)
+
+    volatile_redis.kill_and_restart()
+
+    with caplog.at_level("WARNING", logger="costline.budgets"):
+        again = await a.reserve(lines, 0.004)
+    assert isinstance(again, BudgetRefusal), "the reset handed the budget out again"
+    assert again.spent_usd == pytest.approx(0.004)
+    assert any("was reset" in r.message and "rebuilt 1 accounts" in r.message
+               for r in caplog.records)  # fmt: skip
+    # The other worker catches up at its next call and puts its reservation back.
+    assert isinstance(await b.reserve(lines, 0.0004), Reservation)
+    usage = await a.usage(lines[0].key)
+    assert usage.spent_usd == pytest.approx(0.004)
+    assert usage.reserved_usd == pytest.approx(0.0009)
+    await record.settle(b, held, lines, 0.0005)
+    assert (await b.usage(lines[0].key)).spent_usd == pytest.approx(0.0045)
+    assert isinstance(await a.reserve(lines, 0.0002), BudgetRefusal)
+    await a.aclose()
+    await b.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_reset_with_no_record_to_rebuild_from_refuses_paid_calls(
+    volatile_redis: RedisProcess,
+) -> None:
+    store = RedisBudgetStore.from_url(volatile_redis.url, prefix=f"test:{uuid.uuid4().hex}")
+    lines = [tenant_line(0.005)]
+    granted = await store.reserve(lines, 0.004)
+    assert isinstance(granted, Reservation)
+    await store.settle(granted, 0.004)
+    volatile_redis.kill_and_restart()
+    refused = await store.reserve(lines, 0.004)
+    assert isinstance(refused, BudgetRefusal) and refused.reason == "store_unavailable"
+    health = await store.health()
+    assert health.degraded and any("lost its data" in p for p in health.problems)
+    await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_while_redis_is_down_paid_calls_are_refused_and_the_outage_logged_once(
+    durable_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"test:{uuid.uuid4().hex}"
+    refuse = RedisBudgetStore.from_url(durable_redis.url, prefix=prefix, recovery=Record())
+    free = RedisBudgetStore.from_url(
+        durable_redis.url, prefix=prefix, recovery=Record(), outage=BudgetOutage.FREE_TIER
+    )
+    lines = [tenant_line(1.0)]
+    held = await refuse.reserve(lines, 0.01)
+    assert isinstance(held, Reservation)
+    assert isinstance(await free.reserve(lines, 0.01), Reservation)
+    durable_redis.stop()
+    with caplog.at_level("INFO", logger="costline.budgets"):
+        for _ in range(5):
+            refused = await refuse.reserve(lines, 0.01)
+            assert isinstance(refused, BudgetRefusal) and refused.reason == "store_unavailable"
+            assert "budget store is unreachable" in refused.message
+        # "refuse" refuses free calls too; "free-tier" grants those only.
+        assert isinstance(await refuse.reserve(lines, 0.0), BudgetRefusal)
+        assert isinstance(await free.reserve(lines, 0.01), BudgetRefusal)
+        local = await free.reserve(lines, 0.0)
+        assert isinstance(local, Reservation)
+        await free.settle(local, 0.0)
+        # A settle made during the outage is kept, and written when Redis is back.
+        await refuse.settle(held, 0.003)
+        health = await refuse.health()
+        assert not health.available and health.degraded
+        durable_redis.start()
+        await asyncio.sleep(0.6)  # the store asks again at most every 0.5 s
+        assert isinstance(await refuse.reserve(lines, 0.01), Reservation)
+    # Once per store (per worker process): when it starts, and when it ends.
+    down = [r.levelname for r in caplog.records if "unreachable" in r.message]
+    assert down == ["ERROR", "ERROR"]
+    assert sum("every LLM call is refused" in r.message for r in caplog.records) == 1
+    assert sum("free-tier ones served" in r.message for r in caplog.records) == 1
+    up = [r for r in caplog.records if "reachable again" in r.message]
+    assert len(up) == 1 and "6 reservations refused" in up[0].message
+    usage = await refuse.usage(lines[0].key)
+    assert usage.spent_usd == pytest.approx(0.003)
+    await refuse.aclose()
+    await free.aclose()
+
+
+@pytest.mark.anyio
+async def test_health_says_whether_redis_keeps_budgets_over_a_restart(
+    volatile_redis: RedisProcess, durable_redis: RedisProcess
+) -> None:
+    volatile = await RedisBudgetStore.from_url(volatile_redis.url).health()
+    assert volatile.persistent is False and volatile.degraded
+    assert "no persistence" in volatile.problems[0]
+    durable = await RedisBudgetStore.from_url(durable_redis.url).health()
+    assert durable.persistent is True and not durable.degraded and durable.available
+
+
+@pytest.mark.anyio
+async def test_a_redis_rolled_back_to_an_older_snapshot_is_rebuilt_too(
+    durable_redis: RedisProcess,
+) -> None:
+    """A snapshot restore keeps the epoch but not the latest spend: the write count tells."""
+    import redis.asyncio
+
+    record = Record()
+    prefix = f"test:{uuid.uuid4().hex}"
+    store = RedisBudgetStore.from_url(durable_redis.url, prefix=prefix, recovery=record)
+    lines = [tenant_line(0.005)]
+    raw = redis.asyncio.Redis.from_url(durable_redis.url)
+    first = await store.reserve(lines, 0.001)
+    assert isinstance(first, Reservation)
+    snapshot = await raw.hgetall(f"{prefix}:{lines[0].account}")
+    epoch = await raw.hgetall(f"{prefix}:epoch")
+    await record.settle(store, first, lines, 0.001)
+    second = await store.reserve(lines, 0.003)
+    assert isinstance(second, Reservation)
+    await record.settle(store, second, lines, 0.003)
+    # Restore the state of before the settles (epoch token and counter included).
+    await raw.delete(f"{prefix}:{lines[0].account}")
+    await raw.hset(f"{prefix}:{lines[0].account}", mapping=snapshot)
+    await raw.hset(f"{prefix}:epoch", mapping=epoch)
+    refused = await store.reserve(lines, 0.002)
+    assert isinstance(refused, BudgetRefusal) and refused.spent_usd == pytest.approx(0.004)
+    await raw.aclose()
+    await store.aclose()

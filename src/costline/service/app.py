@@ -53,7 +53,13 @@ from costline.assistant import (
     inject_faults,
 )
 from costline.assistant.assistant import offline_provider
-from costline.core.budgets import BudgetStore, budget_store_from_url
+from costline.core.budgets import (
+    BudgetOutage,
+    BudgetStore,
+    InMemoryBudgetStore,
+    RedisBudgetStore,
+    budget_store_from_url,
+)
 from costline.core.errors import CostlineError
 from costline.core.events import CostEventSink
 from costline.core.prices import load_prices
@@ -67,7 +73,7 @@ from costline.service.faults import (
     injected,
     parse_faults,
 )
-from costline.service.ledger import JsonlLedger
+from costline.service.ledger import JsonlLedger, ledger_recovery
 from costline.service.metrics import METRICS_CONTENT_TYPE, ServiceMetrics
 from costline.service.ratelimit import RateLimiter, retry_after_header
 from costline.service.redaction import (
@@ -112,6 +118,27 @@ class ServerSettings(BaseModel):
     # Uvicorn's access log (one line per request: off under load).
     access_log: bool = False
     log_level: str = "info"
+    # Several workers without Redis: each enforces its own copy of every budget (refused
+    # unless this says so).
+    per_worker_budgets: bool = False
+    # Workers dying more often than this (restarts within the window) stop the service.
+    restart_limit: int = Field(default=5, ge=1)
+    restart_window_s: float = Field(default=60.0, gt=0)
+    # What LLM calls get while the shared budget store cannot be reached.
+    budget_outage: BudgetOutage = BudgetOutage.REFUSE
+
+
+def budget_store_for(settings: ServerSettings) -> BudgetStore:
+    """The budget store of one worker: in memory, or Redis rebuilt from the ledger when it
+    loses its data."""
+    if settings.redis_url is None:
+        return budget_store_from_url(None)
+    recovery = None
+    if settings.ledger_dir is not None:
+        recovery = ledger_recovery(settings.ledger_dir, tenants_for(settings).budget_policy())
+    return budget_store_from_url(
+        settings.redis_url, recovery=recovery, outage=settings.budget_outage
+    )
 
 
 def tenants_for(settings: ServerSettings) -> TenantsConfig:
@@ -219,11 +246,15 @@ class _Refused(Exception):
 
 
 class Health(BaseModel):
-    """``GET /healthz``."""
+    """``GET /healthz``: ``ok``; ``degraded`` (serving, but see ``problems``: the budget store
+    is unreachable, or keeps nothing over a restart); ``starting``."""
 
     status: str
     worker: int
     budget_store: str
+    budget_store_available: bool | None = None
+    budget_store_persistent: bool | None = None
+    problems: list[str] = Field(default_factory=list)
 
 
 def create_app(
@@ -257,7 +288,7 @@ def create_app(
         llm = provider or provider_for(settings)
         if settings.allow_faults:
             llm = FaultyProvider(llm)
-        store: BudgetStore = budget_store_from_url(settings.redis_url)
+        store = budget_store_for(settings)
         sink: CostEventSink | None = None
         if settings.ledger_dir is not None:
             sink = JsonlLedger(settings.ledger_dir)
@@ -404,11 +435,20 @@ def create_app(
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
-        """Liveness: the worker is up and its assistant loaded."""
+        """Liveness: the worker is up and its assistant loaded, and the budget store's state."""
+        if "assistant" not in state:
+            return Health(status="starting", worker=os.getpid(), budget_store=store_kind)
+        store = state["assistant"].guardian.store
+        if not isinstance(store, (InMemoryBudgetStore, RedisBudgetStore)):
+            return Health(status="ok", worker=os.getpid(), budget_store=store_kind)
+        health = await store.health()
         return Health(
-            status="ok" if "assistant" in state else "starting",
+            status="degraded" if health.degraded else "ok",
             worker=os.getpid(),
             budget_store=store_kind,
+            budget_store_available=health.available,
+            budget_store_persistent=health.persistent,
+            problems=list(health.problems),
         )
 
     @app.get("/metrics", response_class=Response)

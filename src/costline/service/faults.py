@@ -12,7 +12,12 @@ model calls) it hits::
   500 (server error) in that share of calls, as the OpenAI-compatible client reports them
   (:class:`~costline.agents.llm.base.RateLimited`, :class:`~costline.agents.llm.base.
   ProviderUnavailable`), so the guardian's retries and breakers handle them as in production;
-* ``redis-restart`` — the load-test harness restarts the Redis that holds the budgets midway.
+* ``redis-restart`` — the load-test harness restarts the Redis that holds the budgets midway,
+  gracefully (it keeps its data in an append-only file);
+* ``redis-kill`` — the harness kills that Redis midway (``kill -9``), started without any
+  persistence, and starts it again empty: the budgets must be rebuilt from the ledger;
+* ``kill-worker`` — the harness kills one worker process of the service midway (``kill -9``);
+  the others must keep serving while it is replaced.
 
 The harness decides per request which request-level faults apply and sends them in the
 ``X-Costline-Faults`` header (``slow-risk,provider-429=0.05``); a server honours the header only
@@ -42,11 +47,15 @@ FAILING_RECOMMENDER = "failing-recommender"
 PROVIDER_429 = "provider-429"
 PROVIDER_500 = "provider-500"
 REDIS_RESTART = "redis-restart"
+REDIS_KILL = "redis-kill"
+KILL_WORKER = "kill-worker"
 # Faults decided per request (the header names them) vs per model call (the header carries the
 # share of calls) vs by the harness itself.
 REQUEST_FAULTS = (SLOW_RISK, FAILING_RECOMMENDER)
 CALL_FAULTS = (PROVIDER_429, PROVIDER_500)
-HARNESS_FAULTS = (REDIS_RESTART,)
+HARNESS_FAULTS = (REDIS_RESTART, REDIS_KILL, KILL_WORKER)
+# The harness faults that act on the Redis it started.
+REDIS_FAULTS = (REDIS_RESTART, REDIS_KILL)
 KNOWN_FAULTS = (*REQUEST_FAULTS, *CALL_FAULTS, *HARNESS_FAULTS)
 
 

@@ -5,10 +5,16 @@ Each worker process appends every cost event it emits to its own JSON-lines file
 nothing is lost when one of them stops. :func:`read_ledger` reads them all back;
 :func:`budget_overspend` sums the spend of every tenant (and of everyone) per budget period and
 reports by how much any budget was exceeded.
+
+The ledger is also the durable record a shared budget store is rebuilt from when it loses its
+data (:func:`ledger_recovery`): every cost is written here before it is settled in the store.
+A line is handed to the operating system as it is written, so it survives the worker's death
+(``kill -9``); surviving the machine's takes a disk that syncs, which is not asked for here.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from collections import defaultdict
@@ -17,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from costline.core.budgets import BudgetLimit, BudgetPolicy
+from costline.core.budgets import BudgetLimit, BudgetLine, BudgetPolicy, Recovery
 from costline.core.errors import CostlineError
 from costline.core.events import CostEvent
 
@@ -59,6 +65,42 @@ def read_ledger(directory: Path) -> list[CostEvent]:
                 except ValidationError as exc:
                     raise CostlineError(f"{path}:{number}: not a cost event: {exc}") from None
     return events
+
+
+def _live_events(directory: Path) -> Iterable[CostEvent]:
+    """The events of a ledger other processes are still writing: a last line without its
+    newline is being written and is left for the next read."""
+    for path in sorted(directory.glob("ledger-*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.endswith("\n") or not line.strip():
+                    continue
+                try:
+                    yield CostEvent.model_validate_json(line)
+                except ValidationError as exc:
+                    raise CostlineError(f"{path}:{number}: not a cost event: {exc}") from None
+
+
+def settled_spend(
+    directory: Path, policy: BudgetPolicy, *, since: dt.datetime | None = None
+) -> list[tuple[BudgetLine, float]]:
+    """What the ledger in ``directory`` shows spent on every budget account of ``policy`` (the
+    accounts the guardian reserved on for each event: the tenant's, tracked even without a
+    limit, and the global one), from ``since`` on when given."""
+    totals: dict[str, tuple[BudgetLine, float]] = {}
+    for event in _live_events(directory) if directory.is_dir() else ():
+        if since is not None and event.time < since:
+            continue
+        for line in policy.lines(event.tenant, event.time):
+            _, spent = totals.get(line.account, (line, 0.0))
+            totals[line.account] = (line, spent + event.cost_usd)
+    return list(totals.values())
+
+
+def ledger_recovery(directory: Path, policy: BudgetPolicy) -> Recovery:
+    """The record a budget store rebuilds itself from: the spend per account of the ledger
+    in ``directory`` (written by every worker of the service)."""
+    return lambda: settled_spend(directory, policy)
 
 
 # The stores keep integer nano-dollars, the ledger floats: sums may differ by rounding.

@@ -9,7 +9,10 @@ generator never shares a process, or an event loop, with what it measures.
 
 The report gives throughput (overall and per worker process), latency percentiles, error and
 degraded rates, cost per request, the cost per request of an always-premium policy on the same
-requests, and any budget overspend found in the ledger the workers wrote.
+requests, and every budget's spend against its limit as the ledger the workers wrote shows it.
+
+The figures count every request sent: a failed one counts in the error rate and, with the time
+it took to fail, in the latency percentiles; throughput counts answered requests only.
 """
 
 from __future__ import annotations
@@ -40,8 +43,19 @@ from costline.core.budgets import BudgetLimit, BudgetPeriod
 from costline.core.errors import CostlineError
 from costline.core.events import CostEvent
 from costline.core.prices import PriceCatalogue, load_prices
-from costline.service.faults import FAULT_HEADER, REDIS_RESTART, FaultSpec
-from costline.service.ledger import OVERSPEND_TOLERANCE_USD, budget_spend, read_ledger
+from costline.service.faults import (
+    FAULT_HEADER,
+    KILL_WORKER,
+    REDIS_KILL,
+    REDIS_RESTART,
+    FaultSpec,
+)
+from costline.service.ledger import (
+    OVERSPEND_TOLERANCE_USD,
+    BudgetSpend,
+    budget_spend,
+    read_ledger,
+)
 from costline.service.ports import free_port
 from costline.service.tenants import TenantsConfig, demo_key, demo_tenants, tenants_toml
 
@@ -49,6 +63,8 @@ WORKER_HEADER = "x-costline-worker"
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 REDIS_START_TIMEOUT_S = 10.0
+# How long the harness waits for a killed worker's replacement to answer.
+REPLACEMENT_TIMEOUT_S = 120.0
 # Business values (USD) of the mix and the share of each band: most requests are everyday
 # questions, a minority high-value ones; the bands straddle the tier thresholds (100, 10,000).
 VALUE_BANDS: tuple[tuple[float, float, float], ...] = (
@@ -240,11 +256,13 @@ class WorkerLoad(BaseModel):
 
 
 class LoadReport(BaseModel):
-    """What a load run measured. Rates are shares of the requests sent."""
+    """What a load run measured. Rates are shares of the requests sent; latencies are those of
+    every request sent (a failed one: the time it took to fail)."""
 
     requests: int
+    answered: int = Field(description="Requests answered 200.")
     duration_s: float
-    rps: float
+    rps: float = Field(description="Requests answered 200 per second (not attempts).")
     concurrency: int
     workers: int
     per_worker: list[WorkerLoad]
@@ -265,6 +283,14 @@ class LoadReport(BaseModel):
     overspent_budgets: list[str]
     faults: str
     redis_restarted: bool
+    redis_killed: bool = False
+    worker_killed: int | None = Field(default=None, description="The pid kill-worker killed.")
+    worker_replaced_s: float | None = Field(
+        default=None, description="Seconds from the kill until a replacement worker answered."
+    )
+    budgets: list[BudgetSpend] = Field(
+        default_factory=list, description="Every budget's spend and limit, by the ledger."
+    )
     client_cpu_share: float = Field(
         description="CPU time of the load generator over wall time (1.0: one core saturated)."
     )
@@ -292,13 +318,18 @@ def summarise(
     client_cpu_s: float,
     server_cpu_s: float | None = None,
     this_run_only: bool = True,
+    redis_killed: bool = False,
+    worker_killed: int | None = None,
+    worker_replaced_s: float | None = None,
 ) -> LoadReport:
     """The report of one run, from the outcomes and (when available) the workers' ledger.
 
     The premium comparison and the model calls count only the ledger events of this run's
     requests (by request id) unless ``this_run_only`` is false."""
     n = len(outcomes)
-    latencies = np.array([o.latency_s for o in outcomes if o.status]) * 1000
+    # Every request, failed ones with their time to failure: leaving them out would report a
+    # service that times out as a fast one.
+    latencies = np.array([o.latency_s for o in outcomes]) * 1000
     pct = np.percentile(latencies, [50, 95, 99]) if latencies.size else np.array([math.nan] * 3)
     errors = Counter(o.error for o in outcomes if o.status != 200)
     answered = [o for o in outcomes if o.status == 200]
@@ -310,6 +341,7 @@ def summarise(
     overspend: float | None = None
     overspent: list[str] = []
     utilisation: float | None = None
+    spend: list[BudgetSpend] = []
     if ledger is not None:
         # This run's model calls (a ledger may also hold earlier runs' against the same
         # service); every call, of any run, counts against the budgets.
@@ -329,8 +361,9 @@ def summarise(
     per_request = cost / max(n, 1)
     return LoadReport(
         requests=n,
+        answered=len(answered),
         duration_s=round(elapsed_s, 3),
-        rps=round(n / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        rps=round(len(answered) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
         concurrency=concurrency,
         workers=len(by_worker),
         per_worker=[
@@ -354,6 +387,10 @@ def summarise(
         overspent_budgets=overspent,
         faults=str(faults),
         redis_restarted=redis_restarted,
+        redis_killed=redis_killed,
+        worker_killed=worker_killed,
+        worker_replaced_s=worker_replaced_s,
+        budgets=spend,
         client_cpu_share=round(client_cpu_s / elapsed_s, 3) if elapsed_s > 0 else 0.0,
         server_cpu_ms_per_request=(
             round(server_cpu_s * 1000 / len(answered), 3) if server_cpu_s and answered else None
@@ -376,10 +413,12 @@ def _ping_redis(port: int) -> bool:
 
 class RedisProcess:
     """A redis-server on 127.0.0.1 with an append-only file, so a restart keeps the budgets
-    (as a production Redis holding money would)."""
+    (as a production Redis holding money would) — or, with ``persistent=False``, with no
+    persistence at all, so a restart loses them."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, persistent: bool = True) -> None:
         """Not started yet: see :meth:`start`."""
+        self.persistent = persistent
         exe = shutil.which("redis-server")
         if exe is None:
             raise CostlineError("redis-server is not on PATH (Debian package redis-server)")
@@ -395,9 +434,14 @@ class RedisProcess:
 
     def start(self) -> None:
         """Start and wait until it answers PING."""
+        durability = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"]
+            if self.persistent
+            else ["--appendonly", "no"]
+        )
         self.proc = subprocess.Popen(
             [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.workdir), "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
+             str(self.workdir), "--save", "", *durability],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -426,6 +470,14 @@ class RedisProcess:
         self.stop()
         self.start()
 
+    def kill_and_restart(self) -> None:
+        """``kill -9``, then start again on the same port (what it kept, it finds)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self.start()
+
 
 @dataclass
 class SpawnedService:
@@ -446,11 +498,14 @@ def spawned_service(
     *,
     workers: int = 1,
     redis: bool = False,
+    redis_persistent: bool = True,
     tenant_budget: BudgetLimit | None = None,
     extra_args: Sequence[str] = (),
 ) -> Iterator[SpawnedService]:
-    """Start ``costline serve`` (and a redis-server when ``redis``) on free 127.0.0.1 ports,
-    wait until every worker is healthy, and stop them all on exit."""
+    """Start ``costline serve`` (and a redis-server when ``redis``, keeping nothing over a
+    restart unless ``redis_persistent``) on free 127.0.0.1 ports, wait until every worker is
+    healthy, and stop them all on exit. Several workers without Redis keep budgets per worker
+    (``--per-worker-budgets``)."""
     from costline.demo.bank import TENANTS
 
     tmp = Path(tempfile.mkdtemp(prefix="costline-load-"))
@@ -466,7 +521,7 @@ def spawned_service(
     try:
         if redis:
             (tmp / "redis").mkdir()
-            redis_proc = RedisProcess(tmp / "redis")
+            redis_proc = RedisProcess(tmp / "redis", persistent=redis_persistent)
             redis_proc.start()
         port = free_port()
         args = [
@@ -476,6 +531,8 @@ def spawned_service(
         ]  # fmt: skip
         if redis_proc is not None:
             args += ["--redis", redis_proc.url]
+        elif workers > 1:
+            args.append("--per-worker-budgets")
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(
                 args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
@@ -509,7 +566,8 @@ def _wait_healthy(
                 )
             try:
                 r = client.get("/healthz", headers={"Connection": "close"})
-                if r.status_code == 200 and r.json().get("status") == "ok":
+                # "degraded" is up (a Redis without persistence, say): /healthz says why.
+                if r.status_code == 200 and r.json().get("status") in ("ok", "degraded"):
                     seen.add(int(r.json()["worker"]))
                     continue
             except httpx.HTTPError:
@@ -560,32 +618,58 @@ def run_load(
     on_progress: Callable[[str], None] | None = None,
     worker_pids: Sequence[int] = (),
 ) -> LoadReport:
-    """Drive the service at ``config.base_url`` with ``mix``; restart ``redis`` midway when the
-    faults ask for it; read the ledger (when given) for the premium comparison and the budget
-    check."""
+    """Drive the service at ``config.base_url`` with ``mix``; midway, inject the harness faults
+    the config asks for (restart or kill ``redis``, kill one of ``worker_pids``); read the
+    ledger (when given) for the premium comparison and the budget check."""
     planned = mix.plan(config.requests, config.seed, config.faults)
-    restarted = False
+    faults = config.faults
+    done: dict[str, bool] = {}
+    killed: int | None = None
+    replaced_s: float | None = None
+
+    def kill_worker() -> None:
+        nonlocal killed
+        killed = worker_pids[0]
+        os.kill(killed, signal.SIGKILL)
+
+    # One mechanism for every harness fault: each is an action run once, midway.
+    actions: list[tuple[str, str, Callable[[], None]]] = []
+    if redis is not None and REDIS_RESTART in faults:
+        actions.append((REDIS_RESTART, "restarting redis-server", redis.restart))
+    if redis is not None and REDIS_KILL in faults:
+        actions.append((REDIS_KILL, "killing redis-server (kill -9)", redis.kill_and_restart))
+    if worker_pids and KILL_WORKER in faults:
+        actions.append((KILL_WORKER, f"killing worker {worker_pids[0]} (kill -9)", kill_worker))
 
     outcomes: list[Outcome] = []
 
     async def main() -> float:
-        nonlocal restarted
+        nonlocal replaced_s
         started = time.perf_counter()
         run = asyncio.create_task(drive(config, planned, outcomes))
-        if REDIS_RESTART in config.faults and redis is not None:
+        replacement: asyncio.Task[float | None] | None = None
+        if actions:
             # Midway: half the requests answered or half the time gone, whichever comes first.
             while not run.done():
                 if (
                     len(outcomes) >= len(planned) / 2
                     or time.perf_counter() - started >= config.duration_s / 2
                 ):
-                    if on_progress:
-                        on_progress("restarting redis-server")
-                    await asyncio.to_thread(redis.restart)
-                    restarted = True
+                    for name, message, action in actions:
+                        if on_progress:
+                            on_progress(message)
+                        await asyncio.to_thread(action)
+                        done[name] = True
+                    if killed is not None:
+                        replacement = asyncio.create_task(
+                            asyncio.to_thread(_wait_replaced, config.base_url, worker_pids)
+                        )
                     break
                 await asyncio.sleep(0.02)
-        return await run
+        elapsed = await run
+        if replacement is not None:
+            replaced_s = await replacement
+        return elapsed
 
     cpu_before = time.process_time()
     server_before = cpu_seconds(worker_pids) if worker_pids else None
@@ -607,10 +691,30 @@ def run_load(
         tenants=tenants,
         prices=prices or load_prices(),
         premium_model=premium_model,
-        redis_restarted=restarted,
+        redis_restarted=done.get(REDIS_RESTART, False),
+        redis_killed=done.get(REDIS_KILL, False),
+        worker_killed=killed,
+        worker_replaced_s=replaced_s,
         client_cpu_s=client_cpu,
         server_cpu_s=server_cpu,
     )
+
+
+def _wait_replaced(base_url: str, before: Sequence[int]) -> float | None:
+    """Seconds until a worker not in ``before`` answers ``/healthz`` (``None``: none did
+    within :data:`REPLACEMENT_TIMEOUT_S`)."""
+    started = time.perf_counter()
+    known = set(before)
+    with httpx.Client(base_url=base_url, timeout=2.0) as client:
+        while time.perf_counter() - started < REPLACEMENT_TIMEOUT_S:
+            try:
+                r = client.get("/healthz", headers={"Connection": "close"})
+                if r.status_code == 200 and int(r.json()["worker"]) not in known:
+                    return round(time.perf_counter() - started, 2)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+    return None
 
 
 def daily_budget(usd: float) -> BudgetLimit:
@@ -627,7 +731,7 @@ def render_loadtest_text(report: LoadReport) -> str:
     lines = [
         f"requests      {report.requests:,} in {report.duration_s:.1f} s "
         f"({report.concurrency} connections)",
-        f"throughput    {report.rps:,.1f} req/s over {report.workers} worker(s)"
+        f"throughput    {report.rps:,.1f} answered req/s over {report.workers} worker(s)"
         + "".join(f"\n  worker {w.worker:<8} {w.rps:,.1f} req/s" for w in report.per_worker),
         f"latency       p50 {report.p50_ms:,.0f} ms   p95 {report.p95_ms:,.0f} ms   "
         f"p99 {report.p99_ms:,.0f} ms   max {report.max_ms:,.0f} ms",
@@ -649,9 +753,16 @@ def render_loadtest_text(report: LoadReport) -> str:
             if not report.overspent_budgets
             else f"OVERSPENT by ${report.budget_overspend_usd:.6f}: "
             + ", ".join(report.overspent_budgets)
-        ),
+        )
+        + "".join(f"\n  {b.budget:<34} ${b.spent_usd:.6f} of ${b.limit_usd:.6f}"
+                  for b in report.budgets),
         f"faults        {report.faults or 'none'}"
-        + ("   (redis-server restarted mid-run)" if report.redis_restarted else ""),
+        + ("   (redis-server restarted mid-run)" if report.redis_restarted else "")
+        + ("   (redis-server killed mid-run)" if report.redis_killed else "")
+        + (f"   (worker {report.worker_killed} killed mid-run, replaced in "
+           + (f"{report.worker_replaced_s:.1f} s)" if report.worker_replaced_s is not None
+              else "no time: not replaced)")
+           if report.worker_killed is not None else ""),
         f"load client   {report.client_cpu_share:.0%} of one core"
         + (f"   server CPU {report.server_cpu_ms_per_request:.1f} ms/request"
            if report.server_cpu_ms_per_request is not None else ""),
