@@ -533,7 +533,26 @@ def serve(
         list[str] | None,
         typer.Option(help="TIER=MODEL (premium, mid, small), repeatable; catalogue names."),
     ] = None,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (JSON lines; query values masked).")
+    ] = False,
+    docs: Annotated[
+        bool, typer.Option(help="Serve /docs (Swagger UI: the page loads it from a public CDN).")
+    ] = False,
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="COSTLINE_METRICS_TOKEN",
+            help="Require Authorization: Bearer TOKEN on /metrics (16 characters or more).",
+            show_envvar=True,
+        ),
+    ] = None,
+    failed_auth_limit: Annotated[
+        int, typer.Option(help="Failed logins per client address and window, then 429.", min=1)
+    ] = 10,
+    failed_auth_window: Annotated[
+        float, typer.Option(help="Seconds of the failed-login window.", min=1.0)
+    ] = 60.0,
     per_worker_budgets: Annotated[
         bool,
         typer.Option(help="--workers > 1 without --redis: each worker keeps its own budgets."),
@@ -553,7 +572,13 @@ def serve(
         ),
     ] = "refuse",
 ) -> None:
-    """Serve the financial assistant over HTTP (POST /v1/assist, /healthz, /metrics)."""
+    """Serve the financial assistant over HTTP (POST /v1/assist, /healthz, /metrics).
+
+    Logs are JSON lines on stderr. Spans are exported over OTLP/HTTP when
+    OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the other
+    standard OTEL_EXPORTER_OTLP_* variables (headers, timeout, certificate) apply. Without
+    --tenants the demo keys are served, on a loopback --host only.
+    """
     from costline.core.budgets import BudgetOutage
     from costline.service.app import ServerSettings, tenants_for
 
@@ -562,6 +587,8 @@ def serve(
     except ValueError:
         known = ", ".join(o.value for o in BudgetOutage)
         raise CostlineError(f"--budget-outage {budget_outage}: use one of {known}") from None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise CostlineError("--metrics-token: use 16 characters or more (a random token)")
     from costline.service.workers import serve as run_server
 
     settings = ServerSettings(
@@ -579,6 +606,10 @@ def serve(
         llm_provider_name=llm_provider,
         models=dict(_tier_model(m) for m in model or []),
         access_log=access_log,
+        docs=docs,
+        metrics_token=metrics_token,
+        failed_auth_limit=failed_auth_limit,
+        failed_auth_window_s=failed_auth_window,
         per_worker_budgets=per_worker_budgets,
         restart_limit=restart_limit,
         restart_window_s=restart_window,

@@ -193,9 +193,8 @@ class Bank:
     as_of: dt.date
     period_months: float
     remote_fraud_rate: float
-    # Every customer's full name (its bearers' ids), and each tenant's customers' names.
+    # Every customer's full name, with the ids of the customers who bear it.
     names: NameIndex
-    names_by_tenant: dict[str, NameIndex]
 
     def accounts_of(self, customer_id: str) -> tuple[Account, ...]:
         """The customer's accounts (none for an unknown id)."""
@@ -291,10 +290,6 @@ def load_bank(workspace_dir: Path, model_dir: Path | None = None) -> Bank:
         period_months=period_months,
         remote_fraud_rate=remote_rate,
         names=NameIndex((c.full_name, c.customer_id) for c in customers.values()),
-        names_by_tenant={
-            tenant: NameIndex((customers[i].full_name, i) for i in ids)
-            for tenant, ids in by_tenant.items()
-        },
     )
 
 

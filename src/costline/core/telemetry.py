@@ -4,11 +4,14 @@ Nothing here touches OpenTelemetry's global providers at import time: a :class:`
 value carries the tracer and meter a component should use, and is passed in explicitly. An
 application that wants the global providers asks for them with :meth:`Telemetry.from_global`;
 tests use :meth:`Telemetry.in_memory`, which returns the SDK's in-memory span exporter and
-metric reader next to it.
+metric reader next to it. :func:`otlp_span_exporter` is the exporter the standard
+``OTEL_EXPORTER_OTLP_*`` environment variables configure (OTLP over HTTP/protobuf), if they do.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opentelemetry import metrics, trace
@@ -28,6 +31,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
+
+from costline.core.errors import CostlineError
 
 INSTRUMENTATION_NAME = "costline"
 DEFAULT_SERVICE_NAME = "costline"
@@ -120,6 +125,32 @@ def meter_provider(
         resource=Resource.create({"service.name": service_name}),
         exemplar_filter=TraceBasedExemplarFilter() if exemplars else AlwaysOffExemplarFilter(),
     )
+
+
+#: Either names where spans go; the exporter reads the rest (headers, timeout, certificate,
+#: compression) from the other ``OTEL_EXPORTER_OTLP_*`` variables itself.
+OTLP_ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def otlp_span_exporter(environ: Mapping[str, str] | None = None) -> SpanExporter | None:
+    """An OTLP/HTTP span exporter when the environment names an endpoint, else ``None``.
+
+    ``OTEL_TRACES_EXPORTER=none`` turns it off; an explicit protocol other than
+    ``http/protobuf`` is refused (gRPC is not installed) rather than silently ignored.
+    """
+    env = os.environ if environ is None else environ
+    if not any(env.get(name) for name in OTLP_ENDPOINT_ENV):
+        return None
+    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return None
+    protocol = env.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    )
+    if protocol and protocol != "http/protobuf":
+        raise CostlineError(f"OTLP protocol {protocol!r}: only http/protobuf is supported")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
 
 
 def install_global(

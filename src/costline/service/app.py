@@ -6,40 +6,59 @@ API needs, in this order on every request:
 
 1. **size** — a body over ``max_body_bytes`` is refused with 413 before it is read in full;
 2. **authentication** — ``Authorization: Bearer KEY`` (or ``X-API-Key``) names the tenant
-   (401 otherwise);
+   (401 otherwise); a client address with ``failed_auth_limit`` failures within
+   ``failed_auth_window_s`` seconds gets 429 (``too_many_failed_logins``, ``Retry-After``)
+   for the rest of the window, whatever key it sends;
 3. **rate limit** — the tenant's token bucket (429 with ``Retry-After``);
-4. **validation** — the typed request (422 naming each bad field);
+4. **validation** — only now is the body read: JSON (415 otherwise), the typed request (422
+   naming each bad field), so an unauthenticated client learns nothing about the schema;
 5. **isolation** — a request naming another tenant, or a customer the tenant does not own, is
-   refused with 403 and logged (the log line names the tenant, never the customer);
+   refused with 403 and logged (the log line names the authenticated tenant, never the
+   customer nor the name the client sent);
 6. the assistant answers, within the tenant's budget (shared by every worker through Redis
-   when ``redis_url`` is set).
+   when ``redis_url`` is set); personal data in the question (card numbers, IBANs, e-mail
+   addresses, phone numbers, customers' names) is masked before any model sees it.
 
-Customer identifiers and account numbers are redacted from every log record and span the
-process emits (:mod:`costline.service.redaction`). The offline provider answers by default;
-``llm_base_url`` (plus ``llm_api_key_env``) switches to any OpenAI-compatible endpoint with no
-other change.
+Every error, 4xx or 5xx, is ``{"error": CODE, "detail": MESSAGE}`` (422 adds ``problems``);
+the message is fixed text or names the client's own input, never a traceback or another
+tenant's data. Customer data is redacted from every log record and span the process emits
+(:mod:`costline.service.redaction`); a served worker writes its logs as JSON lines
+(:mod:`costline.service.logs`) and exports its spans over OTLP/HTTP when the standard
+``OTEL_EXPORTER_OTLP_*`` variables name an endpoint. ``/docs`` is off unless ``docs`` is set
+(Swagger UI loads its script from a public CDN); ``/metrics`` asks for ``Authorization: Bearer
+METRICS_TOKEN`` when ``metrics_token`` is set. Without a tenants file the workspace's tenants
+are served under their published demo keys, on a loopback host only.
+
+The offline provider answers by default; ``llm_base_url`` (plus ``llm_api_key_env``) switches
+to any OpenAI-compatible endpoint with no other change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from costline.agents.guardian import Tier, TierPolicy
 from costline.agents.llm import LLMProvider, OpenAIChat
@@ -53,6 +72,8 @@ from costline.assistant import (
     inject_faults,
 )
 from costline.assistant.assistant import offline_provider
+from costline.assistant.bank import workspace_tenants
+from costline.assistant.compliance import redact_text
 from costline.core.budgets import (
     BudgetOutage,
     BudgetStore,
@@ -63,7 +84,7 @@ from costline.core.budgets import (
 from costline.core.errors import CostlineError
 from costline.core.events import CostEventSink
 from costline.core.prices import load_prices
-from costline.core.telemetry import Telemetry, tracer_provider
+from costline.core.telemetry import Telemetry, otlp_span_exporter, tracer_provider
 from costline.service.faults import (
     FAILING_RECOMMENDER,
     FAULT_HEADER,
@@ -74,12 +95,21 @@ from costline.service.faults import (
     parse_faults,
 )
 from costline.service.ledger import JsonlLedger, ledger_recovery
+from costline.service.logs import use_json_logs
 from costline.service.metrics import METRICS_CONTENT_TYPE, ServiceMetrics
-from costline.service.ratelimit import RateLimiter, retry_after_header
+from costline.service.ratelimit import (
+    DEFAULT_FAILED_AUTH_LIMIT,
+    DEFAULT_FAILED_AUTH_WINDOW_S,
+    FailedAuthLimiter,
+    RateLimiter,
+    retry_after_header,
+)
 from costline.service.redaction import (
     RedactingSpanProcessor,
     install_log_redaction,
     redact_values,
+    set_known_names,
+    set_log_tenant,
 )
 from costline.service.tenants import TenantsConfig, demo_tenants, load_tenants
 
@@ -115,6 +145,13 @@ class ServerSettings(BaseModel):
     llm_provider_name: str = "openai"
     # Model per tier ("premium", "mid", "small"), over the defaults; names from the catalogue.
     models: dict[str, str] = Field(default_factory=dict)
+    # Serve /docs (Swagger UI loads its script from a public CDN): off unless asked for.
+    docs: bool = False
+    # Bearer token /metrics asks for (None: open, for a scraper on a private network).
+    metrics_token: str | None = Field(default=None, min_length=16, repr=False)
+    # Failed authentications a client address may make per window before it gets 429.
+    failed_auth_limit: int = Field(default=DEFAULT_FAILED_AUTH_LIMIT, ge=1)
+    failed_auth_window_s: float = Field(default=DEFAULT_FAILED_AUTH_WINDOW_S, gt=0)
     # Uvicorn's access log (one line per request: off under load).
     access_log: bool = False
     log_level: str = "info"
@@ -141,13 +178,31 @@ def budget_store_for(settings: ServerSettings) -> BudgetStore:
     )
 
 
+LOOPBACK_NAMES = frozenset(("localhost", "localhost.localdomain", "ip6-localhost"))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback interface (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def tenants_for(settings: ServerSettings) -> TenantsConfig:
-    """The tenants file's configuration, or the demo tenants with their demo keys."""
+    """The tenants file's configuration; without one, the tenants of the workspace's bank
+    under their published demo keys, which only a loopback host may serve."""
     if settings.tenants_file is not None:
         return load_tenants(settings.tenants_file)
-    from costline.demo.bank import TENANTS
-
-    return demo_tenants([t.tenant_id for t in TENANTS])
+    if not is_loopback(settings.host):
+        raise CostlineError(
+            f"--host {settings.host}: without --tenants the service would accept the published "
+            "demo keys (demo-key-<tenant>); give a tenants file, or serve on a loopback "
+            "address (127.0.0.1, ::1, localhost)"
+        )
+    return demo_tenants(workspace_tenants(settings.workspace))
 
 
 def provider_for(settings: ServerSettings) -> LLMProvider:
@@ -233,16 +288,27 @@ class BodySizeLimit:
 
 
 class _Refused(Exception):
-    """A request refused before the assistant ran."""
+    """A request answered with an error: its status, code and safe message."""
 
     def __init__(
-        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.error = error
         self.detail = detail
         self.headers = headers or {}
+        self.extra = extra or {}
+
+
+#: The error code of each status Starlette itself answers (an unknown route or method).
+_HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+JSON_MEDIA_TYPES = ("application/json",)
 
 
 class Health(BaseModel):
@@ -275,10 +341,19 @@ def create_app(
         {t: (c.rate_per_s, c.burst) for t, c in tenants.tenants.items()},
         share=1.0 / settings.workers,
     )
+    failures = FailedAuthLimiter(
+        settings.failed_auth_limit, settings.failed_auth_window_s, share=1.0 / settings.workers
+    )
     tp = tracer_provider(service_name="costline-server")
+    exporting = False
     if span_exporter is not None:
         tp.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(span_exporter)))
-    telemetry = Telemetry.from_providers(tp if span_exporter is not None else None, None)
+        exporting = True
+    otlp = otlp_span_exporter()
+    if otlp is not None:
+        tp.add_span_processor(RedactingSpanProcessor(BatchSpanProcessor(otlp)))
+        exporting = True
+    telemetry = Telemetry.from_providers(tp if exporting else None, None)
     tracer = telemetry.tracer
     store_kind = "redis" if settings.redis_url else "memory"
     state: dict[str, Any] = {}
@@ -299,6 +374,8 @@ def create_app(
             budget_store=store,
             settings=_assistant_settings(settings, tenants, sink, telemetry),
         )
+        # Customers' names are redacted from logs and spans from now on.
+        set_known_names(state["assistant"].bank.names)
         log.info(
             "worker %d serving %s (%d tenants, budgets in %s)",
             os.getpid(),
@@ -319,7 +396,24 @@ def create_app(
         version="1",
         summary="A cost-aware multi-agent financial assistant, one tenant per API key.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
     )
+
+    def openapi() -> dict[str, Any]:
+        # The body is read after authentication (not by FastAPI), so its schema is added here.
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            request = AssistRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(request.pop("$defs", {}))
+            components["AssistRequest"] = request
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -327,54 +421,72 @@ def create_app(
     )
     worker = str(os.getpid())
 
-    @app.exception_handler(_Refused)
-    async def refused(request: Request, exc: _Refused) -> JSONResponse:
-        metrics.requests.labels(request.url.path, str(exc.status)).inc()
+    def error_response(request: Request, exc: _Refused) -> JSONResponse:
+        path = request.url.path
+        # Any path may be asked for: only known routes become label values.
+        metrics.requests.labels(path if path in ROUTES else "other", str(exc.status)).inc()
         return JSONResponse(
-            {"error": exc.error, "detail": exc.detail},
+            {"error": exc.error, "detail": exc.detail, **exc.extra},
             status_code=exc.status,
             headers={**exc.headers, WORKER_HEADER: worker},
         )
 
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> JSONResponse:
+        return error_response(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        metrics.requests.labels(request.url.path, "422").inc()
         metrics.refusals.labels("invalid").inc()
-        problems = [
-            {
-                # A body that is not JSON at all is the body's problem, not a position's.
-                "field": "body"
-                if e["type"] == "json_invalid"
-                else ".".join(str(p) for p in e["loc"] if p != "body") or "body",
-                "message": e["msg"],
-            }
-            for e in exc.errors()
-        ]
-        return JSONResponse(
-            {
-                "error": "invalid_request",
-                "detail": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
-                "problems": problems,
-            },
-            status_code=422,
-            headers={WORKER_HEADER: worker},
+        return error_response(request, _invalid(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_ERRORS.get(exc.status_code, f"http_{exc.status_code}")
+        phrase = HTTPStatus(exc.status_code).phrase.lower()
+        return error_response(
+            request, _Refused(exc.status_code, code, phrase, dict(exc.headers or {}))
         )
 
-    async def tenant_of(request: Request) -> str:
-        """Authenticate, then take a token from the tenant's bucket."""
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # Logged (redacted) by the server; the client learns only that it failed.
+        return error_response(request, _INTERNAL)
+
+    def authenticate(request: Request, check: Callable[[str], str | None]) -> str:
+        """The principal ``check`` finds for the request's key; 401 (counted against the
+        client address) or 429 (too many failures from it) otherwise."""
+        client = request.client.host if request.client else "unknown"
+        locked = failures.blocked(client)
+        if locked is not None:
+            metrics.refusals.labels("failed_auth_limit").inc()
+            raise _Refused(
+                429,
+                "too_many_failed_logins",
+                "too many failed authentications from this address; try again later",
+                {"Retry-After": retry_after_header(locked)},
+            )
         key = request.headers.get("x-api-key")
         auth = request.headers.get("authorization", "")
         if key is None and auth[:7].lower() == "bearer ":
             key = auth[7:].strip()
-        tenant = tenants.authenticate(key) if key else None
-        if tenant is None:
+        principal = check(key) if key else None
+        if principal is None:
+            failures.failed(client)
             metrics.refusals.labels("unauthenticated").inc()
+            log.warning("authentication failed for %s %s", request.method, request.url.path)
             raise _Refused(
                 401,
                 "unauthenticated",
                 "a valid API key is required (Authorization: Bearer KEY)",
                 {"WWW-Authenticate": "Bearer"},
             )
+        return principal
+
+    async def tenant_of(request: Request) -> str:
+        """Authenticate, then take a token from the tenant's bucket."""
+        tenant = authenticate(request, tenants.authenticate)
+        set_log_tenant(tenant)
         wait = limiter.check(tenant)
         if wait is not None:
             metrics.refusals.labels("rate_limited").inc()
@@ -393,18 +505,35 @@ def create_app(
             401: {"description": "No or unknown API key"},
             403: {"description": "Another tenant's customer (refused and logged)"},
             413: {"description": "Body too large"},
-            429: {"description": "Tenant rate limit; see Retry-After"},
+            415: {"description": "Body not JSON"},
+            422: {"description": "Invalid request; problems names each field"},
+            429: {
+                "description": "Tenant rate limit, or too many failed authentications from the "
+                "client address; see Retry-After"
+            },
+            500: {"description": "The service failed (logged; nothing more is said)"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/AssistRequest"}}
+                },
+            }
         },
     )
-    async def assist(
-        body: AssistRequest, request: Request, tenant: str = Depends(tenant_of)
-    ) -> Response:
+    async def assist(request: Request, tenant: str = Depends(tenant_of)) -> Response:
         """Answer one request of the authenticated tenant about one of its customers."""
         started = time.perf_counter()
+        body = await _request_body(request, metrics)
         assistant = state["assistant"]
         customer = body.customer_id
+        # Outside the customer's redaction: a customer id spelled like the tenant's name must
+        # not mask who asked.
+        _check_isolation(assistant, tenant, body, metrics)
         with redact_values(customer):
-            _check_isolation(assistant, tenant, body, customer, metrics)
+            question, _ = redact_text(body.question, (customer,), assistant.bank.names)
+            body = body.model_copy(update={"question": question})
             faults = _faults_of(request) if settings.allow_faults else None
             if tracer is None:
                 answer = await _answer(assistant, body, faults)
@@ -422,7 +551,7 @@ def create_app(
                     try:
                         answer = await _answer(assistant, body, faults)
                     except Exception as exc:
-                        span.set_status(Status(StatusCode.ERROR, str(exc)))
+                        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                         raise
         elapsed = time.perf_counter() - started
         _record(metrics, answer, elapsed)
@@ -451,12 +580,64 @@ def create_app(
             problems=list(health.problems),
         )
 
-    @app.get("/metrics", response_class=Response)
+    def metrics_reader(request: Request) -> None:
+        """With a metrics token set, ``Authorization: Bearer TOKEN`` is required."""
+        token = settings.metrics_token
+        if token is not None:
+            expected = token.encode()
+            authenticate(
+                request,
+                lambda key: "metrics" if hmac.compare_digest(key.encode(), expected) else None,
+            )
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        dependencies=[Depends(metrics_reader)],
+        responses={401: {"description": "The metrics token is set and was not sent"}},
+    )
     async def prometheus() -> Response:
         """Prometheus exposition of the service's metrics."""
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     return app
+
+
+_INTERNAL = _Refused(500, "internal_error", "the service could not answer this request")
+
+
+def _invalid(errors: Any) -> _Refused:
+    """422 naming each bad field of a validation error's ``errors()``."""
+    problems = [
+        {
+            # A body that is not JSON at all is the body's problem, not a position's.
+            "field": "body"
+            if e["type"] == "json_invalid"
+            else ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+            "message": e["msg"],
+        }
+        for e in errors
+    ]
+    return _Refused(
+        422,
+        "invalid_request",
+        "; ".join(f"{p['field']}: {p['message']}" for p in problems),
+        extra={"problems": problems},
+    )
+
+
+async def _request_body(request: Request, metrics: ServiceMetrics) -> AssistRequest:
+    """The typed request (read after authentication): 415 for a body declared as anything
+    but JSON, 422 naming each problem."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and media_type not in JSON_MEDIA_TYPES and not media_type.endswith("+json"):
+        metrics.refusals.labels("invalid").inc()
+        raise _Refused(415, "unsupported_media_type", "the body must be JSON (application/json)")
+    try:
+        return AssistRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        metrics.refusals.labels("invalid").inc()
+        raise _invalid(exc.errors(include_input=False)) from None
 
 
 def _faults_of(request: Request) -> FaultSpec:
@@ -509,23 +690,22 @@ def _check_isolation(
     assistant: FinancialAssistant,
     tenant: str,
     body: AssistRequest,
-    customer: str,
     metrics: ServiceMetrics,
 ) -> None:
-    claimed = body.tenant
-    if claimed != tenant:
+    # The log names the authenticated tenant only: neither the tenant name the client sent
+    # (free text it controls) nor the customer.
+    if body.tenant != tenant:
         metrics.refusals.labels("cross_tenant").inc()
         log.warning(
-            "cross-tenant request refused: tenant %s sent a request for tenant %s",
+            "cross-tenant request refused: tenant %s sent a request naming another tenant",
             tenant,
-            claimed,
         )
         raise _Refused(403, "forbidden", "the request names another tenant")
     if not assistant.owns(tenant, body.customer_id):
         metrics.refusals.labels("cross_tenant").inc()
-        # The customer id is redacted from the record (see redaction); the tenant is kept.
         log.warning(
-            "cross-tenant request refused: tenant %s asked for customer %s", tenant, customer
+            "cross-tenant request refused: tenant %s asked for a customer it does not own",
+            tenant,
         )
         raise _Refused(403, "forbidden", "no such customer for this tenant")
 
@@ -584,5 +764,8 @@ def _record(metrics: ServiceMetrics, answer: AssistResponse, elapsed: float) -> 
 
 
 def app_from_env() -> FastAPI:
-    """The application of a worker process, configured by ``$COSTLINE_SERVER_SETTINGS``."""
-    return create_app(ServerSettings.model_validate_json(os.environ[SETTINGS_ENV]))
+    """The application of a worker process, configured by ``$COSTLINE_SERVER_SETTINGS``, its
+    logs written as JSON lines."""
+    app = create_app(ServerSettings.model_validate_json(os.environ[SETTINGS_ENV]))
+    use_json_logs()
+    return app
