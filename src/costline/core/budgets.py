@@ -684,6 +684,7 @@ OUTAGE_RETRY_S = 0.5
 REBUILD_WAIT_S = 30.0
 REBUILD_LOCK_MS = 60_000
 CONNECT_TIMEOUT_S = 1.0
+_HELD_PRUNE_AT = 10_000
 COMMAND_TIMEOUT_S = 2.0
 
 
@@ -715,9 +716,11 @@ class RedisBudgetStore:
     transaction with a new epoch, while the others wait; each process then puts back the
     reservations it still holds. Until that is done no reservation is granted. Costs settled
     while the rebuild read the record may be counted twice (in the record and by the settle):
-    the error is on the side of refusing, never of overspending. Without ``recovery`` a reset
-    seen by this process leaves it refusing every reservation (the ``outage`` answer) until it
-    is restarted.
+    the error is on the side of refusing. The one window the other way: a process puts its
+    reservations back at its next call after the rebuild, so a reservation another process is
+    granted before then may overspend by at most what the first one had in flight. Without
+    ``recovery`` a reset seen by this process leaves it refusing every reservation (the
+    ``outage`` answer) until it is restarted.
 
     **A store that cannot be reached.** Reservations get the ``outage`` answer
     (:class:`BudgetOutage`): refused, or granted only when they cost nothing. The outage is
@@ -1061,6 +1064,9 @@ class RedisBudgetStore:
         await self._came_up()
         accounts = tuple(ln.account for ln in lines)
         if int(result[0]) == 0:
+            if len(self._held) > _HELD_PRUNE_AT:
+                # Reservations never finished (their holder's task died) lapse with their lease.
+                self._held = {k: v for k, v in self._held.items() if v.lease_expiry_ms > now_ms}
             self._held[rid] = _Held(amount, accounts, lease_ms, tuple(expiries))
             return Reservation(rid, amount_usd, accounts)
         line = lines[int(result[0]) - 1]
