@@ -1154,7 +1154,7 @@ def _abort() -> None:
     """Stop at once after Ctrl-C: outputs still being built are removed, nothing is waited for
     (worker threads in the middle of a DuckDB or Arrow call would finish their step, or abort
     the interpreter at exit)."""
-    discard_pending()
+    discard_pending(settle_s=0.1)
     err.print("aborted", highlight=False)
     sys.stdout.flush()
     sys.stderr.flush()

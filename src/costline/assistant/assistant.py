@@ -131,7 +131,7 @@ class FinancialAssistant:
             if settings.faults().failing_recommender:
                 raise InjectedFault("injected fault: the recommender failed")
             rec = allocate(bank, req.customer_id, analyse(bank, req.customer_id, 0))
-            question, _ = compliance.redact_text(req.question, (req.customer_id,))
+            question, _ = compliance.redact_text(req.question, (req.customer_id,), bank.names)
             reply = await ctx.complete(
                 narrative_prompt(rec, question),
                 system=NARRATIVE_SYSTEM,

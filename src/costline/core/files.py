@@ -13,6 +13,7 @@ import gzip
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -43,13 +44,20 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def discard_pending() -> None:
-    """Remove every output still being built (for a process about to stop)."""
+def discard_pending(settle_s: float = 0.0) -> None:
+    """Remove every output still being built (for a process about to stop). With
+    ``settle_s``, once more after that long: a worker thread of an interrupted step that was
+    still writing has by then failed on the removed directory or finished its write."""
     with _lock:
         paths = list(_pending)
-        _pending.clear()
     for path in paths:
         _remove(path)
+    if settle_s > 0:
+        time.sleep(settle_s)
+        for path in paths:
+            _remove(path)
+    with _lock:
+        _pending.difference_update(paths)
 
 
 def _temporary(target: Path) -> Path:
@@ -141,9 +149,12 @@ def build_directory(target: Path, *, replace: bool, what: str = "directory") -> 
             raise CostlineError(f"cannot create {target}: {_describe(exc)}") from None
         yield temporary
         _move_into_place(temporary, target)
-    finally:
-        _forget(temporary)
+    except BaseException:
+        # Still remembered: threads of an interrupted build may write into it after this
+        # removal, and the process's last discard_pending() removes it again.
         _remove(temporary)
+        raise
+    _forget(temporary)
 
 
 def _move_into_place(built: Path, target: Path) -> None:

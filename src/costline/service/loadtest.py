@@ -506,10 +506,10 @@ def spawned_service(
     restart unless ``redis_persistent``) on free 127.0.0.1 ports, wait until every worker is
     healthy, and stop them all on exit. Several workers without Redis keep budgets per worker
     (``--per-worker-budgets``)."""
-    from costline.demo.bank import TENANTS
+    from costline.assistant.bank import workspace_tenants
 
     tmp = Path(tempfile.mkdtemp(prefix="costline-load-"))
-    names = [t.tenant_id for t in TENANTS]
+    names = workspace_tenants(workspace)
     tenants = (
         demo_tenants(names) if tenant_budget is None else demo_tenants(names, budget=tenant_budget)
     )
