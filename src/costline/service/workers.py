@@ -44,6 +44,7 @@ from costline.service.app import (
     tenants_for,
     tier_policy,
 )
+from costline.service.logs import use_json_logs
 from costline.service.metrics import MULTIPROC_ENV
 from costline.service.ports import free_port
 
@@ -376,11 +377,10 @@ def _worker_main() -> None:
 
 
 def _configure_logging(settings: ServerSettings) -> None:
-    # costline's own records (refusals, worker start) with time and level, next to uvicorn's.
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # costline's own records (refusals, worker start and restarts) as JSON lines, like the
+    # workers' (uvicorn's handlers are made JSON when the application starts).
+    logging.basicConfig(level=settings.log_level.upper())
+    use_json_logs()
 
 
 def _run_worker(settings: ServerSettings, sock: socket.socket | None) -> None:
