@@ -236,9 +236,13 @@ async def test_workers_share_a_tenant_budget_through_redis(
         for store, ledger in zip(stores, ledgers, strict=True)
     ]
     try:
-        answers = await asyncio.gather(
-            *(workers[i % 2].assist(ask(bank, advisable, [ADVICE], 25_000.0)) for i in range(60))
-        )
+        # Rounds of concurrent requests, one per worker, until the budget is spent: each round
+        # the two reserve against the same balance at the same time.
+        answers = []
+        for _ in range(30):
+            answers += await asyncio.gather(
+                *(w.assist(ask(bank, advisable, [ADVICE], 25_000.0)) for w in workers)
+            )
         usage = await stores[0].usage(_tenant_key(budgets, tenant))
     finally:
         for store in stores:
