@@ -111,6 +111,7 @@ class Outcome:
     worker: str = ""
     error: str = ""
     request_id: str = ""
+    tenant: str = ""
 
 
 @dataclass
@@ -120,6 +121,8 @@ class Mix:
     customers: dict[str, list[str]]
     request_types: list[list[str]]
     keys: dict[str, str] = field(default_factory=dict)
+    # Questions a tenant asks instead of the mix's own (a tenant singled out by what it asks).
+    questions: dict[str, Sequence[str]] = field(default_factory=dict)
 
     def plan(self, n: int, seed: int, faults: FaultSpec) -> list[PlannedRequest]:
         """``n`` requests, deterministic for ``seed``."""
@@ -138,7 +141,7 @@ class Mix:
                 "customer_id": rng.choice(self.customers[tenant]),
                 "request_types": rng.choice(self.request_types),
                 "business_value_usd": value,
-                "question": _QUESTIONS[i % len(_QUESTIONS)],
+                "question": _question(self.questions.get(tenant, _QUESTIONS), i),
             }
             planned.append(
                 PlannedRequest(
@@ -154,6 +157,10 @@ _QUESTIONS = (
     "What should I do with my savings?",
     "Can you summarise my spending and check for anything suspicious?",
 )
+
+
+def _question(questions: Sequence[str], i: int) -> str:
+    return questions[i % len(questions)]
 
 
 def workspace_mix(
@@ -183,13 +190,20 @@ async def _send(client: httpx.AsyncClient, req: PlannedRequest) -> Outcome:
     try:
         response = await client.post("/v1/assist", json=req.body, headers=headers)
     except httpx.HTTPError as exc:
-        return Outcome(0, time.perf_counter() - started, error=type(exc).__name__, request_id=rid)
+        return Outcome(
+            0,
+            time.perf_counter() - started,
+            error=type(exc).__name__,
+            request_id=rid,
+            tenant=req.tenant,
+        )
     latency = time.perf_counter() - started
     outcome = Outcome(
         response.status_code,
         latency,
         worker=response.headers.get(WORKER_HEADER, ""),
         request_id=rid,
+        tenant=req.tenant,
     )
     if response.status_code == 200:
         data = response.json()
@@ -255,6 +269,15 @@ class WorkerLoad(BaseModel):
     rps: float
 
 
+class TenantLoad(BaseModel):
+    """What one tenant's requests got."""
+
+    requests: int
+    answered: int
+    degraded: int
+    errors: int
+
+
 class LoadReport(BaseModel):
     """What a load run measured. Rates are shares of the requests sent; latencies are those of
     every request sent (a failed one: the time it took to fail)."""
@@ -301,6 +324,10 @@ class LoadReport(BaseModel):
     )
     budget_max_utilisation: float | None = Field(
         default=None, description="Largest share of a budget's limit the ledger shows spent."
+    )
+    by_tenant: dict[str, TenantLoad] = Field(
+        default_factory=dict,
+        description="Requests, answers, degraded answers and errors by tenant.",
     )
 
 
@@ -396,7 +423,22 @@ def summarise(
             round(server_cpu_s * 1000 / len(answered), 3) if server_cpu_s and answered else None
         ),
         budget_max_utilisation=utilisation,
+        by_tenant=_by_tenant(outcomes),
     )
+
+
+def _by_tenant(outcomes: Sequence[Outcome]) -> dict[str, TenantLoad]:
+    tenants = sorted({o.tenant for o in outcomes if o.tenant})
+    return {
+        t: TenantLoad(
+            requests=sum(1 for o in mine),
+            answered=sum(1 for o in mine if o.status == 200),
+            degraded=sum(1 for o in mine if o.status == 200 and o.degraded),
+            errors=sum(1 for o in mine if o.status != 200),
+        )
+        for t in tenants
+        if (mine := [o for o in outcomes if o.tenant == t])
+    }
 
 
 # -- spawning the service ---------------------------------------------------------------------
