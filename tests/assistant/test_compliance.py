@@ -116,22 +116,7 @@ async def test_identifiers_in_a_model_narrative_are_redacted(
     iban = str(
         one(sql("SELECT account_number FROM accounts WHERE customer_id = ?", int(cid)), "account")
     )
-    text = f"Customer {cid}: move money from {iban} into the funds above."
-    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": "gpt-4.1-mini",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
-        }
-    )
+    reply_with(httpserver, f"Customer {cid}: move money from {iban} into the funds above.")
     async with OpenAIChat(httpserver.url_for("/v1"), api_key="sk-test") as llm:
         answer = await make_assistant(provider=llm).assist(
             ask(bank, cid, [RequestType.INVESTMENT_ADVICE], question=f"I am {cid}, IBAN {iban}")
@@ -230,3 +215,22 @@ def test_redaction_removes_every_iban(before: str, iban: str, after: str) -> Non
     text, n = c.redact_text(f"{before} {iban} {after}")
     assert iban not in text
     assert n >= 1
+
+
+def reply_with(httpserver: Any, text: str) -> None:
+    """The fake provider answers ``text``, as a chat completion of the OpenAI wire format."""
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "gpt-4.1-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
+        }
+    )

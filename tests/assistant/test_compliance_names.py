@@ -12,25 +12,7 @@ from costline.assistant import RequestType
 from costline.assistant import compliance as c
 from costline.assistant.bank import Bank
 from tests.assistant.conftest import MakeAssistant, one
-from tests.assistant.test_compliance import Sql, ask, customer
-
-
-def _reply(httpserver: Any, text: str) -> None:
-    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": "gpt-4.1-mini",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
-        }
-    )
+from tests.assistant.test_compliance import Sql, ask, customer, reply_with
 
 
 def _advisable(sql: Sql) -> str:
@@ -54,7 +36,7 @@ async def test_a_narrative_naming_another_tenants_customer_is_withheld(
         me.tenant_id,
         me.tenant_id,
     )
-    _reply(httpserver, f"Like {other.upper()}, you could move money into the funds above.")
+    reply_with(httpserver, f"Like {other.upper()}, you could move money into the funds above.")
     async with OpenAIChat(httpserver.url_for("/v1"), api_key="sk-test") as llm:
         answer = await make_assistant(provider=llm).assist(
             ask(bank, cid, [RequestType.INVESTMENT_ADVICE])
@@ -73,7 +55,7 @@ async def test_the_customers_own_name_is_theirs_to_see(
 ) -> None:
     cid = _advisable(sql)
     own = bank.customers[cid].full_name
-    _reply(httpserver, f"{own}, you could move money into the funds above.")
+    reply_with(httpserver, f"{own}, you could move money into the funds above.")
     async with OpenAIChat(httpserver.url_for("/v1"), api_key="sk-test") as llm:
         answer = await make_assistant(provider=llm).assist(
             ask(bank, cid, [RequestType.INVESTMENT_ADVICE])
@@ -92,7 +74,7 @@ async def test_card_numbers_emails_phones_and_spaced_ibans_never_reach_the_model
     )
     spaced = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4)).lower()
     secrets = [spaced, "4111 1111 1111 1111", "anna.k@example.com", "+44 20 7946 0958"]
-    _reply(httpserver, "Move money into the funds above.")
+    reply_with(httpserver, "Move money into the funds above.")
     async with OpenAIChat(httpserver.url_for("/v1"), api_key="sk-test") as llm:
         await make_assistant(provider=llm).assist(
             ask(bank, cid, [RequestType.INVESTMENT_ADVICE], question="; ".join(secrets))
