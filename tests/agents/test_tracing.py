@@ -7,8 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from costline.agents import (
@@ -271,3 +274,74 @@ async def test_spans_of_agents_that_wait_nest_under_the_request() -> None:
     assert sorted(c.parent.span_id for c in chats if c.parent) == sorted(
         agents[n].context.span_id for n in ("invoke_agent second", "invoke_agent third")
     )
+
+
+def _sdk_telemetry() -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    return Telemetry.from_providers(provider, MeterProvider([reader])), exporter, reader
+
+
+# Differ from run to run whatever records them.
+_VARYING = {"costline.latency_ms", "costline.request.id"}
+
+
+def _span_shapes(spans: tuple[ReadableSpan, ...]) -> list[Any]:
+    names = {s.context.span_id: s.name for s in spans}
+    return sorted(
+        (
+            s.name,
+            s.kind.name,
+            names.get(s.parent.span_id) if s.parent else None,
+            sorted((k, v) for k, v in (s.attributes or {}).items() if k not in _VARYING),
+            [(e.name, sorted((e.attributes or {}).items())) for e in s.events],
+            s.status.status_code.name,
+            s.status.description,
+        )
+        for s in spans
+    )
+
+
+def _total(point: Any) -> float:
+    return point.sum if hasattr(point, "sum") else point.value  # type: ignore[no-any-return]
+
+
+def _metric_shapes(reader: InMemoryMetricReader) -> dict[str, Any]:
+    shapes: dict[str, Any] = {}
+    for name, data_points in metrics(reader).items():
+        shapes[name] = sorted(
+            (
+                sorted((p.attributes or {}).items()),
+                getattr(p, "count", None),
+                # Durations vary; token counts and costs do not.
+                None if name.endswith("duration") else round(_total(p), 12),
+            )
+            for p in data_points
+        )
+    return shapes
+
+
+@pytest.mark.anyio
+async def test_costline_providers_record_exactly_what_the_sdk_records() -> None:
+    """The lean tracer and the aggregating meter change the cost of telemetry, not its content:
+    the same requests (a fallback, a retry, a failed call) give the same spans (names, kinds,
+    nesting, attributes, events, status) and the same metric series as the OpenTelemetry SDK."""
+    results = []
+    for telemetry, exporter, reader in (Telemetry.in_memory(), _sdk_telemetry()):
+        supervisor = build(telemetry, Ledger())
+        failing = build(
+            telemetry,
+            Ledger(),
+            provider=Down(),
+            retry=RetryPolicy(attempts=2, wait_initial_s=0, wait_jitter_s=0),
+        )
+        for value in (500, 20_000):
+            await supervisor.handle({"tenant": "acme", "value": value})
+        await failing.handle({"tenant": "acme", "value": 500})
+        results.append((_span_shapes(exporter.get_finished_spans()), _metric_shapes(reader)))
+    (lean_spans, lean_metrics), (sdk_spans, sdk_metrics) = results
+    assert len(lean_spans) == 15  # five per request
+    assert lean_spans == sdk_spans
+    assert lean_metrics == sdk_metrics

@@ -51,11 +51,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -85,6 +81,7 @@ from costline.core.errors import CostlineError
 from costline.core.events import CostEventSink
 from costline.core.prices import load_prices
 from costline.core.telemetry import Telemetry, otlp_span_exporter, tracer_provider
+from costline.core.tracer import BatchExportProcessor
 from costline.service.faults import (
     FAILING_RECOMMENDER,
     FAULT_HEADER,
@@ -351,7 +348,7 @@ def create_app(
         exporting = True
     otlp = otlp_span_exporter()
     if otlp is not None:
-        tp.add_span_processor(RedactingSpanProcessor(BatchSpanProcessor(otlp)))
+        tp.add_span_processor(RedactingSpanProcessor(BatchExportProcessor(otlp)))
         exporting = True
     telemetry = Telemetry.from_providers(tp if exporting else None, None)
     tracer = telemetry.tracer

@@ -221,7 +221,7 @@ class RedactingSpanProcessor(SpanProcessor):
     """Passes each finished span to ``inner`` with customer data redacted.
 
     Put it in front of the exporting processor: ``provider.add_span_processor(
-    RedactingSpanProcessor(BatchSpanProcessor(exporter)))``.
+    RedactingSpanProcessor(BatchExportProcessor(exporter)))``.
     """
 
     def __init__(self, inner: SpanProcessor) -> None:
