@@ -35,6 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from time import monotonic, time_ns
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 _NO_LIMIT = sys.maxsize
 
 _SCALARS = (str, bool, int, float)
+_SCALAR_SET = frozenset(_SCALARS)
+_NONE = type(None)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _EMPTY_STATE = TraceState()
@@ -85,12 +88,17 @@ def clean_value(key: str, value: object, max_length: int | None) -> AnyValue | N
         return value if max_length is None else value[:max_length]
     if isinstance(value, bool | int | float):
         return value
-    if isinstance(value, bytes) or not isinstance(value, Sequence):
-        _warn_once(key, f"a {type(value).__name__} is not an attribute value")
+    kind = type(value)
+    # Exact list and tuple first: the abstract Sequence check costs more than the rest.
+    if kind is not list and kind is not tuple and (
+        isinstance(value, bytes) or not isinstance(value, Sequence)
+    ):
+        _warn_once(key, f"a {kind.__name__} is not an attribute value")
         return None
-    items = tuple(value)
-    types = {bool if type(v) is bool else type(v) for v in items if v is not None}
-    if len(types) > 1 or not types <= set(_SCALARS):
+    items: tuple[Any, ...] = tuple(value)  # type: ignore[arg-type]
+    types = set(map(type, items))
+    types.discard(_NONE)
+    if len(types) > 1 or not types <= _SCALAR_SET:
         _warn_once(key, "a sequence must hold values of one of str, bool, int, float")
         return None
     if max_length is not None and types == {str}:
@@ -199,13 +207,20 @@ class LeanSpan(trace.Span, ReadableSpan):
         target = self._attributes
         tracer = self._tracer
         # The common case, checked in C: values of plain types, and room for all of them.
-        if (
-            len(target) + len(attributes) <= tracer.limits.max_span_attributes
-            and set(map(type, attributes.values())) <= tracer.fast_types
-        ):
-            target.update(attributes)
-        else:
+        if len(target) + len(attributes) > tracer.limits.max_span_attributes:
             self._merge(attributes)
+        elif set(map(type, attributes.values())) <= tracer.fast_types:
+            target.update(attributes)
+        else:  # room for all: only the values need a look
+            length = tracer.limits.max_span_attribute_length
+            fast = tracer.fast_types
+            for key, value in attributes.items():
+                if type(value) in fast:
+                    target[key] = value
+                else:
+                    cleaned = clean_value(key, value, length)
+                    if cleaned is not None:
+                        target[key] = cleaned
 
     def _merge(self, attributes: Mapping[str, AnyValue]) -> None:
         # One loop for every way attributes arrive: this runs for each of them.
