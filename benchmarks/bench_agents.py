@@ -15,6 +15,12 @@ Figures (the last line of output is one JSON object holding all of them):
   with a ``BatchExportProcessor``, ``AggregatingMeterProvider`` read by the SDK's in-memory
   reader); ``traced_ratio`` is traced over untraced, goal >= 0.50. The full run also measures
   the OpenTelemetry SDK's own providers on the same workload (``traced_ratio_sdk``).
+* ``traced_breakdown_us_per_request`` (full run) — CPU µs per request as telemetry is added
+  stage by stage: ``untraced``; ``no_op`` (OpenTelemetry's no-op tracer: what the runtime's
+  tracing code costs with nothing recorded); ``spans_recorded`` (costline's tracer, no
+  processor); ``spans_exported`` (+ the batch processor and its thread); ``spans_and_metrics``
+  (+ the aggregating meter: the traced figure). ``traced_breakdown_gc_us_per_request`` is the
+  garbage collector's time per request in each.
 * ``p99_ms_with_slow_agent`` — one of the four specialists overruns its ``timeout_ms`` in 30%
   of calls; its part is then served from the last-good cache. Goal: P99 <= timeout + 10 ms,
   and ``errors_with_slow_agent`` (responses with a failed part) = 0.
@@ -33,6 +39,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -268,6 +275,59 @@ async def bench_throughput(seconds: float, workers: int, *, sdk: bool) -> dict[s
     return figures
 
 
+def _breakdown_telemetry(stage: str) -> tuple[Telemetry | None, Any]:
+    """The telemetry of one stage of :func:`bench_traced_breakdown`, and what to shut down."""
+    if stage == "untraced":
+        return None, None
+    if stage == "no_op":
+        return Telemetry.from_providers(trace.NoOpTracerProvider(), None), None
+    tp = LeanTracerProvider()
+    if stage != "spans_recorded":
+        tp.add_span_processor(
+            BatchExportProcessor(
+                _DiscardExporter(),
+                max_queue_size=1 << 18,
+                schedule_delay_millis=200,
+                max_export_batch_size=512,
+            )
+        )
+    mp = meter_provider(InMemoryMetricReader()) if stage == "spans_and_metrics" else None
+    return Telemetry.from_providers(tp, mp), tp
+
+
+async def bench_traced_breakdown(seconds: float, workers: int, rounds: int) -> dict[str, Any]:
+    """CPU µs per request as telemetry is added stage by stage (the fastest of ``rounds``
+    alternating runs each), and the garbage collector's share of each stage."""
+    stages = ("untraced", "no_op", "spans_recorded", "spans_exported", "spans_and_metrics")
+    cpu: dict[str, list[float]] = {s: [] for s in stages}
+    collect: dict[str, list[float]] = {s: [] for s in stages}
+    for _ in range(rounds):
+        for stage in stages:
+            telemetry, tp = _breakdown_telemetry(stage)
+            supervisor = _llm_supervisor(telemetry, _SummingSink())
+            await _throughput(supervisor, 0.5, workers)
+            spent = [0.0, 0.0]
+
+            def on_gc(phase: str, info: dict[str, int], spent: list[float] = spent) -> None:
+                if phase == "start":
+                    spent[1] = time.perf_counter()
+                else:
+                    spent[0] += time.perf_counter() - spent[1]
+
+            gc.callbacks.append(on_gc)
+            run = await _throughput(supervisor, seconds, workers)
+            gc.callbacks.remove(on_gc)
+            if tp is not None:
+                tp.shutdown()
+            cpu[stage].append(1e6 / run["rps_per_core"])
+            collect[stage].append(spent[0] * 1e6 / run["done"])
+    best = {s: min(v) for s, v in cpu.items()}
+    return {
+        "traced_breakdown_us_per_request": {s: round(v, 1) for s, v in best.items()},
+        "traced_breakdown_gc_us_per_request": {s: round(min(v), 1) for s, v in collect.items()},
+    }
+
+
 async def bench_slow_agent(n: int, concurrency: int) -> dict[str, float]:
     rng = random.Random(7)
     slow_now = False
@@ -335,6 +395,9 @@ async def main(quick: bool) -> dict[str, object]:
     figures |= await bench_overhead(10_000 if quick else 50_000)
     print("throughput, untraced and traced ...", file=sys.stderr)
     figures |= await bench_throughput(3.0 if quick else 10.0, workers=32, sdk=not quick)
+    if not quick:
+        print("what tracing costs, stage by stage ...", file=sys.stderr)
+        figures |= await bench_traced_breakdown(3.0, workers=32, rounds=3)
     print("tail latency with a slow specialist ...", file=sys.stderr)
     # Closed-loop clients, below saturation: a saturated loop measures its own queue, not the
     # runtime's timeout handling.
