@@ -90,8 +90,10 @@ def clean_value(key: str, value: object, max_length: int | None) -> AnyValue | N
         return value
     kind = type(value)
     # Exact list and tuple first: the abstract Sequence check costs more than the rest.
-    if kind is not list and kind is not tuple and (
-        isinstance(value, bytes) or not isinstance(value, Sequence)
+    if (
+        kind is not list
+        and kind is not tuple
+        and (isinstance(value, bytes) or not isinstance(value, Sequence))
     ):
         _warn_once(key, f"a {kind.__name__} is not an attribute value")
         return None
