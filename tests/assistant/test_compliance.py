@@ -192,18 +192,81 @@ async def test_psd2_sca_triggers(bank: Bank, sql: Sql, make_assistant: MakeAssis
     assert blocked.compliance.blocked_sections == ["payment"]
 
 
-def test_risk_analysis_exemption_applies_only_under_the_reference_fraud_rate(
+def test_no_risk_analysis_exemption_without_a_real_time_analysis_of_the_payment(
     bank: Bank, sql: Sql
 ) -> None:
-    cid = customer(sql, "NOT psd2_low_value_exemption", "customer without low-value exemption")
-    person = bank.customers[cid]
-    assert c.sca_required(200.0, "EUR", False, person, 0.00008) == (
-        False,
-        "transaction-risk-analysis exemption: fraud rate 0.0080% <= 0.0100%, "
-        "EUR 200.00 <= 250 (art. 18)",
+    cid = customer(
+        sql,
+        "NOT psd2_low_value_exemption AND tenant_id = 'acme-direct-de'",
+        "German customer without low-value exemption",
     )
-    assert c.sca_required(300.0, "EUR", False, person, 0.00008)[0]
-    assert c.sca_required(20.0, "EUR", False, person, 0.01)[0]  # no low-value exemption
+    person = bank.customers[cid]
+    review = c.Review()
+    c.after(
+        ask(bank, cid, [RequestType.ACCOUNT_SUMMARY], payment_amount=200.0),
+        person,
+        bank,
+        c.Sections(),
+        review,
+    )
+    check = next(x for x in review.checks if x.rule == c.SCA_TRIGGER)
+    assert review.sca_required
+    assert "EUR 200.00 is above the low-value limit of 30" in check.detail
+    assert "art. 18(2)(c)" in check.detail
+
+
+@pytest.mark.anyio
+async def test_sca_counters_and_regimes_per_paying_account(
+    bank: Bank, sql: Sql, make_assistant: MakeAssistant
+) -> None:
+    """Art. 16's counters are the payer's, across requests; each tenant's accounts follow their
+    own regime: the UK in GBP, the Swiss entity outside both."""
+    assistant = make_assistant()
+    where = "psd2_low_value_exemption AND psd2_sca_enrolled AND tenant_id = '{}'"
+
+    def known_payee(cid: str) -> str:
+        return str(sql(f"SELECT min(payee_id) FROM transactions WHERE customer_id = {cid}")[0][0])
+
+    def payer(tenant: str) -> str:
+        return str(
+            one(
+                sql(
+                    "SELECT customer_id FROM customers WHERE "
+                    + where.format(tenant)
+                    + " AND customer_id IN (SELECT customer_id FROM transactions "
+                    "WHERE payee_id IS NOT NULL) ORDER BY customer_id LIMIT 1"
+                ),
+                tenant,
+            )
+        )
+
+    async def pay(cid: str, amount: float) -> Any:
+        answer = await assistant.assist(
+            ask(bank, cid, [RequestType.ACCOUNT_SUMMARY], payment_amount=amount,
+                payee_id=known_payee(cid))
+        )  # fmt: skip
+        return answer.compliance.sca_required, next(
+            x.detail for x in answer.compliance.checks if x.rule == c.SCA_TRIGGER
+        )
+
+    de = payer("acme-direct-de")
+    for n in range(1, 6):  # five payments of EUR 19.99: exempt, counted
+        required, why = await pay(de, 19.99)
+        assert not required and f"{n} payment(s)" in why
+    required, why = await pay(de, 19.99)  # the sixth since the last SCA
+    assert required and "6 payments since the last SCA (more than 5)" in why
+    # That SCA reset the counters: exempt again, as the first.
+    required, why = await pay(de, 29.99)
+    assert not required and "1 payment(s) and EUR 29.99" in why
+
+    uk = payer("acme-retail-uk")
+    assert (await pay(uk, 25.0))[0] is False  # GBP 25: the UK limit, inclusive
+    required, why = await pay(uk, 25.01)
+    assert required and "GBP 25.01 is above the low-value limit of 25" in why
+
+    ch = payer("acme-private-ch")
+    required, why = await pay(ch, 5_000.0)
+    assert not required and "outside the EEA and the UK" in why
 
 
 @given(
@@ -234,3 +297,18 @@ def reply_with(httpserver: Any, text: str) -> None:
             "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
         }
     )
+
+
+def test_fraud_rates_are_by_value_per_remote_type_over_90_days(bank: Bank, sql: Sql) -> None:
+    """RTS art. 19: per payment service provider (tenant) and remote payment type, the value of
+    fraudulent payments over the value of all, in the 90 days to the bank's last booking."""
+    tenant = "acme-direct-de"
+    fraud_value, total = sql(
+        "SELECT sum(abs(amount)) FILTER (WHERE is_fraud)::DOUBLE, sum(abs(amount))::DOUBLE "
+        f"FROM transactions WHERE tenant_id = '{tenant}' AND channel IN ('online_banking', "
+        f"'mobile') AND booking_date > DATE '{bank.as_of}' - INTERVAL 90 DAY"
+    )[0]
+    found = bank.fraud_rates[tenant]["remote_credit_transfer"]
+    assert (found.fraud_value, found.total_value) == pytest.approx((fraud_value or 0.0, total))
+    assert found.rate == pytest.approx((fraud_value or 0.0) / total)
+    assert set(bank.fraud_rates[tenant]) <= {"remote_card", "remote_credit_transfer"}

@@ -29,7 +29,7 @@ from costline.agents.runtime import (
     Specialist,
     Supervisor,
 )
-from costline.assistant import compliance
+from costline.assistant import compliance, sca
 from costline.assistant.bank import Bank, load_bank
 from costline.assistant.models import (
     MAX_QUESTION_CHARS,
@@ -109,6 +109,8 @@ class FinancialAssistant:
         self.bank = bank
         self.guardian = guardian
         self.settings = settings
+        # Art. 16 counters of the payers this assistant has assessed payments for.
+        self.sca_counters = sca.ScaCounters()
         recent = settings.recent_transactions
 
         async def analyst(req: _Ask, ctx: AgentContext) -> AccountSummary:
@@ -271,7 +273,9 @@ class FinancialAssistant:
             risk=_result(parts.get(RISK), FraudAssessment),
             recommendation=_result(parts.get(RECOMMENDER), Recommendation),
         )
-        checked = compliance.after(request, customer, self.bank, sections, review)
+        checked = compliance.after(
+            request, customer, self.bank, sections, review, self.sca_counters
+        )
         reasons = [_reason(p) for p in parts.values() if p.status is not PartStatus.OK]
         tiers: dict[str, str] = {}
         rec_part = parts.get(RECOMMENDER)

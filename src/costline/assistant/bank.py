@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from costline.assistant import fraud
+from costline.assistant import fraud, rules
 from costline.core.errors import CostlineError
 from costline.core.pii import NameIndex
 
@@ -65,6 +65,23 @@ class Account:
     balance: float
     overdraft_limit: float
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class FraudRate:
+    """A payment service provider's fraud rate for one remote payment type, as RTS (EU)
+    2018/389 art. 19 defines it: the value of unauthorised or fraudulent transactions over the
+    value of all of that type, over the 90 days to ``window_end``."""
+
+    payment_type: str
+    fraud_value: float
+    total_value: float
+    window_end: dt.date
+
+    @property
+    def rate(self) -> float:
+        """Fraud value over total value (0 when there were no such payments)."""
+        return self.fraud_value / self.total_value if self.total_value else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +209,8 @@ class Bank:
     model: fraud.FraudModel
     as_of: dt.date
     period_months: float
-    remote_fraud_rate: float
+    # Each tenant's (each payment service provider's) fraud rates by remote payment type.
+    fraud_rates: dict[str, dict[str, FraudRate]]
     # Every customer's full name, with the ids of the customers who bear it.
     names: NameIndex
 
@@ -267,12 +285,7 @@ def load_bank(workspace_dir: Path, model_dir: Path | None = None) -> Bank:
         period_months = max(1.0, days / DAYS_PER_MONTH)
         activity = _activity(con)
         payees = _payees(con)
-        remote = _rows(
-            con,
-            "SELECT avg(is_fraud::DOUBLE) FROM transactions WHERE channel IN "
-            "('ecommerce', 'online_banking', 'mobile')",
-        )[0]
-        remote_rate = float(remote[0]) if remote and remote[0] is not None else 0.0
+        fraud_rates = _fraud_rates(con, as_of)
     finally:
         con.close()
     by_tenant: dict[str, set[str]] = {}
@@ -288,7 +301,7 @@ def load_bank(workspace_dir: Path, model_dir: Path | None = None) -> Bank:
         model=model,
         as_of=as_of,
         period_months=period_months,
-        remote_fraud_rate=remote_rate,
+        fraud_rates=fraud_rates,
         names=NameIndex((c.full_name, c.customer_id) for c in customers.values()),
     )
 
@@ -388,3 +401,27 @@ def _payees(con: duckdb.DuckDBPyConnection) -> dict[str, frozenset[str]]:
         """,
     )
     return {str(cid): frozenset(str(p) for p in payees) for cid, payees in rows}
+
+
+def _fraud_rates(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str, dict[str, FraudRate]]:
+    """Each tenant's art. 19 fraud rate per remote payment type, by value, over 90 days."""
+    cases = " ".join(
+        f"WHEN channel IN ({', '.join(repr(c) for c in channels)}) THEN '{kind}'"
+        for kind, channels in rules.SCA_REMOTE_CHANNELS.items()
+    )
+    every = [c for channels in rules.SCA_REMOTE_CHANNELS.values() for c in channels]
+    rows = con.execute(
+        f"SELECT tenant_id, CASE {cases} END AS kind, "
+        "coalesce(sum(abs(amount)) FILTER (WHERE is_fraud), 0)::DOUBLE, "
+        "sum(abs(amount))::DOUBLE FROM transactions "
+        f"WHERE channel IN ({', '.join(repr(c) for c in every)}) "
+        "AND booking_date > ?::DATE - to_days(?::INTEGER) AND booking_date <= ?::DATE "
+        "GROUP BY ALL",
+        [as_of, rules.FRAUD_RATE_WINDOW_DAYS, as_of],
+    ).fetchall()
+    out: dict[str, dict[str, FraudRate]] = {}
+    for tenant, kind, fraud_value, total in rows:
+        out.setdefault(str(tenant), {})[str(kind)] = FraudRate(
+            str(kind), float(fraud_value), float(total), as_of
+        )
+    return out

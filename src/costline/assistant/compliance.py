@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from costline.assistant import rules
-from costline.assistant.bank import Bank, Customer
+from costline.assistant import rules, sca
+from costline.assistant.bank import Account, Bank, Customer
 from costline.assistant.models import (
     AccountSummary,
     AssistRequest,
@@ -144,7 +144,12 @@ def before(request: AssistRequest, customer: Customer, review: Review) -> list[R
 
 
 def after(
-    request: AssistRequest, customer: Customer, bank: Bank, sections: Sections, review: Review
+    request: AssistRequest,
+    customer: Customer,
+    bank: Bank,
+    sections: Sections,
+    review: Review,
+    counters: sca.ScaCounters | None = None,
 ) -> Sections:
     """``sections`` as they may be returned; every check goes into ``review``."""
     out = Sections(sections.analyst, sections.risk, sections.recommendation)
@@ -156,7 +161,7 @@ def after(
         _suitability(out, review)
     _minimise(request, out, review)
     if request.payment_amount is not None:
-        _sca(request, customer, bank, review)
+        _sca(request, customer, bank, review, counters)
     return out
 
 
@@ -321,45 +326,52 @@ def _minimise(request: AssistRequest, out: Sections, review: Review) -> None:
     )
 
 
-def sca_required(
-    amount: float, currency: str, new_payee: bool, customer: Customer, remote_fraud_rate: float
-) -> tuple[bool, str]:
-    """Whether a remote payment of ``amount`` needs SCA under the RTS, and why."""
-    eur = amount * rules.EUR_PER_UNIT.get(currency, 1.0)
-    if new_payee and rules.SCA_NEW_PAYEE_ALWAYS:
-        return True, "payee not among the customer's trusted beneficiaries (RTS art. 13)"
-    if eur <= rules.SCA_LOW_VALUE_EUR and customer.low_value_exemption:
-        return (
-            False,
-            f"low-value exemption: EUR {eur:,.2f} <= {rules.SCA_LOW_VALUE_EUR:g} (art. 16)",
-        )
-    for rate, limit in rules.TRA_CREDIT_TRANSFER_BANDS:
-        if remote_fraud_rate <= rate and eur <= limit:
-            return False, (
-                f"transaction-risk-analysis exemption: fraud rate {remote_fraud_rate:.4%} <= "
-                f"{rate:.4%}, EUR {eur:,.2f} <= {limit:g} (art. 18)"
-            )
-    return True, (
-        f"EUR {eur:,.2f} is above the low-value exemption and the bank's remote fraud rate "
-        f"({remote_fraud_rate:.2%}) allows no risk-analysis exemption (art. 16, 18)"
-    )
-
-
-def _sca(request: AssistRequest, customer: Customer, bank: Bank, review: Review) -> None:
+def _sca(
+    request: AssistRequest,
+    customer: Customer,
+    bank: Bank,
+    review: Review,
+    counters: sca.ScaCounters | None,
+) -> None:
     assert request.payment_amount is not None
     accounts = bank.accounts_of(customer.customer_id)
-    currency = accounts[0].currency if accounts else "EUR"
+    account = _paying_account(accounts)
+    if account is None:
+        review.sca_required = True
+        review.add(
+            SCA_TRIGGER,
+            CheckOutcome.BLOCKED,
+            "payment",
+            "no single paying account: the customer holds accounts in several currencies (or "
+            "none), so the payment's currency and rules are not known",
+            rules.SCA_SOURCE_EU,
+        )
+        return
     known = bank.payees.get(customer.customer_id, frozenset())
     new_payee = request.payee_id is not None and request.payee_id not in known
-    required, why = sca_required(
-        request.payment_amount, currency, new_payee, customer, bank.remote_fraud_rate
+    tenant, payer = customer.tenant_id, customer.customer_id
+    since = counters.since_last_sca(tenant, payer) if counters is not None else sca.Since()
+    decision = sca.decide(
+        amount=request.payment_amount,
+        currency=account.currency,
+        iban_country=account.account_number[:2],
+        new_payee=new_payee,
+        trusted_beneficiary=False,  # the demo bank holds no payer-created lists
+        low_value_opt_in=customer.low_value_exemption,
+        since=since,
+        fraud_rate=_credit_transfer_rate(bank, tenant),
     )
-    source = "RTS (EU) 2018/389 art. 13, 16, 18"
-    if not required:
-        review.add(SCA_TRIGGER, CheckOutcome.PASSED, "payment", why, source)
+    if decision.refused:
+        review.sca_required = True
+        review.add(SCA_TRIGGER, CheckOutcome.BLOCKED, "payment", decision.reason, decision.source)
+        return
+    if not decision.required:
+        if counters is not None and decision.amount is not None and "art. 16" in decision.reason:
+            counters.exempted(tenant, payer, decision.amount)
+        review.add(SCA_TRIGGER, CheckOutcome.PASSED, "payment", decision.reason, decision.source)
         return
     review.sca_required = True
-    review.add(SCA_TRIGGER, CheckOutcome.SCA_REQUIRED, "payment", why, source)
+    review.add(SCA_TRIGGER, CheckOutcome.SCA_REQUIRED, "payment", decision.reason, decision.source)
     if not customer.sca_enrolled:
         review.add(
             SCA_ENROLMENT,
@@ -368,3 +380,22 @@ def _sca(request: AssistRequest, customer: Customer, bank: Bank, review: Review)
             "SCA is required but the customer has no enrolled authentication method",
             "art. 97 PSD2 (Directive (EU) 2015/2366)",
         )
+    elif counters is not None:
+        # The payment goes ahead only once the payer has authenticated: that SCA resets the
+        # art. 16 counters.
+        counters.authenticated(tenant, payer)
+
+
+def _credit_transfer_rate(bank: Bank, tenant: str) -> float | None:
+    found = bank.fraud_rates.get(tenant, {}).get(rules.REMOTE_CREDIT_TRANSFER)
+    return found.rate if found is not None else None
+
+
+def _paying_account(accounts: tuple[Account, ...]) -> Account | None:
+    """The account a payment comes from: an open current account, else another open one; none
+    when the customer's accounts are in several currencies (which one pays is not known)."""
+    if len({a.currency for a in accounts}) != 1:
+        return None
+    candidates = [a for a in accounts if a.status == "open"] or list(accounts)
+    current = [a for a in candidates if a.account_type == "current"]
+    return (current or candidates)[0]

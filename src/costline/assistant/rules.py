@@ -15,22 +15,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# -- PSD2 SCA (RTS 2018/389) ------------------------------------------------------------------
+# -- PSD2 SCA (RTS 2018/389; the UK's SCA-RTS) --------------------------------------------------
 
+SCA_SOURCE_EU = "Commission Delegated Regulation (EU) 2018/389 (RTS on SCA), art. 13, 16, 18"
+SCA_SOURCE_UK = "FCA SCA-RTS (Technical Standards on SCA and CSC Instrument 2020), art. 13, 16, 18"
 #: Art. 16(a): a remote electronic payment of at most EUR 30 may be exempted from SCA...
 SCA_LOW_VALUE_EUR = 30.0
-#: ... art. 16(b)/(c): until the payments since the last SCA exceed EUR 100 or number five.
+#: ... art. 16(b)/(c): while the payments since the last SCA stay within EUR 100 or five.
 SCA_LOW_VALUE_CUMULATIVE_EUR = 100.0
 SCA_LOW_VALUE_MAX_CONSECUTIVE = 5
+#: The UK SCA-RTS art. 16 (FCA Handbook, in force since 2021-01-01): GBP 25 and GBP 85.
+SCA_LOW_VALUE_GBP = 25.0
+SCA_LOW_VALUE_CUMULATIVE_GBP = 85.0
 #: Art. 18 and its annex: the transaction-risk-analysis exemption, by the payment service
 #: provider's fraud rate for remote electronic credit transfers: (reference fraud rate, exemption
-#: threshold value in EUR), from the strictest band up.
+#: threshold value in EUR), from the strictest band up. Needs a real-time risk analysis of the
+#: payment (art. 18(2)(c)), which the assistant does not have for a payment not yet made.
 TRA_CREDIT_TRANSFER_BANDS = ((0.00005, 500.0), (0.0001, 250.0), (0.00015, 100.0))
-#: Art. 13: a payee is exempt only once the payer has put it on a list of trusted beneficiaries
-#: (here: payees the customer has paid before); a new payee always requires SCA.
+#: Art. 19: the fraud rate is computed per remote payment type, by value, over 90 days. The demo
+#: bank's remote channels by type (card-present, contactless and direct debits are not remote
+#: electronic payments initiated by the payer).
+FRAUD_RATE_WINDOW_DAYS = 90
+REMOTE_CARD = "remote_card"
+REMOTE_CREDIT_TRANSFER = "remote_credit_transfer"
+SCA_REMOTE_CHANNELS = {
+    REMOTE_CARD: ("ecommerce",),
+    REMOTE_CREDIT_TRANSFER: ("online_banking", "mobile"),
+}
+#: House rule, stricter than art. 13: a payee the payer has never paid always needs SCA.
 SCA_NEW_PAYEE_ALWAYS = True
+#: EEA states (EU 27 + Iceland, Liechtenstein, Norway): accounts held there follow the PSD2 RTS.
+EEA_COUNTRIES = frozenset(
+    {
+        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+        "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+        "IS", "LI", "NO",
+    }
+)  # fmt: skip
 #: Approximate EUR value of one unit of each currency the demo bank keeps accounts in, for
-#: comparing amounts with the RTS's EUR thresholds (configuration, not market data).
+#: comparing amounts with the RTS's thresholds (configuration, not market data). A currency
+#: missing here is refused, not converted at 1.0.
 EUR_PER_UNIT = {"EUR": 1.0, "GBP": 1.17, "CHF": 1.06, "USD": 0.92}
 
 # -- GDPR (Regulation (EU) 2016/679) ------------------------------------------------------------
