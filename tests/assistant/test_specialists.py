@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costline.assistant import rules
-from costline.assistant.bank import DAYS_PER_MONTH, Bank
+from costline.assistant.bank import DAYS_PER_MONTH, Activity, Bank
 from costline.assistant.fraud import held_out
 from costline.assistant.specialists import (
     UnknownCustomer,
@@ -48,19 +48,23 @@ def test_analyst_figures_match_sql(bank: Bank, sql: Sql) -> None:
         "IN ('current', 'savings') AND status = 'open'), 0) FROM accounts WHERE customer_id = ?",
         int(cid),
     )[0]
-    income, spent, n = sql(
-        "SELECT sum(amount::DOUBLE) FILTER (WHERE amount > 0), "
-        "-sum(amount::DOUBLE) FILTER (WHERE amount < 0), count(*) "
-        "FROM transactions WHERE customer_id = ?",
+    # Fraudulent debits are not spending; monthly figures cover the customer's own months.
+    income, spent, fraud, n, first = sql(
+        "SELECT sum(amount::DOUBLE) FILTER (WHERE amount > 0 AND NOT is_fraud), "
+        "-sum(amount::DOUBLE) FILTER (WHERE amount < 0 AND NOT is_fraud), "
+        "coalesce(-sum(amount::DOUBLE) FILTER (WHERE amount < 0 AND is_fraud), 0), count(*), "
+        "min(booking_date) FROM transactions WHERE customer_id = ?",
         int(cid),
     )[0]
-    months = period_months(sql)
+    last = sql("SELECT max(booking_date) FROM transactions")[0][0]
+    months = min(period_months(sql), ((last - first).days + 1) / DAYS_PER_MONTH)
     assert summary.balance == pytest.approx(balance, abs=0.01)
     assert summary.liquid_balance == pytest.approx(liquid, abs=0.01)
     assert summary.monthly_income == pytest.approx(income / months, abs=0.01)
     assert summary.monthly_spending == pytest.approx(spent / months, abs=0.01)
     assert summary.transaction_count == n
     assert summary.confidence == 1.0
+    assert (f"{fraud:,.2f}" in " ".join(summary.notes)) == (fraud > 0)
     # Categories add up to the spending, largest first, shares summing to one.
     assert summary.spending_by_category is not None
     totals = [c.total for c in summary.spending_by_category]
@@ -101,6 +105,27 @@ def test_analyst_customer_without_transactions(bank: Bank, sql: Sql) -> None:
     assert summary.months_of_data == 0
     assert "no transactions in the period" in summary.notes
     assert summary.confidence == pytest.approx(0.4)  # the accounts alone
+
+
+def test_no_recommendation_without_a_basis_for_one(bank: Bank, sql: Sql) -> None:
+    """Delegated Reg. 2017/565 art. 54(8): a customer whose income and spending the bank cannot
+    see gets no allocation, no emergency fund of 0 and no balance invested, and is told what is
+    missing."""
+    dormant = str(
+        one(
+            sql(
+                "SELECT c.customer_id FROM customers c JOIN accounts a USING (customer_id) "
+                "WHERE c.customer_id NOT IN (SELECT customer_id FROM transactions) "
+                "AND a.balance > 1000 ORDER BY 1 LIMIT 1"
+            ),
+            "dormant customer with savings",
+        )
+    )
+    rec = allocate(bank, dormant, analyse(bank, dormant, 0))
+    assert rec.allocation == [] and rec.investable_amount == 0.0
+    assert rec.missing_information == ["the customer's income and spending: no booked transactions"]
+    assert rec.narrative.startswith("No recommendation yet: to advise on investments the bank")
+    assert "54(8) Delegated Regulation (EU) 2017/565" in rec.rationale[0]
 
 
 def test_analyst_overdrawn_customer(bank: Bank, sql: Sql) -> None:
@@ -257,3 +282,41 @@ def test_every_profile_horizon_and_liquidity_allocates_exactly_once(
     assert all(a.risk_class <= rules.MAX_RISK_CLASS[profile] for a in rec.allocation)
     equity = sum(a.share for a in rec.allocation if a.asset_class == "equity")
     assert equity <= min(rules.EQUITY_CAP[profile], rules.EQUITY_PER_HORIZON_YEAR * horizon) + 1e-9
+
+
+def test_analyst_converts_other_currencies_at_the_stated_rate(bank: Bank, sql: Sql) -> None:
+    cid = str(sql("SELECT min(customer_id) FROM accounts WHERE currency = 'EUR'")[0][0])
+    own = bank.accounts_of(cid)[0]
+    accounts = (
+        dataclasses.replace(own, account_type="current", currency="EUR", balance=100.0,
+                            status="open"),
+        dataclasses.replace(own, account_type="savings", currency="USD", balance=100.0,
+                            status="open"),
+        dataclasses.replace(own, account_type="savings", currency="XAU", balance=5.0,
+                            status="open"),
+    )  # fmt: skip
+    mixed = dataclasses.replace(bank, accounts={**bank.accounts, cid: accounts})
+    summary = analyse(mixed, cid, 0)
+    assert summary.currency == "EUR"
+    assert summary.balance == pytest.approx(100 + 100 * 0.92)
+    assert summary.liquid_balance == pytest.approx(100 + 100 * 0.92)
+    notes = " ".join(summary.notes)
+    assert "100.00 USD counted as 92.00 EUR at the configured rate" in notes
+    assert "in XAU left out of the totals: no rate to EUR" in notes
+
+
+def test_a_short_history_is_averaged_over_its_own_months(bank: Bank, sql: Sql) -> None:
+    cid = str(sql("SELECT min(customer_id) FROM transactions")[0][0])
+    first = bank.as_of - dt.timedelta(days=60)  # 61 days: two months
+    short = Activity(40, 2, 2_000.0, 1_500.0, (("groceries", 1_500.0, 40),), 300.0, first)
+    recent = dataclasses.replace(bank, activity={**bank.activity, cid: short})
+    summary = analyse(recent, cid, 0)
+    months = 61 / DAYS_PER_MONTH
+    assert summary.monthly_income == pytest.approx(2_000 / months, abs=0.01)
+    assert summary.monthly_spending == pytest.approx(1_500 / months, abs=0.01)
+    notes = " ".join(summary.notes)
+    assert "over the customer's 2.0 months since their first transaction" in notes
+    assert "300.00" in notes and "fraudulent debits left out of spending" in notes
+    # Two months of transactions are no basis for advice.
+    rec = allocate(recent, cid, summary)
+    assert rec.allocation == [] and "at least 3 months" in rec.missing_information[0]

@@ -133,6 +133,9 @@ class FinancialAssistant:
             if settings.faults().failing_recommender:
                 raise InjectedFault("injected fault: the recommender failed")
             rec = allocate(bank, req.customer_id, analyse(bank, req.customer_id, 0))
+            if rec.missing_information:
+                # A refusal says what is missing in fixed words: no model writes it.
+                return rec
             question, _ = compliance.redact_text(req.question, (req.customer_id,), bank.names)
             reply = await ctx.complete(
                 narrative_prompt(rec, question),

@@ -86,13 +86,16 @@ class FraudRate:
 
 @dataclass(frozen=True, slots=True)
 class Activity:
-    """A customer's transactions over the bank's period, aggregated."""
+    """A customer's transactions over the bank's period, aggregated. Spending leaves out
+    debits marked fraudulent (the customer did not spend them): they are ``fraud_total``."""
 
     transaction_count: int
     months_of_data: int
     income_total: float
     spending_total: float
     categories: tuple[tuple[str, float, int], ...]  # (category, spent, count), largest first
+    fraud_total: float = 0.0
+    first_booking: dt.date | None = None
 
 
 NO_ACTIVITY = Activity(0, 0, 0.0, 0.0, ())
@@ -367,8 +370,10 @@ def _activity(con: duckdb.DuckDBPyConnection) -> dict[str, Activity]:
         SELECT customer_id::VARCHAR,
                count(*),
                count(DISTINCT date_trunc('month', booking_date)),
-               coalesce(sum(amount::DOUBLE) FILTER (WHERE amount > 0), 0),
-               coalesce(-sum(amount::DOUBLE) FILTER (WHERE amount < 0), 0)
+               coalesce(sum(amount::DOUBLE) FILTER (WHERE amount > 0 AND NOT is_fraud), 0),
+               coalesce(-sum(amount::DOUBLE) FILTER (WHERE amount < 0 AND NOT is_fraud), 0),
+               coalesce(-sum(amount::DOUBLE) FILTER (WHERE amount < 0 AND is_fraud), 0),
+               min(booking_date)
         FROM transactions GROUP BY customer_id
         """,
     )
@@ -376,7 +381,7 @@ def _activity(con: duckdb.DuckDBPyConnection) -> dict[str, Activity]:
         con,
         """
         SELECT customer_id::VARCHAR, category, -sum(amount::DOUBLE) AS total, count(*)
-        FROM transactions WHERE amount < 0
+        FROM transactions WHERE amount < 0 AND NOT is_fraud
         GROUP BY customer_id, category
         ORDER BY customer_id, total DESC, category
         """,
@@ -386,9 +391,15 @@ def _activity(con: duckdb.DuckDBPyConnection) -> dict[str, Activity]:
         categories.setdefault(str(cid), []).append((str(category), float(total), int(n)))
     return {
         str(cid): Activity(
-            int(n), int(months), float(inc), float(out), tuple(categories.get(cid, ()))
+            int(n),
+            int(months),
+            float(inc),
+            float(out),
+            tuple(categories.get(cid, ())),
+            float(fraud),
+            first if isinstance(first, dt.date) else None,
         )
-        for cid, n, months, inc, out in totals
+        for cid, n, months, inc, out, fraud, first in totals
     }
 
 

@@ -263,7 +263,16 @@ def _suitability(out: Sections, review: Review) -> None:
     rec = out.recommendation
     assert rec is not None
     unsuitable = [a.product for a in rec.allocation if a.risk_class > rec.max_risk_class]
-    if unsuitable:
+    if rec.missing_information:
+        review.add(
+            SUITABILITY,
+            CheckOutcome.PASSED,
+            "recommendation",
+            "no recommendation made without the information needed: "
+            + "; ".join(rec.missing_information),
+            rules.SUITABILITY_NO_BASIS,
+        )
+    elif unsuitable:
         out.recommendation = None
         review.add(
             SUITABILITY,

@@ -165,6 +165,9 @@ class Recommendation(AgentResult):
     narrative: str
     narrative_tier: str | None
     rationale: list[str]
+    #: What the bank would need to know before recommending anything (MiFID II: without it,
+    #: no recommendation is made; the numbers above are then zero and the allocation empty).
+    missing_information: list[str] = Field(default_factory=list)
 
 
 # -- compliance -------------------------------------------------------------------------------

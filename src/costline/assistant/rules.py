@@ -57,6 +57,14 @@ EEA_COUNTRIES = frozenset(
 #: missing here is refused, not converted at 1.0.
 EUR_PER_UNIT = {"EUR": 1.0, "GBP": 1.17, "CHF": 1.06, "USD": 0.92}
 
+
+def convert(amount: float, currency: str, to: str) -> float | None:
+    """``amount`` in ``to`` at the configured rates, or ``None`` when either has no rate."""
+    if currency not in EUR_PER_UNIT or to not in EUR_PER_UNIT:
+        return None
+    return amount * EUR_PER_UNIT[currency] / EUR_PER_UNIT[to]
+
+
 # -- GDPR (Regulation (EU) 2016/679) ------------------------------------------------------------
 
 #: Art. 6(1)(a) and 5(1)(b): processing for advice needs the customer's consent to that purpose.
@@ -110,5 +118,10 @@ LONG_BOND_HORIZON_YEARS = 5
 #: From this horizon, growth profiles hold this share of their equity in emerging markets.
 EMERGING_HORIZON_YEARS = 10
 EMERGING_SHARE_OF_EQUITY = 0.20
+#: Art. 54(8) Delegated Regulation (EU) 2017/565: without the information art. 54 requires the
+#: firm does not recommend. The customer's financial situation is known from their booked
+#: transactions: fewer months than this, and no recommendation is made.
+SUITABILITY_NO_BASIS = "art. 54(2), 54(8) Delegated Regulation (EU) 2017/565"
+MIN_MONTHS_FOR_ADVICE = 3
 #: Without spending data, monthly spending is taken as this share of monthly income.
 SPENDING_SHARE_OF_INCOME = 0.7

@@ -83,14 +83,6 @@ def regime_of(iban_country: str) -> Regime:
     return Regime.NONE
 
 
-def convert(amount: float, currency: str, to: str) -> float | None:
-    """``amount`` in ``to``, or ``None`` when either currency has no rate."""
-    rates = rules.EUR_PER_UNIT
-    if currency not in rates or to not in rates:
-        return None
-    return amount * rates[currency] / rates[to]
-
-
 @dataclass(frozen=True)
 class Since:
     """A payer's remote payments exempted under art. 16 since their last SCA."""
@@ -167,7 +159,7 @@ def decide(
             None,
         )
     r = REGIMES[regime]
-    value = convert(amount, currency, r.currency)
+    value = rules.convert(amount, currency, r.currency)
     if value is None:
         return ScaDecision(
             True,

@@ -8,7 +8,7 @@ recommender's narrative needs language, and so a model call.
 from __future__ import annotations
 
 from costline.assistant import rules
-from costline.assistant.bank import Bank, Txn
+from costline.assistant.bank import DAYS_PER_MONTH, Activity, Bank, Txn
 from costline.assistant.fraud import THRESHOLD, signal_names
 from costline.assistant.models import (
     AccountLine,
@@ -57,7 +57,7 @@ def analyse(bank: Bank, customer_id: str, recent: int) -> AccountSummary:
     accounts = bank.accounts_of(customer_id)
     activity = bank.activity_of(customer_id)
     currency = accounts[0].currency if accounts else rules_currency(bank, customer_id)
-    months = bank.period_months
+    months = customer_months(bank, activity)
     notes: list[str] = []
     if not accounts:
         notes.append("no accounts")
@@ -65,10 +65,34 @@ def analyse(bank: Bank, customer_id: str, recent: int) -> AccountSummary:
         notes.append("no transactions in the period")
     elif activity.income_total == 0:
         notes.append("no income seen in the period")
-    balance = sum(a.balance for a in accounts)
-    liquid = sum(
-        a.balance for a in accounts if a.account_type in LIQUID_TYPES and a.status == "open"
-    )
+    if months < bank.period_months - 0.5:
+        notes.append(
+            f"figures per month over the customer's {months:.1f} months since their first "
+            "transaction, not the bank's whole period"
+        )
+    if activity.fraud_total > 0:
+        notes.append(
+            f"{activity.fraud_total:,.2f} {currency} of fraudulent debits left out of spending"
+        )
+    balance = 0.0
+    liquid = 0.0
+    for a in accounts:
+        value = rules.convert(a.balance, a.currency, currency)
+        if value is None:
+            notes.append(
+                f"{a.account_type} account {mask_account_number(a.account_number)} in "
+                f"{a.currency} left out of the totals: no rate to {currency}"
+            )
+            continue
+        if a.currency != currency:
+            notes.append(
+                f"{a.account_type} account {mask_account_number(a.account_number)}: "
+                f"{a.balance:,.2f} {a.currency} counted as {value:,.2f} {currency} at the "
+                "configured rate"
+            )
+        balance += value
+        if a.account_type in LIQUID_TYPES and a.status == "open":
+            liquid += value
     for a in accounts:
         if a.account_type == "current" and a.balance < 0:
             notes.append(
@@ -90,7 +114,11 @@ def analyse(bank: Bank, customer_id: str, recent: int) -> AccountSummary:
         )
         for name, total, n in activity.categories
     ]
-    completeness = min(1.0, activity.months_of_data / min(12.0, months)) if months else 0.0
+    completeness = (
+        min(1.0, activity.months_of_data / min(12.0, bank.period_months))
+        if bank.period_months
+        else 0.0
+    )
     confidence = 0.1 if not accounts else 0.4 + 0.45 * completeness
     if accounts and activity.income_total > 0:
         confidence += 0.15
@@ -118,6 +146,15 @@ def analyse(bank: Bank, customer_id: str, recent: int) -> AccountSummary:
         spending_by_category=categories,
         notes=notes,
     )
+
+
+def customer_months(bank: Bank, activity: Activity) -> float:
+    """Months the customer's figures cover: from their first booking in the bank's period to
+    its end (the whole period for a customer without transactions), at least one."""
+    if activity.first_booking is None:
+        return bank.period_months
+    days = (bank.as_of - activity.first_booking).days + 1
+    return max(1.0, min(bank.period_months, days / DAYS_PER_MONTH))
 
 
 def rules_currency(bank: Bank, customer_id: str) -> str:
@@ -213,6 +250,9 @@ def allocate(bank: Bank, customer_id: str, summary: AccountSummary) -> Recommend
     horizon = int(customer.horizon_years)
     liquidity = customer.liquidity_need
     max_risk = rules.MAX_RISK_CLASS[profile]
+    missing = missing_information(summary)
+    if missing:
+        return _no_recommendation(summary, profile, horizon, liquidity, max_risk, missing)
     rationale: list[str] = []
     spending = summary.monthly_spending
     if spending <= 0 and summary.monthly_income > 0:
@@ -293,6 +333,52 @@ def allocate(bank: Bank, customer_id: str, summary: AccountSummary) -> Recommend
     )
     rec.narrative = plain_narrative(rec)
     return rec
+
+
+def missing_information(summary: AccountSummary) -> list[str]:
+    """What the bank lacks to judge the customer's financial situation (empty: enough)."""
+    missing: list[str] = []
+    if summary.transaction_count == 0:
+        missing.append("the customer's income and spending: no booked transactions")
+    elif summary.months_of_data < rules.MIN_MONTHS_FOR_ADVICE:
+        missing.append(
+            f"the customer's income and spending over at least {rules.MIN_MONTHS_FOR_ADVICE} "
+            f"months: {summary.months_of_data} month(s) of transactions"
+        )
+    elif summary.monthly_spending <= 0 and summary.monthly_income <= 0:
+        missing.append("the customer's income and spending: none seen in their transactions")
+    return missing
+
+
+def _no_recommendation(
+    summary: AccountSummary,
+    profile: str,
+    horizon: int,
+    liquidity: str,
+    max_risk: int,
+    missing: list[str],
+) -> Recommendation:
+    narrative = (
+        "No recommendation yet: to advise on investments the bank first needs "
+        + "; ".join(missing)
+        + ". Please update your financial information with your adviser."
+    )
+    return Recommendation(
+        confidence=1.0,
+        currency=summary.currency,
+        risk_profile=profile,
+        horizon_years=horizon,
+        liquidity_need=liquidity,
+        max_risk_class=max_risk,
+        emergency_fund_target=0.0,
+        emergency_fund_gap=0.0,
+        investable_amount=0.0,
+        allocation=[],
+        narrative=narrative,
+        narrative_tier=None,
+        rationale=[f"no recommendation ({rules.SUITABILITY_NO_BASIS}): " + "; ".join(missing)],
+        missing_information=missing,
+    )
 
 
 def plain_narrative(rec: Recommendation) -> str:
