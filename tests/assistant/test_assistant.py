@@ -44,12 +44,13 @@ SUMMARY, FRAUD, ADVICE = (
 
 @pytest.fixture(scope="module")
 def advisable(sql: Sql) -> str:
-    """A customer with transactions, consents and verified due diligence."""
+    """A customer with transactions, consents (data sharing with a model provider included)
+    and verified due diligence."""
     return str(
         one(
             sql(
                 "SELECT customer_id FROM customers WHERE consent_advice AND consent_analytics "
-                "AND kyc_status = 'verified' AND customer_id IN "
+                "AND consent_data_sharing AND kyc_status = 'verified' AND customer_id IN "
                 "(SELECT customer_id FROM transactions) ORDER BY 1 LIMIT 1"
             ),
             "advisable customer",

@@ -14,7 +14,7 @@ from costline.assistant import AssistRequest, CheckOutcome, RequestType
 from costline.assistant import compliance as c
 from costline.assistant.bank import Bank
 from costline.assistant.models import AllocationLine
-from costline.assistant.specialists import allocate, analyse
+from costline.assistant.specialists import allocate, analyse, plain_narrative
 from tests.assistant.conftest import MakeAssistant, one
 
 Sql = Callable[..., list[tuple[Any, ...]]]
@@ -109,10 +109,14 @@ async def test_another_customers_transaction_is_blocked(
 
 
 @pytest.mark.anyio
-async def test_identifiers_in_a_model_narrative_are_redacted(
+async def test_a_model_narrative_with_identifiers_is_withheld(
     bank: Bank, sql: Sql, make_assistant: MakeAssistant, httpserver: Any
 ) -> None:
-    cid = customer(sql, "consent_advice AND kyc_status = 'verified'", "advisable customer")
+    cid = customer(
+        sql,
+        "consent_advice AND consent_data_sharing AND kyc_status = 'verified'",
+        "advisable customer",
+    )
     iban = str(
         one(sql("SELECT account_number FROM accounts WHERE customer_id = ?", int(cid)), "account")
     )
@@ -121,16 +125,20 @@ async def test_identifiers_in_a_model_narrative_are_redacted(
         answer = await make_assistant(provider=llm).assist(
             ask(bank, cid, [RequestType.INVESTMENT_ADVICE], question=f"I am {cid}, IBAN {iban}")
         )
-    assert answer.recommendation is not None
-    narrative = answer.recommendation.narrative
-    assert iban not in narrative and cid not in narrative
-    assert narrative == "Customer [redacted]: move money from [redacted] into the funds above."
-    assert "recommendation.narrative" in answer.compliance.redacted_fields
+    rec = answer.recommendation
+    assert rec is not None
+    # The text names numbers the advice does not hold and an account: the plain narrative
+    # stands, and the answer says it is degraded.
+    assert iban not in rec.narrative and cid not in rec.narrative
+    assert rec.narrative == plain_narrative(rec)
+    assert f"the number {cid} is not in the recommendation" in rec.narrative_withheld
+    assert "an account number" in rec.narrative_withheld
+    assert answer.degraded and "narrative withheld" in answer.degraded_reasons[0]
     # Neither identifier left the bank in the prompt.
     body = httpserver.log[0][0].get_data(as_text=True)
     assert iban not in body and cid not in body
-    assert answer.model_tiers == {"recommender": "mid"}
-    assert answer.cost_usd > 0
+    assert answer.model_tiers == {}  # no model's text is in the answer
+    assert answer.cost_usd > 0  # the call was made, and paid for
 
 
 def test_unsuitable_product_blocks_the_recommendation(bank: Bank, sql: Sql) -> None:

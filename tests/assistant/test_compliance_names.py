@@ -16,7 +16,11 @@ from tests.assistant.test_compliance import Sql, ask, customer, reply_with
 
 
 def _advisable(sql: Sql) -> str:
-    return customer(sql, "consent_advice AND kyc_status = 'verified'", "advisable customer")
+    return customer(
+        sql,
+        "consent_advice AND consent_data_sharing AND kyc_status = 'verified'",
+        "advisable customer who consents to data sharing",
+    )
 
 
 def _name(sql: Sql, where: str, *params: Any) -> str:

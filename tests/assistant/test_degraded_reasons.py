@@ -26,6 +26,7 @@ def advisable(sql: Any) -> str:
         one(
             sql(
                 "SELECT customer_id FROM customers WHERE consent_advice AND consent_analytics "
+                "AND consent_data_sharing "
                 "AND kyc_status = 'verified' ORDER BY 1 LIMIT 1"
             ),
             "advisable customer",

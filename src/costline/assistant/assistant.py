@@ -31,6 +31,7 @@ from costline.agents.runtime import (
 )
 from costline.assistant import compliance, sca
 from costline.assistant.bank import Bank, load_bank
+from costline.assistant.grounding import check_narrative
 from costline.assistant.models import (
     MAX_QUESTION_CHARS,
     AccountSummary,
@@ -136,6 +137,11 @@ class FinancialAssistant:
             if rec.missing_information:
                 # A refusal says what is missing in fixed words: no model writes it.
                 return rec
+            if not bank.customers[req.customer_id].consent_data_sharing:
+                # GDPR art. 6: without consent to share data with a model provider, none is
+                # sent one; the plain narrative stands.
+                rec.rationale.append("no model wrote the narrative: no consent to data sharing")
+                return rec
             question, _ = compliance.redact_text(req.question, (req.customer_id,), bank.names)
             reply = await ctx.complete(
                 narrative_prompt(rec, question),
@@ -144,8 +150,12 @@ class FinancialAssistant:
             )
             text = reply.text.strip()
             if text:
-                rec.narrative = text
-            rec.narrative_tier = reply.tier.value
+                problems = check_narrative(text, rec, (reply.model,))
+                if problems:
+                    rec.narrative_withheld = problems
+                else:
+                    rec.narrative = text
+                    rec.narrative_tier = reply.tier.value
             return rec
 
         async def recommender_rules(req: _Ask, ctx: AgentContext) -> Recommendation:
@@ -280,6 +290,12 @@ class FinancialAssistant:
             request, customer, self.bank, sections, review, self.sca_counters
         )
         reasons = [_reason(p) for p in parts.values() if p.status is not PartStatus.OK]
+        if checked.recommendation is not None and checked.recommendation.narrative_withheld:
+            # A fixed message: the problems themselves are in the recommendation.
+            reasons.append(
+                f"{RECOMMENDER}: narrative withheld — the model's text did not match the "
+                "computed advice; the plain narrative stands"
+            )
         tiers: dict[str, str] = {}
         rec_part = parts.get(RECOMMENDER)
         if (

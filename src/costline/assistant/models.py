@@ -168,6 +168,8 @@ class Recommendation(AgentResult):
     #: What the bank would need to know before recommending anything (MiFID II: without it,
     #: no recommendation is made; the numbers above are then zero and the allocation empty).
     missing_information: list[str] = Field(default_factory=list)
+    #: Why the model's rewrite of the narrative was not used (the plain one stands instead).
+    narrative_withheld: list[str] = Field(default_factory=list)
 
 
 # -- compliance -------------------------------------------------------------------------------
