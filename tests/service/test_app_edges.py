@@ -184,7 +184,14 @@ def test_names_and_numbers_in_a_question_never_reach_the_model(
             "usage": {"prompt_tokens": 120, "completion_tokens": 5, "total_tokens": 125},
         }
     )  # fmt: skip
-    me = next(c for c in bank.customers.values() if c.consent_advice and c.kyc_status == "verified")
+    me = next(
+        c
+        for c in bank.customers.values()
+        if c.consent_advice
+        and c.consent_data_sharing
+        and c.kyc_status == "verified"
+        and bank.activity_of(c.customer_id).months_of_data >= 3
+    )
     other = next(c for c in bank.customers.values() if c.full_name != me.full_name)
     secrets = [me.full_name.upper(), other.full_name, "4111 1111 1111 1111", "+44 20 7946 0958"]
     settings = ServerSettings(
