@@ -173,9 +173,12 @@ def decide(
     money = f"{r.currency} {value:,.2f}"
     if trusted_beneficiary:
         return ScaDecision(
-            False, "payee on the payer's list of trusted beneficiaries (art. 13)", regime,
-            r.source, value,
-        )  # fmt: skip
+            False,
+            "payee on the payer's list of trusted beneficiaries (art. 13)",
+            regime,
+            r.source,
+            value,
+        )
     if new_payee and rules.SCA_NEW_PAYEE_ALWAYS:
         return ScaDecision(
             True,
@@ -204,9 +207,12 @@ def decide(
             f"{r.low_value_cumulative_limit:g})"
         )
         return ScaDecision(
-            True, f"{money} is low-value, but with it {over} (art. 16(b), (c))", regime,
-            r.source, value,
-        )  # fmt: skip
+            True,
+            f"{money} is low-value, but with it {over} (art. 16(b), (c))",
+            regime,
+            r.source,
+            value,
+        )
     return ScaDecision(
         True,
         f"{money}"
