@@ -255,9 +255,18 @@ async def drive(
             tasks: list[asyncio.Task[None]] = []
             interval = 1.0 / config.rate_per_s
 
-            async def one(client: httpx.AsyncClient, req: PlannedRequest) -> None:
+            busy = [0] * shards
+
+            async def one(req: PlannedRequest) -> None:
                 async with gate:
-                    outcomes.append(await _send(client, req))
+                    # The first pool with a free connection: a second pool opens only under a
+                    # backlog, so a worker that dies leaves as few stale connections as before.
+                    k = next((k for k in range(shards) if busy[k] < per_pool), 0)
+                    busy[k] += 1
+                    try:
+                        outcomes.append(await _send(clients[k], req))
+                    finally:
+                        busy[k] -= 1
 
             for i, req in enumerate(todo):
                 due = started + i * interval
@@ -265,7 +274,7 @@ async def drive(
                     break
                 if (wait := due - time.perf_counter()) > 0:
                     await asyncio.sleep(wait)
-                tasks.append(asyncio.create_task(one(clients[i % shards], req)))
+                tasks.append(asyncio.create_task(one(req)))
             await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
     return elapsed
