@@ -82,6 +82,13 @@ def test_payees_and_opt_in() -> None:
     d = pay(5.0, low_value_opt_in=False)
     assert d.required and "not opted in" in d.reason
     assert "art. 18(2)(c)" in pay(200.0).reason
+    # The bank's art. 19 rate is reported with the band it would allow, in the regime's money.
+    assert (
+        "within the reference rate for payments up to EUR 250"
+        in pay(200.0, fraud_rate=0.00008).reason
+    )
+    assert "up to GBP 440" in pay(200.0, fraud_rate=0.00001, iban_country="GB").reason
+    assert "above every reference rate" in pay(200.0, fraud_rate=0.01).reason
 
 
 @given(

@@ -32,6 +32,9 @@ SCA_LOW_VALUE_CUMULATIVE_GBP = 85.0
 #: threshold value in EUR), from the strictest band up. Needs a real-time risk analysis of the
 #: payment (art. 18(2)(c)), which the assistant does not have for a payment not yet made.
 TRA_CREDIT_TRANSFER_BANDS = ((0.00005, 500.0), (0.0001, 250.0), (0.00015, 100.0))
+#: The UK SCA-RTS's exemption threshold values for the same reference rates, in GBP (FCA
+#: Handbook SUP 15 Annex 12D, form NOT004).
+TRA_CREDIT_TRANSFER_BANDS_GBP = ((0.00005, 440.0), (0.0001, 220.0), (0.00015, 85.0))
 #: Art. 19: the fraud rate is computed per remote payment type, by value, over 90 days. The demo
 #: bank's remote channels by type (card-present, contactless and direct debits are not remote
 #: electronic payments initiated by the payer).

@@ -51,6 +51,8 @@ class RegimeRules:
     low_value_cumulative_limit: float
     low_value_max_count: int
     source: str
+    #: Art. 18's bands for remote credit transfers: (reference fraud rate, threshold value).
+    tra_bands: tuple[tuple[float, float], ...]
 
 
 REGIMES = {
@@ -61,6 +63,7 @@ REGIMES = {
         rules.SCA_LOW_VALUE_CUMULATIVE_EUR,
         rules.SCA_LOW_VALUE_MAX_CONSECUTIVE,
         rules.SCA_SOURCE_EU,
+        rules.TRA_CREDIT_TRANSFER_BANDS,
     ),
     Regime.UK: RegimeRules(
         Regime.UK,
@@ -69,6 +72,7 @@ REGIMES = {
         rules.SCA_LOW_VALUE_CUMULATIVE_GBP,
         rules.SCA_LOW_VALUE_MAX_CONSECUTIVE,
         rules.SCA_SOURCE_UK,
+        rules.TRA_CREDIT_TRANSFER_BANDS_GBP,
     ),
 }
 
@@ -222,14 +226,22 @@ def decide(
             else " (the payer has not opted in to the low-value exemption)"
         )
         + "; no transaction-risk-analysis exemption without a real-time risk analysis of this "
-        "payment (art. 18(2)(c))"
-        + (
-            ""
-            if fraud_rate is None
-            else f"; the bank's fraud rate for remote credit transfers is {fraud_rate:.4%} by "
-            "value over 90 days (art. 19)"
-        ),
+        "payment (art. 18(2)(c))" + ("" if fraud_rate is None else _rate_note(fraud_rate, r)),
         regime,
         r.source,
         value,
+    )
+
+
+def _rate_note(fraud_rate: float, r: RegimeRules) -> str:
+    """What the bank's art. 19 rate would allow under art. 18, were the payment analysed."""
+    limit = max((etv for rate, etv in r.tra_bands if fraud_rate <= rate), default=None)
+    allows = (
+        f"within the reference rate for payments up to {r.currency} {limit:g}"
+        if limit is not None
+        else "above every reference rate of the annex"
+    )
+    return (
+        f"; the bank's fraud rate for remote credit transfers is {fraud_rate:.4%} by value over "
+        f"90 days (art. 19), {allows}"
     )
