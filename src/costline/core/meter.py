@@ -43,9 +43,6 @@ from opentelemetry.sdk.metrics import (
     ObservableCounter as SdkObservableCounter,
 )
 from opentelemetry.sdk.metrics import (
-    ObservableGauge as SdkObservableGauge,
-)
-from opentelemetry.sdk.metrics import (
     ObservableUpDownCounter as SdkObservableUpDownCounter,
 )
 from opentelemetry.sdk.metrics import (
@@ -99,8 +96,6 @@ def _normalised(attributes: Attributes) -> tuple[_Key, dict[str, AnyValue]]:
 
 class _Instrument:
     """One instrument's series: found by the attribute items as given, or as normalised."""
-
-    kind = "instrument"
 
     def __init__(
         self, name: str, unit: str, description: str, limit: int, lock: threading.Lock
@@ -297,9 +292,6 @@ _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 class _Observable(_Instrument):
     """An instrument whose callbacks are asked for observations when a reader collects."""
 
-    kind = "observable"
-    temporality_class: type = SdkObservableGauge
-
     def __init__(self, *args: Any, callbacks: Sequence[Any] | None) -> None:
         _Instrument.__init__(self, *args)
         self._callbacks: list[_Callback] = []
@@ -334,13 +326,9 @@ class _Observable(_Instrument):
 class LeanObservableCounter(_Observable, metrics.ObservableCounter):
     """A monotonic sum observed by callbacks."""
 
-    temporality_class = SdkObservableCounter
-
 
 class LeanObservableUpDownCounter(_Observable, metrics.ObservableUpDownCounter):
     """A sum observed by callbacks."""
-
-    temporality_class = SdkObservableUpDownCounter
 
 
 class LeanObservableGauge(_Observable, metrics.ObservableGauge):
