@@ -375,7 +375,11 @@ def _sca(
         review.add(SCA_TRIGGER, CheckOutcome.BLOCKED, "payment", decision.reason, decision.source)
         return
     if not decision.required:
-        if counters is not None and decision.amount is not None and "art. 16" in decision.reason:
+        if (
+            counters is not None
+            and decision.amount is not None
+            and decision.exemption is sca.Exemption.LOW_VALUE
+        ):
             counters.exempted(tenant, payer, decision.amount)
         review.add(SCA_TRIGGER, CheckOutcome.PASSED, "payment", decision.reason, decision.source)
         return

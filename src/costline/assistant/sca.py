@@ -33,6 +33,13 @@ from enum import StrEnum
 from costline.assistant import rules
 
 
+class Exemption(StrEnum):
+    """The RTS's exemptions this module applies."""
+
+    TRUSTED_BENEFICIARY = "art_13"
+    LOW_VALUE = "art_16"
+
+
 class Regime(StrEnum):
     """Which SCA rules a payment falls under."""
 
@@ -134,6 +141,8 @@ class ScaDecision:
     amount: float | None
     #: Refused outright (an unknown currency): the payment cannot be assessed.
     refused: bool = False
+    #: The exemption applied, when SCA is not required within a regime.
+    exemption: Exemption | None = None
 
 
 def decide(
@@ -182,6 +191,7 @@ def decide(
             regime,
             r.source,
             value,
+            exemption=Exemption.TRUSTED_BENEFICIARY,
         )
     if new_payee and rules.SCA_NEW_PAYEE_ALWAYS:
         return ScaDecision(
@@ -203,6 +213,7 @@ def decide(
                 regime,
                 r.source,
                 value,
+                exemption=Exemption.LOW_VALUE,
             )
         over = (
             f"{count} payments since the last SCA (more than {r.low_value_max_count})"
