@@ -65,10 +65,8 @@ def allowed_numbers(rec: Recommendation) -> set[float]:
 
 
 def _matches(value: float, allowed: set[float]) -> bool:
-    return any(
-        math.isclose(value, a, abs_tol=0.5 + 1e-9) or math.isclose(value, round(a), abs_tol=1e-9)
-        for a in allowed
-    )
+    # Within 0.5: the number as computed, or rounded to the unit.
+    return any(math.isclose(value, a, abs_tol=0.5 + 1e-9) for a in allowed)
 
 
 def check_narrative(text: str, rec: Recommendation, models: tuple[str, ...] = ()) -> list[str]:
